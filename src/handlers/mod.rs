@@ -1,0 +1,1 @@
+//! LSP request and notification handlers, one file per concern.

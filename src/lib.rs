@@ -1,0 +1,15 @@
+//! claude-lsp: the Claude Code agent behind the Language Server Protocol.
+//!
+//! See ARCHITECTURE.md for the code map and the invariants every module keeps.
+
+pub mod claude;
+pub mod documents;
+pub mod edits;
+pub mod error;
+pub mod handlers;
+pub mod lsp;
+pub mod process;
+pub mod prompt;
+pub mod server;
+pub mod settings;
+pub mod staging;

@@ -1,0 +1,384 @@
+//! The one place child processes are spawned (clippy bans `Command::new` everywhere else).
+//!
+//! Every child:
+//! - runs with an explicit working directory and explicit environment additions;
+//! - leads its own process group, so a group signal reaches the helpers it starts (the CLI's Bash
+//!   tool starts its own *session*, which only an interrupt reaches: see cli-protocol.md §6.4);
+//! - gets `SIGKILL` when the server dies, even by `SIGKILL` (Linux parent-death signal);
+//! - has stderr drained on its own task into a bounded tail (a full pipe would deadlock it);
+//! - is killed, with its group, when its handle is dropped.
+
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+
+/// How much of a child's stderr is kept for error reports.
+const STDERR_TAIL_BYTES: usize = 16 * 1024;
+
+/// What to run. Built with typed calls; there is no shell and no string splicing anywhere.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    program: PathBuf,
+    args: Vec<OsString>,
+    cwd: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    env_remove: Vec<OsString>,
+    stdin: bool,
+}
+
+impl ProcessSpec {
+    pub fn new(program: impl Into<PathBuf>, cwd: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: cwd.into(),
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            stdin: false,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        self.env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.env_remove.push(key.into());
+        self
+    }
+
+    /// Give the child a piped stdin (otherwise it reads from /dev/null).
+    pub fn piped_stdin(mut self) -> Self {
+        self.stdin = true;
+        self
+    }
+
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    pub fn arguments(&self) -> &[OsString] {
+        &self.args
+    }
+
+    pub fn cwd(&self) -> &Path {
+        &self.cwd
+    }
+
+    /// The value this spec sets for `key`, if any (the last one wins, as in the child).
+    pub fn env_value(&self, key: &str) -> Option<&OsStr> {
+        self.env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_os_str())
+    }
+
+    /// Start the child. Its stdout is piped; stderr is drained into [`ChildProcess::stderr_tail`].
+    pub fn spawn(&self) -> io::Result<ChildProcess> {
+        #[allow(clippy::disallowed_methods)] // this is the wrapper
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .args(&self.args)
+            .current_dir(&self.cwd)
+            .stdin(if self.stdin { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        for key in &self.env_remove {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        set_parent_death_signal(&mut command);
+        let mut child = command.spawn().map_err(|err| {
+            io::Error::new(err.kind(), format!("cannot start {}: {err}", self.program.display()))
+        })?;
+        let pid = child.id().ok_or_else(|| io::Error::other("child exited before it was tracked"))?;
+        let stderr_tail = StderrTail::default();
+        let stderr_drained = child
+            .stderr
+            .take()
+            .map(|stderr| tokio::spawn(drain_stderr(stderr, stderr_tail.clone(), pid)));
+        Ok(ChildProcess { child, pid, stderr_tail, stderr_drained })
+    }
+
+    /// Run to completion and collect stdout (stderr goes to the tail), killing the child's group
+    /// if it outlives `timeout`.
+    pub async fn output(&self, timeout: Duration) -> io::Result<ProcessOutput> {
+        let mut child = self.spawn()?;
+        let mut stdout = child.take_stdout().ok_or_else(|| io::Error::other("stdout not piped"))?;
+        let run = async {
+            let mut buf = Vec::new();
+            stdout.read_to_end(&mut buf).await?;
+            let status = child.wait().await?;
+            Ok::<_, io::Error>((buf, status))
+        };
+        let (stdout, status) = match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result?,
+            Err(_) => {
+                child.kill_group();
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} did not finish within {timeout:?}", self.program.display()),
+                ));
+            }
+        };
+        // The drain task may still hold the last bytes. A grandchild can keep the pipe open, so
+        // the wait is bounded.
+        if let Some(drained) = child.stderr_drained.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(200), drained).await;
+        }
+        Ok(ProcessOutput { status, stdout, stderr: child.stderr_tail() })
+    }
+}
+
+/// The result of [`ProcessSpec::output`].
+#[derive(Debug)]
+pub struct ProcessOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+/// A running child. Dropping it kills the child's whole process group.
+#[derive(Debug)]
+pub struct ChildProcess {
+    child: Child,
+    pid: u32,
+    stderr_tail: StderrTail,
+    stderr_drained: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ChildProcess {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// The last bytes the child wrote to stderr, lossily decoded.
+    pub fn stderr_tail(&self) -> String {
+        self.stderr_tail.text()
+    }
+
+    /// A handle to the stderr tail that outlives the child handle.
+    pub fn stderr_handle(&self) -> StderrTail {
+        self.stderr_tail.clone()
+    }
+
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    /// Send `signal` to the child's process group (it is the group's leader).
+    pub fn signal_group(&self, signal: Signal) {
+        if let Some(pgid) = Pid::from_raw(self.pid as i32) {
+            // ESRCH (already gone) is the common, harmless failure here.
+            let _ = rustix::process::kill_process_group(pgid, signal);
+        }
+    }
+
+    pub fn kill_group(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal_group(Signal::KILL);
+        }
+    }
+
+    /// SIGTERM the group, wait up to `grace`, then SIGKILL it. Returns the exit status.
+    pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Ok(status);
+        }
+        self.signal_group(Signal::TERM);
+        match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => {
+                // The leader is gone; anything left in its group goes with it.
+                self.signal_group(Signal::KILL);
+                status
+            }
+            Err(_) => {
+                self.signal_group(Signal::KILL);
+                self.child.wait().await
+            }
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        // kill_on_drop only reaches the leader; take the group with it. Tokio reaps the zombie.
+        self.kill_group();
+    }
+}
+
+/// A bounded buffer of a child's most recent stderr output.
+#[derive(Debug, Clone, Default)]
+pub struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
+
+impl StderrTail {
+    fn push(&self, bytes: &[u8]) {
+        let Ok(mut tail) = self.0.lock() else { return };
+        tail.extend(bytes);
+        let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+        tail.drain(..excess);
+    }
+
+    pub fn text(&self) -> String {
+        match self.0.lock() {
+            Ok(tail) => {
+                let (a, b) = tail.as_slices();
+                let mut bytes = Vec::with_capacity(a.len() + b.len());
+                bytes.extend_from_slice(a);
+                bytes.extend_from_slice(b);
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Err(_) => String::new(),
+        }
+    }
+}
+
+async fn drain_stderr(mut stderr: impl AsyncRead + Unpin, tail: StderrTail, pid: u32) {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        match stderr.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tracing::debug!(pid, stderr = %String::from_utf8_lossy(&buf[..n]).trim_end(), "child stderr");
+                tail.push(&buf[..n]);
+            }
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn set_parent_death_signal(command: &mut tokio::process::Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls
+    // (prctl, getppid, kill). If the parent already died before prctl took effect, exit at once.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            if rustix::process::getppid() != Some(parent) {
+                return Err(io::Error::other("parent exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> ProcessSpec {
+        ProcessSpec::new("/bin/sh", "/").arg("-c").arg(script)
+    }
+
+    #[tokio::test]
+    async fn output_collects_stdout_and_stderr_tail() {
+        let out = sh("echo out; echo err >&2; exit 3").output(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stderr, "err\n");
+    }
+
+    #[tokio::test]
+    async fn stderr_tail_is_bounded_and_never_blocks_the_child() {
+        // 1 MB of stderr would fill a 64 KiB pipe and hang a child whose stderr nobody reads.
+        let mut child = sh("head -c 1048576 /dev/zero | tr '\\0' x >&2; echo done")
+            .spawn()
+            .unwrap();
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap();
+        assert!(status.unwrap().success());
+        assert!(child.stderr_tail().len() <= STDERR_TAIL_BYTES);
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let marker = tempfile::tempdir().unwrap();
+        let pidfile = marker.path().join("grandchild.pid");
+        let script = format!("sleep 60 & echo $! > {}; wait", pidfile.display());
+        let err = sh(&script).output(Duration::from_millis(500)).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        let grandchild: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        assert!(wait_until_gone(grandchild).await, "grandchild {grandchild} survived");
+    }
+
+    #[tokio::test]
+    async fn drop_kills_the_group() {
+        let child = sh("sleep 60").spawn().unwrap();
+        let pid = child.pid() as i32;
+        drop(child);
+        assert!(wait_until_gone(pid).await);
+    }
+
+    #[tokio::test]
+    async fn terminate_escalates_to_kill() {
+        let mut child = sh("trap '' TERM; sleep 60").spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let status = child.terminate(Duration::from_millis(200)).await.unwrap();
+        assert!(!status.success());
+    }
+
+    #[tokio::test]
+    async fn missing_program_names_it() {
+        let err = ProcessSpec::new("/nonexistent/claude", "/").spawn().unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/claude"), "{err}");
+    }
+
+    /// True once `pid` no longer runs (a zombie counts as gone).
+    pub(crate) async fn wait_until_gone(pid: i32) -> bool {
+        for _ in 0..100 {
+            match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Err(_) => return true,
+                Ok(stat) if stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')) => {
+                    return true;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        false
+    }
+}
