@@ -1,1 +1,158 @@
-//! (being written)
+//! Errors as the client sees them: a stable code in the JSON-RPC server range and
+//! `data: {kind, retryable, hint}`. The table is mirrored in README.md ("Errors").
+
+use std::fmt;
+
+use serde_json::json;
+
+use crate::lsp::jsonrpc;
+
+/// One row of the error table: a stable kind, its code, and whether trying again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorKind {
+    pub name: &'static str,
+    pub code: i64,
+    pub retryable: bool,
+}
+
+macro_rules! kinds {
+    ($($ident:ident = ($name:literal, $code:literal, $retryable:literal);)*) => {
+        impl ErrorKind {
+            $(pub const $ident: ErrorKind = ErrorKind { name: $name, code: $code, retryable: $retryable };)*
+            /// Every kind, in code order (the README table is generated from this order).
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$ident),*];
+        }
+    };
+}
+
+kinds! {
+    CLI_NOT_FOUND = ("cli_not_found", -32001, false);
+    CLI_TOO_OLD = ("cli_too_old", -32002, false);
+    AUTH_FAILED = ("auth_failed", -32003, false);
+    RATE_LIMITED = ("rate_limited", -32004, true);
+    OVERLOADED = ("overloaded", -32005, true);
+    API_ERROR = ("api_error", -32006, true);
+    PROMPT_TOO_LONG = ("prompt_too_long", -32007, false);
+    MAX_TURNS = ("max_turns", -32008, false);
+    BUDGET_EXCEEDED = ("budget_exceeded", -32009, false);
+    STRUCTURED_OUTPUT_FAILED = ("structured_output_failed", -32010, true);
+    TIMEOUT = ("timeout", -32011, true);
+    PROCESS_CRASHED = ("process_crashed", -32012, true);
+    PROTOCOL = ("protocol", -32013, true);
+    FILE_ACCESS = ("file_access", -32014, false);
+    EDIT_CONFLICT = ("edit_conflict", -32015, true);
+    STAGING_FAILED = ("staging_failed", -32016, false);
+    UNSUPPORTED_BY_CLIENT = ("unsupported_by_client", -32017, false);
+    SANDBOX_VIOLATION = ("sandbox_violation", -32018, false);
+    CIRCUIT_OPEN = ("circuit_open", -32019, true);
+    SESSION_NOT_FOUND = ("session_not_found", -32020, false);
+    INVALID_PARAMS = ("invalid_params", -32602, false);
+    INTERNAL = ("internal", -32603, false);
+    CANCELLED = ("cancelled", -32800, false);
+}
+
+impl ErrorKind {
+    pub fn by_name(name: &str) -> Option<ErrorKind> {
+        Self::ALL.iter().copied().find(|kind| kind.name == name)
+    }
+}
+
+/// An error on its way to the client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub hint: String,
+}
+
+impl ServerError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), hint: hint.into() }
+    }
+
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(ErrorKind::INVALID_PARAMS, message.clone(), "check the request's parameters")
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::INTERNAL, message, "this is a bug in claude-lsp; please report it")
+    }
+
+    pub fn cancelled() -> Self {
+        Self::new(ErrorKind::CANCELLED, "the run was cancelled", "nothing was applied")
+    }
+
+    pub fn file_access(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::FILE_ACCESS, message, "open the file in the editor, or check its path")
+    }
+
+    pub fn to_jsonrpc(&self) -> jsonrpc::Error {
+        jsonrpc::Error {
+            code: jsonrpc::ErrorCode::from(self.kind.code),
+            message: self.message.clone().into(),
+            data: Some(json!({
+                "kind": self.kind.name,
+                "retryable": self.kind.retryable,
+                "hint": self.hint,
+            })),
+        }
+    }
+
+    /// The one-line text shown with window/showMessage on the command path.
+    pub fn user_message(&self) -> String {
+        if self.hint.is_empty() {
+            format!("Claude: {}", self.message)
+        } else {
+            format!("Claude: {} ({})", self.message, self.hint)
+        }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} [{}]", self.message, self.kind.name)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<ServerError> for jsonrpc::Error {
+    fn from(err: ServerError) -> Self {
+        err.to_jsonrpc()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_names_are_unique() {
+        for (i, a) in ErrorKind::ALL.iter().enumerate() {
+            for b in &ErrorKind::ALL[i + 1..] {
+                assert_ne!(a.code, b.code, "{} and {}", a.name, b.name);
+                assert_ne!(a.name, b.name);
+            }
+        }
+    }
+
+    #[test]
+    fn wire_shape_carries_kind_retryable_and_hint() {
+        let err = ServerError::new(ErrorKind::RATE_LIMITED, "slow down", "wait a minute");
+        let wire = serde_json::to_value(err.to_jsonrpc()).unwrap();
+        assert_eq!(
+            wire,
+            json!({"code": -32004, "message": "slow down",
+                   "data": {"kind": "rate_limited", "retryable": true, "hint": "wait a minute"}})
+        );
+    }
+
+    #[test]
+    fn server_defined_codes_stay_in_the_server_range() {
+        for kind in ErrorKind::ALL {
+            let standard = [-32602, -32603, -32800].contains(&kind.code);
+            assert!(standard || (-32099..=-32000).contains(&kind.code), "{}", kind.name);
+        }
+    }
+}

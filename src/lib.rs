@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the code map and the invariants every module keeps.
 
+pub mod activity;
 pub mod claude;
 pub mod documents;
 pub mod edits;
@@ -13,3 +14,4 @@ pub mod prompt;
 pub mod server;
 pub mod settings;
 pub mod staging;
+
