@@ -7,6 +7,7 @@ pub mod claude;
 pub mod documents;
 pub mod edits;
 pub mod error;
+pub mod git;
 pub mod handlers;
 pub mod lsp;
 pub mod process;
@@ -14,4 +15,5 @@ pub mod prompt;
 pub mod server;
 pub mod settings;
 pub mod staging;
+pub mod time;
 
