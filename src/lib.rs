@@ -9,11 +9,16 @@ pub mod edits;
 pub mod error;
 pub mod git;
 pub mod handlers;
+pub mod logging;
 pub mod lsp;
+pub mod lsp_ext;
+pub mod permissions;
+pub mod pipeline;
 pub mod process;
 pub mod prompt;
 pub mod server;
 pub mod settings;
 pub mod staging;
+pub mod state;
 pub mod time;
 

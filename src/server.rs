@@ -1,1 +1,113 @@
-//! (being written)
+//! The `LanguageServer` implementation: a thin layer that only delegates to `handlers`.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::handlers::{self, actions};
+use crate::lsp::jsonrpc::Result;
+use crate::lsp::*;
+use crate::lsp_ext::{self, ActionParams, ActionResult};
+use crate::prompt::Action;
+pub use crate::state::ServerOptions;
+use crate::state::ServerState;
+
+/// Requests run concurrently up to this many; long Claude runs must never stall `didChange`.
+const CONCURRENCY: usize = 256;
+
+pub struct Backend {
+    state: Arc<ServerState>,
+}
+
+/// Serve LSP on `input`/`output` until `exit`.
+pub async fn serve<I, O>(input: I, output: O, options: ServerOptions)
+where
+    I: AsyncRead + Unpin,
+    O: AsyncWrite,
+{
+    let (service, socket) = LspService::build(|client| Backend {
+        state: Arc::new(ServerState::new(client, options)),
+    })
+    .custom_method(lsp_ext::GENERATE, Backend::generate)
+    .custom_method(lsp_ext::ANALYZE, Backend::analyze)
+    .custom_method(lsp_ext::REFACTOR, Backend::refactor)
+    .custom_method(lsp_ext::REVIEW, Backend::review)
+    .custom_method(lsp_ext::RUNS, Backend::runs)
+    .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
+    .finish();
+    Server::new(input, output, socket).concurrency_level(CONCURRENCY).serve(service).await;
+}
+
+impl Backend {
+    async fn generate(&self, params: ActionParams) -> Result<ActionResult> {
+        Ok(actions::request(self.state.clone(), Action::Generate, params).await?)
+    }
+
+    async fn analyze(&self, params: ActionParams) -> Result<ActionResult> {
+        Ok(actions::request(self.state.clone(), Action::Analyze, params).await?)
+    }
+
+    async fn refactor(&self, params: ActionParams) -> Result<ActionResult> {
+        Ok(actions::request(self.state.clone(), Action::Refactor, params).await?)
+    }
+
+    async fn review(&self, params: ActionParams) -> Result<ActionResult> {
+        Ok(actions::request(self.state.clone(), Action::Review, params).await?)
+    }
+
+    async fn runs(&self, _params: Option<serde_json::Value>) -> Result<serde_json::Value> {
+        Ok(handlers::commands::runs(&self.state))
+    }
+
+    async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        self.state.cancel_by_progress_token(&params.token);
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        Ok(handlers::lifecycle::initialize(&self.state, params).await)
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        handlers::lifecycle::initialized(&self.state).await;
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        handlers::lifecycle::shutdown(&self.state);
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        handlers::documents::did_open(&self.state, params);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        handlers::documents::did_change(&self.state, params).await;
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        handlers::documents::did_close(&self.state, params);
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        handlers::lifecycle::did_change_configuration(&self.state, params).await;
+    }
+
+    async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
+        handlers::lifecycle::did_change_workspace_folders(&self.state, params);
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        Ok(handlers::code_action::code_actions(&self.state, params))
+    }
+
+    async fn code_action_resolve(&self, action: CodeAction) -> Result<CodeAction> {
+        Ok(action)
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        Ok(handlers::commands::execute(&self.state, params).await?)
+    }
+}
+

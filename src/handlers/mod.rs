@@ -1,1 +1,8 @@
-//! LSP request and notification handlers, one file per concern.
+//! LSP request and notification handlers, one file per concern. `server.rs` only delegates here.
+
+pub mod actions;
+pub mod code_action;
+pub mod commands;
+pub mod documents;
+pub mod lifecycle;
+pub mod progress;

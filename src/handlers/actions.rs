@@ -1,0 +1,523 @@
+//! The four actions, as custom requests (result returned, nothing applied) and as commands
+//! (answered at once; the result is delivered later through applyEdit / showMessage /
+//! showDocument).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::activity::compact_count;
+use crate::documents::{Document, DocumentStore};
+use crate::edits::{self, FileChange};
+use crate::error::{ErrorKind, ServerError};
+use crate::handlers::progress::Progress;
+use crate::lsp::request::ApplyWorkspaceEdit;
+use crate::lsp::{ApplyWorkspaceEditParams, MessageType, ShowDocumentParams, Uri, WorkspaceEdit};
+use crate::lsp_ext::{
+    ActionParams, ActionResult, ChangedFile, FileAction, OUTPUT_NOTIFICATION, OutputKind as WireKind,
+    OutputParams, ReviewScope, RunMetadata, RunStarted,
+};
+use crate::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
+use crate::prompt::{Action, PromptDiagnostic, Selection};
+use crate::state::{RunEntry, ServerState, read};
+
+/// Cancels its token when dropped: a cancelled request's future is dropped by tower-lsp, and the
+/// run (on its own task, so it can shut the CLI down properly) must stop with it.
+struct CancelOnDrop(CancellationToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// `claude/<action>`: run and return the result; never apply anything.
+pub async fn request(
+    state: Arc<ServerState>,
+    action: Action,
+    params: ActionParams,
+) -> Result<ActionResult, ServerError> {
+    let run_id = new_run_id();
+    let cancel = CancellationToken::new();
+    let _guard = CancelOnDrop(cancel.clone());
+    let task = tokio::spawn(execute(state, action, params, run_id, cancel));
+    task.await.map_err(|err| ServerError::internal(format!("the run failed: {err}")))?
+}
+
+/// `claude.<action>` command: start the run in the background and answer at once.
+pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) -> RunStarted {
+    let run_id = new_run_id();
+    let started = RunStarted { run_id: run_id.clone() };
+    tokio::spawn(async move {
+        let cancel = CancellationToken::new();
+        let outcome = execute(state.clone(), action, params, run_id.clone(), cancel).await;
+        deliver(&state, action, &run_id, outcome).await;
+    });
+    started
+}
+
+fn new_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The document a run targets, as it was when the run started.
+struct Target {
+    uri: Uri,
+    path: PathBuf,
+    workspace: PathBuf,
+    language_id: String,
+    text: String,
+}
+
+async fn execute(
+    state: Arc<ServerState>,
+    action: Action,
+    params: ActionParams,
+    run_id: String,
+    cancel: CancellationToken,
+) -> Result<ActionResult, ServerError> {
+    let target = target(&state, &params)?;
+    let started_at = now_rfc3339();
+    state.register_run(
+        run_id.clone(),
+        RunEntry {
+            action,
+            uri: target.uri.clone(),
+            started_at,
+            cancel: cancel.clone(),
+            progress_token: None,
+        },
+    );
+    let result = run_with_progress(&state, action, &params, &target, &run_id, cancel).await;
+    state.finish_run(&run_id);
+    result
+}
+
+async fn run_with_progress(
+    state: &Arc<ServerState>,
+    action: Action,
+    params: &ActionParams,
+    target: &Target,
+    run_id: &str,
+    cancel: CancellationToken,
+) -> Result<ActionResult, ServerError> {
+    let info = state.client_info();
+    let title = format!("Claude: {action}");
+    let progress =
+        Progress::begin(&state.client, params.work_done_token.clone(), info.progress_create, &title)
+            .await;
+    state.set_run_progress_token(run_id, progress.token().cloned());
+
+    let outcome = run_pipeline(state, action, params, target, run_id, &progress, cancel).await;
+    let result = outcome.and_then(|outcome| to_action_result(state, outcome));
+    let summary = match &result {
+        Ok(result) => summary(result),
+        Err(err) if err.kind == ErrorKind::CANCELLED => "Cancelled; nothing was applied".to_owned(),
+        Err(err) => format!("Failed: {}", err.message),
+    };
+    progress.end(summary).await;
+    result
+}
+
+async fn run_pipeline(
+    state: &Arc<ServerState>,
+    action: Action,
+    params: &ActionParams,
+    target: &Target,
+    run_id: &str,
+    progress: &Progress,
+    cancel: CancellationToken,
+) -> Result<ActionOutcome, ServerError> {
+    let runner = state.runner().await?;
+    let request = action_request(state, action, params, target).await?;
+
+    let permits = state.permits();
+    let _permit = match permits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(_) => {
+            progress.report("Queued: waiting for a free Claude process").await;
+            tokio::select! {
+                permit = permits.acquire_owned() => permit.map_err(|_| ServerError::internal("the run queue closed"))?,
+                () = cancel.cancelled() => return Err(ServerError::cancelled()),
+            }
+        }
+    };
+
+    // Activities are reported from a sync callback; forward them in order on one task.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Activity>();
+    let client = state.client.clone();
+    let token = progress.token().cloned();
+    let run_id_owned = run_id.to_owned();
+    let forward = async {
+        while let Some(activity) = rx.recv().await {
+            match activity {
+                Activity::Status(message) => progress.report(message).await,
+                Activity::Output { kind, text, tool } => {
+                    let params = OutputParams {
+                        run_id: run_id_owned.clone(),
+                        token: token.clone(),
+                        kind: wire_kind(kind),
+                        text,
+                        tool,
+                    };
+                    client
+                        .send_notification::<OutputNotification>(params)
+                        .await;
+                }
+            }
+        }
+    };
+    let run = async {
+        // Moving the sender in means the forwarder ends when the run is done.
+        let mut on_activity = move |activity: Activity| {
+            let _ = tx.send(activity);
+        };
+        runner.run(&request, cancel.clone(), &mut on_activity).await
+    };
+    let (outcome, ()) = tokio::join!(run, forward);
+    let outcome = outcome?;
+    client_output_result(state, run_id, progress, &outcome).await;
+    Ok(outcome)
+}
+
+async fn client_output_result(
+    state: &ServerState,
+    run_id: &str,
+    progress: &Progress,
+    outcome: &ActionOutcome,
+) {
+    let params = OutputParams {
+        run_id: run_id.to_owned(),
+        token: progress.token().cloned(),
+        kind: WireKind::Result,
+        text: outcome.text.clone(),
+        tool: None,
+    };
+    state.client.send_notification::<OutputNotification>(params).await;
+}
+
+fn wire_kind(kind: OutputKind) -> WireKind {
+    match kind {
+        OutputKind::Text => WireKind::Text,
+        OutputKind::Thinking => WireKind::Thinking,
+        OutputKind::ToolUse => WireKind::ToolUse,
+        OutputKind::ToolResult => WireKind::ToolResult,
+    }
+}
+
+/// `claude/output` as a typed notification.
+enum OutputNotification {}
+
+impl crate::lsp::notification::Notification for OutputNotification {
+    type Params = OutputParams;
+    const METHOD: &'static str = OUTPUT_NOTIFICATION;
+}
+
+fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerError> {
+    let uri = params.text_document.uri.clone();
+    let path = edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
+    let workspace = state.workspace_for(&path);
+    let open = open_document(&read(&state.documents), &path)
+        .map(|doc| (doc.language_id().to_owned(), doc.text()));
+    let (language_id, text) = match open {
+        Some(open) => open,
+        None => {
+            let text = std::fs::read_to_string(&path).map_err(|err| {
+                ServerError::file_access(format!("cannot read {}: {err}", path.display()))
+            })?;
+            (language_from_path(&path), text)
+        }
+    };
+    Ok(Target { uri, path, workspace, language_id, text })
+}
+
+async fn action_request(
+    state: &ServerState,
+    action: Action,
+    params: &ActionParams,
+    target: &Target,
+) -> Result<ActionRequest, ServerError> {
+    if action.is_edit() && params.instruction.as_deref().is_none_or(|i| i.trim().is_empty()) {
+        return Err(ServerError::invalid_params(format!(
+            "{action} needs an instruction (the `instruction` parameter)"
+        )));
+    }
+    let encoding = state.encoding();
+    let selection = match params.range {
+        Some(range) if range.start != range.end => {
+            let doc = Document::new(
+                target.uri.clone(),
+                target.language_id.clone(),
+                0,
+                &target.text,
+            );
+            if range.end < range.start {
+                return Err(ServerError::invalid_params("the range ends before it starts"));
+            }
+            Some(Selection {
+                start_line: range.start.line,
+                end_line: range.end.line,
+                text: doc.range_text(range, encoding),
+            })
+        }
+        _ => None,
+    };
+    let options = params.options.clone();
+    let changes_diff = match (action, options.review.scope) {
+        (Action::Review, Some(ReviewScope::Changes)) => {
+            Some(crate::git::uncommitted_changes(&target.workspace).await.map_err(|err| {
+                ServerError::new(ErrorKind::FILE_ACCESS, err, "review of changes needs a git repository")
+            })?)
+        }
+        _ => None,
+    };
+    let overlays = open_documents(state)
+        .into_iter()
+        .filter(|(path, _)| path.starts_with(&target.workspace))
+        .collect();
+    Ok(ActionRequest {
+        action,
+        workspace: target.workspace.clone(),
+        file: target.path.clone(),
+        language_id: target.language_id.clone(),
+        text: target.text.clone(),
+        selection,
+        instruction: params.instruction.clone(),
+        diagnostics: params.diagnostics.iter().map(PromptDiagnostic::from_lsp).collect(),
+        options,
+        changes_diff,
+        overlays,
+        resume: params.session_id.clone(),
+    })
+}
+
+/// The unsaved text of every open document: (path, text).
+fn open_documents(state: &ServerState) -> Vec<(PathBuf, String)> {
+    let documents = read(&state.documents);
+    documents
+        .iter()
+        .filter_map(|doc| Some((edits::uri_to_path(doc.uri()).ok()?, doc.text())))
+        .collect()
+}
+
+/// The open document at `path`. Matched by path, not URI text: clients spell URIs differently.
+fn open_document<'a>(documents: &'a DocumentStore, path: &Path) -> Option<&'a Document> {
+    documents.iter().find(|doc| edits::uri_to_path(doc.uri()).is_ok_and(|p| p == path))
+}
+
+/// Turn the run's file changes into one WorkspaceEdit, rebasing onto whatever the user typed
+/// during the run (three-way merge), or refusing on a conflict.
+fn to_action_result(state: &ServerState, outcome: ActionOutcome) -> Result<ActionResult, ServerError> {
+    let info = state.client_info();
+    let mut rebased = Vec::with_capacity(outcome.changes.len());
+    let mut versions = Vec::new();
+    for change in &outcome.changes {
+        rebased.push(rebase_onto_buffer(state, change, &mut versions)?);
+    }
+    let files = rebased.iter().filter_map(changed_file).collect();
+    let edit = if rebased.is_empty() {
+        None
+    } else {
+        let open_version = |path: &Path| {
+            versions.iter().find(|(p, _)| p == path).map(|(_, version)| *version)
+        };
+        let edit = edits::build_workspace_edit(&rebased, &info.edits, info.encoding, &open_version)
+            .map_err(|err| {
+                ServerError::new(ErrorKind::UNSUPPORTED_BY_CLIENT, err.to_string(),
+                    "your editor cannot apply this kind of change; nothing was applied")
+            })?;
+        Some(edit)
+    };
+    let result = &outcome.result;
+    Ok(ActionResult {
+        session_id: result.session_id.clone(),
+        text: outcome.text.clone(),
+        edit,
+        findings: None,
+        files,
+        metadata: RunMetadata {
+            duration_ms: result.duration_ms,
+            num_turns: result.num_turns,
+            input_tokens: result.usage.input_tokens,
+            output_tokens: result.usage.output_tokens,
+            cache_read_tokens: result.usage.cache_read_tokens,
+            cost_usd: result.cost_usd,
+            model: result.model.clone(),
+        },
+    })
+}
+
+/// A change to an open document is computed against the buffer as it is *now*: unchanged since
+/// the run started → as is; changed → three-way merged, or a conflict error.
+fn rebase_onto_buffer(
+    state: &ServerState,
+    change: &FileChange,
+    versions: &mut Vec<(PathBuf, i32)>,
+) -> Result<FileChange, ServerError> {
+    let FileChange::Modified { path, before, after } = change else {
+        return Ok(change.clone());
+    };
+    let documents = read(&state.documents);
+    let Some(doc) = open_document(&documents, path) else { return Ok(change.clone()) };
+    let current = doc.text();
+    versions.push((path.clone(), doc.version()));
+    if current == *before {
+        return Ok(change.clone());
+    }
+    let merged = edits::merge3(before, after, &current).map_err(|conflict| {
+        ServerError::new(
+            ErrorKind::EDIT_CONFLICT,
+            format!("{} changed during the run and the edits overlap: {conflict}", path.display()),
+            "nothing was applied; run the action again",
+        )
+    })?;
+    Ok(FileChange::Modified { path: path.clone(), before: current, after: merged })
+}
+
+fn changed_file(change: &FileChange) -> Option<ChangedFile> {
+    let (path, action) = match change {
+        FileChange::Modified { path, .. } => (path, FileAction::Modified),
+        FileChange::Created { path, .. } => (path, FileAction::Created),
+        FileChange::Deleted { path, .. } => (path, FileAction::Deleted),
+        FileChange::Renamed { to, .. } => (to, FileAction::Renamed),
+    };
+    Some(ChangedFile { uri: edits::path_to_uri(path).ok()?, action })
+}
+
+fn summary(result: &ActionResult) -> String {
+    let meta = &result.metadata;
+    let mut parts = Vec::new();
+    if let Some(edit) = &result.edit {
+        let edits = count_edits(edit);
+        let files = result.files.len();
+        parts.push(format!(
+            "{edits} edit{} in {files} file{}",
+            plural(edits),
+            plural(files)
+        ));
+    }
+    parts.push(format!("{} turn{}", meta.num_turns, plural(meta.num_turns as usize)));
+    parts.push(format!("{} tokens", compact_count(meta.input_tokens + meta.output_tokens)));
+    parts.push(format!("${:.4}", meta.cost_usd));
+    parts.join(" · ")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn count_edits(edit: &WorkspaceEdit) -> usize {
+    use crate::lsp::{DocumentChangeOperation, DocumentChanges};
+    let in_changes: usize = edit.changes.iter().flat_map(|c| c.values()).map(Vec::len).sum();
+    let in_document_changes: usize = match &edit.document_changes {
+        Some(DocumentChanges::Edits(edits)) => edits.iter().map(|e| e.edits.len()).sum(),
+        Some(DocumentChanges::Operations(ops)) => ops
+            .iter()
+            .map(|op| match op {
+                DocumentChangeOperation::Edit(e) => e.edits.len(),
+                DocumentChangeOperation::Op(_) => 1,
+            })
+            .sum(),
+        None => 0,
+    };
+    in_changes + in_document_changes
+}
+
+/// Deliver a command's result: edits through applyEdit, text as a message or a document.
+async fn deliver(
+    state: &ServerState,
+    action: Action,
+    run_id: &str,
+    outcome: Result<ActionResult, ServerError>,
+) {
+    let client = &state.client;
+    let result = match outcome {
+        Ok(result) => result,
+        Err(err) if err.kind == ErrorKind::CANCELLED => {
+            client.show_message(MessageType::INFO, format!("Claude: {action} cancelled; nothing was applied")).await;
+            return;
+        }
+        Err(err) => {
+            client.show_message(MessageType::ERROR, err.user_message()).await;
+            return;
+        }
+    };
+    if let Some(edit) = result.edit.clone() {
+        let params = ApplyWorkspaceEditParams { label: Some(format!("Claude: {action}")), edit };
+        match client.send_request::<ApplyWorkspaceEdit>(params).await {
+            Ok(response) if response.applied => {}
+            Ok(response) => {
+                let why = response.failure_reason.unwrap_or_else(|| "the editor refused it".to_owned());
+                client.show_message(MessageType::WARNING, format!("Claude: the {action} edit was not applied: {why}")).await;
+            }
+            Err(err) => {
+                client.show_message(MessageType::ERROR, format!("Claude: could not apply the {action} edit: {err}")).await;
+            }
+        }
+    }
+    show_text(state, action, run_id, &result.text).await;
+}
+
+/// Short answers as a message; long ones as a markdown document when the client can show one.
+async fn show_text(state: &ServerState, action: Action, run_id: &str, text: &str) {
+    const SHORT: usize = 400;
+    let client = &state.client;
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    if text.chars().count() <= SHORT && !text.contains("\n\n") {
+        client.show_message(MessageType::INFO, format!("Claude: {text}")).await;
+        return;
+    }
+    if state.client_info().show_document {
+        match write_answer(&state.options.cache_dir, action, run_id, text) {
+            Ok(uri) => {
+                let params = ShowDocumentParams { uri, external: Some(false), take_focus: Some(true), selection: None };
+                if client.show_document(params).await.is_ok_and(|shown| shown) {
+                    return;
+                }
+            }
+            Err(err) => tracing::warn!(%err, "could not write the answer document"),
+        }
+    }
+    client.show_message(MessageType::INFO, format!("Claude ({action}):\n{text}")).await;
+}
+
+fn write_answer(cache_dir: &Path, action: Action, run_id: &str, text: &str) -> std::io::Result<Uri> {
+    let dir = cache_dir.join("answers");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{action}-{run_id}.md"));
+    std::fs::write(&path, text)?;
+    edits::path_to_uri(&path).map_err(|err| std::io::Error::other(err.to_string()))
+}
+
+fn language_from_path(path: &Path) -> String {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let id = match ext {
+        "rs" => "rust",
+        "py" => "python",
+        "ts" => "typescript",
+        "tsx" => "typescriptreact",
+        "js" | "mjs" | "cjs" => "javascript",
+        "go" => "go",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "hpp" | "cxx" => "cpp",
+        "java" => "java",
+        "lua" => "lua",
+        "rb" => "ruby",
+        "md" => "markdown",
+        "sh" => "shellscript",
+        "toml" => "toml",
+        "json" => "json",
+        "yaml" | "yml" => "yaml",
+        _ => "plaintext",
+    };
+    id.to_owned()
+}
+
+fn now_rfc3339() -> String {
+    crate::time::rfc3339(crate::time::now_secs())
+}

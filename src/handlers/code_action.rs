@@ -1,0 +1,137 @@
+//! Code actions: cheap to list (no CLI call); each carries a command that starts the run.
+
+use serde_json::json;
+
+use crate::lsp::{
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse, Command,
+    Diagnostic, Range, TextDocumentIdentifier,
+};
+use crate::lsp_ext::{ActionParams, ReviewScope, commands};
+use crate::prompt::{ActionOptions, InstructionKind, instruction_comments};
+use crate::state::{ServerState, read};
+
+const FIX_DIAGNOSTICS: &str =
+    "Fix the diagnostics listed above, with the smallest change that addresses their cause.";
+
+/// Presets offered on a non-empty selection: (title, command, instruction).
+const PRESETS: &[(&str, &str, &str)] = &[
+    ("simplify", commands::REFACTOR, "Simplify the selected code without changing its behaviour."),
+    (
+        "add documentation",
+        commands::REFACTOR,
+        "Add documentation comments to the selected code, in the language's usual doc style.",
+    ),
+    (
+        "add tests",
+        commands::GENERATE,
+        "Write tests for the selected code, in the project's existing test style and location.",
+    ),
+];
+
+pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<CodeActionResponse> {
+    let uri = params.text_document.uri;
+    let text = read(&state.documents).get(&uri).map(|doc| doc.text())?;
+    let range = params.range;
+    let document = TextDocumentIdentifier { uri };
+    let base = ActionParams {
+        text_document: document,
+        range: None,
+        instruction: None,
+        session_id: None,
+        work_done_token: None,
+        diagnostics: Vec::new(),
+        options: ActionOptions::default(),
+    };
+    let selection = ActionParams { range: Some(range), ..base.clone() };
+    let has_selection = range.start != range.end;
+    let mut actions = Vec::new();
+
+    for comment in instruction_comments(&text, range.start.line..=range.end.line) {
+        let instruction = match comment.kind {
+            InstructionKind::Claude => comment.instruction.clone(),
+            _ => format!("Do this TODO: {}", comment.instruction),
+        };
+        let instruction = format!(
+            "{instruction}\n(This comes from the instruction comment on line {}; remove that comment when done.)",
+            comment.line + 1
+        );
+        let line_range = Range::new(
+            crate::lsp::Position::new(comment.line, 0),
+            crate::lsp::Position::new(comment.line + 1, 0),
+        );
+        let params = ActionParams {
+            range: Some(if has_selection { range } else { line_range }),
+            instruction: Some(instruction),
+            ..base.clone()
+        };
+        actions.push(action(
+            &format!("Claude: {}", comment.instruction),
+            CodeActionKind::REFACTOR_REWRITE,
+            commands::REFACTOR,
+            &params,
+        ));
+    }
+
+    if has_selection {
+        for (title, command, instruction) in PRESETS {
+            let params = ActionParams { instruction: Some((*instruction).to_owned()), ..selection.clone() };
+            actions.push(action(&format!("Claude: {title}"), CodeActionKind::REFACTOR_REWRITE, command, &params));
+        }
+    }
+
+    let diagnostics: Vec<Diagnostic> = params
+        .context
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.source.as_deref() != Some("claude"))
+        .collect();
+    if !diagnostics.is_empty() {
+        let params = ActionParams {
+            range: Some(range),
+            instruction: Some(FIX_DIAGNOSTICS.to_owned()),
+            diagnostics,
+            ..base.clone()
+        };
+        actions.push(action("Claude: fix diagnostics", CodeActionKind::QUICKFIX, commands::REFACTOR, &params));
+    }
+
+    if has_selection {
+        let review = with_scope(&selection, ReviewScope::Selection);
+        actions.push(action("Claude: review selection", CodeActionKind::SOURCE, commands::REVIEW, &review));
+        actions.push(action("Claude: explain selection", CodeActionKind::SOURCE, commands::ANALYZE, &selection));
+    }
+    let file = with_scope(&base, ReviewScope::File);
+    actions.push(action("Claude: review file", CodeActionKind::SOURCE, commands::REVIEW, &file));
+    let changes = with_scope(&base, ReviewScope::Changes);
+    actions.push(action("Claude: review my changes", CodeActionKind::SOURCE, commands::REVIEW, &changes));
+    actions.push(action("Claude: analyze file", CodeActionKind::SOURCE, commands::ANALYZE, &base));
+
+    if let Some(only) = &params.context.only {
+        actions.retain(|a| match a {
+            CodeActionOrCommand::CodeAction(a) => a.kind.as_ref().is_some_and(|kind| {
+                only.iter().any(|wanted| kind.as_str().starts_with(wanted.as_str()))
+            }),
+            CodeActionOrCommand::Command(_) => true,
+        });
+    }
+    Some(actions)
+}
+
+fn with_scope(params: &ActionParams, scope: ReviewScope) -> ActionParams {
+    let mut params = params.clone();
+    params.options.review.scope = Some(scope);
+    params
+}
+
+fn action(title: &str, kind: CodeActionKind, command: &str, params: &ActionParams) -> CodeActionOrCommand {
+    CodeActionOrCommand::CodeAction(CodeAction {
+        title: title.to_owned(),
+        kind: Some(kind),
+        command: Some(Command {
+            title: title.to_owned(),
+            command: command.to_owned(),
+            arguments: Some(vec![json!(params)]),
+        }),
+        ..CodeAction::default()
+    })
+}

@@ -1,0 +1,78 @@
+//! `$/progress` for one run: begin → report → end, on the client's token or one we create.
+
+use crate::lsp::{
+    Client, NumberOrString, ProgressParams, ProgressParamsValue, WorkDoneProgress,
+    WorkDoneProgressBegin, WorkDoneProgressCreateParams, WorkDoneProgressEnd,
+    WorkDoneProgressReport, notification, request,
+};
+
+/// A progress bar in the editor, or nothing when the client has none.
+pub struct Progress {
+    client: Client,
+    token: Option<NumberOrString>,
+}
+
+impl Progress {
+    /// Use the client's `workDoneToken`, else create one when the client supports it.
+    pub async fn begin(
+        client: &Client,
+        client_token: Option<NumberOrString>,
+        supports_create: bool,
+        title: &str,
+    ) -> Self {
+        let token = match client_token {
+            Some(token) => Some(token),
+            None if supports_create => {
+                let token = NumberOrString::String(format!("claude-lsp/{}", uuid::Uuid::new_v4()));
+                let params = WorkDoneProgressCreateParams { token: token.clone() };
+                match client.send_request::<request::WorkDoneProgressCreate>(params).await {
+                    Ok(()) => Some(token),
+                    Err(err) => {
+                        tracing::debug!(%err, "client refused a progress token");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let progress = Self { client: client.clone(), token };
+        progress
+            .send(WorkDoneProgress::Begin(WorkDoneProgressBegin {
+                title: title.to_owned(),
+                cancellable: Some(true),
+                message: None,
+                percentage: None,
+            }))
+            .await;
+        progress
+    }
+
+    pub fn token(&self) -> Option<&NumberOrString> {
+        self.token.as_ref()
+    }
+
+    pub async fn report(&self, message: impl Into<String>) {
+        self.send(WorkDoneProgress::Report(WorkDoneProgressReport {
+            cancellable: Some(true),
+            message: Some(message.into()),
+            percentage: None,
+        }))
+        .await;
+    }
+
+    pub async fn end(self, message: impl Into<String>) {
+        self.send(WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(message.into()) }))
+            .await;
+    }
+
+    async fn send(&self, value: WorkDoneProgress) {
+        if let Some(token) = &self.token {
+            self.client
+                .send_notification::<notification::Progress>(ProgressParams {
+                    token: token.clone(),
+                    value: ProgressParamsValue::WorkDone(value),
+                })
+                .await;
+        }
+    }
+}

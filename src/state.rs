@@ -1,0 +1,245 @@
+//! The server's shared state. Locks are never held across an `.await`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::claude::discover::{CliBinary, DiscoverOptions, discover};
+use crate::documents::{DocumentStore, PositionEncoding};
+use crate::edits::EditCapabilities;
+use crate::error::ServerError;
+use crate::logging::LogControl;
+use crate::lsp::{Client, ClientCapabilities, NumberOrString, Uri};
+use crate::pipeline::{self, Runner};
+use crate::prompt::Action;
+use crate::settings::Settings;
+use crate::staging::StagingManager;
+
+/// Options of one server instance (set by `main`, or by a test).
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Where mirrors, answers and logs go (default: the user cache dir + `claude-lsp`).
+    pub cache_dir: PathBuf,
+    /// Applies the logLevel/logFile settings; None when logging is not ours to change (tests).
+    pub log: Option<LogControl>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir);
+        Self { cache_dir: base.join("claude-lsp"), log: None }
+    }
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions").field("cache_dir", &self.cache_dir).finish_non_exhaustive()
+    }
+}
+
+/// What the client told us in `initialize`.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub encoding: PositionEncoding,
+    pub edits: EditCapabilities,
+    pub progress_create: bool,
+    pub show_document: bool,
+    pub configuration: bool,
+    pub related_information: bool,
+}
+
+impl ClientInfo {
+    pub fn from_capabilities(caps: &ClientCapabilities) -> Self {
+        let window = caps.window.as_ref();
+        let workspace = caps.workspace.as_ref();
+        Self {
+            encoding: PositionEncoding::negotiate(
+                caps.general.as_ref().and_then(|g| g.position_encodings.as_deref()),
+            ),
+            edits: EditCapabilities::from_client(caps),
+            progress_create: window.and_then(|w| w.work_done_progress).unwrap_or(false),
+            show_document: window
+                .and_then(|w| w.show_document.as_ref())
+                .is_some_and(|sd| sd.support),
+            configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
+            related_information: caps
+                .text_document
+                .as_ref()
+                .and_then(|td| td.publish_diagnostics.as_ref())
+                .and_then(|pd| pd.related_information)
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// A run in flight.
+#[derive(Debug, Clone)]
+pub struct RunEntry {
+    pub action: Action,
+    pub uri: Uri,
+    pub started_at: String,
+    pub cancel: CancellationToken,
+    pub progress_token: Option<NumberOrString>,
+}
+
+pub struct ServerState {
+    pub client: Client,
+    pub options: ServerOptions,
+    pub documents: RwLock<DocumentStore>,
+    settings: RwLock<Settings>,
+    client_info: OnceLock<ClientInfo>,
+    workspace_folders: RwLock<Vec<PathBuf>>,
+    runs: Mutex<HashMap<String, RunEntry>>,
+    pub staging: Arc<StagingManager>,
+    cli: tokio::sync::Mutex<Option<CliBinary>>,
+    permits: RwLock<Arc<Semaphore>>,
+    /// Settings warnings from `initialize`, shown once the client is `initialized`.
+    pub pending_warnings: Mutex<Vec<crate::settings::SettingsWarning>>,
+}
+
+impl ServerState {
+    pub fn new(client: Client, options: ServerOptions) -> Self {
+        let settings = Settings::default();
+        let permits = Arc::new(Semaphore::new(settings.max_concurrent));
+        Self {
+            client,
+            staging: Arc::new(StagingManager::new(options.cache_dir.clone())),
+            options,
+            documents: RwLock::new(DocumentStore::default()),
+            settings: RwLock::new(settings),
+            client_info: OnceLock::new(),
+            workspace_folders: RwLock::new(Vec::new()),
+            runs: Mutex::new(HashMap::new()),
+            cli: tokio::sync::Mutex::new(None),
+            permits: RwLock::new(permits),
+            pending_warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        read(&self.settings).clone()
+    }
+
+    /// Replace the settings. A changed `cliPath` or `env` forgets the discovered CLI; a changed
+    /// `maxConcurrent` applies to runs started from now on.
+    pub async fn set_settings(&self, settings: Settings) {
+        let old = std::mem::replace(&mut *write(&self.settings), settings.clone());
+        if let Some(log) = &self.options.log
+            && (old.log_level != settings.log_level || old.log_file != settings.log_file)
+            && let Err(err) = log.apply(settings.log_level, settings.log_file.as_deref())
+        {
+            tracing::warn!(%err, "logging settings");
+        }
+        if old.cli_path != settings.cli_path {
+            *self.cli.lock().await = None;
+        }
+        if old.max_concurrent != settings.max_concurrent {
+            *write(&self.permits) = Arc::new(Semaphore::new(settings.max_concurrent));
+        }
+    }
+
+    pub fn set_client_info(&self, info: ClientInfo) {
+        let _ = self.client_info.set(info);
+    }
+
+    pub fn client_info(&self) -> ClientInfo {
+        self.client_info.get().cloned().unwrap_or_else(|| {
+            ClientInfo::from_capabilities(&ClientCapabilities::default())
+        })
+    }
+
+    pub fn encoding(&self) -> PositionEncoding {
+        self.client_info().encoding
+    }
+
+    pub fn set_workspace_folders(&self, folders: Vec<PathBuf>) {
+        *write(&self.workspace_folders) = folders;
+    }
+
+    pub fn workspace_folders(&self) -> Vec<PathBuf> {
+        read(&self.workspace_folders).clone()
+    }
+
+    /// The workspace folder holding `file` (the innermost one), else the file's directory.
+    pub fn workspace_for(&self, file: &Path) -> PathBuf {
+        let folders = read(&self.workspace_folders);
+        folders
+            .iter()
+            .filter(|folder| file.starts_with(folder))
+            .max_by_key(|folder| folder.components().count())
+            .cloned()
+            .or_else(|| file.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// The CLI, discovered once and cached until `cliPath` changes.
+    pub async fn runner(&self) -> Result<Runner, ServerError> {
+        let settings = self.settings();
+        let mut cached = self.cli.lock().await;
+        let cli = match cached.as_ref() {
+            Some(cli) => cli.clone(),
+            None => {
+                let workspace = self.workspace_folders().into_iter().next();
+                let options = DiscoverOptions::from_env(settings.cli_path.clone(), workspace);
+                let cli = discover(&options).await.map_err(|err| pipeline::claude_error(&err))?;
+                tracing::info!(path = %cli.path.display(), version = %cli.version, "using the Claude Code CLI");
+                *cached = Some(cli.clone());
+                cli
+            }
+        };
+        Ok(Runner { cli, settings, staging: self.staging.clone() })
+    }
+
+    pub fn permits(&self) -> Arc<Semaphore> {
+        read(&self.permits).clone()
+    }
+
+    pub fn register_run(&self, run_id: String, entry: RunEntry) {
+        lock(&self.runs).insert(run_id, entry);
+    }
+
+    pub fn set_run_progress_token(&self, run_id: &str, token: Option<NumberOrString>) {
+        if let Some(entry) = lock(&self.runs).get_mut(run_id) {
+            entry.progress_token = token;
+        }
+    }
+
+    pub fn finish_run(&self, run_id: &str) {
+        lock(&self.runs).remove(run_id);
+    }
+
+    pub fn runs(&self) -> Vec<(String, RunEntry)> {
+        lock(&self.runs).iter().map(|(id, entry)| (id.clone(), entry.clone())).collect()
+    }
+
+    /// Cancel one run (by id), or every run. Returns how many were cancelled.
+    pub fn cancel_runs(&self, run_id: Option<&str>) -> usize {
+        let runs = lock(&self.runs);
+        let matching = runs.iter().filter(|(id, _)| run_id.is_none_or(|wanted| wanted == *id));
+        matching.map(|(_, entry)| entry.cancel.cancel()).count()
+    }
+
+    /// Cancel the run reporting progress on `token` (window/workDoneProgress/cancel).
+    pub fn cancel_by_progress_token(&self, token: &NumberOrString) -> usize {
+        let runs = lock(&self.runs);
+        let matching = runs.values().filter(|entry| entry.progress_token.as_ref() == Some(token));
+        matching.map(|entry| entry.cancel.cancel()).count()
+    }
+}
+
+// A poisoned lock only means another task panicked mid-update; the data is still usable, and
+// refusing every later request would be worse.
+pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,382 @@
+//! An LSP test client for an in-process claude-lsp over `tokio::io::duplex`.
+//!
+//! It answers the server's requests the way an editor would (applyEdit, workDoneProgress/create,
+//! showMessageRequest, showDocument, configuration), records every message, and — like ruff's
+//! TestServer — `finish()` fails the test if a server notification was never looked at.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
+use tokio::sync::{Notify, oneshot};
+
+use claude_lsp::server::ServerOptions;
+
+/// How long any single wait may take before the test fails (runs of the real CLI included).
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Notifications a test may leave unread.
+const IGNORABLE: &[&str] = &["window/logMessage", "telemetry/event"];
+
+/// How the client answers the server's requests.
+#[derive(Clone)]
+pub struct Behaviour {
+    /// `workspace/applyEdit`: applied (true) or refused.
+    pub apply_edits: bool,
+    /// `window/showMessageRequest`: the title of the action to pick, or None (dismissed).
+    pub message_action: Option<String>,
+    /// Delay before answering `window/showMessageRequest`.
+    pub message_delay: Duration,
+    /// `workspace/configuration`: the value for every requested item.
+    pub configuration: Value,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            apply_edits: true,
+            message_action: None,
+            message_delay: Duration::ZERO,
+            configuration: Value::Null,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    /// Notifications not yet taken by the test, in arrival order.
+    notifications: VecDeque<Value>,
+    /// Every request the server sent, in order (answered automatically).
+    server_requests: Vec<Value>,
+    responses: HashMap<i64, oneshot::Sender<Value>>,
+}
+
+pub struct TestClient {
+    writer: Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>,
+    inbox: Arc<Mutex<Inbox>>,
+    arrived: Arc<Notify>,
+    behaviour: Arc<Mutex<Behaviour>>,
+    next_id: i64,
+    server: tokio::task::JoinHandle<()>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl TestClient {
+    /// Start an in-process server. Call [`TestClient::initialize`] next.
+    pub fn start(options: ServerOptions) -> Self {
+        let (client_end, server_end) = tokio::io::duplex(1 << 20);
+        let (server_read, server_write) = tokio::io::split(server_end);
+        let server = tokio::spawn(claude_lsp::server::serve(server_read, server_write, options));
+        let (client_read, client_write) = tokio::io::split(client_end);
+        let writer = Arc::new(tokio::sync::Mutex::new(client_write));
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let arrived = Arc::new(Notify::new());
+        let behaviour = Arc::new(Mutex::new(Behaviour::default()));
+        let reader = tokio::spawn(read_loop(
+            client_read,
+            writer.clone(),
+            inbox.clone(),
+            arrived.clone(),
+            behaviour.clone(),
+        ));
+        Self { writer, inbox, arrived, behaviour, next_id: 1, server, reader }
+    }
+
+    pub fn set_behaviour(&self, update: impl FnOnce(&mut Behaviour)) {
+        update(&mut self.behaviour.lock().unwrap());
+    }
+
+    /// `initialize` + `initialized`. Returns the server's InitializeResult.
+    pub async fn initialize(&mut self, root: &Path, capabilities: Value, options: Value) -> Value {
+        let root_uri = file_uri(root);
+        let result = self
+            .request(
+                "initialize",
+                json!({
+                    "processId": null,
+                    "rootUri": root_uri,
+                    "capabilities": capabilities,
+                    "initializationOptions": options,
+                    "workspaceFolders": [{"uri": root_uri, "name": "ws"}],
+                }),
+            )
+            .await
+            .expect("initialize failed");
+        self.notify("initialized", json!({})).await;
+        result
+    }
+
+    pub async fn notify(&self, method: &str, params: Value) {
+        self.send(json!({"jsonrpc": "2.0", "method": method, "params": params})).await;
+    }
+
+    /// Send a request and wait for its answer: Ok(result) or Err(error object).
+    pub async fn request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let (_, answer) = self.start_request(method, params).await;
+        Self::answer(answer).await
+    }
+
+    /// Send a request without waiting; returns its id and the pending answer.
+    pub async fn start_request(
+        &mut self,
+        method: &str,
+        params: Value,
+    ) -> (i64, oneshot::Receiver<Value>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (tx, rx) = oneshot::channel();
+        self.inbox.lock().unwrap().responses.insert(id, tx);
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
+        (id, rx)
+    }
+
+    pub async fn answer(answer: oneshot::Receiver<Value>) -> Result<Value, Value> {
+        let response = tokio::time::timeout(WAIT, answer)
+            .await
+            .expect("no answer from the server in time")
+            .expect("the server went away");
+        match response.get("error") {
+            Some(error) => Err(error.clone()),
+            None => Ok(response.get("result").cloned().unwrap_or(Value::Null)),
+        }
+    }
+
+    pub async fn cancel(&self, id: i64) {
+        self.notify("$/cancelRequest", json!({"id": id})).await;
+    }
+
+    pub async fn did_open(&self, uri: &str, language_id: &str, version: i32, text: &str) {
+        self.notify(
+            "textDocument/didOpen",
+            json!({"textDocument": {"uri": uri, "languageId": language_id, "version": version, "text": text}}),
+        )
+        .await;
+    }
+
+    pub async fn did_change(&self, uri: &str, version: i32, changes: Value) {
+        self.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": changes}),
+        )
+        .await;
+    }
+
+    /// Wait for the next notification with `method`, taking it (and only it) off the queue.
+    pub async fn next_notification(&self, method: &str) -> Value {
+        self.wait_for_notification(method, |_| true).await
+    }
+
+    /// Wait for a notification with `method` whose params satisfy `pred`, taking it off the
+    /// queue; earlier ones with the same method that do not match stay queued.
+    pub async fn wait_for_notification(
+        &self,
+        method: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let arrived = self.arrived.notified();
+            {
+                let mut inbox = self.inbox.lock().unwrap();
+                let found = inbox
+                    .notifications
+                    .iter()
+                    .position(|n| n["method"] == method && pred(&n["params"]));
+                if let Some(index) = found {
+                    return inbox.notifications.remove(index).unwrap()["params"].clone();
+                }
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "no {method} notification within {WAIT:?}; queued: {:#?}",
+                    self.inbox.lock().unwrap().notifications
+                );
+            }
+        }
+    }
+
+    /// Take every notification with `method` received so far.
+    pub fn take_notifications(&self, method: &str) -> Vec<Value> {
+        let mut inbox = self.inbox.lock().unwrap();
+        let (taken, kept) = inbox.notifications.drain(..).partition(|n| n["method"] == method);
+        inbox.notifications = kept;
+        taken.into_iter().map(|n: Value| n["params"].clone()).collect()
+    }
+
+    /// Every request the server sent with `method` so far (answered already).
+    pub fn server_requests(&self, method: &str) -> Vec<Value> {
+        let inbox = self.inbox.lock().unwrap();
+        inbox
+            .server_requests
+            .iter()
+            .filter(|r| r["method"] == method)
+            .map(|r| r["params"].clone())
+            .collect()
+    }
+
+    /// Wait until the server has sent a request with `method` (e.g. workspace/applyEdit).
+    pub async fn wait_for_server_request(&self, method: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let arrived = self.arrived.notified();
+            if let Some(request) = self.server_requests(method).into_iter().next() {
+                return request;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!("the server sent no {method} request within {WAIT:?}");
+            }
+        }
+    }
+
+    /// All `$/progress` values for `token`, taken off the queue, waiting until the `end`.
+    pub async fn progress_until_end(&self, token: &Value) -> Vec<Value> {
+        let mut values = Vec::new();
+        loop {
+            let params = self.wait_for_notification("$/progress", |p| &p["token"] == token).await;
+            let kind = params["value"]["kind"].clone();
+            values.push(params["value"].clone());
+            if kind == "end" {
+                return values;
+            }
+        }
+    }
+
+    /// Shut the server down (`shutdown` + `exit`), check it stopped serving, and fail if any
+    /// server notification was left unread.
+    pub async fn finish(mut self) {
+        self.request("shutdown", Value::Null).await.expect("shutdown failed");
+        self.notify("exit", Value::Null).await;
+        tokio::time::timeout(WAIT, &mut self.server)
+            .await
+            .expect("the server kept serving after exit")
+            .expect("the server task panicked");
+        self.reader.abort();
+        let inbox = self.inbox.lock().unwrap();
+        let unread: Vec<&Value> = inbox
+            .notifications
+            .iter()
+            .filter(|n| !IGNORABLE.contains(&n["method"].as_str().unwrap_or("")))
+            .collect();
+        assert!(unread.is_empty(), "server notifications left unread: {unread:#?}");
+    }
+
+    async fn send(&self, message: Value) {
+        write_message(&self.writer, &message).await;
+    }
+}
+
+async fn write_message(writer: &tokio::sync::Mutex<WriteHalf<DuplexStream>>, message: &Value) {
+    let body = serde_json::to_vec(message).unwrap();
+    let mut writer = writer.lock().await;
+    writer.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes()).await.unwrap();
+    writer.write_all(&body).await.unwrap();
+    writer.flush().await.unwrap();
+}
+
+async fn read_loop(
+    read: tokio::io::ReadHalf<DuplexStream>,
+    writer: Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>,
+    inbox: Arc<Mutex<Inbox>>,
+    arrived: Arc<Notify>,
+    behaviour: Arc<Mutex<Behaviour>>,
+) {
+    let mut reader = BufReader::new(read);
+    while let Some(message) = read_message(&mut reader).await {
+        let is_request = message.get("method").is_some() && message.get("id").is_some();
+        let is_response = message.get("method").is_none();
+        if is_response {
+            let id = message["id"].as_i64().unwrap_or(-1);
+            if let Some(tx) = inbox.lock().unwrap().responses.remove(&id) {
+                let _ = tx.send(message);
+            }
+        } else if is_request {
+            inbox.lock().unwrap().server_requests.push(message.clone());
+            let behaviour = behaviour.lock().unwrap().clone();
+            let writer = writer.clone();
+            // Answer on its own task: a delayed answer must not block reading.
+            tokio::spawn(async move {
+                let result = answer_server_request(&message, &behaviour).await;
+                let reply = json!({"jsonrpc": "2.0", "id": message["id"], "result": result});
+                write_message(&writer, &reply).await;
+            });
+        } else {
+            inbox.lock().unwrap().notifications.push_back(message);
+        }
+        arrived.notify_waiters();
+    }
+}
+
+async fn answer_server_request(request: &Value, behaviour: &Behaviour) -> Value {
+    let params = &request["params"];
+    match request["method"].as_str().unwrap_or("") {
+        "workspace/applyEdit" => json!({"applied": behaviour.apply_edits}),
+        "window/showMessageRequest" => {
+            tokio::time::sleep(behaviour.message_delay).await;
+            match &behaviour.message_action {
+                Some(title) => json!({"title": title}),
+                None => Value::Null,
+            }
+        }
+        "window/showDocument" => json!({"success": true}),
+        "workspace/configuration" => {
+            let items = params["items"].as_array().map_or(0, Vec::len);
+            Value::Array(vec![behaviour.configuration.clone(); items])
+        }
+        _ => Value::Null,
+    }
+}
+
+async fn read_message(reader: &mut BufReader<tokio::io::ReadHalf<DuplexStream>>) -> Option<Value> {
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length: ") {
+            length = value.parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; length?];
+    reader.read_exact(&mut body).await.ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// `file://` URI of a path (test paths are plain ASCII temp dirs unless a test says otherwise).
+pub fn file_uri(path: &Path) -> String {
+    claude_lsp::edits::path_to_uri(path).expect("not a file path").to_string()
+}
+
+/// The capabilities of a full-featured client (documentChanges, resource operations,
+/// workDoneProgress, showDocument, utf-16 positions).
+pub fn full_capabilities() -> Value {
+    json!({
+        "general": {"positionEncodings": ["utf-16"]},
+        "workspace": {
+            "applyEdit": true,
+            "workspaceEdit": {"documentChanges": true, "resourceOperations": ["create", "rename", "delete"]},
+            "configuration": true,
+            "workspaceFolders": true,
+            "executeCommand": {},
+        },
+        "textDocument": {
+            "synchronization": {"didSave": true},
+            "codeAction": {"codeActionLiteralSupport": {"codeActionKind": {"valueSet": ["quickfix", "refactor", "source"]}},
+                           "resolveSupport": {"properties": ["edit", "command"]}},
+            "publishDiagnostics": {"relatedInformation": true},
+        },
+        "window": {"workDoneProgress": true, "showMessage": {}, "showDocument": {"support": true}},
+    })
+}
+
+/// A minimal client: no documentChanges, no workDoneProgress, no showDocument.
+pub fn minimal_capabilities() -> Value {
+    json!({"workspace": {"applyEdit": true}, "textDocument": {}, "window": {}})
+}

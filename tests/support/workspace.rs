@@ -1,0 +1,113 @@
+//! A workspace for end-to-end tests: a temp git repository, a temp HOME and cache dir, a fake
+//! API, and an initialized in-process claude-lsp pointed at the real CLI.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use claude_lsp::process::ProcessSpec;
+use claude_lsp::server::ServerOptions;
+use serde_json::{Map, Value, json};
+
+use super::cli::{TestHome, real_cli};
+use super::fake_api::{FakeApi, RecordedRequest, Script};
+use super::lsp_client::{TestClient, file_uri};
+
+pub struct Workspace {
+    pub api: FakeApi,
+    pub client: TestClient,
+    pub home: TestHome,
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// A git repository holding `files` (committed), and a server initialized with
+    /// `capabilities` and `settings` (merged over the CLI path and the fake API's env).
+    pub async fn start(
+        files: &[(&str, &str)],
+        script: impl Into<Script>,
+        capabilities: Value,
+        settings: Value,
+    ) -> Self {
+        let dir = tempfile::Builder::new().prefix("claude-lsp-ws-").tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        git(dir.path(), &["init", "-q"]).await;
+        git(dir.path(), &["add", "-A"]).await;
+        git(
+            dir.path(),
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "init",
+                "--allow-empty",
+            ],
+        )
+        .await;
+        let api = FakeApi::start(script).await;
+        let home = TestHome::new();
+        let cache = tempfile::Builder::new().prefix("claude-lsp-cache-").tempdir().unwrap();
+        let mut client = TestClient::start(ServerOptions {
+            cache_dir: cache.path().to_path_buf(),
+            ..ServerOptions::default()
+        });
+        let env: Map<String, Value> =
+            api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let mut options = json!({ "cliPath": real_cli(), "env": env });
+        if let (Some(options), Some(extra)) = (options.as_object_mut(), settings.as_object()) {
+            options.extend(extra.clone());
+        }
+        client.initialize(dir.path(), capabilities, options).await;
+        Self { api, client, home, dir, cache }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cache_dir(&self) -> &Path {
+        self.cache.path()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn uri(&self, name: &str) -> String {
+        file_uri(&self.path(name))
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap()
+    }
+}
+
+async fn git(dir: &Path, args: &[&str]) {
+    let out = ProcessSpec::new("git", dir)
+        .args(args.iter().copied())
+        .output(Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", out.stderr);
+}
+
+/// The CLI's working directory as it told the model: an environment block names it, in the
+/// system prompt (older CLIs) or in a system message (newer ones).
+pub fn cli_cwd(request: &RecordedRequest) -> String {
+    const MARKER: &str = "Primary working directory: ";
+    let body = request.body.to_string();
+    let start = body
+        .find(MARKER)
+        .unwrap_or_else(|| panic!("no working directory in the request: {body:.2000}"))
+        + MARKER.len();
+    // The body is JSON text: the path ends at the escaped line break.
+    let rest = &body[start..];
+    rest[..rest.find(['\\', '"']).unwrap_or(rest.len())].to_owned()
+}
