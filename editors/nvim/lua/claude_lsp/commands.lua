@@ -1,0 +1,450 @@
+-- `:Claude {subcommand}`: one user command for every claude-lsp action, built on the server's
+-- custom requests (docs/lsp-extensions.md). The server never applies anything for a request: this
+-- module applies the returned WorkspaceEdit, shows the answer and turns findings into diagnostics.
+local M = {}
+
+local api = vim.api
+local ui = require('claude_lsp.ui')
+
+local INFO, WARN, ERROR = vim.log.levels.INFO, vim.log.levels.WARN, vim.log.levels.ERROR
+-- LSP's RequestCancelled: what a request answers after `$/cancelRequest`.
+local REQUEST_CANCELLED = -32800
+
+M.subcommands = { 'generate', 'analyze', 'refactor', 'review', 'changes', 'continue', 'cancel', 'usage' }
+
+--- Runs started from this editor and not yet answered, by progress token.
+---@type table<string, { client_id: integer, request_id: integer, action: string, bufnr: integer }>
+local runs = {}
+--- Tokens of runs cancelled from here: their late answers (if any) are dropped. Neovim itself
+--- drops RequestCancelled answers, so the cancel reports the run.
+---@type table<string, true>
+local cancelled = {}
+local run_counter = 0
+--- The last answered run, for `:Claude continue`.
+---@type { action: string, session_id: string, bufnr: integer }?
+local last_run = nil
+
+local function options()
+  return require('claude_lsp').options
+end
+
+local function notify(message, level)
+  vim.notify('Claude: ' .. message, level or INFO, { title = 'claude-lsp' })
+end
+
+local function client_for(bufnr)
+  return vim.lsp.get_clients({ bufnr = bufnr, name = require('claude_lsp').client_name })[1]
+end
+
+--- The LSP range of a command's line range: linewise, or exactly the last charwise visual
+--- selection when the command was given `'<,'>` from one. nil without a range.
+---@param bufnr integer
+---@param cmd { range: integer, line1: integer, line2: integer }
+---@param encoding string
+---@return table?
+function M.command_range(bufnr, cmd, encoding)
+  if cmd.range == 0 then
+    return nil
+  end
+  local first = api.nvim_buf_get_lines(bufnr, cmd.line1 - 1, cmd.line1, false)[1] or ''
+  local last = api.nvim_buf_get_lines(bufnr, cmd.line2 - 1, cmd.line2, false)[1] or ''
+  local start_byte, end_byte = 0, #last
+  local mark_start = api.nvim_buf_get_mark(bufnr, '<')
+  local mark_end = api.nvim_buf_get_mark(bufnr, '>')
+  if vim.fn.visualmode() == 'v' and mark_start[1] == cmd.line1 and mark_end[1] == cmd.line2 then
+    start_byte = math.min(mark_start[2], #first)
+    -- The '> mark is on the last selected character; the range ends after all of its bytes.
+    if mark_end[2] < #last then
+      end_byte = mark_end[2] + 1 + vim.str_utf_end(last, mark_end[2] + 1)
+    end
+  end
+  return {
+    start = { line = cmd.line1 - 1, character = vim.str_utfindex(first, encoding, start_byte, false) },
+    ['end'] = { line = cmd.line2 - 1, character = vim.str_utfindex(last, encoding, end_byte, false) },
+  }
+end
+
+local function format_count(n)
+  if n >= 1000 then
+    return ('%.1fk'):format(n / 1000)
+  end
+  return tostring(n)
+end
+
+--- "3 turns · 1.2k tokens · $0.0123" from an ActionResult's metadata.
+---@param metadata table?
+---@return string
+function M.format_metadata(metadata)
+  if type(metadata) ~= 'table' then
+    return ''
+  end
+  local parts = {}
+  if tonumber(metadata.numTurns) then
+    table.insert(parts, ('%d turn%s'):format(metadata.numTurns, metadata.numTurns == 1 and '' or 's'))
+  end
+  local tokens = (tonumber(metadata.inputTokens) or 0) + (tonumber(metadata.outputTokens) or 0)
+  if tokens > 0 then
+    table.insert(parts, format_count(tokens) .. ' tokens')
+  end
+  if tonumber(metadata.costUsd) and metadata.costUsd > 0 then
+    table.insert(parts, ('$%.4f'):format(metadata.costUsd))
+  end
+  return table.concat(parts, ' · ')
+end
+
+--- Paths of documents the edit is pinned to an older version of (the user typed meanwhile).
+local function stale_documents(edit)
+  local stale = {}
+  for _, change in ipairs(edit.documentChanges or {}) do
+    local document = change.textDocument
+    if document and type(document.version) == 'number' then
+      local bufnr = vim.fn.bufnr(vim.uri_to_fname(document.uri))
+      local current = bufnr ~= -1 and vim.lsp.util.buf_versions[bufnr]
+      if current and current > document.version then
+        table.insert(stale, vim.fn.fnamemodify(vim.uri_to_fname(document.uri), ':~:.'))
+      end
+    end
+  end
+  return stale
+end
+
+local function apply_edit(action, client, edit)
+  local stale = stale_documents(edit)
+  if #stale > 0 then
+    notify(
+      ('%s: not applied, %s changed while Claude worked; run it again'):format(action, table.concat(stale, ', ')),
+      WARN
+    )
+    return
+  end
+  local function apply()
+    local ok, err = pcall(vim.lsp.util.apply_workspace_edit, edit, client.offset_encoding)
+    if not ok then
+      notify(('%s: cannot apply the edit: %s'):format(action, tostring(err)), ERROR)
+      return
+    end
+    local files = ui.edit_file_count(edit)
+    notify(('%s: edited %d file%s'):format(action, files, files == 1 and '' or 's'))
+  end
+  if options().preview then
+    ui.confirm_edit(edit, client.offset_encoding, options(), function(accepted)
+      if accepted then
+        apply()
+      else
+        notify(action .. ': edit discarded')
+      end
+    end)
+  else
+    apply()
+  end
+end
+
+local function show_findings(findings, bufnr, encoding)
+  local by_buffer = ui.findings_to_diagnostics(findings, vim.uri_from_bufnr(bufnr), encoding)
+  for target, diagnostics in pairs(by_buffer) do
+    vim.diagnostic.set(ui.findings_namespace, target, diagnostics)
+  end
+end
+
+local function show_answer(action, result)
+  local lines = vim.split(result.text or '', '\n', { plain = true })
+  local summary = M.format_metadata(result.metadata)
+  if summary ~= '' then
+    vim.list_extend(lines, { '', '---', '_' .. summary .. '_' })
+  end
+  ui.show_scratch('Claude ' .. action, lines, { output = options().output })
+end
+
+local function on_response(action, client, bufnr, err, result)
+  if err then
+    if err.code == REQUEST_CANCELLED then
+      notify(action .. ' cancelled')
+      return
+    end
+    local message = tostring(err.message or 'unknown error')
+    if type(err.data) == 'table' and type(err.data.hint) == 'string' and err.data.hint ~= '' then
+      message = message .. '\n' .. err.data.hint
+    end
+    notify(('%s failed: %s'):format(action, message), ERROR)
+    return
+  end
+  if type(result) ~= 'table' then
+    notify(action .. ': the server answered without a result', ERROR)
+    return
+  end
+  if type(result.sessionId) == 'string' then
+    last_run = { action = action, session_id = result.sessionId, bufnr = bufnr }
+  end
+  if type(result.findings) == 'table' and #result.findings > 0 then
+    show_findings(result.findings, bufnr, client.offset_encoding)
+  end
+  local edited = type(result.edit) == 'table' and ui.edit_file_count(result.edit) > 0
+  if edited then
+    apply_edit(action, client, result.edit)
+  end
+  local text = type(result.text) == 'string' and vim.trim(result.text) or ''
+  local reading_action = action == 'analyze' or action == 'review'
+  if reading_action or (not edited and text ~= '') then
+    show_answer(action, result)
+  elseif text ~= '' then
+    notify(('%s: %s'):format(action, vim.split(text, '\n', { plain = true })[1]))
+  end
+end
+
+--- Start `claude/<action>` on `spec.bufnr`. Returns the run's progress token, or nil.
+---@param action 'generate'|'analyze'|'refactor'|'review'
+---@param spec { bufnr: integer, range?: table, instruction?: string, session_id?: string, scope?: string }
+---@return string?
+function M.run(action, spec)
+  local bufnr = spec.bufnr
+  local client = client_for(bufnr)
+  if not client then
+    notify('claude-lsp is not attached to this buffer (see :checkhealth claude_lsp)', ERROR)
+    return nil
+  end
+  run_counter = run_counter + 1
+  local token = ('claude-nvim-%d'):format(run_counter)
+  local params = {
+    textDocument = { uri = vim.uri_from_bufnr(bufnr) },
+    range = spec.range,
+    instruction = spec.instruction,
+    sessionId = spec.session_id,
+    scope = spec.scope,
+    workDoneToken = token,
+  }
+  local ok, request_id = client:request('claude/' .. action, params, function(err, result)
+    runs[token] = nil
+    if cancelled[token] then
+      cancelled[token] = nil
+      return
+    end
+    on_response(action, client, bufnr, err, result)
+  end, bufnr)
+  if not ok or not request_id then
+    notify('the claude-lsp server has stopped', ERROR)
+    return nil
+  end
+  runs[token] = { client_id = client.id, request_id = request_id, action = action, bufnr = bufnr }
+  return token
+end
+
+--- Stop every run: this editor's requests (`$/cancelRequest`) and the server's background runs
+--- started from code actions (`claude.cancel`, which stops every run of the server). One
+--- notification says what stopped.
+function M.cancel()
+  local clients = vim.lsp.get_clients({ name = require('claude_lsp').client_name })
+  if #clients == 0 then
+    notify('claude-lsp is not running', WARN)
+    return
+  end
+  local actions = {}
+  for token, run in pairs(runs) do
+    local client = vim.lsp.get_client_by_id(run.client_id)
+    if client then
+      client:cancel_request(run.request_id)
+      table.insert(actions, run.action)
+    end
+    runs[token] = nil
+    cancelled[token] = true
+  end
+  table.sort(actions)
+  local pending, stopped_on_servers = #clients, 0
+  local function report()
+    -- The server usually counts this editor's runs too; the rest ran in the background.
+    local others = stopped_on_servers - #actions
+    if #actions == 0 and others <= 0 then
+      notify('nothing to cancel')
+      return
+    end
+    local parts = {}
+    if #actions > 0 then
+      table.insert(parts, table.concat(actions, ', '))
+    end
+    if others > 0 then
+      table.insert(parts, ('%d background run%s'):format(others, others == 1 and '' or 's'))
+    end
+    notify('cancelled ' .. table.concat(parts, ' and '))
+  end
+  for _, client in ipairs(clients) do
+    client:request('workspace/executeCommand', { command = 'claude.cancel', arguments = {} }, function(err, result)
+      if err then
+        notify('cancel failed: ' .. tostring(err.message), ERROR)
+      elseif type(result) == 'table' and tonumber(result.cancelled) then
+        stopped_on_servers = stopped_on_servers + result.cancelled
+      end
+      pending = pending - 1
+      if pending == 0 then
+        report()
+      end
+    end)
+  end
+end
+
+--- Usage totals from `claude/usage`, as lines.
+---@param totals table
+---@return string[]
+function M.format_usage(totals)
+  local lines = {}
+  for _, key in ipairs(vim.tbl_keys(totals)) do
+    local value = totals[key]
+    if type(value) == 'table' then
+      value = vim.inspect(value, { newline = ' ', indent = '' })
+    elseif key:lower():find('usd') and type(value) == 'number' then
+      value = ('$%.4f'):format(value)
+    end
+    table.insert(lines, ('%s: %s'):format(key, tostring(value)))
+  end
+  table.sort(lines)
+  return lines
+end
+
+function M.usage(bufnr)
+  local client = client_for(bufnr) or vim.lsp.get_clients({ name = require('claude_lsp').client_name })[1]
+  if not client then
+    notify('claude-lsp is not running', WARN)
+    return
+  end
+  client:request('claude/usage', vim.empty_dict(), function(err, result)
+    if err then
+      notify('usage failed: ' .. tostring(err.message), ERROR)
+    elseif type(result) == 'table' then
+      notify('usage\n' .. table.concat(M.format_usage(result), '\n'))
+    end
+  end, bufnr)
+end
+
+--- Run `callback(instruction)` with `given`, or with what the user types when it is empty.
+local function with_instruction(prompt, given, callback)
+  if given and given ~= '' then
+    callback(given)
+    return
+  end
+  vim.ui.input({ prompt = prompt }, function(input)
+    if input and vim.trim(input) ~= '' then
+      callback(vim.trim(input))
+    end
+  end)
+end
+
+--- Number of runs this editor is waiting for (for a statusline).
+---@return integer
+function M.running()
+  return vim.tbl_count(runs)
+end
+
+--- The last answered run: `{ action, session_id, bufnr }`, or nil.
+function M.last_run()
+  return last_run and vim.deepcopy(last_run) or nil
+end
+
+local handlers = {}
+
+function handlers.generate(ctx)
+  with_instruction('Claude generate: ', ctx.text, function(instruction)
+    M.run('generate', { bufnr = ctx.bufnr, range = ctx.range, instruction = instruction })
+  end)
+end
+
+function handlers.refactor(ctx)
+  with_instruction('Claude refactor: ', ctx.text, function(instruction)
+    M.run('refactor', { bufnr = ctx.bufnr, range = ctx.range, instruction = instruction })
+  end)
+end
+
+function handlers.analyze(ctx)
+  M.run('analyze', { bufnr = ctx.bufnr, range = ctx.range, instruction = ctx.text ~= '' and ctx.text or nil })
+end
+
+function handlers.review(ctx)
+  M.run('review', {
+    bufnr = ctx.bufnr,
+    range = ctx.range,
+    scope = ctx.range and 'selection' or 'file',
+    instruction = ctx.text ~= '' and ctx.text or nil,
+  })
+end
+
+function handlers.changes(ctx)
+  M.run('review', { bufnr = ctx.bufnr, scope = 'changes', instruction = ctx.text ~= '' and ctx.text or nil })
+end
+
+handlers['continue'] = function(ctx)
+  local previous = last_run
+  if not previous then
+    notify('nothing to continue: run an action first', WARN)
+    return
+  end
+  with_instruction(('Claude continue %s: '):format(previous.action), ctx.text, function(instruction)
+    local bufnr = api.nvim_buf_is_valid(previous.bufnr) and previous.bufnr or ctx.bufnr
+    M.run(previous.action, { bufnr = bufnr, instruction = instruction, session_id = previous.session_id })
+  end)
+end
+
+function handlers.cancel()
+  M.cancel()
+end
+
+function handlers.usage(ctx)
+  M.usage(ctx.bufnr)
+end
+
+--- The `:Claude` command.
+---@param cmd table  nvim_create_user_command callback argument
+function M.command(cmd)
+  local subcommand, text = cmd.args:match('^%s*(%S+)%s*(.-)%s*$')
+  local handler = subcommand and handlers[subcommand]
+  if not handler then
+    notify(
+      ('unknown subcommand %q; use one of: %s'):format(subcommand or '', table.concat(M.subcommands, ', ')),
+      ERROR
+    )
+    return
+  end
+  local bufnr = api.nvim_get_current_buf()
+  local client = client_for(bufnr)
+  local range = client and M.command_range(bufnr, cmd, client.offset_encoding) or nil
+  handler({ bufnr = bufnr, range = range, text = text })
+end
+
+--- Completion for `:Claude`: the subcommand only (the rest is free text).
+function M.complete(arg_lead, cmdline, cursor)
+  local before = cmdline:sub(1, cursor)
+  local without_range = before:gsub("^%s*[%d,.'<>%%$]*", '')
+  local words = vim.split(vim.trim(without_range), '%s+')
+  if #words > 2 or (#words == 2 and before:match('%s$')) then
+    return {}
+  end
+  return vim.tbl_filter(function(name)
+    return vim.startswith(name, arg_lead)
+  end, M.subcommands)
+end
+
+--- <Plug> mappings: normal mode acts on the file, visual mode on the selection.
+local plug_mappings = {
+  ClaudeGenerate = 'generate',
+  ClaudeAnalyze = 'analyze',
+  ClaudeRefactor = 'refactor',
+  ClaudeReview = 'review',
+  ClaudeChanges = 'changes',
+  ClaudeContinue = 'continue',
+  ClaudeCancel = 'cancel',
+  ClaudeUsage = 'usage',
+}
+
+--- Create `:Claude` and the <Plug> mappings (idempotent).
+function M.create()
+  api.nvim_create_user_command('Claude', M.command, {
+    nargs = '+',
+    range = true,
+    complete = M.complete,
+    desc = 'claude-lsp: ' .. table.concat(M.subcommands, '|'),
+  })
+  for name, subcommand in pairs(plug_mappings) do
+    local lhs = ('<Plug>(%s)'):format(name)
+    vim.keymap.set('n', lhs, ('<Cmd>Claude %s<CR>'):format(subcommand), { desc = 'Claude ' .. subcommand })
+    -- ':' in visual mode inserts '<,'>, so the selection becomes the command's range.
+    vim.keymap.set('x', lhs, (':Claude %s<CR>'):format(subcommand), { silent = true, desc = 'Claude ' .. subcommand })
+  end
+end
+
+return M

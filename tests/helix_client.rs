@@ -1,0 +1,503 @@
+//! Helix as the client: every Claude action must be reachable with what Helix 25.07 offers — code
+//! actions, `:lsp-workspace-command`, `$/progress`, `workspace/applyEdit`, diagnostics and
+//! `window/showMessage` — and no custom request, no `window/showDocument`.
+//!
+//! The client below replays Helix 25.07.1 (the latest release): its `initialize` capabilities
+//! (helix-lsp/src/client.rs, `Client::initialize`), its code-action flow (helix-term
+//! commands/lsp.rs: the request carries the diagnostics overlapping the selection, `only` unset,
+//! `triggerKind` Invoked; a picked action without an `edit` is first resolved, then its original
+//! `command` is executed), its `:lsp-workspace-command` (no arguments from the picker; typed
+//! arguments are a stream of JSON values) and its 20-second request timeout. Helix checks the
+//! `version` of a `TextDocumentEdit` against the document exactly, and its documents start at
+//! version 0. The in-process server runs the real CLI against the fake API.
+
+// Helpers outside `#[test]` functions unwrap too: a test may panic.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use claude_lsp::server::ServerOptions;
+
+use support::cli::{processes_running, real_cli};
+use support::fake_api::{RecordedRequest, Script, Turn};
+use support::lsp_client::TestClient;
+use support::workspace::{Workspace, cli_cwd};
+
+/// Helix's default `timeout` for a language server request.
+const HELIX_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Helix 25.07.1's client capabilities, as `initialize` sends them (default editor config, so
+/// snippets on).
+fn helix_capabilities() -> Value {
+    json!({
+        "workspace": {
+            "configuration": true,
+            "didChangeConfiguration": {"dynamicRegistration": false},
+            "workspaceFolders": true,
+            "applyEdit": true,
+            "symbol": {"dynamicRegistration": false},
+            "executeCommand": {"dynamicRegistration": false},
+            "inlayHint": {"refreshSupport": false},
+            "workspaceEdit": {
+                "documentChanges": true,
+                "resourceOperations": ["create", "rename", "delete"],
+                "failureHandling": "abort",
+                "normalizesLineEndings": false,
+            },
+            "didChangeWatchedFiles": {"dynamicRegistration": true, "relativePatternSupport": false},
+            "fileOperations": {"willRename": true, "didRename": true},
+        },
+        "textDocument": {
+            "completion": {
+                "completionItem": {
+                    "snippetSupport": true,
+                    "resolveSupport": {"properties": ["documentation", "detail", "additionalTextEdits"]},
+                    "insertReplaceSupport": true,
+                    "deprecatedSupport": true,
+                    "tagSupport": {"valueSet": [1]},
+                },
+                "completionItemKind": {},
+            },
+            "hover": {"contentFormat": ["markdown"]},
+            "signatureHelp": {
+                "signatureInformation": {
+                    "documentationFormat": ["markdown"],
+                    "parameterInformation": {"labelOffsetSupport": true},
+                    "activeParameterSupport": true,
+                },
+            },
+            "rename": {"dynamicRegistration": false, "prepareSupport": true, "honorsChangeAnnotations": false},
+            "formatting": {"dynamicRegistration": false},
+            "codeAction": {
+                "codeActionLiteralSupport": {"codeActionKind": {"valueSet": [
+                    "", "quickfix", "refactor", "refactor.extract", "refactor.inline",
+                    "refactor.rewrite", "source", "source.organizeImports",
+                ]}},
+                "isPreferredSupport": true,
+                "disabledSupport": true,
+                "dataSupport": true,
+                "resolveSupport": {"properties": ["edit", "command"]},
+            },
+            "publishDiagnostics": {"versionSupport": true, "tagSupport": {"valueSet": [1, 2]}},
+            "inlayHint": {"dynamicRegistration": false},
+        },
+        "window": {"workDoneProgress": true},
+        "general": {"positionEncodings": ["utf-8", "utf-32", "utf-16"]},
+    })
+}
+
+const RECURSIVE: &str = "\
+// claude: make this iterative
+fn sum(n: u64) -> u64 {
+    if n == 0 { 0 } else { n + sum(n - 1) }
+}
+
+fn main() {
+    println!(\"{}\", sum(10)); // prints 55 — «ünïcödé» keeps byte and char offsets apart
+}
+";
+
+const ITERATIVE_BODY: &str = "fn sum(n: u64) -> u64 {\n    (1..=n).sum()\n}\n";
+
+fn iterative() -> String {
+    RECURSIVE.replace(
+        "// claude: make this iterative\nfn sum(n: u64) -> u64 {\n    if n == 0 { 0 } else { n + sum(n - 1) }\n}\n",
+        ITERATIVE_BODY,
+    )
+}
+
+const FINDINGS_ANSWER: &str = "One real problem.\n\n```json\n{\"findings\": [{\"path\": \"src/lib.rs\", \
+\"startLine\": 3, \"endLine\": 3, \"severity\": \"warning\", \"message\": \"Deep recursion overflows \
+the stack for large n\"}]}\n```\n";
+
+const TESTS: &str = "#[test]\nfn sums() {\n    assert_eq!(demo::sum(10), 55);\n}\n";
+
+const ANALYSIS: &str = "`sum` adds the numbers 1..=n recursively.";
+
+/// One fake model for every action, told apart by the task in the prompt: a refactor reads the
+/// file then edits it, a review reports one finding, an analysis answers in text.
+fn model(request: &RecordedRequest) -> Turn {
+    let conversation = request.all_text();
+    if conversation.contains("- Review ") {
+        return Turn::text(FINDINGS_ANSWER);
+    }
+    if conversation.contains("- Analyze ") {
+        return Turn::text(ANALYSIS);
+    }
+    if conversation.contains("Write tests for the selected code") {
+        return match request.turn_index() {
+            0 => Turn::tool_use(
+                "Write",
+                json!({"file_path": format!("{}/tests/sum.rs", cli_cwd(request)), "content": TESTS}),
+            ),
+            _ => Turn::text("Added tests/sum.rs."),
+        };
+    }
+    let path = format!("{}/src/lib.rs", cli_cwd(request));
+    match request.turn_index() {
+        0 => Turn::tool_use("Read", json!({"file_path": path})),
+        1 => Turn::tool_use(
+            "Edit",
+            json!({
+                "file_path": path,
+                "old_string": "// claude: make this iterative\nfn sum(n: u64) -> u64 {\n    if n == 0 { 0 } else { n + sum(n - 1) }\n}\n",
+                "new_string": ITERATIVE_BODY,
+            }),
+        ),
+        _ => Turn::text("Made `sum` iterative."),
+    }
+}
+
+/// Start a workspace holding `src/lib.rs` and open it the way Helix does (version 0).
+async fn helix_workspace(script: impl Into<Script>) -> (Workspace, String) {
+    // Helix sends its `config` table as initializationOptions; the server reads the `claude`
+    // section of it (settings merged over the test's CLI path and fake API environment).
+    let ws = Workspace::start(
+        &[("src/lib.rs", RECURSIVE)],
+        script,
+        helix_capabilities(),
+        json!({"warmPool": 0}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 0, RECURSIVE).await;
+    (ws, uri)
+}
+
+/// A request as Helix sends it: Helix gives up after 20 seconds.
+async fn helix_request(client: &mut TestClient, method: &str, params: Value) -> Value {
+    let started = Instant::now();
+    let (_, answer) = client.start_request(method, params).await;
+    let answer = tokio::time::timeout(HELIX_REQUEST_TIMEOUT, TestClient::answer(answer))
+        .await
+        .unwrap_or_else(|_| panic!("{method} took longer than Helix's 20 s request timeout"));
+    let result = answer.unwrap_or_else(|err| panic!("{method} failed: {err}"));
+    assert!(started.elapsed() < HELIX_REQUEST_TIMEOUT);
+    result
+}
+
+fn position(line: u32, character: u32) -> Value {
+    json!({"line": line, "character": character})
+}
+
+/// What Helix sends for `space a` with the cursor (a one-character selection) at
+/// `line`:`character`, with the diagnostics that overlap it.
+async fn code_actions(
+    client: &mut TestClient,
+    uri: &str,
+    line: u32,
+    character: u32,
+    diagnostics: Value,
+) -> Vec<Value> {
+    let result = helix_request(
+        client,
+        "textDocument/codeAction",
+        json!({
+            "textDocument": {"uri": uri},
+            "range": {"start": position(line, character), "end": position(line, character + 1)},
+            "context": {"diagnostics": diagnostics, "triggerKind": 1},
+        }),
+    )
+    .await;
+    result.as_array().cloned().unwrap_or_else(|| panic!("no code actions: {result}"))
+}
+
+fn titles(actions: &[Value]) -> Vec<&str> {
+    actions.iter().filter_map(|action| action["title"].as_str()).collect()
+}
+
+fn find_action<'a>(actions: &'a [Value], title: &str) -> &'a Value {
+    actions
+        .iter()
+        .find(|action| action["title"] == title)
+        .unwrap_or_else(|| panic!("no code action {title:?} in {:#?}", titles(actions)))
+}
+
+/// Pick `action` in Helix's code-action menu: resolve it when it has no edit (Helix blocks on
+/// that), apply a resolved edit, then execute the action's own command. Returns the command's
+/// result.
+async fn pick(client: &mut TestClient, action: &Value) -> Value {
+    assert!(action.get("edit").is_none(), "a Claude action must not carry a precomputed edit");
+    let resolved = helix_request(client, "codeAction/resolve", action.clone()).await;
+    assert!(resolved.get("edit").is_none(), "resolving must not run Claude: {resolved}");
+    let command = action["command"].clone();
+    assert!(command.is_object(), "the action carries no command: {action}");
+    helix_request(client, "workspace/executeCommand", command).await
+}
+
+/// Helix's `:lsp-workspace-command <name> <json…>`: the rest of the line is a stream of JSON
+/// values; none at all sends no `arguments`.
+async fn workspace_command(client: &mut TestClient, typed: &str) -> Value {
+    let (name, rest) = typed.split_once(' ').unwrap_or((typed, ""));
+    let arguments: Vec<Value> = serde_json::Deserializer::from_str(rest)
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|err| panic!("Helix would refuse {typed:?}: {err}"));
+    let mut params = json!({"command": name});
+    if !arguments.is_empty() {
+        params["arguments"] = Value::Array(arguments);
+    }
+    helix_request(client, "workspace/executeCommand", params).await
+}
+
+/// Apply LSP text edits (positions in UTF-8 code units, as negotiated with Helix) to `text`.
+fn apply_edits(text: &str, edits: &[Value]) -> String {
+    let line_starts: Vec<usize> =
+        std::iter::once(0).chain(text.match_indices('\n').map(|(index, _)| index + 1)).collect();
+    let offset = |position: &Value| {
+        let line = position["line"].as_u64().unwrap() as usize;
+        let character = position["character"].as_u64().unwrap() as usize;
+        line_starts.get(line).map_or(text.len(), |start| start + character)
+    };
+    let mut spans: Vec<(usize, usize, &str)> = edits
+        .iter()
+        .map(|edit| {
+            (
+                offset(&edit["range"]["start"]),
+                offset(&edit["range"]["end"]),
+                edit["newText"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    spans.sort_by_key(|span| std::cmp::Reverse(span.0));
+    let mut result = text.to_owned();
+    for (start, end, new_text) in spans {
+        result.replace_range(start..end, new_text);
+    }
+    result
+}
+
+/// The progress of the run the server started for a command: it creates the token itself
+/// (Helix announces workDoneProgress) and reports begin → … → end on it.
+async fn server_created_progress(client: &TestClient, runs_before: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let token = loop {
+        let created = client.server_requests("window/workDoneProgress/create");
+        if let Some(create) = created.get(runs_before) {
+            break create["token"].clone();
+        }
+        assert!(Instant::now() < deadline, "the server created no progress token");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let values = client.progress_until_end(&token).await;
+    assert_eq!(values.first().unwrap()["kind"], "begin", "{values:#?}");
+    assert_eq!(values.first().unwrap()["cancellable"], true, "{values:#?}");
+    values
+}
+
+#[tokio::test]
+async fn initialize_negotiates_utf8_and_lists_every_command_for_the_picker() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut client = TestClient::start(ServerOptions {
+        cache_dir: cache.path().to_path_buf(),
+        ..ServerOptions::default()
+    });
+    // Helix sends its `config` table as it is, settings under `claude` (editors/helix/languages.toml).
+    let options = json!({"claude": {"cliPath": real_cli(), "warmPool": 0}});
+    let result = client.initialize(root.path(), helix_capabilities(), options).await;
+    let capabilities = &result["capabilities"];
+    assert_eq!(capabilities["positionEncoding"], "utf-8", "Helix offers utf-8 first");
+    assert_eq!(capabilities["codeActionProvider"]["resolveProvider"], true);
+    let commands: Vec<&str> = capabilities["executeCommandProvider"]["commands"]
+        .as_array()
+        .expect("no executeCommandProvider: Helix could run no command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for command in [
+        "claude.generate",
+        "claude.analyze",
+        "claude.refactor",
+        "claude.review",
+        "claude.continue",
+        "claude.cancel",
+        "claude.applyFinding",
+        "claude.dismissFinding",
+        "claude.showUsage",
+    ] {
+        assert!(commands.contains(&command), "{command} is not offered to :lsp-workspace-command");
+    }
+    client.finish().await;
+}
+
+#[tokio::test]
+async fn an_instruction_comment_becomes_a_code_action_whose_edit_arrives_by_apply_edit() {
+    let (mut ws, uri) = helix_workspace(Script::from_fn(model)).await;
+    let actions = code_actions(&mut ws.client, &uri, 0, 3, json!([])).await;
+    let listed = titles(&actions);
+    for expected in [
+        "Claude: make this iterative",
+        "Claude: review file",
+        "Claude: review my changes",
+        "Claude: analyze file",
+    ] {
+        assert!(listed.contains(&expected), "{expected:?} missing from {listed:#?}");
+    }
+    assert!(listed.iter().all(|title| title.starts_with("Claude: ")), "{listed:#?}");
+    // Every action is reachable from the menu (Helix's cursor is a one-character selection, so
+    // the selection presets are offered too: "add tests" is a generate).
+    let mut commands: Vec<&str> =
+        actions.iter().filter_map(|action| action["command"]["command"].as_str()).collect();
+    commands.sort_unstable();
+    commands.dedup();
+    for command in ["claude.analyze", "claude.generate", "claude.refactor", "claude.review"] {
+        assert!(commands.contains(&command), "no code action runs {command}: {commands:?}");
+    }
+    assert!(ws.api.requests().is_empty(), "listing code actions must not call the model");
+
+    let started = pick(&mut ws.client, find_action(&actions, "Claude: make this iterative")).await;
+    assert!(started["runId"].as_str().is_some_and(|id| !id.is_empty()), "{started}");
+
+    let progress = server_created_progress(&ws.client, 0).await;
+    assert_eq!(progress.first().unwrap()["title"], "Claude: refactor");
+    let apply = ws.client.wait_for_server_request("workspace/applyEdit").await;
+    assert_eq!(apply["label"], "Claude: refactor");
+    let changes =
+        apply["edit"]["documentChanges"].as_array().expect("Helix asked for documentChanges");
+    assert_eq!(changes.len(), 1, "{apply:#}");
+    // Helix refuses an edit whose version is not the document's: it opened at 0 and nobody typed.
+    assert_eq!(changes[0]["textDocument"], json!({"uri": uri, "version": 0}));
+    let edited = apply_edits(RECURSIVE, changes[0]["edits"].as_array().unwrap());
+    assert_eq!(edited, iterative());
+    assert_eq!(ws.read("src/lib.rs"), RECURSIVE, "the user's file changes only when Helix saves");
+    let message = ws.client.next_notification("window/showMessage").await;
+    assert_eq!(message["message"], "Claude: Made `sum` iterative.");
+    ws.client.take_notifications("claude/output");
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn generated_files_arrive_as_create_file_operations_helix_supports() {
+    let (mut ws, uri) = helix_workspace(Script::from_fn(model)).await;
+    let actions = code_actions(&mut ws.client, &uri, 1, 3, json!([])).await;
+    pick(&mut ws.client, find_action(&actions, "Claude: add tests")).await;
+    let progress = server_created_progress(&ws.client, 0).await;
+    assert_eq!(progress.first().unwrap()["title"], "Claude: generate");
+    let apply = ws.client.wait_for_server_request("workspace/applyEdit").await;
+    let new_uri = ws.uri("tests/sum.rs");
+    let changes = apply["edit"]["documentChanges"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{apply:#}");
+    assert_eq!((&changes[0]["kind"], &changes[0]["uri"]), (&json!("create"), &json!(new_uri)));
+    assert_ne!(
+        changes[0]["options"]["overwrite"], true,
+        "an existing file must never be clobbered"
+    );
+    assert_eq!(
+        changes[1],
+        json!({"textDocument": {"uri": new_uri, "version": null},
+               "edits": [{"range": {"start": position(0, 0), "end": position(0, 0)}, "newText": TESTS}]})
+    );
+    assert!(!ws.path("tests/sum.rs").exists(), "the file appears when Helix applies the edit");
+    ws.client.take_notifications("window/showMessage");
+    ws.client.take_notifications("claude/output");
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_review_reports_findings_as_diagnostics_that_code_actions_can_dismiss() {
+    let (mut ws, uri) = helix_workspace(Script::from_fn(model)).await;
+    let actions = code_actions(&mut ws.client, &uri, 2, 4, json!([])).await;
+    pick(&mut ws.client, find_action(&actions, "Claude: review file")).await;
+    server_created_progress(&ws.client, 0).await;
+
+    let published = ws
+        .client
+        .wait_for_notification("textDocument/publishDiagnostics", |params| {
+            params["uri"] == uri && params["diagnostics"].as_array().is_some_and(|d| !d.is_empty())
+        })
+        .await;
+    let diagnostics = published["diagnostics"].as_array().unwrap().clone();
+    assert_eq!(diagnostics.len(), 1, "{published:#}");
+    let finding = &diagnostics[0];
+    assert_eq!(finding["source"], "claude");
+    assert_eq!(finding["severity"], 2, "warning");
+    assert_eq!(finding["range"]["start"]["line"], 2);
+    assert!(finding["message"].as_str().unwrap().contains("Deep recursion"), "{finding}");
+
+    // Helix sends the diagnostics under the cursor with the code-action request.
+    let on_finding = code_actions(&mut ws.client, &uri, 2, 4, json!([finding])).await;
+    let listed = titles(&on_finding);
+    assert!(listed.contains(&"Claude: fix with Claude"), "{listed:#?}");
+    assert!(listed.contains(&"Claude: dismiss all findings in this file"), "{listed:#?}");
+    pick(&mut ws.client, find_action(&on_finding, "Claude: dismiss finding")).await;
+    let cleared = ws
+        .client
+        .wait_for_notification("textDocument/publishDiagnostics", |params| params["uri"] == uri)
+        .await;
+    assert_eq!(cleared["diagnostics"], json!([]), "{cleared:#}");
+    ws.client.take_notifications("window/showMessage");
+    ws.client.take_notifications("claude/output");
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn an_analysis_answers_with_show_message_because_helix_cannot_show_documents() {
+    let (mut ws, uri) = helix_workspace(Script::from_fn(model)).await;
+    let actions = code_actions(&mut ws.client, &uri, 1, 3, json!([])).await;
+    pick(&mut ws.client, find_action(&actions, "Claude: analyze file")).await;
+    server_created_progress(&ws.client, 0).await;
+    let message = ws
+        .client
+        .wait_for_notification("window/showMessage", |params| {
+            params["message"].as_str().is_some_and(|text| text.contains(ANALYSIS))
+        })
+        .await;
+    assert_eq!(message["type"], 3, "an answer is information: {message}");
+    assert!(
+        ws.client.server_requests("window/showDocument").is_empty(),
+        "Helix 25.07 does not announce window/showDocument"
+    );
+    assert!(
+        ws.client.server_requests("workspace/applyEdit").is_empty(),
+        "an analysis edits nothing"
+    );
+    ws.client.take_notifications("textDocument/publishDiagnostics");
+    ws.client.take_notifications("claude/output");
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn workspace_commands_typed_in_helix_run_and_cancel() {
+    // The model never answers: the run stays in flight until cancelled.
+    let (mut ws, uri) = helix_workspace(Turn::Hang).await;
+    let typed = format!(
+        r#"claude.refactor {{"textDocument": {{"uri": "{uri}"}}, "instruction": "make sum iterative"}}"#
+    );
+    let started = workspace_command(&mut ws.client, &typed).await;
+    assert!(started["runId"].as_str().is_some(), "{started}");
+    ws.api.wait_for_requests(1, Duration::from_secs(60)).await;
+    let home = ws.home.path().display().to_string();
+    let ours = || {
+        processes_running(&real_cli())
+            .into_iter()
+            .filter(|process| process.env_var("HOME").as_deref() == Some(home.as_str()))
+            .count()
+    };
+    assert_eq!(ours(), 1, "the run's CLI should be running");
+
+    // From the picker: no arguments at all.
+    let cancelled = workspace_command(&mut ws.client, "claude.cancel").await;
+    assert_eq!(cancelled, json!({"cancelled": 1}));
+    let progress = server_created_progress(&ws.client, 0).await;
+    assert_eq!(progress.last().unwrap()["message"], "Cancelled; nothing was applied");
+    for _ in 0..100 {
+        if ours() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ours(), 0, "a CLI survived the cancel");
+    assert!(ws.client.server_requests("workspace/applyEdit").is_empty());
+
+    let usage = workspace_command(&mut ws.client, "claude.showUsage").await;
+    assert!(usage.is_object(), "{usage}");
+    ws.client.take_notifications("window/showMessage");
+    ws.client.take_notifications("claude/output");
+    ws.client.take_notifications("claude/usage");
+    ws.client.finish().await;
+}
