@@ -1,0 +1,74 @@
+// The language client: how claude-lsp is started and how settings reach it.
+
+import * as os from 'node:os';
+import * as vscode from 'vscode';
+import {
+    DidChangeConfigurationNotification,
+    LanguageClient,
+    ResponseError,
+    type LanguageClientOptions,
+    type Middleware,
+    type ServerOptions,
+} from 'vscode-languageclient/node';
+
+import { SECTION, serverCommand, serverSettings } from './config';
+
+/**
+ * Gets the first look at every `workspace/executeCommand` the editor sends (code actions carry
+ * commands): answers `undefined` to let the server run it, or a promise to handle it here.
+ */
+export type CommandInterceptor = (command: string, args: unknown[]) => Promise<unknown> | undefined;
+
+/** The server's settings from the user's explicit `claude.*` settings. */
+export function currentSettings(scope?: vscode.Uri): Record<string, unknown> {
+    const config = vscode.workspace.getConfiguration(SECTION, scope);
+    return serverSettings((key) => config.inspect(key));
+}
+
+/** The executable the client starts. */
+export function serverExecutable(): string {
+    return serverCommand(vscode.workspace.getConfiguration(SECTION).get('serverPath'), os.homedir());
+}
+
+export function createClient(outputChannel: vscode.OutputChannel, intercept: CommandInterceptor): LanguageClient {
+    const serverOptions: ServerOptions = { command: serverExecutable(), args: ['--stdio'] };
+    const middleware: Middleware = {
+        workspace: {
+            // Answer the `claude` section with explicit settings only (see config.ts).
+            configuration: async (params, token, next) => {
+                const answers: unknown[] | ResponseError = await next(params, token);
+                if (answers instanceof ResponseError) {
+                    return answers;
+                }
+                return params.items.map((item, index): unknown =>
+                    item.section === SECTION
+                        ? currentSettings(item.scopeUri === undefined ? undefined : vscode.Uri.parse(item.scopeUri))
+                        : answers[index],
+                );
+            },
+            didChangeConfiguration: async (sections, next) => {
+                if (sections === undefined || !sections.includes(SECTION)) {
+                    return next(sections);
+                }
+                await client.sendNotification(DidChangeConfigurationNotification.type, {
+                    settings: { [SECTION]: currentSettings() },
+                });
+            },
+        },
+        executeCommand: (command, args, next): Promise<unknown> => {
+            const handled = intercept(command, args);
+            return handled ?? Promise.resolve(next(command, args));
+        },
+    };
+    const clientOptions: LanguageClientOptions = {
+        // Claude works on any file of the workspace, whatever its language.
+        documentSelector: [{ scheme: 'file' }],
+        initializationOptions: () => currentSettings(),
+        synchronize: { configurationSection: SECTION },
+        outputChannel,
+        middleware,
+    };
+    // The middleware above runs only once the client exists.
+    const client = new LanguageClient(SECTION, 'Claude', serverOptions, clientOptions);
+    return client;
+}

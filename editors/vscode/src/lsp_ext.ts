@@ -1,0 +1,263 @@
+// The protocol extensions of claude-lsp, typed. Mirrors docs/lsp-extensions.md and
+// src/lsp_ext.rs: change all three together.
+//
+// This module is pure (no `vscode` import) so the unit and integration tests can use it.
+
+import {
+    NotificationType,
+    RequestType,
+    type ProgressToken,
+    type Range,
+    type TextDocumentIdentifier,
+    type WorkspaceEdit,
+} from 'vscode-languageserver-protocol';
+
+export type Action = 'generate' | 'analyze' | 'refactor' | 'review';
+export type Depth = 'quick' | 'normal' | 'deep';
+export type Severity = 'error' | 'warning' | 'info' | 'hint';
+export type ReviewScope = 'selection' | 'file' | 'changes';
+
+/** Parameters of the four action requests and the four action commands. */
+export interface ActionParams {
+    textDocument: TextDocumentIdentifier;
+    /** Absent: the whole document. */
+    range?: Range;
+    /** Required for generate and refactor. */
+    instruction?: string;
+    /** Continue that conversation. */
+    sessionId?: string;
+    /** The server reports `$/progress` on this token. */
+    workDoneToken?: ProgressToken;
+    /** analyze */
+    depth?: Depth;
+    /** analyze */
+    includeTests?: boolean;
+    /** review */
+    minSeverity?: Severity;
+    /** review; "changes": the uncommitted changes */
+    scope?: ReviewScope;
+    /** review: ask for a fix with each finding */
+    fix?: boolean;
+    /** generate: where new files go, relative to the workspace */
+    directory?: string;
+}
+
+export type FileAction = 'created' | 'modified' | 'deleted' | 'renamed';
+
+export interface ChangedFile {
+    uri: string;
+    action: FileAction;
+}
+
+export interface RunMetadata {
+    durationMs: number;
+    numTurns: number;
+    inputTokens: number;
+    outputTokens: number;
+    cacheReadTokens: number;
+    costUsd: number;
+    model?: string;
+}
+
+export type Category = 'bug' | 'security' | 'performance' | 'correctness' | 'maintainability' | 'style' | 'test';
+
+/** A fix the server checked: `oldText` is exactly the text at the finding's range. */
+export interface FindingFix {
+    oldText: string;
+    newText: string;
+}
+
+export interface RelatedLocation {
+    uri: string;
+    range: Range;
+    message: string;
+}
+
+/** A finding of review/analyze, placed in its file. */
+export interface Finding {
+    /** Names it in `claude.applyFinding` / `claude.dismissFinding` and in its diagnostic's `data.findingId`. */
+    id: string;
+    uri: string;
+    range: Range;
+    severity: Severity;
+    category: Category;
+    title: string;
+    explanation: string;
+    suggestion?: string;
+    fix?: FindingFix;
+    related?: RelatedLocation[];
+}
+
+/** Argument of `claude.applyFinding` (id required) and `claude.dismissFinding` (no id: the whole file). */
+export interface FindingRef {
+    uri: string;
+    findingId?: string;
+}
+
+export interface ActionResult {
+    sessionId: string;
+    /** The agent's answer, markdown. */
+    text: string;
+    /** Edit actions, when the run changed files. Never applied by the server. */
+    edit?: WorkspaceEdit;
+    findings?: Finding[];
+    files: ChangedFile[];
+    metadata: RunMetadata;
+}
+
+/** Counts that add up: one run's, a conversation's, a day's or a model's. */
+export interface UsageCounts {
+    runs: number;
+    turns: number;
+    inputTokens: number;
+    outputTokens: number;
+    cacheReadTokens: number;
+    cacheCreationTokens: number;
+    costUsd: number;
+    durationMs: number;
+}
+
+/** What one run used (its own share). */
+export interface RunUsage extends UsageCounts {
+    model?: string;
+    models?: Record<string, UsageCounts>;
+}
+
+export interface LastRun {
+    sessionId: string;
+    usage: RunUsage;
+}
+
+export interface WorkspaceUsage {
+    uri: string;
+    today: UsageCounts;
+    total: UsageCounts;
+}
+
+/** `claude/usage` result and notification: totals, by UTC day and by model. */
+export interface UsageReport {
+    /** Today (UTC), `YYYY-MM-DD`. */
+    day: string;
+    today: UsageCounts;
+    total: UsageCounts;
+    byDay: Record<string, UsageCounts>;
+    byModel: Record<string, UsageCounts>;
+    workspaces: WorkspaceUsage[];
+    dailyBudgetUsd?: number;
+    /** In the notification: the run that just ended. */
+    lastRun?: LastRun;
+}
+
+export interface UsageParams {
+    /** The workspace of this document only (default: every workspace folder). */
+    uri?: string;
+}
+
+export interface SessionsParams {
+    /** Conversations about this document (default: every workspace folder's). */
+    uri?: string;
+    action?: Action;
+    /** At most this many, newest first (default 100). */
+    limit?: number;
+}
+
+export type Outcome = 'success' | 'error' | 'cancelled';
+
+/** One conversation of the session index. */
+export interface SessionInfo {
+    id: string;
+    action: Action;
+    uri: string;
+    range?: Range;
+    instruction?: string;
+    startedAt: string;
+    endedAt: string;
+    outcome: Outcome;
+    /** The latest run's summary. */
+    summary: string;
+    usage: UsageCounts;
+    /** Its CLI process, while one is kept alive for the next turn. */
+    live?: { pid: number; idleSecs: number };
+}
+
+export interface SessionsResult {
+    sessions: SessionInfo[];
+}
+
+export interface RunInfo {
+    runId: string;
+    action: Action;
+    uri: string;
+    startedAt: string;
+}
+
+export interface RunsResult {
+    runs: RunInfo[];
+}
+
+export const generate = new RequestType<ActionParams, ActionResult, void>('claude/generate');
+export const analyze = new RequestType<ActionParams, ActionResult, void>('claude/analyze');
+export const refactor = new RequestType<ActionParams, ActionResult, void>('claude/refactor');
+export const review = new RequestType<ActionParams, ActionResult, void>('claude/review');
+export const sessions = new RequestType<SessionsParams, SessionsResult, void>('claude/sessions');
+export const usage = new RequestType<UsageParams, UsageReport, void>('claude/usage');
+export const runs = new RequestType<Record<string, never>, RunsResult, void>('claude/runs');
+
+export const actionRequests: Readonly<Record<Action, RequestType<ActionParams, ActionResult, void>>> =
+    { generate, analyze, refactor, review };
+
+export type OutputKind = 'text' | 'thinking' | 'toolUse' | 'toolResult' | 'result';
+
+/** `claude/output`: the agent's full stream, for an output channel. */
+export interface OutputParams {
+    runId: string;
+    token?: ProgressToken;
+    kind: OutputKind;
+    text: string;
+    tool?: string;
+}
+
+export const output = new NotificationType<OutputParams>('claude/output');
+/** Server → client after each run; same method name as the `claude/usage` request. */
+export const usageChanged = new NotificationType<UsageReport>('claude/usage');
+
+/** `workspace/executeCommand` names. */
+export const Command = {
+    generate: 'claude.generate',
+    analyze: 'claude.analyze',
+    refactor: 'claude.refactor',
+    review: 'claude.review',
+    continue: 'claude.continue',
+    cancel: 'claude.cancel',
+    applyFinding: 'claude.applyFinding',
+    dismissFinding: 'claude.dismissFinding',
+    showUsage: 'claude.showUsage',
+} as const;
+
+/** What an action command answers at once; the run goes on in the background. */
+export interface RunStarted {
+    runId: string;
+}
+
+export interface CancelArgs {
+    runId?: string;
+}
+
+export interface CancelResult {
+    cancelled: number;
+}
+
+/** `data` of every error response from the server. */
+export interface ErrorData {
+    kind: string;
+    retryable: boolean;
+    hint: string;
+}
+
+export function isErrorData(value: unknown): value is ErrorData {
+    if (typeof value !== 'object' || value === null) {
+        return false;
+    }
+    const data = value as Record<string, unknown>;
+    return typeof data.kind === 'string' && typeof data.retryable === 'boolean' && typeof data.hint === 'string';
+}
