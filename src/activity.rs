@@ -7,12 +7,18 @@ const MAX_MESSAGE_CHARS: usize = 120;
 
 /// Describe one tool call. `display_path` turns a path the CLI saw (maybe in the staging mirror)
 /// into the workspace-relative path the user knows.
-pub fn describe_tool_use(name: &str, input: &Value, display_path: &dyn Fn(&str) -> String) -> String {
+pub fn describe_tool_use(
+    name: &str,
+    input: &Value,
+    display_path: &dyn Fn(&str) -> String,
+) -> String {
     let field = |key: &str| input.get(key).and_then(Value::as_str);
     let path = || field("file_path").or_else(|| field("notebook_path")).or_else(|| field("path"));
     let message = match name {
         "Read" => path().map(|p| format!("Reading {}", display_path(p))),
-        "Edit" | "MultiEdit" | "NotebookEdit" => path().map(|p| format!("Editing {}", display_path(p))),
+        "Edit" | "MultiEdit" | "NotebookEdit" => {
+            path().map(|p| format!("Editing {}", display_path(p)))
+        }
         "Write" => path().map(|p| format!("Writing {}", display_path(p))),
         "Grep" => field("pattern").map(|p| format!("Searching \"{p}\"")),
         "Glob" => field("pattern").map(|p| format!("Finding files {p}")),

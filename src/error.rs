@@ -6,6 +6,7 @@ use std::fmt;
 use serde_json::json;
 
 use crate::lsp::jsonrpc;
+use crate::secrets::redacted;
 
 /// One row of the error table: a stable kind, its code, and whether trying again can help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,25 +88,27 @@ impl ServerError {
         Self::new(ErrorKind::FILE_ACCESS, message, "open the file in the editor, or check its path")
     }
 
+    /// The wire form. Message and hint are redacted: an error can quote the CLI or the API.
     pub fn to_jsonrpc(&self) -> jsonrpc::Error {
         jsonrpc::Error {
             code: jsonrpc::ErrorCode::from(self.kind.code),
-            message: self.message.clone().into(),
+            message: redacted(&self.message).into(),
             data: Some(json!({
                 "kind": self.kind.name,
                 "retryable": self.kind.retryable,
-                "hint": self.hint,
+                "hint": redacted(&self.hint),
             })),
         }
     }
 
-    /// The one-line text shown with window/showMessage on the command path.
+    /// The one-line text shown with window/showMessage on the command path (redacted).
     pub fn user_message(&self) -> String {
-        if self.hint.is_empty() {
+        let text = if self.hint.is_empty() {
             format!("Claude: {}", self.message)
         } else {
             format!("Claude: {} ({})", self.message, self.hint)
-        }
+        };
+        redacted(&text)
     }
 }
 
@@ -145,6 +148,48 @@ mod tests {
             wire,
             json!({"code": -32004, "message": "slow down",
                    "data": {"kind": "rate_limited", "retryable": true, "hint": "wait a minute"}})
+        );
+    }
+
+    #[test]
+    fn secrets_never_reach_the_wire() {
+        let err = ServerError::new(
+            ErrorKind::API_ERROR,
+            "the API said: key sk-ant-api03-abcdef is invalid",
+            "send Bearer abc.def-1 instead",
+        );
+        let wire = serde_json::to_string(&err.to_jsonrpc()).unwrap();
+        assert!(!wire.contains("abcdef") && !wire.contains("abc.def"), "{wire}");
+        let shown = err.user_message();
+        assert!(!shown.contains("abcdef") && !shown.contains("abc.def"), "{shown}");
+    }
+
+    /// README.md's "Errors" table is the client's reference: one row per kind, in code order,
+    /// with the code, the kind and whether it is retryable.
+    #[test]
+    fn the_readme_error_table_lists_every_kind() {
+        let readme = include_str!("../README.md");
+        let section =
+            readme.split("\n## Errors\n").nth(1).expect("README.md has no \"## Errors\" section");
+        let rows: Vec<Vec<&str>> = section
+            .lines()
+            .skip_while(|line| !line.starts_with("| code |"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| line.split('|').map(str::trim).collect())
+            .collect();
+        let listed: Vec<(i64, &str, bool)> = rows
+            .iter()
+            .map(|cells| {
+                let code = cells[1].parse().unwrap_or_else(|_| panic!("bad code in {cells:?}"));
+                (code, cells[2].trim_matches('`'), cells[3] == "yes")
+            })
+            .collect();
+        let expected: Vec<(i64, &str, bool)> =
+            ErrorKind::ALL.iter().map(|kind| (kind.code, kind.name, kind.retryable)).collect();
+        assert_eq!(
+            listed, expected,
+            "update the Errors table in README.md to match ErrorKind::ALL"
         );
     }
 

@@ -79,7 +79,11 @@ mod tests {
     async fn diff_and_untracked_files_are_included() {
         let dir = tempfile::tempdir().unwrap();
         sh(dir.path(), "git init -q && printf 'a\\nb\\n' > f.txt && printf 'x\\n' > .gitignore && git add . && git -c user.name=t -c user.email=t@t commit -qm init").await;
-        sh(dir.path(), "printf 'a\\nB\\n' > f.txt && printf 'new\\n' > n.txt && printf 'skip\\n' > x").await;
+        sh(
+            dir.path(),
+            "printf 'a\\nB\\n' > f.txt && printf 'new\\n' > n.txt && printf 'skip\\n' > x",
+        )
+        .await;
         let text = uncommitted_changes(dir.path()).await.unwrap();
         assert!(text.contains("-b\n+B\n"), "{text}");
         assert!(text.contains("+++ b/n.txt\n@@ -0,0 +1,1 @@\n+new\n"), "{text}");

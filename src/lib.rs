@@ -3,22 +3,34 @@
 //! See ARCHITECTURE.md for the code map and the invariants every module keeps.
 
 pub mod activity;
+pub mod audit;
 pub mod claude;
+pub mod conversations;
+pub mod doctor;
 pub mod documents;
 pub mod edits;
 pub mod error;
+pub mod findings;
 pub mod git;
 pub mod handlers;
+pub mod headless;
 pub mod logging;
 pub mod lsp;
 pub mod lsp_ext;
+pub mod metrics;
 pub mod permissions;
 pub mod pipeline;
+pub mod pool;
 pub mod process;
 pub mod prompt;
+pub mod regions;
+pub mod retry;
+pub mod scheduler;
+pub mod secrets;
 pub mod server;
+pub mod sessions;
 pub mod settings;
 pub mod staging;
 pub mod state;
 pub mod time;
-
+pub mod usage;

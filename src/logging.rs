@@ -11,7 +11,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
 
-use crate::claude::errors::redact;
+use crate::secrets::redact;
 use crate::settings::LogLevel;
 
 /// The environment variable that overrides the `logLevel` setting (an EnvFilter directive).
@@ -94,9 +94,12 @@ impl LogControl {
                 .reload(EnvFilter::new(filter_for(level)))
                 .map_err(|err| format!("cannot change the log level: {err}"))?;
         }
-        self.sink
-            .set_file(file)
-            .map_err(|err| format!("cannot open the log file {}: {err}", file.map_or_else(String::new, |f| f.display().to_string())))
+        self.sink.set_file(file).map_err(|err| {
+            format!(
+                "cannot open the log file {}: {err}",
+                file.map_or_else(String::new, |f| f.display().to_string())
+            )
+        })
     }
 }
 

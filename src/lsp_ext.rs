@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::findings::Category;
 use crate::lsp::{Diagnostic, NumberOrString, Range, TextDocumentIdentifier, Uri, WorkspaceEdit};
 use crate::prompt::{Action, ActionOptions};
 pub use crate::prompt::{Depth, ReviewScope, Severity};
@@ -12,9 +13,17 @@ pub const GENERATE: &str = "claude/generate";
 pub const ANALYZE: &str = "claude/analyze";
 pub const REFACTOR: &str = "claude/refactor";
 pub const REVIEW: &str = "claude/review";
+/// Request: the conversations of a workspace (the session index).
 pub const SESSIONS: &str = "claude/sessions";
+/// Request: one conversation, with its messages from the CLI's transcript.
+pub const SESSION: &str = "claude/session";
 pub const USAGE: &str = "claude/usage";
 pub const RUNS: &str = "claude/runs";
+/// Request: counters and histograms (requests, durations, queue wait, retries, tokens, cost),
+/// the queue and the circuit breaker; the result is `metrics::MetricsReport`.
+pub const METRICS: &str = "claude/metrics";
+/// Request: the newest entries of the permission audit log.
+pub const AUDIT: &str = "claude/audit";
 
 /// Notification: the agent's full stream, for rich clients.
 pub const OUTPUT_NOTIFICATION: &str = "claude/output";
@@ -66,6 +75,9 @@ pub struct ActionParams {
     pub instruction: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// With `sessionId`: branch a new conversation off that one instead of continuing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fork: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_done_token: Option<NumberOrString>,
     /// Diagnostics in the range (from the editor) for the agent to see.
@@ -113,9 +125,56 @@ pub struct ActionResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit: Option<WorkspaceEdit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub findings: Option<Vec<serde_json::Value>>,
+    pub findings: Option<Vec<Finding>>,
     pub files: Vec<ChangedFile>,
     pub metadata: RunMetadata,
+}
+
+/// A finding of review/analyze, placed in its file (`range` in the negotiated encoding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Names the finding in `claude.applyFinding` / `claude.dismissFinding` (and in the
+    /// diagnostic's `data.findingId`).
+    pub id: String,
+    pub uri: Uri,
+    pub range: Range,
+    pub severity: Severity,
+    pub category: Category,
+    pub title: String,
+    pub explanation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+    /// Checked against the code: `oldText` is exactly the text at `range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<FindingFix>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RelatedLocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingFix {
+    pub old_text: String,
+    pub new_text: String,
+}
+
+/// Another place that matters to a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelatedLocation {
+    pub uri: Uri,
+    pub range: Range,
+    pub message: String,
+}
+
+/// Argument of `claude.applyFinding` and `claude.dismissFinding`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingRef {
+    pub uri: Uri,
+    /// Required to apply; absent to dismiss every finding in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding_id: Option<String>,
 }
 
 /// What an action command answers at once; the work goes on in the background.
@@ -136,11 +195,109 @@ pub struct CancelParams {
 #[serde(rename_all = "camelCase")]
 pub struct ContinueParams {
     pub session_id: String,
-    pub instruction: String,
-    #[serde(default)]
+    /// Required; editors with an input box ask the user for it when a code action leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    /// Default: the conversation's document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_document: Option<TextDocumentIdentifier>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<Range>,
+    /// Branch a new conversation off this one instead of continuing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fork: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_done_token: Option<NumberOrString>,
+}
+
+/// `claude/sessions` parameters: filters, all optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsParams {
+    /// Conversations about this document (default: every workspace folder's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<Uri>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// At most this many, newest first (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsResult {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// One conversation of the session index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    #[serde(flatten)]
+    pub record: crate::sessions::SessionRecord,
+    /// Its CLI process, while one is kept alive for the next turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::conversations::LiveProcess>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionParams {
+    pub session_id: String,
+}
+
+/// `claude/session` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub info: SessionInfo,
+    /// The conversation's messages, from the CLI's transcript (empty when it has none).
+    pub messages: Vec<crate::sessions::TranscriptMessage>,
+}
+
+/// `claude/usage` parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageParams {
+    /// The workspace of this document only (default: every workspace folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<Uri>,
+}
+
+/// `claude/usage` result and notification: totals, by UTC day and by model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageReport {
+    /// Today (UTC), `YYYY-MM-DD`.
+    pub day: String,
+    pub today: crate::usage::UsageCounts,
+    pub total: crate::usage::UsageCounts,
+    pub by_day: std::collections::BTreeMap<String, crate::usage::UsageCounts>,
+    pub by_model: std::collections::BTreeMap<String, crate::usage::UsageCounts>,
+    pub workspaces: Vec<WorkspaceUsage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_budget_usd: Option<f64>,
+    /// In the notification: the run that just ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceUsage {
+    pub uri: Uri,
+    pub today: crate::usage::UsageCounts,
+    pub total: crate::usage::UsageCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    pub session_id: String,
+    #[serde(flatten)]
+    pub usage: crate::usage::RunUsage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,4 +330,21 @@ pub struct RunInfo {
     pub action: Action,
     pub uri: Uri,
     pub started_at: String,
+}
+
+/// `claude/audit` parameters: how many of the newest entries, of which conversation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+/// `claude/audit` result: permission decisions, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditResult {
+    pub entries: Vec<crate::audit::AuditEntry>,
 }

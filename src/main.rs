@@ -4,10 +4,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use claude_lsp::doctor::DoctorArgs;
+use claude_lsp::headless::RunArgs;
 use claude_lsp::server::{ServerOptions, serve};
+use claude_lsp::settings::LogLevel;
 
 #[derive(Parser)]
-#[command(name = "claude-lsp", version, about = "The Claude Code agent behind the Language Server Protocol")]
+#[command(
+    name = "claude-lsp",
+    version,
+    about = "The Claude Code agent behind the Language Server Protocol"
+)]
 struct Cli {
     /// Speak LSP over stdin/stdout (the default; accepted for editors that pass it).
     #[arg(long, global = false)]
@@ -20,6 +27,14 @@ struct Cli {
 enum Command {
     /// Serve LSP over stdin/stdout (same as no subcommand).
     Serve,
+    /// Run one action without an editor: progress on stderr, the result on stdout.
+    ///
+    /// Exit codes: 0 success, 1 the run failed, 2 bad arguments or target, 3 Claude Code is
+    /// missing, unsupported or not logged in, 4 the edits could not be applied, 130 interrupted.
+    Run(RunArgs),
+    /// Check the installation: the Claude Code CLI, its version, authentication, git, the cache
+    /// directory (`--smoke`: also one real turn). Exit code 1 when a check fails.
+    Doctor(DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +54,23 @@ fn main() -> ExitCode {
             runtime.block_on(serve(tokio::io::stdin(), tokio::io::stdout(), options));
             ExitCode::SUCCESS
         }
+        // On the command line, stderr carries progress: only warnings and errors are logged
+        // there (unless CLAUDE_LSP_LOG says otherwise).
+        Some(Command::Run(args)) => {
+            quiet(log.as_ref());
+            ExitCode::from(runtime.block_on(claude_lsp::headless::main(args)))
+        }
+        Some(Command::Doctor(args)) => {
+            quiet(log.as_ref());
+            ExitCode::from(runtime.block_on(claude_lsp::doctor::main(args)))
+        }
+    }
+}
+
+fn quiet(log: Option<&claude_lsp::logging::LogControl>) {
+    if let Some(log) = log
+        && let Err(err) = log.apply(LogLevel::Warn, None)
+    {
+        tracing::warn!(%err, "logging settings");
     }
 }

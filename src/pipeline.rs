@@ -4,20 +4,32 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::activity;
+use crate::claude::args::CliOptions;
+use crate::claude::control::InitializeRequest;
 use crate::claude::discover::CliBinary;
 use crate::claude::errors::ClaudeError;
-use crate::claude::session::{RunEvent, RunLimits, RunResult, SessionConfig, run_once};
-use crate::claude::args::CliOptions;
+use crate::claude::session::{
+    ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_turn,
+};
+use crate::conversations::{Conversations, LiveTurn, ProcessKey, TurnHandler};
 use crate::edits::FileChange;
 use crate::error::{ErrorKind, ServerError};
-use crate::permissions::{Sandbox, tool_profile};
+use crate::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
+use crate::pool::{PooledSession, WarmPool};
 use crate::prompt::{self, Action, ActionOptions, PromptContext, PromptDiagnostic, Selection};
+use crate::retry::{Resilience, RetryLoop, RetryPolicy};
+use crate::sessions;
 use crate::settings::Settings;
 use crate::staging::{StagingManager, StagingSettings};
+use crate::usage::{self, CliTotals, RunUsage};
+
+/// How long a new process may take to answer `initialize`.
+const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything a run needs to know about what the user asked.
 #[derive(Debug, Clone)]
@@ -37,8 +49,10 @@ pub struct ActionRequest {
     pub changes_diff: Option<String>,
     /// Unsaved text of every open document in the workspace (absolute path, text).
     pub overlays: Vec<(PathBuf, String)>,
-    /// Continue this conversation.
+    /// Continue this conversation (its live process when it has one, else `--resume`).
     pub resume: Option<String>,
+    /// With `resume`: branch a new conversation off it (`--fork-session`) instead.
+    pub fork: bool,
 }
 
 /// What the user sees of a run as it happens.
@@ -48,6 +62,9 @@ pub enum Activity {
     Status(String),
     /// A piece of the full stream, for `claude/output`.
     Output { kind: OutputKind, text: String, tool: Option<String> },
+    /// The CLI named the run's conversation (at the start of every turn): its session id, and
+    /// the working directory it runs in (the staging mirror for edit actions).
+    Session { id: String, cwd: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +80,10 @@ pub struct ActionOutcome {
     pub text: String,
     /// Files the run changed, with workspace paths (edit actions only).
     pub changes: Vec<FileChange>,
+    /// `result.cost_usd` is the run's own cost (the CLI reports a process's running total).
     pub result: RunResult,
+    /// What the run used, per model too.
+    pub usage: RunUsage,
 }
 
 /// The long-lived parts a run uses.
@@ -71,6 +91,15 @@ pub struct Runner {
     pub cli: CliBinary,
     pub settings: Settings,
     pub staging: Arc<StagingManager>,
+    /// Who answers permission questions, the session grants, the audit log.
+    pub permissions: PermissionServices,
+    /// Warm CLI processes for new conversations; `None`: every run spawns its own.
+    pub pool: Option<WarmPool>,
+    /// The circuit breaker and metrics retries report to (default: none, for a lone run).
+    pub resilience: Resilience,
+    /// Live conversations: a follow-up goes to its conversation's idle process, and a finished
+    /// run's process waits there for the next turn. `None`: every process ends with its run.
+    pub conversations: Option<Arc<Conversations>>,
 }
 
 impl Runner {
@@ -80,6 +109,14 @@ impl Runner {
         cancel: CancellationToken,
         on_activity: &mut (dyn FnMut(Activity) + Send),
     ) -> Result<ActionOutcome, ServerError> {
+        // One turn at a time per conversation: a second follow-up waits for the first.
+        let _turn = match (&request.resume, &self.conversations) {
+            (Some(id), Some(conversations)) => Some(tokio::select! {
+                turn = conversations.turn(id) => turn,
+                () = cancel.cancelled() => return Err(ServerError::cancelled()),
+            }),
+            _ => None,
+        };
         let may_edit = request.action.is_edit();
         let lease = if may_edit {
             on_activity(Activity::Status("Preparing the staging workspace".to_owned()));
@@ -87,7 +124,8 @@ impl Runner {
                 max_copy_bytes: self.settings.staging_max_copy_mb.saturating_mul(1024 * 1024),
                 ..StagingSettings::default()
             };
-            let acquire = self.staging.acquire(&request.workspace, &request.overlays, &staging_settings);
+            let acquire =
+                self.staging.acquire(&request.workspace, &request.overlays, &staging_settings);
             Some(tokio::select! {
                 lease = acquire => lease.map_err(|err| {
                     ServerError::new(ErrorKind::STAGING_FAILED, err.to_string(),
@@ -115,7 +153,8 @@ impl Runner {
         .map_err(ServerError::from)?;
 
         let config = self.session_config(request, cwd, may_edit);
-        let to_user_path = |path: &str| display_path(path, cwd, lease.as_ref().map(|l| l.workspace()));
+        let to_user_path =
+            |path: &str| display_path(path, cwd, lease.as_ref().map(|l| l.workspace()));
         let limits = RunLimits {
             timeout: self.settings.timeout(),
             idle_timeout: Some(self.settings.idle_timeout()),
@@ -124,22 +163,206 @@ impl Runner {
             Some(lease) => lease.map_text(text),
             None => text.to_owned(),
         };
-        let result = run_once(config, &prompt, limits, cancel, |event| {
-            for activity in activities(event, &to_user_path, &map_text) {
-                on_activity(activity);
+        // Transient API failures are retried here, inside the staging lease, so a retry resumes
+        // the session in the same mirror with the edits the failed attempt made (retry.rs).
+        let policy = RetryPolicy::from_settings(&self.settings);
+        let mut retry = RetryLoop::new(policy, self.resilience.clone(), limits);
+        let mut usage = RunUsage::default();
+        let result = loop {
+            let attempt =
+                retry.start(&cancel, &mut |status| on_activity(Activity::Status(status))).await?;
+            let config = attempt.configure(config.clone());
+            let prompt = attempt.prompt(&prompt);
+            let outcome = self
+                .run_cli(request, config, prompt, attempt.limits(), attempt.cancel(), |event| {
+                    attempt.observe(event);
+                    if let RunEvent::Init { session_id, .. } = event {
+                        on_activity(Activity::Session {
+                            id: session_id.clone(),
+                            cwd: cwd.to_path_buf(),
+                        });
+                    }
+                    for activity in activities(event, &to_user_path, &map_text) {
+                        on_activity(activity);
+                    }
+                })
+                .await
+                .map(|(result, run_usage)| {
+                    usage = run_usage;
+                    result
+                });
+            if let Some(result) = retry.finish(attempt, outcome)? {
+                break result;
             }
-        })
-        .await
-        .map_err(|err| claude_error(&err))?;
+        };
 
         let changes = match &lease {
             Some(lease) => lease.changes().await.map_err(|err| {
-                ServerError::new(ErrorKind::STAGING_FAILED, err.to_string(),
-                    "the run's edits could not be read back; nothing was changed")
+                ServerError::new(
+                    ErrorKind::STAGING_FAILED,
+                    err.to_string(),
+                    "the run's edits could not be read back; nothing was changed",
+                )
             })?,
             None => Vec::new(),
         };
-        Ok(ActionOutcome { text: map_text(&result.text), changes, result })
+        Ok(ActionOutcome { text: map_text(&result.text), changes, result, usage })
+    }
+
+    /// One turn, in the right process, then the process's fate: after a successful turn it
+    /// stays alive for the conversation's next turn (conversations.rs); otherwise it ends.
+    async fn run_cli(
+        &self,
+        request: &ActionRequest,
+        config: SessionConfig,
+        prompt: &str,
+        limits: RunLimits,
+        cancel: CancellationToken,
+        mut on_event: impl FnMut(&RunEvent) + Send,
+    ) -> Result<(RunResult, RunUsage), ClaudeError> {
+        if cancel.is_cancelled() {
+            return Err(ClaudeError::Cancelled);
+        }
+        let key = ProcessKey {
+            cwd: config.cwd.clone(),
+            action: request.action,
+            settings: self.settings.hash_for_pool(),
+        };
+        // A retry resumes its failed attempt's session: that shows in `config`, not in `request`.
+        let process = match config.options.resume.clone() {
+            Some(id) => self.continue_conversation(&id, config, &key).await?,
+            None => self.new_conversation(config, &cancel).await?,
+        };
+        match run_turn(process.session(), prompt, limits, &cancel, &mut on_event).await {
+            Ok(mut result) => {
+                let (usage, totals) = usage::run_usage(&result, &process.totals);
+                result.cost_usd = usage.counts.cost_usd;
+                self.keep_for_next_turn(&result.session_id, process, key, totals).await;
+                Ok((result, usage))
+            }
+            Err(err) => {
+                process.close().await;
+                Err(err)
+            }
+        }
+    }
+
+    /// A new conversation: a warm process when the pool has one that matches (issue 8), else a
+    /// new one.
+    async fn new_conversation(
+        &self,
+        mut config: SessionConfig,
+        cancel: &CancellationToken,
+    ) -> Result<TurnProcess, ClaudeError> {
+        let handler = TurnHandler::new(config.handler.clone());
+        config.handler = handler.clone();
+        let initialize = permissions::hook_registration(&self.settings);
+        let spawned = match self.pool.as_ref().filter(|pool| pool.is_enabled()) {
+            Some(pool) => {
+                Spawned::Pooled(Box::new(pool.acquire(config, &initialize, cancel).await?))
+            }
+            None => Spawned::Own(spawn_initialized(config, initialize).await?),
+        };
+        Ok(TurnProcess { spawned, handler, totals: CliTotals::default() })
+    }
+
+    /// The next turn of conversation `id`: its live process when it has one that fits (no
+    /// spawn), else a new process resuming its transcript (`--resume`, `--fork-session`).
+    async fn continue_conversation(
+        &self,
+        id: &str,
+        mut config: SessionConfig,
+        key: &ProcessKey,
+    ) -> Result<TurnProcess, ClaudeError> {
+        let run_handler = config.handler.clone();
+        if !config.options.fork_session
+            && let Some(conversations) = &self.conversations
+            && let Some(live) = conversations.take(id, key).await
+        {
+            live.handler.bind(run_handler);
+            let LiveTurn { session, handler, totals } = live;
+            return Ok(TurnProcess { spawned: Spawned::Own(session), handler, totals });
+        }
+        let handler = TurnHandler::new(run_handler);
+        config.handler = handler.clone();
+        let totals = self.prepare_resume(id, &config.cwd).await;
+        let initialize = permissions::hook_registration(&self.settings);
+        let session = spawn_initialized(config, initialize).await?;
+        Ok(TurnProcess { spawned: Spawned::Own(session), handler, totals })
+    }
+
+    /// Before a new process resumes conversation `id` in `cwd`: put its transcript where that
+    /// CLI looks (older CLIs look only under their working directory), and read the cost totals
+    /// the CLI will restore from it.
+    async fn prepare_resume(&self, id: &str, cwd: &Path) -> CliTotals {
+        let Some(config_dir) = sessions::cli_config_dir(&self.settings.env) else {
+            return CliTotals::default();
+        };
+        let (id, cwd) = (id.to_owned(), cwd.to_path_buf());
+        let prepared = tokio::task::spawn_blocking(move || {
+            sessions::prepare_resume(&config_dir, &id, &cwd)
+                .map(|transcript| transcript.map(|path| sessions::transcript_cost_state(&path)))
+        })
+        .await;
+        match prepared {
+            Ok(Ok(totals)) => totals.unwrap_or_default(),
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "could not prepare the conversation's transcript for --resume");
+                CliTotals::default()
+            }
+            Err(err) => {
+                tracing::warn!(%err, "preparing the conversation's transcript failed");
+                CliTotals::default()
+            }
+        }
+    }
+
+    async fn keep_for_next_turn(
+        &self,
+        id: &str,
+        process: TurnProcess,
+        key: ProcessKey,
+        totals: CliTotals,
+    ) {
+        let Some(conversations) = &self.conversations else {
+            process.close().await;
+            return;
+        };
+        let TurnProcess { spawned, handler, .. } = process;
+        let session = match spawned {
+            Spawned::Pooled(pooled) => pooled.into_session(),
+            Spawned::Own(session) => session,
+        };
+        conversations.keep(
+            id.to_owned(),
+            LiveTurn { session, handler, totals },
+            key,
+            Duration::from_secs(self.settings.session_idle_secs),
+            self.settings.live_sessions,
+        );
+    }
+
+    /// What a new read-only run in `workspace` spawns (its config and `initialize` request): the
+    /// warm pool keeps these ready. Edit runs spawn in a staging mirror, which exists only once a
+    /// run created it; the pool learns their key from that first run.
+    pub fn warm_template(&self, workspace: &Path) -> (SessionConfig, InitializeRequest) {
+        let probe = ActionRequest {
+            action: Action::Analyze,
+            workspace: workspace.to_path_buf(),
+            file: workspace.to_path_buf(),
+            language_id: String::new(),
+            text: String::new(),
+            selection: None,
+            instruction: None,
+            diagnostics: Vec::new(),
+            options: ActionOptions::default(),
+            changes_diff: None,
+            overlays: Vec::new(),
+            resume: None,
+            fork: false,
+        };
+        let config = self.session_config(&probe, workspace, false);
+        (config, permissions::hook_registration(&self.settings))
     }
 
     fn session_config(&self, request: &ActionRequest, cwd: &Path, may_edit: bool) -> SessionConfig {
@@ -149,17 +372,33 @@ impl Runner {
             append.push_str("\n\n");
             append.push_str(extra);
         }
+        let (max_turns, effort) = match request.action {
+            Action::Analyze => {
+                crate::findings::analysis_limits(request.options.analyze.depth, settings.max_turns)
+            }
+            _ => (settings.max_turns, None),
+        };
+        // Review and analyze answer with findings in this shape (the CLI's StructuredOutput tool).
+        let report_findings = matches!(request.action, Action::Review | Action::Analyze);
         let options = CliOptions {
             model: settings.model.clone(),
             fallback_model: settings.fallback_model.clone(),
-            max_turns: settings.max_turns,
+            max_turns,
+            effort,
+            json_schema: report_findings.then(crate::findings::schema),
             max_budget_usd: settings.max_budget_usd,
             allowed_tools: settings.allowed_tools.clone(),
             disallowed_tools: settings.disallowed_tools.clone(),
-            tools: Some(tool_profile(may_edit)),
+            tools: Some(tool_profile(may_edit, settings, self.permissions.can_ask())),
+            permission_mode: permissions::permission_mode(settings),
+            mcp_config: settings
+                .mcp_servers
+                .clone()
+                .map(|servers| serde_json::json!({"mcpServers": servers})),
             append_system_prompt: Some(append),
             add_dirs: settings.additional_directories.clone(),
             resume: request.resume.clone(),
+            fork_session: request.fork && request.resume.is_some(),
             include_partial_messages: true,
             permission_prompt_tool_stdio: true,
             ..CliOptions::default()
@@ -169,7 +408,59 @@ impl Runner {
             options,
             cwd: cwd.to_path_buf(),
             env: settings.cli_env(),
-            handler: Arc::new(Sandbox::new(cwd, &settings.additional_directories, may_edit)),
+            handler: Arc::new(PermissionGate::new(
+                Policy::new(cwd, settings, may_edit),
+                self.permissions.clone(),
+                &request.workspace,
+                settings,
+            )),
+        }
+    }
+}
+
+/// The process a turn runs in.
+struct TurnProcess {
+    spawned: Spawned,
+    /// The process's control handler, bound to the current run.
+    handler: Arc<TurnHandler>,
+    /// The process's running cost totals before the turn.
+    totals: CliTotals,
+}
+
+enum Spawned {
+    /// From the warm pool (or spawned by it on a miss): the pool refills when it goes.
+    Pooled(Box<PooledSession>),
+    Own(ClaudeSession),
+}
+
+impl TurnProcess {
+    fn session(&self) -> &ClaudeSession {
+        match &self.spawned {
+            Spawned::Pooled(pooled) => pooled.session(),
+            Spawned::Own(session) => session,
+        }
+    }
+
+    async fn close(self) {
+        match self.spawned {
+            Spawned::Pooled(pooled) => pooled.finish(),
+            Spawned::Own(session) => session.shutdown().await,
+        }
+    }
+}
+
+/// Spawn a CLI and send it `initialize` (the sandbox's hooks); a process that fails to
+/// initialize is shut down.
+async fn spawn_initialized(
+    config: SessionConfig,
+    initialize: InitializeRequest,
+) -> Result<ClaudeSession, ClaudeError> {
+    let session = ClaudeSession::spawn(config).await?;
+    match session.initialize(initialize, INITIALIZE_TIMEOUT).await {
+        Ok(_) => Ok(session),
+        Err(err) => {
+            session.shutdown().await;
+            Err(err)
         }
     }
 }
@@ -184,10 +475,9 @@ fn activities(
     match event {
         RunEvent::TextDelta(text) => vec![output(OutputKind::Text, map_text(text), None)],
         RunEvent::ThinkingDelta(text) => vec![output(OutputKind::Thinking, map_text(text), None)],
-        RunEvent::Text(text) => activity::describe_text(&map_text(text))
-            .map(Activity::Status)
-            .into_iter()
-            .collect(),
+        RunEvent::Text(text) => {
+            activity::describe_text(&map_text(text)).map(Activity::Status).into_iter().collect()
+        }
         RunEvent::ToolUse { name, input, .. } => {
             let status = activity::describe_tool_use(name, input, to_user_path);
             vec![
@@ -227,7 +517,9 @@ pub fn claude_error(err: &ClaudeError) -> ServerError {
     let kind = match err.kind() {
         "not_logged_in" | "auth_failed" => ErrorKind::AUTH_FAILED,
         "cancelled" => ErrorKind::CANCELLED,
-        "io" => ErrorKind::PROCESS_CRASHED,
+        "io" | "execution_failed" => ErrorKind::PROCESS_CRASHED,
+        "invalid_options" => ErrorKind::INVALID_PARAMS,
+        "busy" => ErrorKind::INTERNAL,
         other => ErrorKind::by_name(other).unwrap_or(ErrorKind::API_ERROR),
     };
     ServerError::new(kind, err.to_string(), err.hint())

@@ -7,6 +7,13 @@
 //! - gets `SIGKILL` when the server dies, even by `SIGKILL` (Linux parent-death signal);
 //! - has stderr drained on its own task into a bounded tail (a full pipe would deadlock it);
 //! - is killed, with its group, when its handle is dropped.
+//!
+//! The parent-death signal (`PR_SET_PDEATHSIG`) fires when the *thread* that spawned the child
+//! exits, not only the process. Tokio's worker threads (and `block_on`'s thread) live as long as
+//! the runtime, so spawning from async code is safe. A `spawn_blocking` thread is not: the
+//! blocking pool retires idle threads after ten seconds, and that would SIGKILL every child the
+//! thread started. So never call [`ProcessSpec::spawn`] (or `output`) from `spawn_blocking` or
+//! from a short-lived `std::thread`; spawn from a task and hand the blocking work the handles.
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -125,7 +132,8 @@ impl ProcessSpec {
         let mut child = command.spawn().map_err(|err| {
             io::Error::new(err.kind(), format!("cannot start {}: {err}", self.program.display()))
         })?;
-        let pid = child.id().ok_or_else(|| io::Error::other("child exited before it was tracked"))?;
+        let pid =
+            child.id().ok_or_else(|| io::Error::other("child exited before it was tracked"))?;
         let stderr_tail = StderrTail::default();
         let stderr_drained = child
             .stderr
@@ -318,7 +326,8 @@ mod tests {
 
     #[tokio::test]
     async fn output_collects_stdout_and_stderr_tail() {
-        let out = sh("echo out; echo err >&2; exit 3").output(Duration::from_secs(10)).await.unwrap();
+        let out =
+            sh("echo out; echo err >&2; exit 3").output(Duration::from_secs(10)).await.unwrap();
         assert_eq!(out.stdout, b"out\n");
         assert_eq!(out.status.code(), Some(3));
         assert_eq!(out.stderr, "err\n");
@@ -327,9 +336,8 @@ mod tests {
     #[tokio::test]
     async fn stderr_tail_is_bounded_and_never_blocks_the_child() {
         // 1 MB of stderr would fill a 64 KiB pipe and hang a child whose stderr nobody reads.
-        let mut child = sh("head -c 1048576 /dev/zero | tr '\\0' x >&2; echo done")
-            .spawn()
-            .unwrap();
+        let mut child =
+            sh("head -c 1048576 /dev/zero | tr '\\0' x >&2; echo done").spawn().unwrap();
         let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap();
         assert!(status.unwrap().success());
         assert!(child.stderr_tail().len() <= STDERR_TAIL_BYTES);

@@ -663,10 +663,14 @@ fn push_analyze_task(
     }
     prompt.push_str(
         "- This is a read-only task: do not create, change or delete any file.\n\
-         - Answer in Markdown, referring to code as `path:line`. When you find problems, end your \
-         answer with them as findings (format below).\n",
+         - Report each problem you find as a finding (format below).\n",
     );
-    push_findings_format(prompt, target.relative, false);
+    push_findings_format(
+        prompt,
+        target.relative,
+        false,
+        "your whole answer, in Markdown, referring to code as `path:line`.",
+    );
 }
 
 fn push_review_task(
@@ -703,39 +707,56 @@ fn push_review_task(
     }
     prompt.push_str(
         "- This is a read-only task: do not create, change or delete any file.\n\
-         - Answer in Markdown: a short overall assessment, then end your answer with the findings \
-         (format below).\n",
+         - Report each problem as a finding (format below).\n",
     );
-    push_findings_format(prompt, target.relative, options.fix);
+    push_findings_format(
+        prompt,
+        target.relative,
+        options.fix,
+        "a short overall assessment, in Markdown.",
+    );
 }
 
 /// The fields of the example finding after its path.
 const EXAMPLE_FINDING_FIELDS: &str = concat!(
-    r#""startLine": 12, "endLine": 14, "severity": "warning", "#,
-    r#""message": "What is wrong and why it matters""#,
+    r#""startLine": 12, "endLine": 14, "severity": "warning", "category": "bug", "#,
+    r#""title": "Short name of the problem", "#,
+    r#""explanation": "What is wrong and why it matters", "#,
+    r#""snippet": "the code of lines 12-14, copied exactly", "suggestion": "How to fix it""#,
 );
 
-/// The findings block the server turns into diagnostics.
-fn push_findings_format(prompt: &mut String, example_path: &str, fix: bool) {
+/// How findings come back: the structured output the server turns into diagnostics (the CLI's
+/// StructuredOutput tool, see `findings::schema`), or the same object in a fenced block.
+fn push_findings_format(prompt: &mut String, example_path: &str, fix: bool, summary: &str) {
     let example_path = serde_json::Value::from(example_path);
     let (fix_field, fix_rule) = if fix {
         (
-            r#", "fix": "the replacement text for lines 12-14""#,
-            "Give every finding a `fix`: the complete replacement text for its lines \
-             `startLine`–`endLine`, keeping their indentation.",
+            r#", "fix": {"oldText": "the exact code to replace", "newText": "its replacement"}"#,
+            "Give every finding you can fix a `fix`: `oldText` is the exact current code to \
+             replace, copied character for character (indentation included), and `newText` is \
+             the code that replaces it.",
         )
     } else {
-        ("", "Leave out fixes.")
+        ("", "Leave out `fix`.")
     };
     let example = format!(
-        r#"{{"findings": [{{"path": {example_path}, {EXAMPLE_FINDING_FIELDS}{fix_field}}}]}}"#
+        r#"{{"findings": [{{"path": {example_path}, {EXAMPLE_FINDING_FIELDS}{fix_field}}}], "summary": "…"}}"#
     );
     let _ = write!(
         prompt,
-        "\n## Findings format\n\nEnd your answer with one fenced `json` block holding all \
-         findings, in exactly this shape (lines are 1-based and inclusive; `severity` is one of \
-         error, warning, info, hint; `path` is relative to the workspace root):\n\n{}\n\n\
-         {fix_rule} Use `{{\"findings\": []}}` when there is nothing to report.\n",
+        "\n## Findings format\n\nReturn your result as structured output (the StructuredOutput \
+         tool), in exactly this shape:\n\n{}\n\n\
+         - `path` is relative to the workspace root; lines are 1-based and inclusive.\n\
+         - `severity` is one of error, warning, info, hint; `category` is one of bug, security, \
+         performance, correctness, maintainability, style, test.\n\
+         - `snippet` is how the editor finds the spot: copy the code the finding is about \
+         character for character from the file (a line or a few, enough to be unique nearby).\n\
+         - {fix_rule}\n\
+         - Optional: `startColumn` and `endColumn` (1-based) narrow the spot; `related` lists \
+         other places that matter, as `[{{\"path\": …, \"line\": …, \"message\": …}}]`.\n\
+         - `summary`: {summary}\n\
+         - With nothing to report, `findings` is an empty list. If you have no StructuredOutput \
+         tool, end your answer with this object in one fenced `json` block instead.\n",
         fenced(&example, "json").trim_end()
     );
 }
@@ -1629,7 +1650,7 @@ mod tests {
     fn the_findings_example_is_valid_json() {
         for fix in [false, true] {
             let mut prompt = String::new();
-            push_findings_format(&mut prompt, "dir/a \"quoted\".rs", fix);
+            push_findings_format(&mut prompt, "dir/a \"quoted\".rs", fix, "the answer.");
             let start = prompt.find("```json\n").unwrap() + "```json\n".len();
             let end = start + prompt[start..].find("\n```").unwrap();
             let example: serde_json::Value = serde_json::from_str(&prompt[start..end]).unwrap();
@@ -1640,6 +1661,9 @@ mod tests {
                 (Some(12), Some(14))
             );
             assert_eq!(finding.get("fix").is_some(), fix);
+            // The example is a valid findings report.
+            let report = crate::findings::read_report(Some(&example), "").unwrap();
+            assert_eq!((report.findings.len(), report.notes.len()), (1, 0), "{report:?}");
         }
     }
 

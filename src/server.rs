@@ -25,16 +25,20 @@ where
     I: AsyncRead + Unpin,
     O: AsyncWrite,
 {
-    let (service, socket) = LspService::build(|client| Backend {
-        state: Arc::new(ServerState::new(client, options)),
-    })
-    .custom_method(lsp_ext::GENERATE, Backend::generate)
-    .custom_method(lsp_ext::ANALYZE, Backend::analyze)
-    .custom_method(lsp_ext::REFACTOR, Backend::refactor)
-    .custom_method(lsp_ext::REVIEW, Backend::review)
-    .custom_method(lsp_ext::RUNS, Backend::runs)
-    .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
-    .finish();
+    let (service, socket) =
+        LspService::build(|client| Backend { state: Arc::new(ServerState::new(client, options)) })
+            .custom_method(lsp_ext::GENERATE, Backend::generate)
+            .custom_method(lsp_ext::ANALYZE, Backend::analyze)
+            .custom_method(lsp_ext::REFACTOR, Backend::refactor)
+            .custom_method(lsp_ext::REVIEW, Backend::review)
+            .custom_method(lsp_ext::RUNS, Backend::runs)
+            .custom_method(lsp_ext::METRICS, Backend::metrics)
+            .custom_method(lsp_ext::AUDIT, Backend::audit)
+            .custom_method(lsp_ext::SESSIONS, Backend::sessions)
+            .custom_method(lsp_ext::SESSION, Backend::session)
+            .custom_method(lsp_ext::USAGE, Backend::usage)
+            .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
+            .finish();
     Server::new(input, output, socket).concurrency_level(CONCURRENCY).serve(service).await;
 }
 
@@ -59,6 +63,32 @@ impl Backend {
         Ok(handlers::commands::runs(&self.state))
     }
 
+    async fn metrics(
+        &self,
+        _params: Option<serde_json::Value>,
+    ) -> Result<crate::metrics::MetricsReport> {
+        Ok(self.state.metrics_report())
+    }
+
+    async fn audit(&self, params: Option<lsp_ext::AuditParams>) -> Result<lsp_ext::AuditResult> {
+        Ok(handlers::permissions::audit(&self.state, params)?)
+    }
+
+    async fn sessions(
+        &self,
+        params: Option<lsp_ext::SessionsParams>,
+    ) -> Result<lsp_ext::SessionsResult> {
+        Ok(handlers::sessions::sessions(&self.state, params.unwrap_or_default()).await?)
+    }
+
+    async fn session(&self, params: lsp_ext::SessionParams) -> Result<lsp_ext::SessionDetail> {
+        Ok(handlers::sessions::session(&self.state, params).await?)
+    }
+
+    async fn usage(&self, params: Option<lsp_ext::UsageParams>) -> Result<lsp_ext::UsageReport> {
+        Ok(handlers::sessions::usage(&self.state, params.unwrap_or_default()).await?)
+    }
+
     async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
         self.state.cancel_by_progress_token(&params.token);
     }
@@ -74,7 +104,7 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        handlers::lifecycle::shutdown(&self.state);
+        handlers::lifecycle::shutdown(&self.state).await;
         Ok(())
     }
 
@@ -110,4 +140,3 @@ impl LanguageServer for Backend {
         Ok(handlers::commands::execute(&self.state, params).await?)
     }
 }
-

@@ -41,7 +41,7 @@ pub const PERMISSION_MODES: [&str; 5] =
     ["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"];
 
 /// Every setting name, as written by the user (camelCase, without the `claude.` prefix).
-const SETTING_NAMES: [&str; 27] = [
+const SETTING_NAMES: [&str; 30] = [
     "cliPath",
     "model",
     "fallbackModel",
@@ -66,8 +66,11 @@ const SETTING_NAMES: [&str; 27] = [
     "requestsPerMinute",
     "maxRetries",
     "sessionIdleSecs",
+    "liveSessions",
     "stagingMaxCopyMb",
     "maxRetriesCli",
+    "circuitFailureThreshold",
+    "circuitCooldownSecs",
     // Accepted for symmetry with VS Code's `contributes.configuration`; see `apply_field`.
     "serverPath",
 ];
@@ -166,13 +169,21 @@ pub struct Settings {
     pub requests_per_minute: Option<u32>,
     /// How often the server retries a run after 429/529/5xx.
     pub max_retries: u32,
-    /// A session unused for this long is forgotten.
+    /// A conversation's CLI process, kept alive for its next turn, closes after this long unused
+    /// (its next turn then resumes it in a new process).
     pub session_idle_secs: u64,
+    /// At most this many conversations keep their CLI process alive between turns (~230 MB
+    /// each); 0: every follow-up resumes its conversation in a new process.
+    pub live_sessions: usize,
     /// Size cap of the plain copy used as a mirror for workspaces outside git.
     pub staging_max_copy_mb: u64,
     /// `CLAUDE_CODE_MAX_RETRIES` given to the CLI (its own default of 10 means minutes of
     /// backoff before the server hears about an outage).
     pub max_retries_cli: u32,
+    /// Consecutive API failures (within a minute) that stop new runs for a while.
+    pub circuit_failure_threshold: u32,
+    /// How long new runs are refused once the API keeps failing, before one probe goes through.
+    pub circuit_cooldown_secs: u64,
 }
 
 impl Default for Settings {
@@ -202,8 +213,11 @@ impl Default for Settings {
             requests_per_minute: None,
             max_retries: 3,
             session_idle_secs: 900,
+            live_sessions: 2,
             staging_max_copy_mb: 200,
             max_retries_cli: 2,
+            circuit_failure_threshold: 5,
+            circuit_cooldown_secs: 30,
         }
     }
 }
@@ -226,6 +240,16 @@ impl Settings {
 
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// The values `env` gives under secret-looking names (keys, tokens, passwords): they must be
+    /// redacted wherever they could show up.
+    pub fn secret_env_values(&self) -> Vec<String> {
+        self.env
+            .iter()
+            .filter(|(name, _)| is_secret_name(name))
+            .map(|(_, value)| value.clone())
+            .collect()
     }
 
     /// A hash of the fields that change how a CLI process is spawned (its argv and env): a warm
@@ -283,8 +307,11 @@ impl fmt::Debug for Settings {
             requests_per_minute,
             max_retries,
             session_idle_secs,
+            live_sessions,
             staging_max_copy_mb,
             max_retries_cli,
+            circuit_failure_threshold,
+            circuit_cooldown_secs,
         } = self;
         f.debug_struct("Settings")
             .field("cli_path", cli_path)
@@ -311,8 +338,11 @@ impl fmt::Debug for Settings {
             .field("requests_per_minute", requests_per_minute)
             .field("max_retries", max_retries)
             .field("session_idle_secs", session_idle_secs)
+            .field("live_sessions", live_sessions)
             .field("staging_max_copy_mb", staging_max_copy_mb)
             .field("max_retries_cli", max_retries_cli)
+            .field("circuit_failure_threshold", circuit_failure_threshold)
+            .field("circuit_cooldown_secs", circuit_cooldown_secs)
             .finish()
     }
 }
@@ -555,6 +585,10 @@ impl Parser {
                 settings.session_idle_secs =
                     self.defaulted(key, value, defaults.session_idle_secs, int_in(1, MAX_SECONDS));
             }
+            "liveSessions" => {
+                settings.live_sessions =
+                    self.defaulted(key, value, defaults.live_sessions, int_in(0, 64));
+            }
             "stagingMaxCopyMb" => {
                 settings.staging_max_copy_mb =
                     self.defaulted(key, value, defaults.staging_max_copy_mb, int_in(1, 1_000_000));
@@ -562,6 +596,18 @@ impl Parser {
             "maxRetriesCli" => {
                 settings.max_retries_cli =
                     self.defaulted(key, value, defaults.max_retries_cli, int_in(0, 10));
+            }
+            "circuitFailureThreshold" => {
+                settings.circuit_failure_threshold =
+                    self.defaulted(key, value, defaults.circuit_failure_threshold, int_in(1, 1000));
+            }
+            "circuitCooldownSecs" => {
+                settings.circuit_cooldown_secs = self.defaulted(
+                    key,
+                    value,
+                    defaults.circuit_cooldown_secs,
+                    int_in(1, MAX_SECONDS),
+                );
             }
             // The VS Code extension's own setting (where to find claude-lsp): it may arrive with
             // the rest of the section, and is none of the server's business.
@@ -898,8 +944,11 @@ mod tests {
             "requestsPerMinute": 30,
             "maxRetries": 5,
             "sessionIdleSecs": 60,
+            "liveSessions": 1,
             "stagingMaxCopyMb": 50,
             "maxRetriesCli": 0,
+            "circuitFailureThreshold": 3,
+            "circuitCooldownSecs": 10,
         })
     }
 
@@ -932,8 +981,11 @@ mod tests {
             requests_per_minute: Some(30),
             max_retries: 5,
             session_idle_secs: 60,
+            live_sessions: 1,
             staging_max_copy_mb: 50,
             max_retries_cli: 0,
+            circuit_failure_threshold: 3,
+            circuit_cooldown_secs: 10,
         }
     }
 
@@ -949,8 +1001,11 @@ mod tests {
         assert_eq!(defaults.permission_timeout_secs, 60);
         assert_eq!(defaults.max_retries, 3);
         assert_eq!(defaults.session_idle_secs, 900);
+        assert_eq!(defaults.live_sessions, 2);
         assert_eq!(defaults.staging_max_copy_mb, 200);
         assert_eq!(defaults.max_retries_cli, 2);
+        assert_eq!(defaults.circuit_failure_threshold, 5);
+        assert_eq!(defaults.circuit_cooldown_secs, 30);
         assert_eq!(defaults.timeout(), Duration::from_secs(300));
         assert_eq!(defaults.idle_timeout(), Duration::from_secs(120));
         assert!(defaults.cli_path.is_none() && defaults.model.is_none() && defaults.env.is_empty());
@@ -1341,6 +1396,16 @@ mod tests {
             Settings::default().cli_env(),
             [("CLAUDE_CODE_MAX_RETRIES".to_owned(), "2".to_owned())]
         );
+    }
+
+    #[test]
+    fn secret_env_values_are_the_ones_under_secret_names() {
+        let (settings, _) = parse(json!({"env": {
+            "ANTHROPIC_API_KEY": "sk-ant-1", "MY_SERVICE_TOKEN": "t0k3n", "HTTPS_PROXY": "http://p",
+        }}));
+        let mut secrets = settings.secret_env_values();
+        secrets.sort();
+        assert_eq!(secrets, ["sk-ant-1", "t0k3n"]);
     }
 
     #[test]

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::claude::discover::{CliBinary, DiscoverOptions, discover};
@@ -13,8 +12,12 @@ use crate::edits::EditCapabilities;
 use crate::error::ServerError;
 use crate::logging::LogControl;
 use crate::lsp::{Client, ClientCapabilities, NumberOrString, Uri};
+use crate::metrics::{Metrics, MetricsReport};
 use crate::pipeline::{self, Runner};
+use crate::pool::{PoolLimits, WarmPool};
 use crate::prompt::Action;
+use crate::retry::Resilience;
+use crate::scheduler::{CircuitBreaker, CircuitConfig, Scheduler};
 use crate::settings::Settings;
 use crate::staging::StagingManager;
 
@@ -47,8 +50,13 @@ pub struct ClientInfo {
     pub edits: EditCapabilities,
     pub progress_create: bool,
     pub show_document: bool,
+    /// `window.showMessage`: the client answers `window/showMessageRequest` with its actions
+    /// (how permission questions reach the user).
+    pub show_message_request: bool,
     pub configuration: bool,
     pub related_information: bool,
+    /// `experimental.claudeLsp.usageNotifications`: send `claude/usage` after each run.
+    pub usage_notifications: bool,
 }
 
 impl ClientInfo {
@@ -64,12 +72,19 @@ impl ClientInfo {
             show_document: window
                 .and_then(|w| w.show_document.as_ref())
                 .is_some_and(|sd| sd.support),
+            show_message_request: window.is_some_and(|w| w.show_message.is_some()),
             configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
             related_information: caps
                 .text_document
                 .as_ref()
                 .and_then(|td| td.publish_diagnostics.as_ref())
                 .and_then(|pd| pd.related_information)
+                .unwrap_or(false),
+            usage_notifications: caps
+                .experimental
+                .as_ref()
+                .and_then(|experimental| experimental.pointer("/claudeLsp/usageNotifications"))
+                .and_then(serde_json::Value::as_bool)
                 .unwrap_or(false),
         }
     }
@@ -95,18 +110,40 @@ pub struct ServerState {
     runs: Mutex<HashMap<String, RunEntry>>,
     pub staging: Arc<StagingManager>,
     cli: tokio::sync::Mutex<Option<CliBinary>>,
-    permits: RwLock<Arc<Semaphore>>,
+    /// Who may start a CLI run now (`maxConcurrent`, the queue, `requestsPerMinute`).
+    pub scheduler: Scheduler,
+    /// Refuses runs while the API keeps failing.
+    pub circuit: Arc<CircuitBreaker>,
+    pub metrics: Arc<Metrics>,
     /// Settings warnings from `initialize`, shown once the client is `initialized`.
     pub pending_warnings: Mutex<Vec<crate::settings::SettingsWarning>>,
+    /// Session grants and the audit log, shared by every run (each run adds its own prompter).
+    pub permissions: crate::permissions::PermissionServices,
+    /// CLI processes started ahead of need (`warmPool`).
+    pub pool: WarmPool,
+    /// Published findings of review/analyze runs, anchored to their documents.
+    findings: Mutex<crate::findings::FindingStore>,
+    /// The session index and usage ledger of every workspace (on disk, in the cache dir).
+    pub sessions: crate::sessions::SessionStore,
+    /// Conversations whose CLI process stays alive for their next turn.
+    pub conversations: Arc<crate::conversations::Conversations>,
+    /// Regions of documents that conversations wrote (for `Claude: refine…`).
+    pub regions: crate::regions::Regions,
 }
 
 impl ServerState {
     pub fn new(client: Client, options: ServerOptions) -> Self {
         let settings = Settings::default();
-        let permits = Arc::new(Semaphore::new(settings.max_concurrent));
+        let scheduler = Scheduler::new(settings.max_concurrent);
+        let circuit = Arc::new(CircuitBreaker::new(circuit_config(&settings)));
         Self {
             client,
             staging: Arc::new(StagingManager::new(options.cache_dir.clone())),
+            sessions: crate::sessions::SessionStore::new(&options.cache_dir),
+            permissions: crate::permissions::PermissionServices {
+                audit: Some(Arc::new(crate::audit::AuditLog::new(&options.cache_dir))),
+                ..Default::default()
+            },
             options,
             documents: RwLock::new(DocumentStore::default()),
             settings: RwLock::new(settings),
@@ -114,8 +151,14 @@ impl ServerState {
             workspace_folders: RwLock::new(Vec::new()),
             runs: Mutex::new(HashMap::new()),
             cli: tokio::sync::Mutex::new(None),
-            permits: RwLock::new(permits),
+            scheduler,
+            circuit,
+            metrics: Arc::new(Metrics::new()),
             pending_warnings: Mutex::new(Vec::new()),
+            pool: WarmPool::new(PoolLimits::from_settings(&Settings::default())),
+            findings: Mutex::new(crate::findings::FindingStore::default()),
+            conversations: Arc::new(crate::conversations::Conversations::new()),
+            regions: crate::regions::Regions::new(),
         }
     }
 
@@ -123,8 +166,13 @@ impl ServerState {
         read(&self.settings).clone()
     }
 
+    /// The published findings. Never hold the guard across an `.await`.
+    pub fn findings(&self) -> std::sync::MutexGuard<'_, crate::findings::FindingStore> {
+        lock(&self.findings)
+    }
+
     /// Replace the settings. A changed `cliPath` or `env` forgets the discovered CLI; a changed
-    /// `maxConcurrent` applies to runs started from now on.
+    /// `maxConcurrent` applies at once (a higher limit starts waiting runs).
     pub async fn set_settings(&self, settings: Settings) {
         let old = std::mem::replace(&mut *write(&self.settings), settings.clone());
         if let Some(log) = &self.options.log
@@ -136,8 +184,14 @@ impl ServerState {
         if old.cli_path != settings.cli_path {
             *self.cli.lock().await = None;
         }
-        if old.max_concurrent != settings.max_concurrent {
-            *write(&self.permits) = Arc::new(Semaphore::new(settings.max_concurrent));
+        self.scheduler.set_max_concurrent(settings.max_concurrent);
+        self.scheduler.set_requests_per_minute(settings.requests_per_minute);
+        self.circuit.set_config(circuit_config(&settings));
+        crate::secrets::register(settings.secret_env_values());
+        self.pool.set_limits(PoolLimits::from_settings(&settings));
+        if old.hash_for_pool() != settings.hash_for_pool() {
+            // The warm processes were started with the old flags or environment.
+            self.pool.clear();
         }
     }
 
@@ -146,9 +200,10 @@ impl ServerState {
     }
 
     pub fn client_info(&self) -> ClientInfo {
-        self.client_info.get().cloned().unwrap_or_else(|| {
-            ClientInfo::from_capabilities(&ClientCapabilities::default())
-        })
+        self.client_info
+            .get()
+            .cloned()
+            .unwrap_or_else(|| ClientInfo::from_capabilities(&ClientCapabilities::default()))
     }
 
     pub fn encoding(&self) -> PositionEncoding {
@@ -190,11 +245,29 @@ impl ServerState {
                 cli
             }
         };
-        Ok(Runner { cli, settings, staging: self.staging.clone() })
+        Ok(Runner {
+            cli,
+            settings,
+            staging: self.staging.clone(),
+            permissions: self.permissions.clone(),
+            pool: Some(self.pool.clone()),
+            resilience: self.resilience(),
+            conversations: Some(self.conversations.clone()),
+        })
     }
 
-    pub fn permits(&self) -> Arc<Semaphore> {
-        read(&self.permits).clone()
+    /// What retries report to: this server's circuit breaker and metrics.
+    pub fn resilience(&self) -> Resilience {
+        Resilience { circuit: Some(self.circuit.clone()), metrics: Some(self.metrics.clone()) }
+    }
+
+    /// `claude/metrics`: the counters plus the queue and the circuit as they are now.
+    pub fn metrics_report(&self) -> MetricsReport {
+        MetricsReport {
+            metrics: self.metrics.snapshot(),
+            scheduler: self.scheduler.stats(),
+            circuit: self.circuit.snapshot(),
+        }
     }
 
     pub fn register_run(&self, run_id: String, entry: RunEntry) {
@@ -232,6 +305,14 @@ impl ServerState {
 
 // A poisoned lock only means another task panicked mid-update; the data is still usable, and
 // refusing every later request would be worse.
+fn circuit_config(settings: &Settings) -> CircuitConfig {
+    CircuitConfig {
+        failure_threshold: settings.circuit_failure_threshold,
+        cooldown: std::time::Duration::from_secs(settings.circuit_cooldown_secs),
+        ..CircuitConfig::default()
+    }
+}
+
 pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -4,7 +4,12 @@
 pub fn rfc3339(unix_secs: u64) -> String {
     let (days, rem) = (unix_secs / 86_400, unix_secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `YYYY-MM-DD` (UTC) for seconds since the Unix epoch.

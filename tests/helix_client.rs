@@ -110,9 +110,22 @@ fn iterative() -> String {
     )
 }
 
-const FINDINGS_ANSWER: &str = "One real problem.\n\n```json\n{\"findings\": [{\"path\": \"src/lib.rs\", \
-\"startLine\": 3, \"endLine\": 3, \"severity\": \"warning\", \"message\": \"Deep recursion overflows \
-the stack for large n\"}]}\n```\n";
+/// The review's answer: one call of the CLI's StructuredOutput tool (the server asks for a schema).
+fn findings_answer() -> Turn {
+    Turn::tool_use(
+        "StructuredOutput",
+        json!({
+            "summary": "One real problem.",
+            "findings": [{
+                "path": "src/lib.rs", "startLine": 3, "endLine": 3,
+                "severity": "warning", "category": "bug",
+                "title": "Deep recursion overflows the stack for large n",
+                "explanation": "Each call adds a stack frame.",
+                "snippet": "n + sum(n - 1)",
+            }],
+        }),
+    )
+}
 
 const TESTS: &str = "#[test]\nfn sums() {\n    assert_eq!(demo::sum(10), 55);\n}\n";
 
@@ -123,7 +136,10 @@ const ANALYSIS: &str = "`sum` adds the numbers 1..=n recursively.";
 fn model(request: &RecordedRequest) -> Turn {
     let conversation = request.all_text();
     if conversation.contains("- Review ") {
-        return Turn::text(FINDINGS_ANSWER);
+        return match request.turn_index() {
+            0 => findings_answer(),
+            _ => Turn::text("Reviewed."),
+        };
     }
     if conversation.contains("- Analyze ") {
         return Turn::text(ANALYSIS);

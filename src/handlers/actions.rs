@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -12,15 +13,20 @@ use crate::activity::compact_count;
 use crate::documents::{Document, DocumentStore};
 use crate::edits::{self, FileChange};
 use crate::error::{ErrorKind, ServerError};
+use crate::handlers::findings;
 use crate::handlers::progress::Progress;
+use crate::handlers::sessions::{self, RunTrace};
 use crate::lsp::request::ApplyWorkspaceEdit;
 use crate::lsp::{ApplyWorkspaceEditParams, MessageType, ShowDocumentParams, Uri, WorkspaceEdit};
 use crate::lsp_ext::{
-    ActionParams, ActionResult, ChangedFile, FileAction, OUTPUT_NOTIFICATION, OutputKind as WireKind,
-    OutputParams, ReviewScope, RunMetadata, RunStarted,
+    ActionParams, ActionResult, ChangedFile, FileAction, OUTPUT_NOTIFICATION,
+    OutputKind as WireKind, OutputParams, ReviewScope, RunMetadata, RunStarted,
 };
+use crate::metrics::TokenCounts;
 use crate::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
 use crate::prompt::{Action, PromptDiagnostic, Selection};
+use crate::scheduler::{Slot, TicketEvent};
+use crate::secrets::{self, StreamRedactor};
 use crate::state::{RunEntry, ServerState, read};
 
 /// Cancels its token when dropped: a cancelled request's future is dropped by tower-lsp, and the
@@ -52,7 +58,11 @@ pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) ->
     let started = RunStarted { run_id: run_id.clone() };
     tokio::spawn(async move {
         let cancel = CancellationToken::new();
-        let outcome = execute(state.clone(), action, params, run_id.clone(), cancel).await;
+        let outcome = execute(state.clone(), action, params.clone(), run_id.clone(), cancel).await;
+        // The command path publishes findings as diagnostics; a request only returns them.
+        if let Ok(ActionResult { findings: Some(found), .. }) = &outcome {
+            findings::publish_run(&state, action, &params, found).await;
+        }
         deliver(&state, action, &run_id, outcome).await;
     });
     started
@@ -78,7 +88,15 @@ async fn execute(
     run_id: String,
     cancel: CancellationToken,
 ) -> Result<ActionResult, ServerError> {
-    let target = target(&state, &params)?;
+    let started = Instant::now();
+    let target = match target(&state, &params) {
+        Ok(target) => target,
+        Err(err) => {
+            let result = Err(err);
+            record_metrics(&state, action, started.elapsed(), &result);
+            return result;
+        }
+    };
     let started_at = now_rfc3339();
     state.register_run(
         run_id.clone(),
@@ -92,6 +110,7 @@ async fn execute(
     );
     let result = run_with_progress(&state, action, &params, &target, &run_id, cancel).await;
     state.finish_run(&run_id);
+    record_metrics(&state, action, started.elapsed(), &result);
     result
 }
 
@@ -105,13 +124,35 @@ async fn run_with_progress(
 ) -> Result<ActionResult, ServerError> {
     let info = state.client_info();
     let title = format!("Claude: {action}");
-    let progress =
-        Progress::begin(&state.client, params.work_done_token.clone(), info.progress_create, &title)
-            .await;
+    let progress = Progress::begin(
+        &state.client,
+        params.work_done_token.clone(),
+        info.progress_create,
+        &title,
+    )
+    .await;
     state.set_run_progress_token(run_id, progress.token().cloned());
 
-    let outcome = run_pipeline(state, action, params, target, run_id, &progress, cancel).await;
-    let result = outcome.and_then(|outcome| to_action_result(state, outcome));
+    let trace = RunTrace::start(action, params, &target.workspace);
+    let outcome = run_pipeline(state, &trace, target, run_id, &progress, cancel).await;
+    // What the run spent counts whatever becomes of its answer (an edit conflict, say).
+    let usage = outcome.as_ref().ok().map(|outcome| outcome.usage.clone());
+    let result = outcome.and_then(|outcome| {
+        let run_target = findings::RunTarget {
+            path: &target.path,
+            workspace: &target.workspace,
+            text: &target.text,
+        };
+        let collected = findings::collect(state, action, params, &run_target, &outcome)?;
+        to_action_result(state, &target.workspace, outcome)
+            .map(|result| findings::attach(result, collected))
+    });
+    // The answer may quote a key the agent read or was told: never hand it to the client.
+    let result = result.map(|mut result| {
+        result.text = secrets::redacted(&result.text);
+        result
+    });
+    sessions::after_run(state, &trace, &result, usage).await;
     let summary = match &result {
         Ok(result) => summary(result),
         Err(err) if err.kind == ErrorKind::CANCELLED => "Cancelled; nothing was applied".to_owned(),
@@ -123,51 +164,33 @@ async fn run_with_progress(
 
 async fn run_pipeline(
     state: &Arc<ServerState>,
-    action: Action,
-    params: &ActionParams,
+    trace: &RunTrace,
     target: &Target,
     run_id: &str,
     progress: &Progress,
     cancel: CancellationToken,
 ) -> Result<ActionOutcome, ServerError> {
-    let runner = state.runner().await?;
+    let (action, params) = (trace.action(), trace.params());
+    let mut runner = state.runner().await?;
     let request = action_request(state, action, params, target).await?;
 
-    let permits = state.permits();
-    let _permit = match permits.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(_) => {
-            progress.report("Queued: waiting for a free Claude process").await;
-            tokio::select! {
-                permit = permits.acquire_owned() => permit.map_err(|_| ServerError::internal("the run queue closed"))?,
-                () = cancel.cancelled() => return Err(ServerError::cancelled()),
-            }
-        }
-    };
+    let _slot = wait_for_slot(state, &target.workspace, progress, &cancel).await?;
 
     // Activities are reported from a sync callback; forward them in order on one task.
     let (tx, mut rx) = mpsc::unbounded_channel::<Activity>();
-    let client = state.client.clone();
-    let token = progress.token().cloned();
-    let run_id_owned = run_id.to_owned();
+    // Permission questions go to this editor and say "Waiting for your permission" in progress.
+    runner.permissions.prompter =
+        Some(crate::handlers::permissions::prompter(state, tx.downgrade()));
+    let mut output = OutputSender::new(state, run_id, progress);
     let forward = async {
         while let Some(activity) = rx.recv().await {
             match activity {
                 Activity::Status(message) => progress.report(message).await,
-                Activity::Output { kind, text, tool } => {
-                    let params = OutputParams {
-                        run_id: run_id_owned.clone(),
-                        token: token.clone(),
-                        kind: wire_kind(kind),
-                        text,
-                        tool,
-                    };
-                    client
-                        .send_notification::<OutputNotification>(params)
-                        .await;
-                }
+                Activity::Output { kind, text, tool } => output.send(kind, &text, tool).await,
+                Activity::Session { id, cwd } => trace.saw_session(&id, &cwd),
             }
         }
+        output.flush().await;
     };
     let run = async {
         // Moving the sender in means the forwarder ends when the run is done.
@@ -182,6 +205,110 @@ async fn run_pipeline(
     Ok(outcome)
 }
 
+/// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
+/// at once while the circuit breaker is open, rather than queueing for nothing.
+async fn wait_for_slot(
+    state: &ServerState,
+    workspace: &Path,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<Slot, ServerError> {
+    state.circuit.check().map_err(|open| open.to_error())?;
+    let queued_at = Instant::now();
+    let mut ticket = state.scheduler.enqueue(workspace);
+    let slot = loop {
+        tokio::select! {
+            event = ticket.next_event() => match event {
+                TicketEvent::Ready(slot) => break slot,
+                TicketEvent::Waiting(message) => progress.report(message).await,
+            },
+            () = cancel.cancelled() => return Err(ServerError::cancelled()),
+        }
+    };
+    state.metrics.record_queue_wait(queued_at.elapsed());
+    Ok(slot)
+}
+
+/// Count an answered request in the metrics.
+fn record_metrics(
+    state: &ServerState,
+    action: Action,
+    duration: Duration,
+    result: &Result<ActionResult, ServerError>,
+) {
+    let outcome = match result {
+        Ok(result) => {
+            let meta = &result.metadata;
+            let tokens = TokenCounts {
+                input: meta.input_tokens,
+                output: meta.output_tokens,
+                cache_read: meta.cache_read_tokens,
+            };
+            state.metrics.record_usage(tokens, meta.cost_usd);
+            "success"
+        }
+        Err(err) => err.kind.name,
+    };
+    state.metrics.record_request(&action.to_string(), outcome, duration);
+}
+
+/// Sends `claude/output` with secrets redacted. Streamed text and thinking pass through a
+/// [`StreamRedactor`] each, so a key split across two deltas never shows.
+struct OutputSender {
+    client: crate::lsp::Client,
+    run_id: String,
+    token: Option<crate::lsp::NumberOrString>,
+    text: StreamRedactor,
+    thinking: StreamRedactor,
+}
+
+impl OutputSender {
+    fn new(state: &ServerState, run_id: &str, progress: &Progress) -> Self {
+        Self {
+            client: state.client.clone(),
+            run_id: run_id.to_owned(),
+            token: progress.token().cloned(),
+            text: StreamRedactor::default(),
+            thinking: StreamRedactor::default(),
+        }
+    }
+
+    async fn send(&mut self, kind: OutputKind, text: &str, tool: Option<String>) {
+        let text = match kind {
+            OutputKind::Text => self.text.push(text),
+            OutputKind::Thinking => self.thinking.push(text),
+            OutputKind::ToolUse | OutputKind::ToolResult => {
+                // A tool call ends the text before it: send what was held back first.
+                self.flush().await;
+                secrets::redacted(text)
+            }
+        };
+        self.emit(kind, text, tool).await;
+    }
+
+    /// Send what the redactors still hold (the end of a block or of the stream).
+    async fn flush(&mut self) {
+        let text = self.text.flush();
+        self.emit(OutputKind::Text, text, None).await;
+        let thinking = self.thinking.flush();
+        self.emit(OutputKind::Thinking, thinking, None).await;
+    }
+
+    async fn emit(&self, kind: OutputKind, text: String, tool: Option<String>) {
+        if text.is_empty() {
+            return;
+        }
+        let params = OutputParams {
+            run_id: self.run_id.clone(),
+            token: self.token.clone(),
+            kind: wire_kind(kind),
+            text,
+            tool,
+        };
+        self.client.send_notification::<OutputNotification>(params).await;
+    }
+}
+
 async fn client_output_result(
     state: &ServerState,
     run_id: &str,
@@ -192,7 +319,7 @@ async fn client_output_result(
         run_id: run_id.to_owned(),
         token: progress.token().cloned(),
         kind: WireKind::Result,
-        text: outcome.text.clone(),
+        text: secrets::redacted(&outcome.text),
         tool: None,
     };
     state.client.send_notification::<OutputNotification>(params).await;
@@ -217,7 +344,8 @@ impl crate::lsp::notification::Notification for OutputNotification {
 
 fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerError> {
     let uri = params.text_document.uri.clone();
-    let path = edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
+    let path =
+        edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
     let workspace = state.workspace_for(&path);
     let open = open_document(&read(&state.documents), &path)
         .map(|doc| (doc.language_id().to_owned(), doc.text()));
@@ -244,15 +372,12 @@ async fn action_request(
             "{action} needs an instruction (the `instruction` parameter)"
         )));
     }
+    sessions::check_before_run(state, &target.workspace, params.session_id.as_deref()).await?;
     let encoding = state.encoding();
     let selection = match params.range {
         Some(range) if range.start != range.end => {
-            let doc = Document::new(
-                target.uri.clone(),
-                target.language_id.clone(),
-                0,
-                &target.text,
-            );
+            let doc =
+                Document::new(target.uri.clone(), target.language_id.clone(), 0, &target.text);
             if range.end < range.start {
                 return Err(ServerError::invalid_params("the range ends before it starts"));
             }
@@ -268,7 +393,11 @@ async fn action_request(
     let changes_diff = match (action, options.review.scope) {
         (Action::Review, Some(ReviewScope::Changes)) => {
             Some(crate::git::uncommitted_changes(&target.workspace).await.map_err(|err| {
-                ServerError::new(ErrorKind::FILE_ACCESS, err, "review of changes needs a git repository")
+                ServerError::new(
+                    ErrorKind::FILE_ACCESS,
+                    err,
+                    "review of changes needs a git repository",
+                )
             })?)
         }
         _ => None,
@@ -290,6 +419,7 @@ async fn action_request(
         changes_diff,
         overlays,
         resume: params.session_id.clone(),
+        fork: params.fork,
     })
 }
 
@@ -308,8 +438,14 @@ fn open_document<'a>(documents: &'a DocumentStore, path: &Path) -> Option<&'a Do
 }
 
 /// Turn the run's file changes into one WorkspaceEdit, rebasing onto whatever the user typed
-/// during the run (three-way merge), or refusing on a conflict.
-fn to_action_result(state: &ServerState, outcome: ActionOutcome) -> Result<ActionResult, ServerError> {
+/// during the run (three-way merge), or refusing on a conflict. A change outside `workspace` is
+/// refused outright (SANDBOX_VIOLATION), whatever produced it.
+fn to_action_result(
+    state: &ServerState,
+    workspace: &Path,
+    outcome: ActionOutcome,
+) -> Result<ActionResult, ServerError> {
+    crate::permissions::check_changes_inside(workspace, &outcome.changes)?;
     let info = state.client_info();
     let mut rebased = Vec::with_capacity(outcome.changes.len());
     let mut versions = Vec::new();
@@ -320,17 +456,20 @@ fn to_action_result(state: &ServerState, outcome: ActionOutcome) -> Result<Actio
     let edit = if rebased.is_empty() {
         None
     } else {
-        let open_version = |path: &Path| {
-            versions.iter().find(|(p, _)| p == path).map(|(_, version)| *version)
-        };
+        let open_version =
+            |path: &Path| versions.iter().find(|(p, _)| p == path).map(|(_, version)| *version);
         let edit = edits::build_workspace_edit(&rebased, &info.edits, info.encoding, &open_version)
             .map_err(|err| {
-                ServerError::new(ErrorKind::UNSUPPORTED_BY_CLIENT, err.to_string(),
-                    "your editor cannot apply this kind of change; nothing was applied")
+                ServerError::new(
+                    ErrorKind::UNSUPPORTED_BY_CLIENT,
+                    err.to_string(),
+                    "your editor cannot apply this kind of change; nothing was applied",
+                )
             })?;
         Some(edit)
     };
     let result = &outcome.result;
+    sessions::expect_regions(state, &result.session_id, &outcome.text, &rebased);
     Ok(ActionResult {
         session_id: result.session_id.clone(),
         text: outcome.text.clone(),
@@ -392,11 +531,10 @@ fn summary(result: &ActionResult) -> String {
     if let Some(edit) = &result.edit {
         let edits = count_edits(edit);
         let files = result.files.len();
-        parts.push(format!(
-            "{edits} edit{} in {files} file{}",
-            plural(edits),
-            plural(files)
-        ));
+        parts.push(format!("{edits} edit{} in {files} file{}", plural(edits), plural(files)));
+    }
+    if let Some(found) = &result.findings {
+        parts.push(format!("{} finding{}", found.len(), plural(found.len())));
     }
     parts.push(format!("{} turn{}", meta.num_turns, plural(meta.num_turns as usize)));
     parts.push(format!("{} tokens", compact_count(meta.input_tokens + meta.output_tokens)));
@@ -436,7 +574,12 @@ async fn deliver(
     let result = match outcome {
         Ok(result) => result,
         Err(err) if err.kind == ErrorKind::CANCELLED => {
-            client.show_message(MessageType::INFO, format!("Claude: {action} cancelled; nothing was applied")).await;
+            client
+                .show_message(
+                    MessageType::INFO,
+                    format!("Claude: {action} cancelled; nothing was applied"),
+                )
+                .await;
             return;
         }
         Err(err) => {
@@ -449,11 +592,22 @@ async fn deliver(
         match client.send_request::<ApplyWorkspaceEdit>(params).await {
             Ok(response) if response.applied => {}
             Ok(response) => {
-                let why = response.failure_reason.unwrap_or_else(|| "the editor refused it".to_owned());
-                client.show_message(MessageType::WARNING, format!("Claude: the {action} edit was not applied: {why}")).await;
+                let why =
+                    response.failure_reason.unwrap_or_else(|| "the editor refused it".to_owned());
+                client
+                    .show_message(
+                        MessageType::WARNING,
+                        format!("Claude: the {action} edit was not applied: {why}"),
+                    )
+                    .await;
             }
             Err(err) => {
-                client.show_message(MessageType::ERROR, format!("Claude: could not apply the {action} edit: {err}")).await;
+                client
+                    .show_message(
+                        MessageType::ERROR,
+                        format!("Claude: could not apply the {action} edit: {err}"),
+                    )
+                    .await;
             }
         }
     }
@@ -475,7 +629,12 @@ async fn show_text(state: &ServerState, action: Action, run_id: &str, text: &str
     if state.client_info().show_document {
         match write_answer(&state.options.cache_dir, action, run_id, text) {
             Ok(uri) => {
-                let params = ShowDocumentParams { uri, external: Some(false), take_focus: Some(true), selection: None };
+                let params = ShowDocumentParams {
+                    uri,
+                    external: Some(false),
+                    take_focus: Some(true),
+                    selection: None,
+                };
                 if client.show_document(params).await.is_ok_and(|shown| shown) {
                     return;
                 }
@@ -486,7 +645,12 @@ async fn show_text(state: &ServerState, action: Action, run_id: &str, text: &str
     client.show_message(MessageType::INFO, format!("Claude ({action}):\n{text}")).await;
 }
 
-fn write_answer(cache_dir: &Path, action: Action, run_id: &str, text: &str) -> std::io::Result<Uri> {
+fn write_answer(
+    cache_dir: &Path,
+    action: Action,
+    run_id: &str,
+    text: &str,
+) -> std::io::Result<Uri> {
     let dir = cache_dir.join("answers");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{action}-{run_id}.md"));
@@ -494,7 +658,7 @@ fn write_answer(cache_dir: &Path, action: Action, run_id: &str, text: &str) -> s
     edits::path_to_uri(&path).map_err(|err| std::io::Error::other(err.to_string()))
 }
 
-fn language_from_path(path: &Path) -> String {
+pub fn language_from_path(path: &Path) -> String {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let id = match ext {
         "rs" => "rust",

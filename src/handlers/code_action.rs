@@ -38,6 +38,7 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
         range: None,
         instruction: None,
         session_id: None,
+        fork: false,
         work_done_token: None,
         diagnostics: Vec::new(),
         options: ActionOptions::default(),
@@ -45,6 +46,21 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
     let selection = ActionParams { range: Some(range), ..base.clone() };
     let has_selection = range.start != range.end;
     let mut actions = Vec::new();
+    // Apply / fix / dismiss on the findings here come first: they are about this exact spot.
+    let on_findings = crate::handlers::findings::code_actions(
+        state,
+        &base.text_document.uri,
+        range,
+        &params.context.diagnostics,
+    );
+    actions.extend(on_findings);
+    // Refining what a conversation wrote here continues that conversation.
+    actions.extend(crate::handlers::sessions::refine_actions(
+        state,
+        &base.text_document.uri,
+        range,
+        &text,
+    ));
 
     for comment in instruction_comments(&text, range.start.line..=range.end.line) {
         let instruction = match comment.kind {
@@ -74,8 +90,14 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
 
     if has_selection {
         for (title, command, instruction) in PRESETS {
-            let params = ActionParams { instruction: Some((*instruction).to_owned()), ..selection.clone() };
-            actions.push(action(&format!("Claude: {title}"), CodeActionKind::REFACTOR_REWRITE, command, &params));
+            let params =
+                ActionParams { instruction: Some((*instruction).to_owned()), ..selection.clone() };
+            actions.push(action(
+                &format!("Claude: {title}"),
+                CodeActionKind::REFACTOR_REWRITE,
+                command,
+                &params,
+            ));
         }
     }
 
@@ -92,18 +114,38 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
             diagnostics,
             ..base.clone()
         };
-        actions.push(action("Claude: fix diagnostics", CodeActionKind::QUICKFIX, commands::REFACTOR, &params));
+        actions.push(action(
+            "Claude: fix diagnostics",
+            CodeActionKind::QUICKFIX,
+            commands::REFACTOR,
+            &params,
+        ));
     }
 
     if has_selection {
         let review = with_scope(&selection, ReviewScope::Selection);
-        actions.push(action("Claude: review selection", CodeActionKind::SOURCE, commands::REVIEW, &review));
-        actions.push(action("Claude: explain selection", CodeActionKind::SOURCE, commands::ANALYZE, &selection));
+        actions.push(action(
+            "Claude: review selection",
+            CodeActionKind::SOURCE,
+            commands::REVIEW,
+            &review,
+        ));
+        actions.push(action(
+            "Claude: explain selection",
+            CodeActionKind::SOURCE,
+            commands::ANALYZE,
+            &selection,
+        ));
     }
     let file = with_scope(&base, ReviewScope::File);
     actions.push(action("Claude: review file", CodeActionKind::SOURCE, commands::REVIEW, &file));
     let changes = with_scope(&base, ReviewScope::Changes);
-    actions.push(action("Claude: review my changes", CodeActionKind::SOURCE, commands::REVIEW, &changes));
+    actions.push(action(
+        "Claude: review my changes",
+        CodeActionKind::SOURCE,
+        commands::REVIEW,
+        &changes,
+    ));
     actions.push(action("Claude: analyze file", CodeActionKind::SOURCE, commands::ANALYZE, &base));
 
     if let Some(only) = &params.context.only {
@@ -123,7 +165,12 @@ fn with_scope(params: &ActionParams, scope: ReviewScope) -> ActionParams {
     params
 }
 
-fn action(title: &str, kind: CodeActionKind, command: &str, params: &ActionParams) -> CodeActionOrCommand {
+fn action(
+    title: &str,
+    kind: CodeActionKind,
+    command: &str,
+    params: &ActionParams,
+) -> CodeActionOrCommand {
     CodeActionOrCommand::CodeAction(CodeAction {
         title: title.to_owned(),
         kind: Some(kind),

@@ -35,6 +35,21 @@ pub async fn execute(
             let cancelled = state.cancel_runs(params.run_id.as_deref());
             Ok(Some(json!({ "cancelled": cancelled })))
         }
+        commands::APPLY_FINDING => {
+            let reference = argument(&params.command, arguments)?;
+            Ok(Some(crate::handlers::findings::apply_finding(state, reference).await?))
+        }
+        commands::DISMISS_FINDING => {
+            let reference = argument(&params.command, arguments)?;
+            Ok(Some(crate::handlers::findings::dismiss_finding(state, reference).await?))
+        }
+        commands::CONTINUE => {
+            let params = argument(&params.command, arguments)?;
+            Ok(Some(json!(crate::handlers::sessions::continue_command(state, params).await?)))
+        }
+        commands::SHOW_USAGE => {
+            Ok(Some(json!(crate::handlers::sessions::show_usage(state).await?)))
+        }
         other => Err(ServerError::invalid_params(format!("unknown command {other}"))),
     }
 }

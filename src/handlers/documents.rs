@@ -1,10 +1,19 @@
 //! Text synchronisation: open documents live in the store as ropes with versions.
 
-use crate::lsp::{DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams};
+use std::sync::Arc;
+
+use crate::lsp::{
+    DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
+};
 use crate::state::{ServerState, write};
 
-pub fn did_open(state: &ServerState, params: DidOpenTextDocumentParams) {
+pub fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
     let doc = params.text_document;
+    // The first document of a workspace warms a CLI process for it.
+    if let Ok(path) = crate::edits::uri_to_path(&doc.uri) {
+        crate::pool::prewarm(state, vec![state.workspace_for(&path)]);
+    }
+    crate::handlers::sessions::document_opened(state, &doc.uri, &doc.text);
     write(&state.documents).open(doc.uri, doc.language_id, doc.version, &doc.text);
 }
 
@@ -13,17 +22,27 @@ pub fn did_open(state: &ServerState, params: DidOpenTextDocumentParams) {
 pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams) {
     let encoding = state.encoding();
     let uri = params.text_document.uri;
+    let before =
+        crate::handlers::findings::text_before_change(state, &uri, &params.content_changes);
     let result = write(&state.documents).change(
         &uri,
         params.text_document.version,
         &params.content_changes,
         encoding,
     );
-    if let Err(err) = result {
-        tracing::warn!(uri = uri.as_str(), %err, "refused a document change");
+    match result {
+        Err(err) => tracing::warn!(uri = uri.as_str(), %err, "refused a document change"),
+        // Findings move with the text (and go when their own code is edited).
+        Ok(()) => {
+            crate::handlers::findings::did_change(state, &uri, &params.content_changes, before)
+                .await;
+            // So do the regions conversations wrote.
+            crate::handlers::sessions::document_changed(state, &uri, &params.content_changes);
+        }
     }
 }
 
 pub fn did_close(state: &ServerState, params: DidCloseTextDocumentParams) {
     write(&state.documents).close(&params.text_document.uri);
+    crate::handlers::sessions::document_closed(state, &params.text_document.uri);
 }

@@ -1,6 +1,7 @@
 //! initialize / initialized / shutdown, settings and workspace folders.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -25,12 +26,14 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
     InitializeResult {
         capabilities: ServerCapabilities {
             position_encoding: Some(encoding.kind()),
-            text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
-                open_close: Some(true),
-                change: Some(TextDocumentSyncKind::INCREMENTAL),
-                save: Some(TextDocumentSyncSaveOptions::Supported(true)),
-                ..TextDocumentSyncOptions::default()
-            })),
+            text_document_sync: Some(TextDocumentSyncCapability::Options(
+                TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    ..TextDocumentSyncOptions::default()
+                },
+            )),
             code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
                 code_action_kinds: Some(vec![
                     CodeActionKind::QUICKFIX,
@@ -55,7 +58,8 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
                 "claudeLsp": {
                     "version": env!("CARGO_PKG_VERSION"),
                     "requests": [lsp_ext::GENERATE, lsp_ext::ANALYZE, lsp_ext::REFACTOR, lsp_ext::REVIEW,
-                                 lsp_ext::RUNS],
+                                 lsp_ext::RUNS, lsp_ext::METRICS, lsp_ext::SESSIONS,
+                                 lsp_ext::SESSION, lsp_ext::USAGE],
                     "commands": lsp_ext::commands::ALL,
                 }
             })),
@@ -69,23 +73,30 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
     }
 }
 
-pub async fn initialized(state: &ServerState) {
+pub async fn initialized(state: &Arc<ServerState>) {
     let warnings = std::mem::take(&mut *crate::state::lock(&state.pending_warnings));
     show_warnings(state, &warnings).await;
+    crate::pool::prewarm(state, state.workspace_folders());
 }
 
-pub fn shutdown(state: &ServerState) {
+pub async fn shutdown(state: &ServerState) {
     let cancelled = state.cancel_runs(None);
     if cancelled > 0 {
         tracing::info!(cancelled, "shutdown cancelled runs in flight");
     }
+    tracing::info!("metrics at shutdown: {}", state.metrics.summary_line());
+    // Warm processes are idle: they exit as soon as their stdin closes.
+    state.pool.shutdown().await;
+    // So are the processes kept for conversations' next turns.
+    state.conversations.close_all().await;
 }
 
 /// Pull the `claude` section when the client supports workspace/configuration, else take the
 /// pushed settings (`{"claude": {…}}` or the bare object).
 pub async fn did_change_configuration(state: &ServerState, params: DidChangeConfigurationParams) {
     let value = if state.client_info().configuration {
-        let item = ConfigurationItem { scope_uri: None, section: Some(SETTINGS_SECTION.to_owned()) };
+        let item =
+            ConfigurationItem { scope_uri: None, section: Some(SETTINGS_SECTION.to_owned()) };
         match state.client.configuration(vec![item]).await {
             Ok(mut values) if !values.is_empty() => values.swap_remove(0),
             Ok(_) => Value::Null,

@@ -4,5 +4,8 @@ pub mod actions;
 pub mod code_action;
 pub mod commands;
 pub mod documents;
+pub mod findings;
 pub mod lifecycle;
+pub mod permissions;
 pub mod progress;
+pub mod sessions;

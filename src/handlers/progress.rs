@@ -54,15 +54,15 @@ impl Progress {
     pub async fn report(&self, message: impl Into<String>) {
         self.send(WorkDoneProgress::Report(WorkDoneProgressReport {
             cancellable: Some(true),
-            message: Some(message.into()),
+            message: Some(crate::secrets::redacted(&message.into())),
             percentage: None,
         }))
         .await;
     }
 
     pub async fn end(self, message: impl Into<String>) {
-        self.send(WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(message.into()) }))
-            .await;
+        let message = crate::secrets::redacted(&message.into());
+        self.send(WorkDoneProgress::End(WorkDoneProgressEnd { message: Some(message) })).await;
     }
 
     async fn send(&self, value: WorkDoneProgress) {

@@ -1,0 +1,232 @@
+//! `claude-lsp run` end to end: the real binary, the real CLI, the fake API. The same scripted
+//! refactor gives the same edit as the LSP path; `--apply` writes it; a review of uncommitted
+//! changes takes a directory; bad input gets its documented exit code.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use claude_lsp::process::{ProcessOutput, ProcessSpec};
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use support::cli::{TestHome, real_cli};
+use support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Script, Turn};
+use support::lsp_client::full_capabilities;
+use support::workspace::{Workspace, cli_cwd};
+
+const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Read the file, rename `add` to `sum` in it, then say so.
+fn rename_script(request: &RecordedRequest) -> Turn {
+    let path = format!("{}/src/lib.rs", cli_cwd(request));
+    match request.turn_index() {
+        0 => Turn::tool_use("Read", json!({"file_path": path})),
+        1 => Turn::tool_use(
+            "Edit",
+            json!({"file_path": path, "old_string": "fn add(a: i32", "new_string": "fn sum(a: i32"}),
+        ),
+        _ => Turn::text("Renamed add to sum."),
+    }
+}
+
+/// `claude-lsp <args>` in `cwd`, pointed at the fake API with state under `home` (and a cache
+/// dir of its own), none of the developer's Anthropic variables inherited.
+fn claude_lsp(cwd: &Path, api: &FakeApi, home: &TestHome, args: &[&str]) -> ProcessSpec {
+    CLI_ENV_TO_REMOVE
+        .iter()
+        .chain(&["ANTHROPIC_API_KEY", "CLAUDE_LSP_CLI", "CLAUDE_LSP_LOG"])
+        .fold(ProcessSpec::new(env!("CARGO_BIN_EXE_claude-lsp"), cwd), |spec, key| {
+            spec.env_remove(key)
+        })
+        .args(args.iter().copied())
+        .envs(api.cli_env(home.path()))
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+}
+
+async fn run(spec: ProcessSpec) -> ProcessOutput {
+    spec.output(RUN_TIMEOUT).await.unwrap()
+}
+
+fn stdout(output: &ProcessOutput) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn run_gives_the_lsp_edit_and_apply_writes_it() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Script::from_fn(rename_script),
+        full_capabilities(),
+        json!({"warmPool": 0}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    let lsp = ws
+        .client
+        .request(
+            "claude/refactor",
+            json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum"}),
+        )
+        .await
+        .unwrap();
+    ws.client.take_notifications("$/progress");
+    ws.client.take_notifications("claude/output");
+    ws.client.take_notifications("claude/usage");
+    let cli = real_cli().display().to_string();
+
+    let json_run =
+        ["run", "refactor", "src/lib.rs", "-m", "rename add to sum", "--json", "--cli", &cli];
+    let output = run(claude_lsp(ws.root(), &ws.api, &ws.home, &json_run)).await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", output.stderr);
+    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(result["edit"], lsp["edit"], "the headless edit differs from the LSP one");
+    assert_eq!(result["files"], json!([{"path": "src/lib.rs", "action": "modified"}]));
+    assert_eq!(result["text"], "Renamed add to sum.");
+    assert_eq!(result["applied"], false);
+    assert_eq!(result["metadata"]["numTurns"], 3);
+    assert_eq!(ws.read("src/lib.rs"), LIB, "without --apply nothing is written");
+    // Progress went to stderr, as plain lines (stderr is not a terminal here).
+    assert!(output.stderr.contains("claude-lsp: Editing src/lib.rs"), "{}", output.stderr);
+
+    let apply_run =
+        ["run", "refactor", "src/lib.rs:1-3", "-m", "rename add to sum", "--apply", "--cli", &cli];
+    let output = run(claude_lsp(ws.root(), &ws.api, &ws.home, &apply_run)).await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", output.stderr);
+    let diff = stdout(&output);
+    assert_eq!(diff, result["diff"].as_str().unwrap(), "the same edit prints the same diff");
+    assert!(
+        diff.contains("-fn add(a: i32, b: i32) -> i32 {\n+fn sum(a: i32, b: i32) -> i32 {\n"),
+        "{diff}"
+    );
+    assert_eq!(ws.read("src/lib.rs"), LIB.replace("fn add", "fn sum"));
+    // The printed diff is a real patch: it reverses cleanly out of the written file.
+    let diff_file = ws.home.path().join("change.diff");
+    std::fs::write(&diff_file, &diff).unwrap();
+    let check = ProcessSpec::new("git", ws.root())
+        .args(["apply", "--check", "-R"])
+        .arg(&diff_file)
+        .output(RUN_TIMEOUT)
+        .await
+        .unwrap();
+    assert!(check.status.success(), "git apply -R --check: {}", check.stderr);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn apply_writes_nothing_when_the_file_changed_in_the_way() {
+    // The model takes its time to edit, so the file can change under the run.
+    let script = |request: &RecordedRequest| match request.turn_index() {
+        1 => Turn::delayed(Duration::from_millis(2000), rename_script(request)),
+        _ => rename_script(request),
+    };
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir(ws.path().join("src")).unwrap();
+    std::fs::write(ws.path().join("src/lib.rs"), LIB).unwrap();
+    let api = FakeApi::start(Script::from_fn(script)).await;
+    let home = TestHome::new();
+    let cli = real_cli().display().to_string();
+    let args = ["run", "refactor", "src/lib.rs", "-m", "rename", "--apply", "--cli", &cli];
+    let mut child = claude_lsp(ws.path(), &api, &home, &args).spawn().unwrap();
+    let mut out = child.take_stdout().unwrap();
+    api.wait_for_requests(2, RUN_TIMEOUT).await;
+    let theirs = LIB.replace("fn add(a: i32", "pub fn add(a: i64");
+    std::fs::write(ws.path().join("src/lib.rs"), &theirs).unwrap();
+    let mut printed = Vec::new();
+    out.read_to_end(&mut printed).await.unwrap();
+    let status = tokio::time::timeout(RUN_TIMEOUT, child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(4), "stderr: {}", child.stderr_tail());
+    assert!(child.stderr_tail().contains("overlap"), "{}", child.stderr_tail());
+    assert!(printed.is_empty(), "nothing is printed as applied");
+    assert_eq!(std::fs::read_to_string(ws.path().join("src/lib.rs")).unwrap(), theirs);
+}
+
+#[tokio::test]
+async fn a_review_of_uncommitted_changes_takes_the_directory() {
+    let ws = Workspace::start(
+        &[("src/lib.rs", LIB), ("README.md", "# demo\n")],
+        Turn::text("The new function is fine."),
+        full_capabilities(),
+        json!({"warmPool": 0}),
+    )
+    .await;
+    std::fs::write(ws.path("src/lib.rs"), format!("{LIB}fn twice(x: i32) -> i32 {{ x * 2 }}\n"))
+        .unwrap();
+    let cli = real_cli().display().to_string();
+    let args = ["run", "review", ".", "--scope", "changes", "--cli", &cli];
+    let output = run(claude_lsp(ws.root(), &ws.api, &ws.home, &args)).await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", output.stderr);
+    assert!(stdout(&output).starts_with("The new function is fine."), "{}", stdout(&output));
+    let request = &ws.api.requests()[0];
+    assert!(
+        request.all_text().contains("+fn twice(x: i32) -> i32 { x * 2 }"),
+        "the diff was not sent"
+    );
+    assert_eq!(cli_cwd(request), ws.root().display().to_string(), "a review runs in the workspace");
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_message_and_its_exit_code() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("lib.rs"), LIB).unwrap();
+    let api = FakeApi::start(Turn::text("unused")).await;
+    let home = TestHome::new();
+    let cli = real_cli().display().to_string();
+    let cases: [(&[&str], i32, &str); 6] = [
+        (&["run", "refactor", "lib.rs", "--cli", &cli], 2, "refactor needs an instruction"),
+        (&["run", "analyze", "missing.rs", "--cli", &cli], 2, "missing.rs"),
+        (
+            &["run", "analyze", "lib.rs:9", "--cli", &cli],
+            2,
+            "line 9 is past the end of the file (3 lines)",
+        ),
+        (&["run", "analyze", "lib.rs:3-1", "--cli", &cli], 2, "the range ends before it starts"),
+        (
+            &["run", "analyze", "lib.rs", "--apply", "--cli", &cli],
+            2,
+            "--apply applies to generate and refactor",
+        ),
+        (
+            &["run", "analyze", "lib.rs", "--cli", "/nonexistent/claude"],
+            3,
+            "Claude Code CLI not found",
+        ),
+    ];
+    for (args, code, message) in cases {
+        let output = run(claude_lsp(ws.path(), &api, &home, args)).await;
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {}", output.stderr);
+        assert!(output.stderr.contains(message), "{args:?}: {}", output.stderr);
+        assert!(output.stdout.is_empty(), "{args:?} printed a result");
+    }
+    assert!(api.requests().is_empty(), "bad input must not reach the model");
+    let unknown = run(claude_lsp(ws.path(), &api, &home, &["run", "explain", "lib.rs"])).await;
+    assert_eq!(unknown.status.code(), Some(2), "clap reports usage errors with 2");
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_the_run_leaves_no_cli_and_exits_130() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("lib.rs"), LIB).unwrap();
+    // The model never answers: only the interrupt ends this run.
+    let api = FakeApi::start(Turn::Hang).await;
+    let home = TestHome::new();
+    let cli = real_cli().display().to_string();
+    let args = ["run", "analyze", "lib.rs", "--cli", &cli];
+    let mut child = claude_lsp(ws.path(), &api, &home, &args).spawn().unwrap();
+    api.wait_for_requests(1, RUN_TIMEOUT).await;
+    child.signal_group(rustix::process::Signal::INT);
+    let status = tokio::time::timeout(RUN_TIMEOUT, child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(130), "stderr: {}", child.stderr_tail());
+    assert!(child.stderr_tail().contains("cancelled"), "{}", child.stderr_tail());
+    let home_text = home.path().display().to_string();
+    let survivors = support::cli::leftover_processes(
+        |p| p.runs(&real_cli()) && p.env_var("HOME").as_deref() == Some(home_text.as_str()),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(survivors.is_empty(), "a CLI survived the interrupt: {survivors:?}");
+}

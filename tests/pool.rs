@@ -1,0 +1,284 @@
+//! The warm pool against the real CLI and the fake API: a matching run takes the warm process,
+//! the pool refills after each use, a non-matching run spawns its own, and nothing survives the
+//! pool's (or the server's) shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use claude_lsp::claude::args::CliOptions;
+use claude_lsp::claude::control::{DenyAll, InitializeRequest};
+use claude_lsp::claude::session::{RunLimits, SessionConfig, run_turn};
+use claude_lsp::pool::{PoolLimits, WarmPool};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use support::cli::{ProcInfo, TestHome, leftover_processes, processes_running, real_cli};
+use support::fake_api::{FakeApi, RecordedRequest, Script, Turn};
+use support::lsp_client::full_capabilities;
+use support::workspace::{Workspace, cli_cwd};
+
+const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn limits() -> RunLimits {
+    RunLimits { timeout: WAIT, idle_timeout: None }
+}
+
+fn config(api: &FakeApi, home: &TestHome, cwd: &Path) -> SessionConfig {
+    SessionConfig {
+        binary: real_cli(),
+        options: CliOptions {
+            tools: Some(vec!["Read".into()]),
+            include_partial_messages: true,
+            ..CliOptions::default()
+        },
+        cwd: cwd.to_path_buf(),
+        env: api.cli_env(home.path()),
+        handler: Arc::new(DenyAll),
+    }
+}
+
+/// Whether `process` is a CLI that runs with `home` as its HOME (this test's, and only those).
+fn is_ours(home: &Path) -> impl Fn(&ProcInfo) -> bool {
+    let (home, cli) = (home.display().to_string(), real_cli());
+    move |process| process.runs(&cli) && process.env_var("HOME").as_deref() == Some(home.as_str())
+}
+
+fn cli_processes(home: &Path) -> Vec<ProcInfo> {
+    processes_running(&real_cli()).into_iter().filter(is_ours(home)).collect()
+}
+
+fn pids(processes: &[ProcInfo]) -> Vec<u32> {
+    let mut pids: Vec<u32> = processes.iter().map(|process| process.pid).collect();
+    pids.sort_unstable();
+    pids
+}
+
+fn cwd_of(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}
+
+/// Poll until `ready` holds; panics with `what` after [`WAIT`].
+async fn eventually<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_matching_run_takes_the_warm_process_and_the_pool_refills_after() {
+    let api = FakeApi::start(Turn::text("Warm answer.")).await;
+    let home = TestHome::new();
+    let workspace = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let pool = WarmPool::new(PoolLimits { per_key: 1, idle: Duration::from_secs(600) });
+    let init = InitializeRequest::default();
+    let cancel = CancellationToken::new();
+
+    pool.fill(config(&api, &home, workspace.path()));
+    pool.settled().await;
+    let stats = pool.stats();
+    assert_eq!((stats.warm, stats.filling), (1, 0), "{stats:?}");
+    let warm_pid = pool.warm_pids()[0];
+    assert_eq!(pids(&cli_processes(home.path())), [warm_pid]);
+    assert!(api.requests().is_empty(), "warming up must not call the API");
+
+    let pooled = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
+    assert!(pooled.was_warm());
+    assert_eq!(pooled.session().pid(), warm_pid);
+    assert_eq!(pool.stats().warm, 0, "a taken process leaves the pool");
+    let result = run_turn(pooled.session(), "hello", limits(), &cancel, &mut |_| {}).await.unwrap();
+    assert_eq!(result.text, "Warm answer.");
+    pooled.finish();
+
+    // The used process goes (it holds that conversation); a fresh one takes its place.
+    let survivors = leftover_processes(|p| p.pid == warm_pid, WAIT).await;
+    assert!(survivors.is_empty(), "the used process survived: {survivors:?}");
+    let refilled = eventually("the pool refilled", || {
+        let pids = pool.warm_pids();
+        (pool.stats().warm == 1).then(|| pids[0])
+    })
+    .await;
+    assert_ne!(refilled, warm_pid);
+
+    // Another working directory is another key: that run spawns its own process.
+    let other = pool.acquire(config(&api, &home, elsewhere.path()), &init, &cancel).await.unwrap();
+    assert!(!other.was_warm());
+    assert_ne!(other.session().pid(), refilled);
+    let result = run_turn(other.session(), "hi", limits(), &cancel, &mut |_| {}).await.unwrap();
+    assert_eq!(result.text, "Warm answer.");
+    assert_eq!(pool.warm_pids(), [refilled], "the other run must not take the warm process");
+    let stats = pool.stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1), "{stats:?}");
+    other.finish();
+
+    pool.shutdown().await;
+    let survivors = leftover_processes(is_ours(home.path()), WAIT).await;
+    assert!(survivors.is_empty(), "processes survived the pool's shutdown: {survivors:?}");
+    assert_eq!(pool.stats().warm, 0);
+}
+
+#[tokio::test]
+async fn a_warm_process_whose_directory_was_recreated_is_not_used() {
+    let api = FakeApi::start(Turn::text("Fresh.")).await;
+    let home = TestHome::new();
+    let root = tempfile::tempdir().unwrap();
+    let mirror = root.path().join("mirror");
+    std::fs::create_dir(&mirror).unwrap();
+    let pool = WarmPool::new(PoolLimits { per_key: 1, idle: Duration::from_secs(600) });
+    pool.fill(config(&api, &home, &mirror));
+    pool.settled().await;
+    let stale_pid = pool.warm_pids()[0];
+
+    // Same path, new directory: the warm process still sits in the deleted one.
+    std::fs::rename(&mirror, root.path().join("old")).unwrap();
+    std::fs::create_dir(&mirror).unwrap();
+    let cancel = CancellationToken::new();
+    let pooled = pool
+        .acquire(config(&api, &home, &mirror), &InitializeRequest::default(), &cancel)
+        .await
+        .unwrap();
+    assert!(!pooled.was_warm());
+    assert_eq!(cwd_of(pooled.session().pid()).unwrap(), mirror.canonicalize().unwrap());
+    let result = run_turn(pooled.session(), "hello", limits(), &cancel, &mut |_| {}).await.unwrap();
+    assert_eq!(result.text, "Fresh.");
+    pooled.finish();
+    let survivors = leftover_processes(|p| p.pid == stale_pid, WAIT).await;
+    assert!(survivors.is_empty(), "the stale warm process was not stopped");
+    pool.shutdown().await;
+    let survivors = leftover_processes(is_ours(home.path()), WAIT).await;
+    assert!(survivors.is_empty(), "{survivors:?}");
+}
+
+/// The model answers after a pause, so a test can look at the processes while a run is in flight.
+fn slow_script(request: &RecordedRequest) -> Turn {
+    let path = format!("{}/src/lib.rs", cli_cwd(request));
+    let edit =
+        json!({"file_path": path, "old_string": "fn add(a: i32", "new_string": "fn sum(a: i32"});
+    let is_edit_run = request.tool_names().iter().any(|tool| tool == "Edit");
+    match (is_edit_run, request.turn_index()) {
+        (false, _) => Turn::delayed(Duration::from_millis(1500), Turn::text("It adds.")),
+        (true, 0) => Turn::delayed(
+            Duration::from_millis(1500),
+            Turn::tool_use("Read", json!({"file_path": path})),
+        ),
+        (true, 1) => Turn::tool_use("Edit", edit),
+        (true, _) => Turn::text("Renamed."),
+    }
+}
+
+#[tokio::test]
+async fn the_server_serves_runs_from_warm_processes_and_stops_them_at_shutdown() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Script::from_fn(slow_script),
+        full_capabilities(),
+        json!({"warmPool": 1}),
+    )
+    .await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+
+    // `initialized` warmed one process in the workspace (the didOpen of the same workspace adds
+    // none). Wait until it is the only one and has settled.
+    let workspace = ws.root().canonicalize().unwrap();
+    let warm = eventually("a warm process runs in the workspace", || {
+        let processes = cli_processes(&home);
+        (processes.len() == 1 && cwd_of(processes[0].pid).as_deref() == Some(workspace.as_path()))
+            .then(|| processes[0].pid)
+    })
+    .await;
+    assert!(ws.api.requests().is_empty(), "warming up must not call the API");
+
+    // A read-only run: while the model thinks, the warm process is the only CLI there is.
+    let (_, answer) = ws
+        .client
+        .start_request(
+            "claude/analyze",
+            json!({"textDocument": {"uri": uri}, "workDoneToken": "a1"}),
+        )
+        .await;
+    ws.api.wait_for_requests(1, WAIT).await;
+    assert_eq!(
+        pids(&cli_processes(&home)),
+        [warm],
+        "the run spawned a process instead of taking the warm one"
+    );
+    let result = support::lsp_client::TestClient::answer(answer).await.unwrap();
+    assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
+    // The pool starts a replacement in the workspace. (The used process is not the pool's any
+    // more: it ends, or lives on as the conversation's process for a follow-up.)
+    let after_analyze = settled_pids(&home).await;
+    assert!(
+        after_analyze
+            .iter()
+            .any(|pid| *pid != warm && cwd_of(*pid).as_deref() == Some(workspace.as_path())),
+        "the read-only key was not refilled: {after_analyze:?}"
+    );
+
+    // The first edit run creates the mirror and spawns there; the pool then learns that key.
+    let refactor = json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum"});
+    let first = ws.client.request("claude/refactor", refactor.clone()).await.unwrap();
+    assert_eq!(first["text"], "Renamed.");
+    let edit_request =
+        ws.api.requests().into_iter().find(|r| r.tool_names().iter().any(|t| t == "Edit"));
+    let mirror = PathBuf::from(cli_cwd(&edit_request.unwrap()));
+    assert_ne!(mirror, workspace);
+    let before_second = settled_pids(&home).await;
+    let in_mirror = |pids: &[u32]| {
+        pids.iter().filter(|pid| cwd_of(**pid).as_deref() == Some(mirror.as_path())).count()
+    };
+    assert!(
+        in_mirror(&before_second) >= 1,
+        "no process was warmed in the mirror: {before_second:?}"
+    );
+
+    // The second edit run takes the warm mirror process: nothing is spawned while it runs.
+    let requests_before = ws.api.requests().len();
+    let (_, answer) = ws.client.start_request("claude/refactor", refactor).await;
+    ws.api.wait_for_requests(requests_before + 1, WAIT).await;
+    assert_eq!(
+        pids(&cli_processes(&home)),
+        before_second,
+        "the second edit run spawned a process instead of taking the warm one"
+    );
+    let second = support::lsp_client::TestClient::answer(answer).await.unwrap();
+    assert_eq!(second["edit"], first["edit"]);
+
+    ws.client.take_notifications("$/progress");
+    ws.client.take_notifications("claude/output");
+    ws.client.take_notifications("claude/usage");
+    ws.client.take_notifications("textDocument/publishDiagnostics");
+    ws.client.finish().await;
+    // `shutdown` waited for the pool: nothing of ours is left.
+    let survivors = leftover_processes(is_ours(&home), Duration::from_secs(5)).await;
+    assert!(survivors.is_empty(), "CLI processes survived the server's shutdown: {survivors:?}");
+}
+
+/// Our CLI processes once the set has stopped changing for a second (a refill spawns its process
+/// right away; only its start-up takes longer).
+async fn settled_pids(home: &Path) -> Vec<u32> {
+    let deadline = Instant::now() + WAIT;
+    let mut last = pids(&cli_processes(home));
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = pids(&cli_processes(home));
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= Duration::from_secs(1) {
+            return last;
+        }
+        assert!(Instant::now() < deadline, "our CLI processes never settled: {last:?}");
+    }
+}

@@ -1,0 +1,520 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Resilience end to end (issue 5): retries that resume the session, the fallback model, fast
+//! failure of errors that waiting cannot fix, timeouts, the queue, the circuit breaker, and a
+//! load test with injected faults. In-process server, the real CLI, the fake API.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+
+use support::cli::{ProcInfo, leftover_processes, real_cli};
+use support::fake_api::{RecordedRequest, Script, Turn};
+use support::lsp_client::{TestClient, full_capabilities};
+use support::workspace::{Workspace, cli_cwd};
+
+const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
+
+/// The longest a test waits for one answer (in the load test runs queue behind each other).
+const ANSWER_WAIT: Duration = Duration::from_secs(240);
+
+/// A workspace whose runs spawn only for themselves (no warm processes), with `extra` settings.
+async fn start(script: impl Into<Script>, extra: Value) -> Workspace {
+    let mut settings = json!({"warmPool": 0});
+    settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    Workspace::start(&[("src/lib.rs", LIB)], script, full_capabilities(), settings).await
+}
+
+/// Replace the settings (through workspace/configuration) with the fake API's environment,
+/// `cli_retries` as `CLAUDE_CODE_MAX_RETRIES`, and `extra`; returns once they apply.
+async fn reconfigure(ws: &mut Workspace, cli_retries: u32, extra: Value) {
+    let env: Map<String, Value> = ws
+        .api
+        .cli_env_with_retries(ws.home.path(), cli_retries)
+        .into_iter()
+        .map(|(key, value)| (key, Value::String(value)))
+        .collect();
+    let mut settings = json!({"cliPath": real_cli(), "env": env, "warmPool": 0});
+    settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let wanted = settings["maxConcurrent"].as_u64().expect("reconfigure needs maxConcurrent");
+    ws.client.set_behaviour(|b| b.configuration = settings.clone());
+    ws.client.notify("workspace/didChangeConfiguration", json!({"settings": null})).await;
+    // maxConcurrent shows in claude/metrics: once it does, the new settings are in place.
+    for _ in 0..400 {
+        if metrics(ws).await["scheduler"]["maxConcurrent"].as_u64() == Some(wanted) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the new settings never applied");
+}
+
+async fn metrics(ws: &mut Workspace) -> Value {
+    ws.client.request("claude/metrics", json!({})).await.unwrap()
+}
+
+fn analyze_params(ws: &Workspace, instruction: &str, token: &str) -> Value {
+    json!({
+        "textDocument": {"uri": ws.uri("src/lib.rs")},
+        "instruction": instruction,
+        "workDoneToken": token,
+    })
+}
+
+async fn answer_within(answer: oneshot::Receiver<Value>, wait: Duration) -> Result<Value, Value> {
+    let response = tokio::time::timeout(wait, answer)
+        .await
+        .expect("no answer from the server in time")
+        .expect("the server went away");
+    match response.get("error") {
+        Some(error) => Err(error.clone()),
+        None => Ok(response["result"].clone()),
+    }
+}
+
+/// Progress, output and messages of runs a test does not examine.
+fn drain(client: &TestClient) {
+    for method in ["$/progress", "claude/output", "claude/usage", "window/showMessage"] {
+        client.take_notifications(method);
+    }
+}
+
+/// The progress messages reported on `token` so far (taken off the queue).
+fn progress_messages(client: &TestClient, token: &str) -> Vec<String> {
+    client
+        .take_notifications("$/progress")
+        .into_iter()
+        .filter(|p| p["token"] == token)
+        .filter_map(|p| p["value"]["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Matches the live CLI processes of this test (by their HOME).
+fn our_clis(ws: &Workspace) -> impl Fn(&ProcInfo) -> bool + use<> {
+    let cli = real_cli();
+    let home = ws.home.path().display().to_string();
+    move |process: &ProcInfo| {
+        process.runs(&cli) && process.env_var("HOME").as_deref() == Some(home.as_str())
+    }
+}
+
+async fn assert_no_cli_left(ours: impl Fn(&ProcInfo) -> bool) {
+    let left = leftover_processes(ours, Duration::from_secs(20)).await;
+    assert!(left.is_empty(), "CLI processes survived: {left:#?}");
+}
+
+fn kind(error: &Value) -> &str {
+    error["data"]["kind"].as_str().unwrap_or_else(|| panic!("not a typed error: {error}"))
+}
+
+/// Counts calls per key, for scripts that fail the first calls of a conversation.
+#[derive(Clone, Default)]
+struct CallCounter(Arc<Mutex<HashMap<String, usize>>>);
+
+impl CallCounter {
+    /// 1 for the first call with `key`.
+    fn next(&self, key: &str) -> usize {
+        let mut counts = self.0.lock().unwrap();
+        let count = counts.entry(key.to_owned()).or_default();
+        *count += 1;
+        *count
+    }
+}
+
+#[tokio::test]
+async fn a_retry_resumes_the_session_in_the_same_mirror_and_keeps_the_edit_already_made() {
+    let failures = CallCounter::default();
+    let script = move |request: &RecordedRequest| {
+        let path = format!("{}/src/lib.rs", cli_cwd(request));
+        match request.turn_index() {
+            0 => Turn::tool_use("Read", json!({"file_path": path})),
+            1 => Turn::tool_use(
+                "Edit",
+                json!({"file_path": path, "old_string": "fn add(a: i32", "new_string": "fn sum(a: i32"}),
+            ),
+            // The API fails both tries the CLI makes (CLAUDE_CODE_MAX_RETRIES=1), then recovers.
+            _ if failures.next("after-edit") <= 2 => Turn::overloaded(),
+            _ => Turn::text("Renamed add to sum."),
+        }
+    };
+    let mut ws = start(Script::from_fn(script), json!({"maxRetries": 3})).await;
+    let uri = ws.uri("src/lib.rs");
+    let result = ws
+        .client
+        .request(
+            "claude/refactor",
+            json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum", "workDoneToken": "r1"}),
+        )
+        .await
+        .unwrap();
+    // The edit made before the failure is in the result: the retry ran in the same mirror.
+    assert_eq!(
+        result["edit"]["documentChanges"][0]["edits"],
+        json!([{"range": {"start": {"line": 0, "character": 3}, "end": {"line": 0, "character": 6}}, "newText": "sum"}])
+    );
+    assert_eq!(result["text"], "Renamed add to sum.");
+    let requests = ws.api.requests();
+    let last = requests.last().unwrap();
+    // The retry continued the conversation: the first prompt, the Read and the Edit are there, and
+    // the Edit was made once.
+    let conversation = last.all_text();
+    assert!(conversation.contains("rename add to sum"), "{conversation}");
+    assert!(conversation.contains("Continue the task from where you stopped"), "{conversation}");
+    assert_eq!(last.tool_results_for("Edit").len(), 1);
+    assert_eq!(cli_cwd(last), cli_cwd(&requests[0]), "the retry must run in the same mirror");
+    let messages = progress_messages(&ws.client, "r1");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Retrying in ")
+                && m.contains("(attempt 2/4): API overloaded (529)")),
+        "{messages:#?}"
+    );
+    let report = metrics(&mut ws).await;
+    assert_eq!(report["retries"]["byReason"], json!({"overloaded": 1}));
+    assert_eq!(report["requests"]["byAction"]["refactor"]["success"], 1);
+    drain(&ws.client);
+    let ours = our_clis(&ws);
+    ws.client.finish().await;
+    assert_no_cli_left(ours).await;
+}
+
+#[tokio::test]
+async fn a_retry_after_an_overload_uses_the_fallback_model() {
+    let failures = CallCounter::default();
+    let script = move |_: &RecordedRequest| {
+        if failures.next("all") <= 2 { Turn::overloaded() } else { Turn::text("Fine.") }
+    };
+    let mut ws = start(
+        Script::from_fn(script),
+        json!({"model": "claude-main-test", "fallbackModel": "claude-fallback-test"}),
+    )
+    .await;
+    let params = analyze_params(&ws, "explain", "f1");
+    let result = ws.client.request("claude/analyze", params).await.unwrap();
+    // Analyze may add a note about findings after the model's text.
+    assert!(result["text"].as_str().unwrap().starts_with("Fine."), "{result}");
+    let models: Vec<String> =
+        ws.api.requests().iter().map(|r| r.model().unwrap_or_default().to_owned()).collect();
+    assert_eq!(models.last().map(String::as_str), Some("claude-fallback-test"), "{models:?}");
+    assert_eq!(models[0], "claude-main-test", "{models:?}");
+    assert_eq!(metrics(&mut ws).await["retries"]["total"], 1, "the server retried once");
+    drain(&ws.client);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_bad_key_fails_in_seconds_with_a_login_hint_even_when_the_cli_would_retry_for_minutes() {
+    let mut ws = start(Turn::unauthorized(), json!({})).await;
+    // Ten CLI retries of a 401 would take about three minutes (cli-protocol.md §6.3).
+    reconfigure(&mut ws, 10, json!({"maxConcurrent": 3, "maxRetries": 3})).await;
+    let params = analyze_params(&ws, "explain", "a1");
+    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    assert_eq!(kind(&error), "auth_failed", "{error}");
+    assert_eq!(error["code"], -32003);
+    assert_eq!(error["data"]["retryable"], false);
+    assert!(error["data"]["hint"].as_str().unwrap().contains("/login"), "{error}");
+    // The server stopped the CLI at its first retry: one call, maybe a second in flight.
+    let calls = ws.api.requests().len();
+    assert!((1..=2).contains(&calls), "{calls} API calls for a bad key");
+    assert_eq!(metrics(&mut ws).await["retries"]["total"], 0);
+    drain(&ws.client);
+    let ours = our_clis(&ws);
+    ws.client.finish().await;
+    assert_no_cli_left(ours).await;
+}
+
+#[tokio::test]
+async fn a_prompt_too_long_fails_at_once_with_a_hint_to_select_less() {
+    let mut ws = start(Turn::prompt_too_long(), json!({"maxRetries": 3})).await;
+    let params = analyze_params(&ws, "explain", "p1");
+    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    assert_eq!(kind(&error), "prompt_too_long", "{error}");
+    assert_eq!(error["data"]["retryable"], false);
+    assert!(error["data"]["hint"].as_str().unwrap().contains("Select less"), "{error}");
+    assert_eq!(ws.api.requests().len(), 1, "a prompt that is too long is not sent again");
+    drain(&ws.client);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn retries_give_up_after_max_retries_with_the_last_typed_error() {
+    let mut ws = start(Turn::server_error(), json!({"maxRetries": 1})).await;
+    let params = analyze_params(&ws, "explain", "g1");
+    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    assert_eq!(kind(&error), "api_error", "{error}");
+    assert_eq!(error["data"]["retryable"], true);
+    assert!(error["message"].as_str().unwrap().ends_with("(gave up after 2 attempts)"), "{error}");
+    // Two attempts, each one call plus the CLI's own retry.
+    assert_eq!(ws.api.requests().len(), 4);
+    drain(&ws.client);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn the_run_timeout_ends_a_run_that_keeps_talking() {
+    let chunks: Vec<String> = (0..100).map(|i| format!("word{i} ")).collect();
+    let mut ws =
+        start(Turn::slow_text(chunks, Duration::from_millis(200)), json!({"timeoutSecs": 4})).await;
+    let params = analyze_params(&ws, "explain", "t1");
+    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    assert_eq!(kind(&error), "timeout", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("timed out after 4s"), "{error}");
+    assert!(error["data"]["hint"].as_str().unwrap().contains("timeoutSecs"), "{error}");
+    drain(&ws.client);
+    let ours = our_clis(&ws);
+    ws.client.finish().await;
+    assert_no_cli_left(ours).await;
+}
+
+#[tokio::test]
+async fn the_idle_timeout_ends_a_run_whose_api_call_hangs() {
+    let mut ws = start(Turn::Hang, json!({"idleTimeoutSecs": 3})).await;
+    let params = analyze_params(&ws, "explain", "i1");
+    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    assert_eq!(kind(&error), "timeout", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("no output from Claude Code"), "{error}");
+    assert_eq!(ws.api.requests().len(), 1, "a hang is not retried");
+    drain(&ws.client);
+    let ours = our_clis(&ws);
+    ws.client.finish().await;
+    assert_no_cli_left(ours).await;
+}
+
+#[tokio::test]
+async fn a_queued_run_reports_its_place_and_can_be_cancelled_before_it_spawns_anything() {
+    // The first run holds the only slot: its API call never answers.
+    let script = |request: &RecordedRequest| {
+        if request.all_text().contains("first-run") { Turn::Hang } else { Turn::text("done") }
+    };
+    let mut ws = start(Script::from_fn(script), json!({})).await;
+    reconfigure(&mut ws, 1, json!({"maxConcurrent": 1})).await;
+    let first = analyze_params(&ws, "first-run", "q1");
+    let (first_id, first_answer) = ws.client.start_request("claude/analyze", first).await;
+    ws.api.wait_for_requests(1, Duration::from_secs(60)).await;
+    let (second_id, second_answer) =
+        ws.client.start_request("claude/analyze", analyze_params(&ws, "second-run", "q2")).await;
+    let (_, third_answer) =
+        ws.client.start_request("claude/analyze", analyze_params(&ws, "third-run", "q3")).await;
+    let queued = |token: &'static str, message: &'static str| {
+        move |p: &Value| p["token"] == token && p["value"]["message"] == message
+    };
+    ws.client.wait_for_notification("$/progress", queued("q2", "Queued (0 ahead)")).await;
+    ws.client.wait_for_notification("$/progress", queued("q3", "Queued (1 ahead)")).await;
+    assert_eq!(
+        metrics(&mut ws).await["scheduler"],
+        json!({"maxConcurrent": 1, "running": 1, "queued": 2})
+    );
+
+    // Cancel the second while it waits: it answers RequestCancelled, the third moves up.
+    ws.client.cancel(second_id).await;
+    let cancelled = answer_within(second_answer, ANSWER_WAIT).await.unwrap_err();
+    assert_eq!(cancelled["code"], -32800, "{cancelled}");
+    ws.client.wait_for_notification("$/progress", queued("q3", "Queued (0 ahead)")).await;
+
+    // A queued command run is cancelled with claude.cancel.
+    let started = ws
+        .client
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "claude.analyze", "arguments": [analyze_params(&ws, "fourth-run", "q4")]}),
+        )
+        .await
+        .unwrap();
+    ws.client.wait_for_notification("$/progress", queued("q4", "Queued (1 ahead)")).await;
+    let cancel = json!({"command": "claude.cancel", "arguments": [{"runId": started["runId"]}]});
+    let cancelled = ws.client.request("workspace/executeCommand", cancel).await.unwrap();
+    assert_eq!(cancelled, json!({"cancelled": 1}));
+    let message = ws.client.next_notification("window/showMessage").await;
+    assert_eq!(message["message"], "Claude: analyze cancelled; nothing was applied");
+
+    ws.client.cancel(first_id).await;
+    assert_eq!(answer_within(first_answer, ANSWER_WAIT).await.unwrap_err()["code"], -32800);
+    let third = answer_within(third_answer, ANSWER_WAIT).await.unwrap();
+    assert!(third["text"].as_str().unwrap().starts_with("done"), "{third}");
+    let prompts: Vec<String> = ws.api.requests().iter().map(RecordedRequest::all_text).collect();
+    for cancelled in ["second-run", "fourth-run"] {
+        assert!(!prompts.iter().any(|p| p.contains(cancelled)), "{cancelled} reached the API");
+    }
+    drain(&ws.client);
+    let ours = our_clis(&ws);
+    ws.client.finish().await;
+    assert_no_cli_left(ours).await;
+}
+
+#[tokio::test]
+async fn a_budget_overrun_fails_at_once_with_a_hint() {
+    let script = |request: &RecordedRequest| match request.turn_index() {
+        0 => {
+            Turn::tool_use("Read", json!({"file_path": format!("{}/src/lib.rs", cli_cwd(request))}))
+                .with_usage(2_000_000, 1_000)
+        }
+        _ => Turn::text("done"),
+    };
+    let mut ws = start(Script::from_fn(script), json!({"maxBudgetUsd": 0.0001})).await;
+    let params = analyze_params(&ws, "explain", "b1");
+    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    assert_eq!(kind(&error), "budget_exceeded", "{error}");
+    assert_eq!(error["data"]["retryable"], false);
+    assert!(error["data"]["hint"].as_str().unwrap().contains("maxBudgetUsd"), "{error}");
+    assert_eq!(metrics(&mut ws).await["retries"]["total"], 0);
+    drain(&ws.client);
+    ws.client.finish().await;
+}
+
+/// The number in a `req-<n>` marker of the conversation.
+fn request_number(request: &RecordedRequest) -> Option<usize> {
+    let text = request.all_text();
+    let start = text.find("req-")? + "req-".len();
+    let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Requests of the load test whose first API call hangs.
+const HANGING: [usize; 2] = [17, 117];
+
+/// One request in five fails its first two API calls (the CLI's try and its one retry), with a
+/// 429, a 529 or a 500 in turn; then the server's retry succeeds.
+fn injected_fault(n: usize) -> Option<Turn> {
+    if n % 5 != 1 {
+        return None;
+    }
+    Some(match (n / 5) % 3 {
+        0 => Turn::rate_limited(1),
+        1 => Turn::overloaded(),
+        _ => Turn::server_error(),
+    })
+}
+
+#[tokio::test]
+async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_opens_and_closes() {
+    let outage = Arc::new(AtomicBool::new(false));
+    let calls = CallCounter::default();
+    let in_outage = outage.clone();
+    let script = move |request: &RecordedRequest| {
+        if in_outage.load(Ordering::SeqCst) {
+            return Turn::server_error();
+        }
+        if let Some(n) = request_number(request) {
+            let call = calls.next(&n.to_string());
+            if HANGING.contains(&n) && call == 1 {
+                return Turn::Hang;
+            }
+            if let Some(fault) = injected_fault(n).filter(|_| call <= 2) {
+                return fault;
+            }
+        }
+        if request.has_tool_result_for("StructuredOutput") {
+            Turn::text("done")
+        } else {
+            Turn::tool_use("StructuredOutput", json!({"findings": [], "summary": "Looks fine."}))
+        }
+    };
+    let files = [("src/lib.rs", LIB), ("sub/src/lib.rs", LIB)];
+    let settings = json!({"maxConcurrent": 4, "maxRetries": 3, "idleTimeoutSecs": 15,
+                          "timeoutSecs": 200, "circuitFailureThreshold": 5, "circuitCooldownSecs": 10});
+    let mut ws =
+        Workspace::start(&files, Script::from_fn(script), full_capabilities(), settings).await;
+    // A second workspace folder: its runs queue fairly next to the first one's.
+    let sub = ws.uri("sub");
+    ws.client
+        .notify(
+            "workspace/didChangeWorkspaceFolders",
+            json!({"event": {"added": [{"uri": sub, "name": "sub"}], "removed": []}}),
+        )
+        .await;
+
+    // Phase 1: 200 requests at once, 20% with transient faults, two that hang.
+    let mut answers = Vec::new();
+    for n in 0..200 {
+        let file = if n % 2 == 0 { "src/lib.rs" } else { "sub/src/lib.rs" };
+        let params =
+            json!({"textDocument": {"uri": ws.uri(file)}, "instruction": format!("req-{n}")});
+        answers.push((n, ws.client.start_request("claude/analyze", params).await.1));
+    }
+    let mut outcomes: HashMap<String, usize> = HashMap::new();
+    for (n, answer) in answers {
+        match answer_within(answer, ANSWER_WAIT).await {
+            Ok(result) => {
+                assert!(!HANGING.contains(&n), "req-{n} should have timed out: {result}");
+                *outcomes.entry("success".into()).or_default() += 1;
+            }
+            Err(error) => {
+                assert!(HANGING.contains(&n), "req-{n} failed: {error}");
+                assert_eq!(kind(&error), "timeout", "req-{n}: {error}");
+                *outcomes.entry("timeout".into()).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(outcomes, HashMap::from([("success".into(), 198), ("timeout".into(), 2)]));
+    let report = metrics(&mut ws).await;
+    assert_eq!(report["requests"]["total"], 200, "{report:#}");
+    assert_eq!(report["requests"]["byAction"]["analyze"], json!({"success": 198, "timeout": 2}));
+    let faulty = (0..200).filter(|n| injected_fault(*n).is_some()).count();
+    assert_eq!(
+        report["retries"]["total"], faulty as u64,
+        "one retry per faulty request: {report:#}"
+    );
+    assert_eq!(report["scheduler"], json!({"maxConcurrent": 4, "running": 0, "queued": 0}));
+    assert_eq!(report["circuit"]["state"], "closed");
+    assert_eq!(report["queueWaitMs"]["count"], 200);
+
+    // Phase 2: a sustained outage opens the circuit; then new requests fail fast.
+    outage.store(true, Ordering::SeqCst);
+    let mut answers = Vec::new();
+    for n in 0..10 {
+        let params = analyze_params(&ws, &format!("outage-{n}"), &format!("o{n}"));
+        answers.push(ws.client.start_request("claude/analyze", params).await.1);
+    }
+    let mut kinds = Vec::new();
+    for answer in answers {
+        let error = answer_within(answer, ANSWER_WAIT).await.unwrap_err();
+        kinds.push(kind(&error).to_owned());
+    }
+    assert!(kinds.iter().all(|k| k == "api_error" || k == "circuit_open"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "circuit_open"), "{kinds:?}");
+    let report = metrics(&mut ws).await;
+    assert_eq!(report["circuit"]["state"], "open", "{report:#}");
+    assert_eq!(report["circuit"]["cause"], "API error 500");
+    let calls_before = ws.api.requests().len();
+    let refused = ws
+        .client
+        .request("claude/analyze", analyze_params(&ws, "while-open", "w1"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&refused), "circuit_open", "{refused}");
+    assert_eq!(refused["code"], -32019);
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("API error 500") && message.contains("tries it again in"),
+        "{message}"
+    );
+    assert_eq!(ws.api.requests().len(), calls_before, "a refused run must not reach the API");
+
+    // Phase 3: the API recovers; after the cooldown one probe closes the circuit.
+    outage.store(false, Ordering::SeqCst);
+    for _ in 0..600 {
+        if metrics(&mut ws).await["circuit"]["retryInSecs"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let probe = ws.client.request("claude/analyze", analyze_params(&ws, "probe", "p1")).await;
+    assert!(probe.is_ok(), "{probe:?}");
+    let report = metrics(&mut ws).await;
+    assert_eq!(report["circuit"]["state"], "closed", "{report:#}");
+    assert!(report["circuit"]["timesOpened"].as_u64().unwrap() >= 1);
+    for n in 0..3 {
+        let params = analyze_params(&ws, &format!("after-{n}"), &format!("z{n}"));
+        assert!(ws.client.request("claude/analyze", params).await.is_ok());
+    }
+    drain(&ws.client);
+    let ours = our_clis(&ws);
+    ws.client.finish().await;
+    assert_no_cli_left(ours).await;
+}

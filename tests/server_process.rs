@@ -1,0 +1,402 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The real `claude-lsp` binary over stdio (issue 5): no CLI survives the server being SIGKILLed
+//! or exiting with runs in flight, waiting requests cost little memory, and no secret reaches
+//! the client or the log file.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use claude_lsp::process::{ChildProcess, ProcessSpec};
+use rustix::process::Signal;
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::Notify;
+
+use support::cli::{TestHome, children_of, leftover_processes, real_cli};
+use support::fake_api::{CLI_ENV_TO_REMOVE, DUMMY_API_KEY, FakeApi, RecordedRequest, Script, Turn};
+use support::lsp_client::file_uri;
+
+const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
+const WAIT: Duration = Duration::from_secs(120);
+
+#[derive(Default)]
+struct Inbox {
+    /// Every response per request id (more than one would be a bug).
+    responses: HashMap<i64, Vec<Value>>,
+    notifications: Vec<Value>,
+    /// Every message body the server wrote, as text.
+    raw: String,
+}
+
+/// `claude-lsp` as a child process, spoken to over its stdin/stdout.
+struct StdioServer {
+    child: ChildProcess,
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    inbox: Arc<Mutex<Inbox>>,
+    arrived: Arc<Notify>,
+    next_id: i64,
+}
+
+impl StdioServer {
+    /// Start the binary and initialize it with `settings` for a workspace at `root`.
+    async fn start(root: &Path, settings: Value) -> Self {
+        let spec = CLI_ENV_TO_REMOVE
+            .iter()
+            .chain(&["ANTHROPIC_API_KEY", "CLAUDE_LSP_LOG"])
+            .fold(ProcessSpec::new(env!("CARGO_BIN_EXE_claude-lsp"), root), |spec, key| {
+                spec.env_remove(key)
+            })
+            .piped_stdin();
+        let mut child = spec.spawn().unwrap();
+        let stdin = Arc::new(tokio::sync::Mutex::new(child.take_stdin().unwrap()));
+        let stdout = child.take_stdout().unwrap();
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let arrived = Arc::new(Notify::new());
+        tokio::spawn(read_loop(
+            stdout,
+            stdin.clone(),
+            inbox.clone(),
+            arrived.clone(),
+            settings.clone(),
+        ));
+        let mut server = Self { child, stdin, inbox, arrived, next_id: 1 };
+        let root_uri = file_uri(root);
+        let id = server
+            .send_request(
+                "initialize",
+                json!({
+                    "processId": null,
+                    "rootUri": root_uri,
+                    "capabilities": {"window": {"workDoneProgress": true},
+                                     "workspace": {"configuration": true, "applyEdit": true}},
+                    "initializationOptions": settings,
+                    "workspaceFolders": [{"uri": root_uri, "name": "ws"}],
+                }),
+            )
+            .await;
+        server.response(id).await.expect("initialize failed");
+        server.notify("initialized", json!({})).await;
+        server
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    async fn write(&self, message: Value) {
+        let body = serde_json::to_vec(&message).unwrap();
+        let mut stdin = self.stdin.lock().await;
+        stdin
+            .write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+            .await
+            .unwrap();
+        stdin.write_all(&body).await.unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    async fn notify(&self, method: &str, params: Value) {
+        self.write(json!({"jsonrpc": "2.0", "method": method, "params": params})).await;
+    }
+
+    async fn send_request(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.write(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
+        id
+    }
+
+    /// The answer to request `id`: Ok(result) or Err(error).
+    async fn response(&self, id: i64) -> Result<Value, Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let arrived = self.arrived.notified();
+            if let Some(response) =
+                self.inbox.lock().unwrap().responses.get(&id).and_then(|all| all.first().cloned())
+            {
+                return match response.get("error") {
+                    Some(error) => Err(error.clone()),
+                    None => Ok(response["result"].clone()),
+                };
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!("no answer to request {id} within {WAIT:?}");
+            }
+        }
+    }
+
+    async fn request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let id = self.send_request(method, params).await;
+        self.response(id).await
+    }
+
+    /// Poll `claude/metrics` until `done` holds for it.
+    async fn wait_for_metrics(&mut self, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..1200 {
+            let report = self.request("claude/metrics", json!({})).await.unwrap();
+            if done(&report) {
+                return report;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("claude/metrics never reached the expected state");
+    }
+
+    fn raw_output(&self) -> String {
+        self.inbox.lock().unwrap().raw.clone()
+    }
+
+    /// Ids that got more than one response.
+    fn answered_twice(&self) -> Vec<i64> {
+        let inbox = self.inbox.lock().unwrap();
+        inbox.responses.iter().filter(|(_, all)| all.len() > 1).map(|(id, _)| *id).collect()
+    }
+
+    /// The server's resident memory in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// The CLI processes the server runs now.
+    fn clis(&self) -> Vec<u32> {
+        let cli = real_cli();
+        children_of(self.pid()).into_iter().filter(|p| p.runs(&cli)).map(|p| p.pid).collect()
+    }
+
+    async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("the server did not exit")
+            .unwrap()
+    }
+}
+
+async fn read_loop(
+    stdout: ChildStdout,
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    inbox: Arc<Mutex<Inbox>>,
+    arrived: Arc<Notify>,
+    settings: Value,
+) {
+    let mut reader = BufReader::new(stdout);
+    while let Some(body) = read_message(&mut reader).await {
+        let message: Value = serde_json::from_str(&body).unwrap();
+        let is_request = message.get("id").is_some() && message.get("method").is_some();
+        {
+            let mut inbox = inbox.lock().unwrap();
+            inbox.raw.push_str(&body);
+            inbox.raw.push('\n');
+            if message.get("method").is_none() {
+                let id = message["id"].as_i64().unwrap_or(-1);
+                inbox.responses.entry(id).or_default().push(message.clone());
+            } else if !is_request {
+                inbox.notifications.push(message.clone());
+            }
+        }
+        if is_request {
+            // Answer as an editor would: settings for workspace/configuration, else null.
+            let result = match message["method"].as_str() {
+                Some("workspace/configuration") => json!([settings]),
+                _ => Value::Null,
+            };
+            let reply = serde_json::to_vec(
+                &json!({"jsonrpc": "2.0", "id": message["id"], "result": result}),
+            )
+            .unwrap();
+            let mut stdin = stdin.lock().await;
+            let _ = stdin
+                .write_all(format!("Content-Length: {}\r\n\r\n", reply.len()).as_bytes())
+                .await;
+            let _ = stdin.write_all(&reply).await;
+            let _ = stdin.flush().await;
+        }
+        arrived.notify_waiters();
+    }
+}
+
+async fn read_message(reader: &mut BufReader<ChildStdout>) -> Option<String> {
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length: ") {
+            length = value.parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; length?];
+    reader.read_exact(&mut body).await.ok()?;
+    Some(String::from_utf8(body).unwrap())
+}
+
+/// A temp workspace with `src/lib.rs`, and the settings pointing the server at `api`.
+struct Setup {
+    dir: tempfile::TempDir,
+    home: TestHome,
+    api: FakeApi,
+}
+
+impl Setup {
+    async fn new(script: impl Into<Script>) -> Self {
+        let dir = tempfile::Builder::new().prefix("claude-lsp-proc-").tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/lib.rs"), LIB).unwrap();
+        Self { dir, home: TestHome::new(), api: FakeApi::start(script).await }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().canonicalize().unwrap()
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.home.path().join("claude-lsp.log")
+    }
+
+    fn settings(&self, extra: Value) -> Value {
+        let env: Map<String, Value> = self
+            .api
+            .cli_env(self.home.path())
+            .into_iter()
+            .map(|(key, value)| (key, Value::String(value)))
+            .collect();
+        let mut settings = json!({
+            "cliPath": real_cli(), "env": env, "warmPool": 0,
+            "logFile": self.log_file(), "logLevel": "debug",
+        });
+        settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        settings
+    }
+
+    fn analyze(&self, instruction: &str) -> Value {
+        json!({"textDocument": {"uri": file_uri(&self.root().join("src/lib.rs"))}, "instruction": instruction})
+    }
+}
+
+#[tokio::test]
+async fn a_sigkilled_server_leaves_no_cli_behind_and_waiting_requests_cost_little() {
+    let setup = Setup::new(Turn::Hang).await;
+    let mut server =
+        StdioServer::start(&setup.root(), setup.settings(json!({"maxConcurrent": 2}))).await;
+    for n in 0..2 {
+        server.send_request("claude/analyze", setup.analyze(&format!("running-{n}"))).await;
+    }
+    setup.api.wait_for_requests(2, WAIT).await;
+    let running = server.clis();
+    assert_eq!(running.len(), 2, "one CLI per running request: {running:?}");
+    let before = server.rss_kib();
+
+    for n in 0..200 {
+        server.send_request("claude/analyze", setup.analyze(&format!("queued-{n}"))).await;
+    }
+    server.wait_for_metrics(|m| m["scheduler"]["queued"] == 200).await;
+    // Waiting requests spawn nothing and hold little memory.
+    assert_eq!(server.clis(), running, "a queued request started a CLI");
+    let grown_mib = server.rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 32, "200 waiting requests took {grown_mib} MiB");
+
+    server.child.signal_group(Signal::KILL);
+    let status = server.wait_exit().await;
+    assert!(!status.success());
+    // The parent-death signal takes every CLI with the server.
+    let survivors = leftover_processes(|p| running.contains(&p.pid), Duration::from_secs(20)).await;
+    assert!(survivors.is_empty(), "CLI processes survived the server: {survivors:#?}");
+}
+
+#[tokio::test]
+async fn exit_with_runs_in_flight_stops_every_cli_and_logs_the_metrics() {
+    let setup = Setup::new(Turn::Hang).await;
+    let mut server =
+        StdioServer::start(&setup.root(), setup.settings(json!({"maxConcurrent": 2}))).await;
+    let ids = [
+        server.send_request("claude/analyze", setup.analyze("one")).await,
+        server.send_request("claude/analyze", setup.analyze("two")).await,
+        server.send_request("claude/analyze", setup.analyze("three")).await,
+    ];
+    setup.api.wait_for_requests(2, WAIT).await;
+    let running = server.clis();
+    assert_eq!(running.len(), 2);
+    server.request("shutdown", Value::Null).await.unwrap();
+    server.notify("exit", Value::Null).await;
+    server.wait_exit().await;
+    let survivors = leftover_processes(|p| running.contains(&p.pid), Duration::from_secs(20)).await;
+    assert!(survivors.is_empty(), "CLI processes survived the exit: {survivors:#?}");
+    // Every request was answered once before the server went (cancelled by the shutdown).
+    for id in ids {
+        let error = server.response(id).await.unwrap_err();
+        assert_eq!(error["code"], -32800, "{error}");
+    }
+    assert!(server.answered_twice().is_empty(), "{:?}", server.answered_twice());
+    let log = std::fs::read_to_string(setup.log_file()).unwrap();
+    assert!(log.contains("metrics at shutdown: requests "), "{log}");
+}
+
+#[tokio::test]
+async fn secrets_reach_neither_the_client_nor_the_log() {
+    const ENV_SECRET: &str = "plain-secret-value-4711";
+    const BEARER: &str = "bearer-token-value.0815";
+    let script = |request: &RecordedRequest| match request.turn_index() {
+        0 => Turn::tool_use(
+            "Read",
+            json!({"file_path": format!("{}/src/secrets.txt", support::workspace::cli_cwd(request))}),
+        ),
+        _ => Turn::text(format!(
+            "The key is {DUMMY_API_KEY}, the token {ENV_SECRET}, and Authorization: Bearer {BEARER} done."
+        )),
+    };
+    let setup = Setup::new(Script::from_fn(script)).await;
+    std::fs::write(
+        setup.root().join("src/secrets.txt"),
+        format!("api_key = {DUMMY_API_KEY}\ntoken = {ENV_SECRET}\n"),
+    )
+    .unwrap();
+    let mut settings = setup.settings(json!({"maxConcurrent": 2, "logLevel": "trace"}));
+    settings["env"]["MY_SERVICE_TOKEN"] = json!(ENV_SECRET);
+    let mut server = StdioServer::start(&setup.root(), settings).await;
+    let mut params = setup.analyze("print the secrets");
+    params["workDoneToken"] = json!("s1");
+    let result = server.request("claude/analyze", params).await.unwrap();
+    assert!(result["text"].as_str().unwrap().contains("[REDACTED]"), "{result}");
+    server.request("shutdown", Value::Null).await.unwrap();
+    server.notify("exit", Value::Null).await;
+    server.wait_exit().await;
+
+    let received = server.raw_output();
+    let log = std::fs::read_to_string(setup.log_file()).unwrap();
+    for secret in [DUMMY_API_KEY, "0000dummy", ENV_SECRET, BEARER] {
+        assert!(!received.contains(secret), "{secret} reached the client:\n{received}");
+        assert!(!log.contains(secret), "{secret} reached the log:\n{log}");
+    }
+    // The texts did flow, redacted: in the stream, the tool result and the progress.
+    let outputs: Vec<Value> = server
+        .inbox
+        .lock()
+        .unwrap()
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "claude/output")
+        .map(|n| n["params"].clone())
+        .collect();
+    assert!(
+        outputs.iter().any(
+            |o| o["kind"] == "toolResult" && o["text"].as_str().unwrap().contains("[REDACTED]")
+        )
+    );
+    let streamed: String =
+        outputs.iter().filter(|o| o["kind"] == "text").filter_map(|o| o["text"].as_str()).collect();
+    assert!(streamed.contains("The key is [REDACTED], the token [REDACTED]"), "{streamed}");
+    assert!(log.contains("TRACE") || log.contains("DEBUG"), "the log is empty: {log}");
+}
