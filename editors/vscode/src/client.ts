@@ -6,9 +6,11 @@ import {
     DidChangeConfigurationNotification,
     LanguageClient,
     ResponseError,
+    type ClientCapabilities,
     type LanguageClientOptions,
     type Middleware,
     type ServerOptions,
+    type StaticFeature,
 } from 'vscode-languageclient/node';
 
 import { SECTION, serverCommand, serverSettings } from './config';
@@ -70,5 +72,17 @@ export function createClient(outputChannel: vscode.OutputChannel, intercept: Com
     };
     // The middleware above runs only once the client exists.
     const client = new LanguageClient(SECTION, 'Claude', serverOptions, clientOptions);
+    client.registerFeature(usageNotificationsFeature);
     return client;
 }
+
+/** Opt in to the server's `claude/usage` notification, which feeds the status bar. */
+const usageNotificationsFeature: StaticFeature = {
+    fillClientCapabilities(capabilities: ClientCapabilities): void {
+        const experimental = (capabilities.experimental ?? {}) as Record<string, unknown>;
+        capabilities.experimental = { ...experimental, claudeLsp: { usageNotifications: true } };
+    },
+    initialize(): void {},
+    getState: () => ({ kind: 'static' }),
+    clear(): void {},
+};

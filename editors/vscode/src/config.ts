@@ -32,6 +32,7 @@ export const SERVER_SETTINGS = [
     'requestsPerMinute',
     'maxRetries',
     'sessionIdleSecs',
+    'liveSessions',
     'stagingMaxCopyMb',
     'maxRetriesCli',
     'circuitFailureThreshold',

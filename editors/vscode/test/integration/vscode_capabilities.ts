@@ -9,6 +9,8 @@ const symbolKinds = Array.from({ length: 26 }, (_, index) => index + 1);
 const completionItemKinds = Array.from({ length: 25 }, (_, index) => index + 1);
 
 export const vscodeClientCapabilities: ClientCapabilities = {
+    // Added by the extension's own feature (src/client.ts): it wants `claude/usage` notifications.
+    experimental: { claudeLsp: { usageNotifications: true } },
     general: {
         staleRequestSupport: {
             cancel: true,
