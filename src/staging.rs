@@ -877,7 +877,12 @@ async fn sync_worktree(
         Err(err) => return Err(err),
     };
     let mirror_top = fs::canonicalize(&paths.mirror).map_err(io_error(&paths.mirror))?;
-    let root = mirror_top.join(&repo.prefix);
+    // `join("")` would add a trailing slash, which breaks path-mention mapping.
+    let root = if repo.prefix.as_os_str().is_empty() {
+        mirror_top.clone()
+    } else {
+        mirror_top.join(&repo.prefix)
+    };
     fs::create_dir_all(&root).map_err(io_error(&root))?;
 
     for (rel, text) in resolve_overlays(workspace, overlays) {
@@ -1639,6 +1644,8 @@ fn replace_path_mentions(text: &str, from: &Path, to: &Path) -> String {
     let (Some(from), Some(to)) = (from.to_str(), to.to_str()) else {
         return text.to_owned();
     };
+    // A trailing slash would make the next path component look like a longer file name.
+    let (from, to) = (from.trim_end_matches('/'), to.trim_end_matches('/'));
     if from.is_empty() {
         return text.to_owned();
     }
@@ -1818,6 +1825,17 @@ impl GitCommand {
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn path_mentions_map_whether_or_not_the_root_ends_in_a_slash() {
+        let text = "updated /c/m/0/src/lib.rs; see /c/m/01/x and /c/m/0.";
+        for from in ["/c/m/0", "/c/m/0/"] {
+            assert_eq!(
+                replace_path_mentions(text, Path::new(from), Path::new("/ws")),
+                "updated /ws/src/lib.rs; see /c/m/01/x and /ws."
+            );
+        }
+    }
 
     #[test]
     fn status_parsing_keeps_spaces_and_flags_submodules() {

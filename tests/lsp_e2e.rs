@@ -100,6 +100,13 @@ async fn refactor_of_a_selection_returns_the_exact_workspace_edit_and_leaves_the
     let outputs = ws.client.take_notifications("claude/output");
     assert!(outputs.iter().any(|o| o["kind"] == "toolUse" && o["tool"] == "Edit"), "{outputs:#?}");
     assert!(outputs.iter().any(|o| o["kind"] == "result" && o["text"] == "Renamed add to sum."));
+    // The user sees workspace paths, never the staging mirror's (it lives in the cache dir).
+    let mirror = ws.cache_dir().display().to_string();
+    let leaked: Vec<&Value> = outputs
+        .iter()
+        .filter(|o| o["text"].as_str().is_some_and(|t| t.contains(&mirror)))
+        .collect();
+    assert!(leaked.is_empty(), "mirror paths shown to the user: {leaked:#?}");
     ws.client.finish().await;
 }
 
