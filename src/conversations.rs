@@ -15,13 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
-use crate::claude::control::{CanUseToolRequest, ControlHandler, PermissionDecision};
+use crate::claude::control::RebindableHandler;
 use crate::claude::session::ClaudeSession;
 use crate::prompt::Action;
 use crate::state::lock;
@@ -44,46 +42,10 @@ pub struct LiveProcess {
     pub idle_secs: u64,
 }
 
-/// The control handler of a conversation's process, re-bound at each turn to that turn's run:
-/// permission questions must reach the run that is asking, not the one that spawned the process.
-pub struct TurnHandler(Mutex<Arc<dyn ControlHandler>>);
-
-impl TurnHandler {
-    pub fn new(handler: Arc<dyn ControlHandler>) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(handler)))
-    }
-
-    pub fn bind(&self, handler: Arc<dyn ControlHandler>) {
-        *lock(&self.0) = handler;
-    }
-
-    fn current(&self) -> Arc<dyn ControlHandler> {
-        lock(&self.0).clone()
-    }
-}
-
-impl ControlHandler for TurnHandler {
-    fn can_use_tool(&self, request: CanUseToolRequest) -> BoxFuture<'static, PermissionDecision> {
-        self.current().can_use_tool(request)
-    }
-
-    fn hook_callback(&self, callback_id: String, input: Value) -> BoxFuture<'static, Value> {
-        self.current().hook_callback(callback_id, input)
-    }
-
-    fn mcp_message(
-        &self,
-        server_name: String,
-        message: Value,
-    ) -> BoxFuture<'static, Option<Value>> {
-        self.current().mcp_message(server_name, message)
-    }
-}
-
 /// A conversation's process between turns.
 pub struct LiveTurn {
     pub session: ClaudeSession,
-    pub handler: Arc<TurnHandler>,
+    pub handler: Arc<RebindableHandler>,
     /// The process's running cost totals, to measure the next turn's own share.
     pub totals: CliTotals,
 }
@@ -256,7 +218,7 @@ mod tests {
     }
 
     fn turn(session: ClaudeSession, totals: CliTotals) -> LiveTurn {
-        LiveTurn { session, handler: TurnHandler::new(Arc::new(DenyAll)), totals }
+        LiveTurn { session, handler: RebindableHandler::new(Arc::new(DenyAll)), totals }
     }
 
     fn key(dir: &std::path::Path, action: Action) -> ProcessKey {

@@ -11,12 +11,13 @@ use tokio_util::sync::CancellationToken;
 use crate::activity;
 use crate::claude::args::CliOptions;
 use crate::claude::control::InitializeRequest;
+use crate::claude::control::RebindableHandler;
 use crate::claude::discover::CliBinary;
 use crate::claude::errors::ClaudeError;
 use crate::claude::session::{
     ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_turn,
 };
-use crate::conversations::{Conversations, LiveTurn, ProcessKey, TurnHandler};
+use crate::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::edits::FileChange;
 use crate::error::{ErrorKind, ServerError};
 use crate::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
@@ -254,7 +255,7 @@ impl Runner {
         mut config: SessionConfig,
         cancel: &CancellationToken,
     ) -> Result<TurnProcess, ClaudeError> {
-        let handler = TurnHandler::new(config.handler.clone());
+        let handler = RebindableHandler::new(config.handler.clone());
         config.handler = handler.clone();
         let initialize = permissions::hook_registration(&self.settings);
         let spawned = match self.pool.as_ref().filter(|pool| pool.is_enabled()) {
@@ -283,7 +284,7 @@ impl Runner {
             let LiveTurn { session, handler, totals } = live;
             return Ok(TurnProcess { spawned: Spawned::Own(session), handler, totals });
         }
-        let handler = TurnHandler::new(run_handler);
+        let handler = RebindableHandler::new(run_handler);
         config.handler = handler.clone();
         let totals = self.prepare_resume(id, &config.cwd).await;
         let initialize = permissions::hook_registration(&self.settings);
@@ -422,7 +423,7 @@ impl Runner {
 struct TurnProcess {
     spawned: Spawned,
     /// The process's control handler, bound to the current run.
-    handler: Arc<TurnHandler>,
+    handler: Arc<RebindableHandler>,
     /// The process's running cost totals before the turn.
     totals: CliTotals,
 }

@@ -15,7 +15,7 @@
 //! practice the keys are (workspace, read-only profile) for analyze/review and (mirror slot 0,
 //! edit profile) for generate/refactor, per settings: the addendum depends on the profile only.
 //! The one part of a run that is not on the command line, its control handler (the run's
-//! sandbox, its way to ask the user), is re-bound when the process is taken ([`HandlerSlot`]).
+//! sandbox, its way to ask the user), is re-bound when the process is taken ([`RebindableHandler`]).
 //!
 //! **A process serves one conversation.** A process that ran a turn holds that turn's context,
 //! so the pool never takes a process back: after its run it is shut down, or handed on to a live
@@ -37,17 +37,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::claude::args::CliOptions;
-use crate::claude::control::{
-    CanUseToolRequest, ControlHandler, InitializeRequest, PermissionDecision,
-};
+use crate::claude::control::{ControlHandler, InitializeRequest, RebindableHandler};
 use crate::claude::errors::ClaudeError;
 use crate::claude::session::{ClaudeSession, SessionConfig};
 
@@ -125,47 +121,11 @@ fn directory_identity(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|meta| (meta.dev(), meta.ino()))
 }
 
-/// A control handler that can be replaced while the process runs: a warm process is spawned
-/// before anyone knows which run it will serve.
-struct HandlerSlot(Mutex<Arc<dyn ControlHandler>>);
-
-impl HandlerSlot {
-    fn new(handler: Arc<dyn ControlHandler>) -> Self {
-        Self(Mutex::new(handler))
-    }
-
-    fn current(&self) -> Arc<dyn ControlHandler> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn bind(&self, handler: Arc<dyn ControlHandler>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = handler;
-    }
-}
-
-impl ControlHandler for HandlerSlot {
-    fn can_use_tool(&self, request: CanUseToolRequest) -> BoxFuture<'static, PermissionDecision> {
-        self.current().can_use_tool(request)
-    }
-
-    fn hook_callback(&self, callback_id: String, input: Value) -> BoxFuture<'static, Value> {
-        self.current().hook_callback(callback_id, input)
-    }
-
-    fn mcp_message(
-        &self,
-        server_name: String,
-        message: Value,
-    ) -> BoxFuture<'static, Option<Value>> {
-        self.current().mcp_message(server_name, message)
-    }
-}
-
 /// An initialized process waiting for a run.
 struct WarmProcess {
     id: u64,
     session: ClaudeSession,
-    handler: Arc<HandlerSlot>,
+    handler: Arc<RebindableHandler>,
     cwd_identity: Option<(u64, u64)>,
     idle_since: Instant,
 }
@@ -480,7 +440,7 @@ fn evict_least_recent(state: &mut PoolState) -> Vec<WarmProcess> {
 
 /// Spawn and initialize one process for `key`, then offer it to the pool.
 async fn fill_one(inner: Arc<Inner>, key: PoolKey, template: Template) {
-    let handler = Arc::new(HandlerSlot::new(template.config.handler.clone()));
+    let handler = RebindableHandler::new(template.config.handler.clone());
     let config =
         SessionConfig { handler: handler.clone() as Arc<dyn ControlHandler>, ..template.config };
     let cwd_identity = directory_identity(&config.cwd);

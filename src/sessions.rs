@@ -13,9 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::hash::Hasher;
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -25,6 +23,7 @@ use serde_json::Value;
 use crate::error::{ErrorKind, ServerError};
 use crate::lsp::{Range, Uri};
 use crate::prompt::Action;
+use crate::staging::workspace_key;
 use crate::usage::{CliTotals, RunUsage, UsageCounts, UsageLedger};
 
 /// Sessions kept per workspace; the oldest are forgotten first (their usage stays counted).
@@ -376,37 +375,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Err(err) => {
             let _ = fs::remove_file(&temporary);
             Err(err)
-        }
-    }
-}
-
-/// The readable last path component plus a stable hash of the whole path.
-fn workspace_key(canonical: &Path) -> String {
-    // FNV-1a: stable across Rust releases, unlike std's DefaultHasher.
-    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-    hash.write(canonical.as_os_str().as_bytes());
-    let name: String = canonical
-        .file_name()
-        .map(|name| name.to_string_lossy())
-        .unwrap_or_else(|| "root".into())
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
-        .take(40)
-        .collect();
-    format!("{name}-{:016x}", hash.finish())
-}
-
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 }

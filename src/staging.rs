@@ -211,8 +211,9 @@ impl StagingManager {
     }
 }
 
-/// The readable last path component plus a stable hash of the whole canonical path.
-fn workspace_key(canonical: &Path) -> String {
+/// The readable last path component plus a stable hash of the whole canonical path: the name of a
+/// workspace's directory under the cache (mirrors, sessions).
+pub(crate) fn workspace_key(canonical: &Path) -> String {
     // FNV-1a: stable across Rust releases, unlike std's DefaultHasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in canonical.as_os_str().as_bytes() {

@@ -2,6 +2,7 @@
 //! permission, runs a hook or talks to an SDK MCP server, and the `initialize` request.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
@@ -216,6 +217,43 @@ impl InitializeRequest {
 
 fn invalid(message: &str) -> ClaudeError {
     ClaudeError::InvalidOptions { message: message.to_owned() }
+}
+
+/// A control handler that can be re-bound while its process runs: a warm or live process is
+/// spawned before anyone knows which run it will serve, and permission questions must reach the
+/// run that is asking, not the one that spawned the process.
+pub struct RebindableHandler(std::sync::Mutex<Arc<dyn ControlHandler>>);
+
+impl RebindableHandler {
+    pub fn new(handler: Arc<dyn ControlHandler>) -> Arc<Self> {
+        Arc::new(Self(std::sync::Mutex::new(handler)))
+    }
+
+    pub fn bind(&self, handler: Arc<dyn ControlHandler>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = handler;
+    }
+
+    fn current(&self) -> Arc<dyn ControlHandler> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl ControlHandler for RebindableHandler {
+    fn can_use_tool(&self, request: CanUseToolRequest) -> BoxFuture<'static, PermissionDecision> {
+        self.current().can_use_tool(request)
+    }
+
+    fn hook_callback(&self, callback_id: String, input: Value) -> BoxFuture<'static, Value> {
+        self.current().hook_callback(callback_id, input)
+    }
+
+    fn mcp_message(
+        &self,
+        server_name: String,
+        message: Value,
+    ) -> BoxFuture<'static, Option<Value>> {
+        self.current().mcp_message(server_name, message)
+    }
 }
 
 #[cfg(test)]
