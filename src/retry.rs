@@ -12,7 +12,7 @@
 //!
 //! The caller drives the loop, so how a CLI process is obtained stays in the caller's hands:
 //!
-//! ```ignore
+//! ```text
 //! let mut retry = RetryLoop::new(policy, resilience, limits);
 //! let result = loop {
 //!     let attempt = retry.start(&cancel, &mut report).await?;
