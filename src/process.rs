@@ -29,6 +29,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 /// How much of a child's stderr is kept for error reports.
 const STDERR_TAIL_BYTES: usize = 16 * 1024;
+/// How long an exited child's stderr may take to reach the tail.
+const STDERR_FINISH_WAIT: Duration = Duration::from_millis(200);
 
 /// What to run. Built with typed calls; there is no shell and no string splicing anywhere.
 #[derive(Debug, Clone)]
@@ -163,11 +165,6 @@ impl ProcessSpec {
                 ));
             }
         };
-        // The drain task may still hold the last bytes. A grandchild can keep the pipe open, so
-        // the wait is bounded.
-        if let Some(drained) = child.stderr_drained.take() {
-            let _ = tokio::time::timeout(Duration::from_millis(200), drained).await;
-        }
         Ok(ProcessOutput { status, stdout, stderr: child.stderr_tail() })
     }
 }
@@ -212,8 +209,21 @@ impl ChildProcess {
         self.stderr_tail.clone()
     }
 
+    /// Wait for the child to exit. On return the stderr tail holds everything the child wrote,
+    /// so error reports built from it are complete.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
-        self.child.wait().await
+        let status = self.child.wait().await?;
+        self.finish_stderr().await;
+        Ok(status)
+    }
+
+    /// The drain task may still hold the child's last bytes after it exits. A grandchild can keep
+    /// the pipe open, so the wait is bounded. Cancel-safe: an interrupted wait is resumed later.
+    async fn finish_stderr(&mut self) {
+        if let Some(drained) = self.stderr_drained.as_mut() {
+            let _ = tokio::time::timeout(STDERR_FINISH_WAIT, drained).await;
+            self.stderr_drained = None;
+        }
     }
 
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
@@ -240,7 +250,7 @@ impl ChildProcess {
             return Ok(status);
         }
         self.signal_group(Signal::TERM);
-        match tokio::time::timeout(grace, self.child.wait()).await {
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(status) => {
                 // The leader is gone; anything left in its group goes with it.
                 self.signal_group(Signal::KILL);
@@ -250,7 +260,9 @@ impl ChildProcess {
                 self.signal_group(Signal::KILL);
                 self.child.wait().await
             }
-        }
+        };
+        self.finish_stderr().await;
+        status
     }
 }
 
@@ -341,6 +353,22 @@ mod tests {
         let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap();
         assert!(status.unwrap().success());
         assert!(child.stderr_tail().len() <= STDERR_TAIL_BYTES);
+    }
+
+    #[tokio::test]
+    async fn after_wait_the_tail_holds_the_last_words() {
+        // The last line is written just before exit, behind a burst the drain is still reading:
+        // a crash report built right after wait() must include it.
+        for _ in 0..20 {
+            let mut child = sh(
+                "head -c 200000 /dev/zero | tr '\\0' x >&2; echo; echo 'last words' >&2; exit 4",
+            )
+            .spawn()
+            .unwrap();
+            let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.unwrap();
+            assert_eq!(status.unwrap().code(), Some(4));
+            assert!(child.stderr_tail().ends_with("last words\n"), "the tail lost the last line");
+        }
     }
 
     #[tokio::test]
