@@ -274,9 +274,9 @@ impl ServerState {
         lock(&self.runs).insert(run_id, entry);
     }
 
-    pub fn set_run_progress_token(&self, run_id: &str, token: Option<NumberOrString>) {
+    pub fn set_run_progress_token(&self, run_id: &str, token: NumberOrString) {
         if let Some(entry) = lock(&self.runs).get_mut(run_id) {
-            entry.progress_token = token;
+            entry.progress_token = Some(token);
         }
     }
 

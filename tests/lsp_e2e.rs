@@ -492,3 +492,33 @@ fn drain_progress(client: &TestClient) {
     client.take_notifications("claude/output");
     client.take_notifications("claude/usage");
 }
+
+#[tokio::test]
+async fn cancelling_from_the_progress_bar_stops_a_background_run() {
+    let chunks: Vec<String> = (0..200).map(|i| format!("w{i} ")).collect();
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::slow_text(chunks, Duration::from_millis(100)),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "claude.analyze", "arguments": [{"textDocument": {"uri": uri}}]}),
+        )
+        .await
+        .unwrap();
+    // Cancel as soon as the bar exists: before the run has even reached the CLI.
+    let token =
+        ws.client.wait_for_server_request("window/workDoneProgress/create").await["token"].clone();
+    ws.client.notify("window/workDoneProgress/cancel", json!({"token": token})).await;
+    let message = ws.client.next_notification("window/showMessage").await;
+    assert_eq!(message["message"], "Claude: analyze cancelled; nothing was applied");
+    let progress = ws.client.progress_until_end(&token).await;
+    assert_eq!(progress.last().unwrap()["message"], "Cancelled; nothing was applied");
+    drain_progress(&ws.client);
+    ws.client.finish().await;
+}

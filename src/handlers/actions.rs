@@ -129,9 +129,9 @@ async fn run_with_progress(
         params.work_done_token.clone(),
         info.progress_create,
         &title,
+        |token| state.set_run_progress_token(run_id, token.clone()),
     )
     .await;
-    state.set_run_progress_token(run_id, progress.token().cloned());
 
     let trace = RunTrace::start(action, params, &target.workspace);
     let outcome = run_pipeline(state, &trace, target, run_id, &progress, cancel).await;

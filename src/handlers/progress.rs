@@ -14,16 +14,23 @@ pub struct Progress {
 
 impl Progress {
     /// Use the client's `workDoneToken`, else create one when the client supports it.
+    /// `on_token` learns the token before the client does, so a cancel sent from the progress
+    /// bar the moment it appears always finds its run.
     pub async fn begin(
         client: &Client,
         client_token: Option<NumberOrString>,
         supports_create: bool,
         title: &str,
+        on_token: impl FnOnce(&NumberOrString),
     ) -> Self {
         let token = match client_token {
-            Some(token) => Some(token),
+            Some(token) => {
+                on_token(&token);
+                Some(token)
+            }
             None if supports_create => {
                 let token = NumberOrString::String(format!("claude-lsp/{}", uuid::Uuid::new_v4()));
+                on_token(&token);
                 let params = WorkDoneProgressCreateParams { token: token.clone() };
                 match client.send_request::<request::WorkDoneProgressCreate>(params).await {
                     Ok(()) => Some(token),

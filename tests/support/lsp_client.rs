@@ -52,6 +52,25 @@ struct Inbox {
     /// Every request the server sent, in order (answered automatically).
     server_requests: Vec<Value>,
     responses: HashMap<i64, oneshot::Sender<Value>>,
+    /// Responses to no request in flight: a second answer to one request, or an answer to a
+    /// request never sent. Each request must be answered exactly once.
+    stray_responses: Vec<Value>,
+    /// Every message both ways, in order (see [`TestClient::transcript`]).
+    transcript: Vec<(Duration, Direction, Value)>,
+    started: Option<tokio::time::Instant>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Direction {
+    ToServer,
+    FromServer,
+}
+
+impl Inbox {
+    fn record(&mut self, direction: Direction, message: &Value) {
+        let started = *self.started.get_or_insert_with(tokio::time::Instant::now);
+        self.transcript.push((started.elapsed(), direction, message.clone()));
+    }
 }
 
 pub struct TestClient {
@@ -244,8 +263,24 @@ impl TestClient {
         }
     }
 
+    /// Every message exchanged so far, one per line: time since the first, direction, JSON.
+    pub fn transcript(&self) -> String {
+        let inbox = self.inbox.lock().unwrap();
+        inbox
+            .transcript
+            .iter()
+            .map(|(at, direction, message)| {
+                let arrow = match direction {
+                    Direction::ToServer => "client → server",
+                    Direction::FromServer => "server → client",
+                };
+                format!("{:>8.3} s  {arrow}  {message}\n", at.as_secs_f64())
+            })
+            .collect()
+    }
+
     /// Shut the server down (`shutdown` + `exit`), check it stopped serving, and fail if any
-    /// server notification was left unread.
+    /// server notification was left unread or any request was answered more than once.
     pub async fn finish(mut self) {
         self.request("shutdown", Value::Null).await.expect("shutdown failed");
         self.notify("exit", Value::Null).await;
@@ -261,9 +296,15 @@ impl TestClient {
             .filter(|n| !IGNORABLE.contains(&n["method"].as_str().unwrap_or("")))
             .collect();
         assert!(unread.is_empty(), "server notifications left unread: {unread:#?}");
+        assert!(
+            inbox.stray_responses.is_empty(),
+            "responses to no request in flight (answered twice, or never asked): {:#?}",
+            inbox.stray_responses
+        );
     }
 
     async fn send(&self, message: Value) {
+        self.inbox.lock().unwrap().record(Direction::ToServer, &message);
         write_message(&self.writer, &message).await;
     }
 }
@@ -285,21 +326,28 @@ async fn read_loop(
 ) {
     let mut reader = BufReader::new(read);
     while let Some(message) = read_message(&mut reader).await {
+        inbox.lock().unwrap().record(Direction::FromServer, &message);
         let is_request = message.get("method").is_some() && message.get("id").is_some();
         let is_response = message.get("method").is_none();
         if is_response {
             let id = message["id"].as_i64().unwrap_or(-1);
-            if let Some(tx) = inbox.lock().unwrap().responses.remove(&id) {
-                let _ = tx.send(message);
+            let mut inbox = inbox.lock().unwrap();
+            match inbox.responses.remove(&id) {
+                Some(tx) => {
+                    let _ = tx.send(message);
+                }
+                None => inbox.stray_responses.push(message),
             }
         } else if is_request {
             inbox.lock().unwrap().server_requests.push(message.clone());
             let behaviour = behaviour.lock().unwrap().clone();
             let writer = writer.clone();
+            let inbox = inbox.clone();
             // Answer on its own task: a delayed answer must not block reading.
             tokio::spawn(async move {
                 let result = answer_server_request(&message, &behaviour).await;
                 let reply = json!({"jsonrpc": "2.0", "id": message["id"], "result": result});
+                inbox.lock().unwrap().record(Direction::ToServer, &reply);
                 write_message(&writer, &reply).await;
             });
         } else {
