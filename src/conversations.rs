@@ -4,9 +4,10 @@
 //!
 //! A process serves a follow-up only when it was started for the same working directory,
 //! action and settings (its tools, system prompt and sandbox root are fixed at spawn); any
-//! other follow-up shuts it down and resumes the conversation in a new process. Idle processes
-//! close after `sessionIdleSecs`; at most a bounded number stay idle (the least recently used
-//! closes first); all close on shutdown.
+//! other follow-up lets it go and resumes the conversation in a new process. Idle processes are
+//! let go after `sessionIdleSecs`; at most `liveSessions` stay idle (the least recently used goes
+//! first); all close on shutdown. A process let go returns to the warm pool, cleared, when it
+//! can serve another run ([`LiveTurn::release`]); otherwise it shuts down.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -21,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::claude::control::RebindableHandler;
 use crate::claude::session::ClaudeSession;
+use crate::pool::Returnable;
 use crate::prompt::Action;
 use crate::state::lock;
 use crate::usage::CliTotals;
@@ -48,6 +50,21 @@ pub struct LiveTurn {
     pub handler: Arc<RebindableHandler>,
     /// The process's running cost totals, to measure the next turn's own share.
     pub totals: CliTotals,
+    /// How the process goes back to the warm pool once the conversation lets it go.
+    pub returnable: Option<Returnable>,
+    /// No tool of the conversation left state in the process (`pool::leaves_no_state`).
+    pub clean: bool,
+}
+
+impl LiveTurn {
+    /// The conversation lets the process go: back to the warm pool (cleared) when it can serve
+    /// another run, else shut down.
+    pub async fn release(self) {
+        match self.returnable {
+            Some(returnable) => returnable.give_back(self.session, self.clean),
+            None => self.session.shutdown().await,
+        }
+    }
 }
 
 struct IdleProcess {
@@ -106,8 +123,8 @@ impl Conversations {
             tracing::debug!(session = id, pid = session.pid(), "continuing in the live process");
             return Some(idle.turn);
         }
-        tracing::debug!(session = id, "the live process cannot serve this turn; closing it");
-        idle.turn.session.shutdown().await;
+        tracing::debug!(session = id, "the live process cannot serve this turn; letting it go");
+        idle.turn.release().await;
         None
     }
 
@@ -122,17 +139,22 @@ impl Conversations {
         max_idle: usize,
     ) {
         if max_idle == 0 || !turn.session.is_alive() {
-            tokio::spawn(turn.session.shutdown());
+            tokio::spawn(turn.release());
             return;
+        }
+        let mut turn = turn;
+        // The pool lost this process to the conversation: replace it for the next new run.
+        if let Some(returnable) = &mut turn.returnable {
+            returnable.refill();
         }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let cwd_identity = directory_identity(&key.cwd);
         let closing = {
             let mut idle = lock(&self.idle);
-            let mut closing: Vec<ClaudeSession> = Vec::new();
+            let mut closing: Vec<LiveTurn> = Vec::new();
             let stay = IdleProcess { turn, key, cwd_identity, since: Instant::now(), generation };
             if let Some(replaced) = idle.insert(id.clone(), stay) {
-                closing.push(replaced.turn.session);
+                closing.push(replaced.turn);
             }
             while idle.len() > max_idle {
                 let oldest = idle
@@ -140,14 +162,14 @@ impl Conversations {
                     .min_by_key(|(_, process)| process.since)
                     .map(|(oldest, _)| oldest.clone());
                 match oldest.and_then(|oldest| idle.remove(&oldest)) {
-                    Some(evicted) => closing.push(evicted.turn.session),
+                    Some(evicted) => closing.push(evicted.turn),
                     None => break,
                 }
             }
             closing
         };
-        for session in closing {
-            tokio::spawn(session.shutdown());
+        for turn in closing {
+            tokio::spawn(turn.release());
         }
         let conversations: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -167,9 +189,9 @@ impl Conversations {
             }
         };
         if let Some(process) = expired {
-            let session = process.turn.session;
-            tracing::debug!(session = id, pid = session.pid(), "closing an idle conversation");
-            session.shutdown().await;
+            let pid = process.turn.session.pid();
+            tracing::debug!(session = id, pid, "letting go of an idle conversation's process");
+            process.turn.release().await;
         }
     }
 
@@ -218,7 +240,13 @@ mod tests {
     }
 
     fn turn(session: ClaudeSession, totals: CliTotals) -> LiveTurn {
-        LiveTurn { session, handler: RebindableHandler::new(Arc::new(DenyAll)), totals }
+        LiveTurn {
+            session,
+            handler: RebindableHandler::new(Arc::new(DenyAll)),
+            totals,
+            returnable: None,
+            clean: true,
+        }
     }
 
     fn key(dir: &std::path::Path, action: Action) -> ProcessKey {

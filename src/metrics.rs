@@ -142,6 +142,8 @@ pub struct MetricsReport {
     pub metrics: MetricsSnapshot,
     pub scheduler: SchedulerStats,
     pub circuit: CircuitSnapshot,
+    /// The warm pool: processes ready, being started or cleared, and how runs were served.
+    pub pool: crate::pool::PoolStats,
 }
 
 #[derive(Debug, Default)]

@@ -21,7 +21,7 @@ use crate::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::edits::FileChange;
 use crate::error::{ErrorKind, ServerError};
 use crate::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
-use crate::pool::{PooledSession, WarmPool};
+use crate::pool::{self, Returnable, WarmPool};
 use crate::prompt::{self, Action, ActionOptions, PromptContext, PromptDiagnostic, Selection};
 use crate::retry::{Resilience, RetryLoop, RetryPolicy};
 use crate::sessions;
@@ -211,7 +211,8 @@ impl Runner {
     }
 
     /// One turn, in the right process, then the process's fate: after a successful turn it
-    /// stays alive for the conversation's next turn (conversations.rs); otherwise it ends.
+    /// stays alive for the conversation's next turn (conversations.rs) or, when nobody keeps
+    /// it, goes back to the warm pool (pool.rs); after a failed one it ends.
     async fn run_cli(
         &self,
         request: &ActionRequest,
@@ -234,7 +235,19 @@ impl Runner {
             Some(id) => self.continue_conversation(&id, config, &key).await?,
             None => self.new_conversation(config, &cancel).await?,
         };
-        match run_turn(process.session(), prompt, limits, &cancel, &mut on_event).await {
+        let mut process = process;
+        let mut clean = process.clean;
+        let mut observe = |event: &RunEvent| {
+            if let RunEvent::ToolUse { name, .. } = event
+                && !pool::leaves_no_state(name)
+            {
+                clean = false;
+            }
+            on_event(event);
+        };
+        let outcome = run_turn(&process.session, prompt, limits, &cancel, &mut observe).await;
+        process.clean = clean;
+        match outcome {
             Ok(mut result) => {
                 let (usage, totals) = usage::run_usage(&result, &process.totals);
                 result.cost_usd = usage.counts.cost_usd;
@@ -258,13 +271,11 @@ impl Runner {
         let handler = RebindableHandler::new(config.handler.clone());
         config.handler = handler.clone();
         let initialize = permissions::hook_registration(&self.settings);
-        let spawned = match self.pool.as_ref().filter(|pool| pool.is_enabled()) {
-            Some(pool) => {
-                Spawned::Pooled(Box::new(pool.acquire(config, &initialize, cancel).await?))
-            }
-            None => Spawned::Own(spawn_initialized(config, initialize).await?),
+        let (session, returnable) = match self.pool.as_ref().filter(|pool| pool.is_enabled()) {
+            Some(pool) => pool.acquire(config, &initialize, cancel).await?.into_parts(),
+            None => (spawn_initialized(config, initialize).await?, None),
         };
-        Ok(TurnProcess { spawned, handler, totals: CliTotals::default() })
+        Ok(TurnProcess { session, returnable, handler, totals: CliTotals::default(), clean: true })
     }
 
     /// The next turn of conversation `id`: its live process when it has one that fits (no
@@ -281,15 +292,15 @@ impl Runner {
             && let Some(live) = conversations.take(id, key).await
         {
             live.handler.bind(run_handler);
-            let LiveTurn { session, handler, totals } = live;
-            return Ok(TurnProcess { spawned: Spawned::Own(session), handler, totals });
+            let LiveTurn { session, handler, totals, returnable, clean } = live;
+            return Ok(TurnProcess { session, returnable, handler, totals, clean });
         }
         let handler = RebindableHandler::new(run_handler);
         config.handler = handler.clone();
         let totals = self.prepare_resume(id, &config.cwd).await;
         let initialize = permissions::hook_registration(&self.settings);
         let session = spawn_initialized(config, initialize).await?;
-        Ok(TurnProcess { spawned: Spawned::Own(session), handler, totals })
+        Ok(TurnProcess { session, returnable: None, handler, totals, clean: true })
     }
 
     /// Before a new process resumes conversation `id` in `cwd`: put its transcript where that
@@ -318,6 +329,8 @@ impl Runner {
         }
     }
 
+    /// After a successful turn: the conversation keeps the process for its next turn, or lets
+    /// it go at once (no conversations here, or `liveSessions` 0).
     async fn keep_for_next_turn(
         &self,
         id: &str,
@@ -325,18 +338,15 @@ impl Runner {
         key: ProcessKey,
         totals: CliTotals,
     ) {
+        let TurnProcess { session, returnable, handler, clean, .. } = process;
+        let turn = LiveTurn { session, handler, totals, returnable, clean };
         let Some(conversations) = &self.conversations else {
-            process.close().await;
+            turn.release().await;
             return;
-        };
-        let TurnProcess { spawned, handler, .. } = process;
-        let session = match spawned {
-            Spawned::Pooled(pooled) => pooled.into_session(),
-            Spawned::Own(session) => session,
         };
         conversations.keep(
             id.to_owned(),
-            LiveTurn { session, handler, totals },
+            turn,
             key,
             Duration::from_secs(self.settings.session_idle_secs),
             self.settings.live_sessions,
@@ -421,31 +431,23 @@ impl Runner {
 
 /// The process a turn runs in.
 struct TurnProcess {
-    spawned: Spawned,
+    session: ClaudeSession,
+    /// How it goes back to the warm pool; `None` for a process the pool did not provide.
+    returnable: Option<Returnable>,
     /// The process's control handler, bound to the current run.
     handler: Arc<RebindableHandler>,
     /// The process's running cost totals before the turn.
     totals: CliTotals,
-}
-
-enum Spawned {
-    /// From the warm pool (or spawned by it on a miss): the pool refills when it goes.
-    Pooled(Box<PooledSession>),
-    Own(ClaudeSession),
+    /// No tool its conversation ran left state in the process (`pool::leaves_no_state`).
+    clean: bool,
 }
 
 impl TurnProcess {
-    fn session(&self) -> &ClaudeSession {
-        match &self.spawned {
-            Spawned::Pooled(pooled) => pooled.session(),
-            Spawned::Own(session) => session,
-        }
-    }
-
+    /// The turn failed: the process ends (the pool refills its key).
     async fn close(self) {
-        match self.spawned {
-            Spawned::Pooled(pooled) => pooled.finish(),
-            Spawned::Own(session) => session.shutdown().await,
+        match self.returnable {
+            Some(returnable) => returnable.retire(self.session),
+            None => self.session.shutdown().await,
         }
     }
 }

@@ -17,11 +17,19 @@
 //! The one part of a run that is not on the command line, its control handler (the run's
 //! sandbox, its way to ask the user), is re-bound when the process is taken ([`RebindableHandler`]).
 //!
-//! **A process serves one conversation.** A process that ran a turn holds that turn's context,
-//! so the pool never takes a process back: after its run it is shut down, or handed on to a live
-//! conversation with [`PooledSession::into_session`]. Either way its key is refilled in the
-//! background once the used process is out of the way. Resumed runs (`--resume`) and runs with a
-//! fixed `--session-id` are never pooled.
+//! **A process serves one conversation at a time, then is cleared for the next.** A process
+//! that ran a turn holds that turn's context. After its run it either stays with its
+//! conversation for a follow-up (conversations.rs; its key is refilled in the background at
+//! once), or, when nobody keeps it, it is *given back*: cleared with `/clear` (no API call; the
+//! CLI starts a new session, forgets the earlier turns and resets its cost totals) and returned
+//! to its key if the key has room. A conversation's process that is released later (idle
+//! timeout, least recently used) is given back the same way. A used process answers its next
+//! first turn 2–3× sooner than a freshly started one (README, "Speed"), and giving it back costs
+//! no spawn. A process is never given back when its run failed or was cancelled, when the
+//! conversation ran a tool that leaves state in the process (Bash: its shell and background
+//! tasks; any tool but the file, web and structured-output ones), when its working directory
+//! was replaced, or after [`MAX_USES`] conversations (its memory grows with use). Resumed runs
+//! (`--resume`) and runs with a fixed `--session-id` are never pooled.
 //!
 //! **Bounded.** At most `warmPool` processes per key and [`MAX_KEYS`] keys (the least recently
 //! used key is dropped first), so at most `warmPool × MAX_KEYS` idle processes; each is stopped
@@ -46,9 +54,16 @@ use crate::claude::args::CliOptions;
 use crate::claude::control::{ControlHandler, InitializeRequest, RebindableHandler};
 use crate::claude::errors::ClaudeError;
 use crate::claude::session::{ClaudeSession, SessionConfig};
+use crate::permissions::{EDIT_TOOLS, READ_TOOLS};
 
 /// The most keys the pool keeps processes for; the least recently used one goes first.
 pub const MAX_KEYS: usize = 4;
+/// The most conversations one process serves; then it is replaced by a fresh one (an idle CLI
+/// grows from ~170 MB to ~240 MB over its first thirty turns: cli-protocol.md §8).
+pub const MAX_USES: u32 = 10;
+/// How long `/clear` may take before a given-back process is shut down instead (it takes
+/// 15–40 ms).
+const CLEAR_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a warm process may take to answer `initialize` (a cold start takes under a second).
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request waits for a fill already under way before it spawns its own process.
@@ -70,16 +85,19 @@ impl PoolLimits {
 }
 
 /// What the pool holds and how it has been used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PoolStats {
     /// Initialized processes waiting for a run.
     pub warm: usize,
-    /// Processes being started.
+    /// Processes being started, or cleared after a run.
     pub filling: usize,
     /// Runs served by a warm process.
     pub hits: u64,
     /// Runs that had to spawn their own process.
     pub misses: u64,
+    /// Used processes cleared and returned for another run.
+    pub recycled: u64,
 }
 
 /// Everything that makes two spawns interchangeable.
@@ -115,6 +133,15 @@ fn is_poolable(options: &CliOptions) -> bool {
         && !options.fork_session
 }
 
+/// Whether a conversation that called `tool` leaves its process fit for another conversation
+/// once cleared: the file tools, the web tools and structured answers act through the file
+/// system or the network only. Bash keeps a shell (its working directory, background tasks);
+/// anything else is unknown, so not trusted.
+pub fn leaves_no_state(tool: &str) -> bool {
+    const STATELESS: &[&str] = &["WebFetch", "WebSearch", "StructuredOutput"];
+    READ_TOOLS.iter().chain(EDIT_TOOLS).chain(STATELESS).any(|stateless| *stateless == tool)
+}
+
 /// The directory a process was started in, as the file system knows it: a directory removed and
 /// created again at the same path is a different directory.
 fn directory_identity(path: &Path) -> Option<(u64, u64)> {
@@ -128,6 +155,8 @@ struct WarmProcess {
     handler: Arc<RebindableHandler>,
     cwd_identity: Option<(u64, u64)>,
     idle_since: Instant,
+    /// Conversations it has served.
+    uses: u32,
 }
 
 impl WarmProcess {
@@ -170,6 +199,7 @@ struct Inner {
     next_id: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
+    recycled: AtomicU64,
 }
 
 impl Inner {
@@ -210,6 +240,7 @@ impl WarmPool {
                 next_id: AtomicU64::new(1),
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
+                recycled: AtomicU64::new(0),
             }),
         }
     }
@@ -299,8 +330,8 @@ impl WarmPool {
     }
 
     /// A process for a new run with `config`: a warm one of the same key (its handler re-bound
-    /// to `config.handler`), else a freshly spawned one. When a fill for the key is under way,
-    /// waiting for it beats starting a second process.
+    /// to `config.handler`), else a freshly spawned one. When a fill for the key is under way
+    /// (or a used process is being cleared for it), waiting for it beats starting another.
     pub async fn acquire(
         &self,
         config: SessionConfig,
@@ -308,26 +339,57 @@ impl WarmPool {
         cancel: &CancellationToken,
     ) -> Result<PooledSession, ClaudeError> {
         let poolable = is_poolable(&config.options);
+        let key = PoolKey::of(&config, initialize);
+        let template = Template { config, initialize: initialize.clone() };
         if poolable
-            && let Some(process) =
-                self.take_warm(&PoolKey::of(&config, initialize), &config.cwd, cancel).await?
+            && let Some(process) = self.take_warm(&key, &template.config.cwd, cancel).await?
         {
-            process.handler.bind(config.handler.clone());
+            process.handler.bind(template.config.handler.clone());
             self.inner.hits.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(
                 pid = process.session.pid(),
+                uses = process.uses,
                 "a warm Claude Code process serves the run"
             );
-            let refill = Template { config, initialize: initialize.clone() };
-            return Ok(PooledSession::new(process.session, true, Some(refill), self));
+            let returnable = Returnable {
+                pool: self.clone(),
+                key,
+                template,
+                handler: process.handler,
+                cwd_identity: process.cwd_identity,
+                uses: process.uses,
+                refill_owed: true,
+            };
+            return Ok(PooledSession {
+                session: process.session,
+                warm: true,
+                returnable: Some(returnable),
+            });
         }
         self.inner.misses.fetch_add(1, Ordering::Relaxed);
-        let session = ClaudeSession::spawn(config.clone()).await?;
-        if *initialize != InitializeRequest::default() {
-            session.initialize(initialize.clone(), INITIALIZE_TIMEOUT).await?;
+        let handler = RebindableHandler::new(template.config.handler.clone());
+        let cwd_identity = directory_identity(&template.config.cwd);
+        let config = SessionConfig {
+            handler: handler.clone() as Arc<dyn ControlHandler>,
+            ..template.config.clone()
+        };
+        let session = ClaudeSession::spawn(config).await?;
+        if *initialize != InitializeRequest::default()
+            && let Err(err) = session.initialize(initialize.clone(), INITIALIZE_TIMEOUT).await
+        {
+            self.inner.retire(session);
+            return Err(err);
         }
-        let refill = poolable.then(|| Template { config, initialize: initialize.clone() });
-        Ok(PooledSession::new(session, false, refill, self))
+        let returnable = poolable.then(|| Returnable {
+            pool: self.clone(),
+            key,
+            template,
+            handler,
+            cwd_identity,
+            uses: 0,
+            refill_owed: true,
+        });
+        Ok(PooledSession { session, warm: false, returnable })
     }
 
     /// Stop filling and shut every process down, waiting (bounded by the driver's shutdown
@@ -352,6 +414,7 @@ impl WarmPool {
             filling: state.keys.values().map(|entry| entry.filling).sum(),
             hits: self.inner.hits.load(Ordering::Relaxed),
             misses: self.inner.misses.load(Ordering::Relaxed),
+            recycled: self.inner.recycled.load(Ordering::Relaxed),
         }
     }
 
@@ -471,6 +534,7 @@ async fn fill_one(inner: Arc<Inner>, key: PoolKey, template: Template) {
                         handler,
                         cwd_identity,
                         idle_since,
+                        uses: 0,
                     });
                     (None, Some(idle))
                 } else {
@@ -543,9 +607,8 @@ async fn expire_when_idle(pool: Weak<Inner>, key: PoolKey, id: u64, mut wait: Du
 pub struct PooledSession {
     session: ClaudeSession,
     warm: bool,
-    /// How to replace it; `None` for runs the pool does not serve.
-    refill: Option<Template>,
-    pool: WarmPool,
+    /// How it goes back; `None` for runs the pool does not serve.
+    returnable: Option<Returnable>,
 }
 
 impl std::fmt::Debug for PooledSession {
@@ -558,10 +621,6 @@ impl std::fmt::Debug for PooledSession {
 }
 
 impl PooledSession {
-    fn new(session: ClaudeSession, warm: bool, refill: Option<Template>, pool: &WarmPool) -> Self {
-        Self { session, warm, refill, pool: pool.clone() }
-    }
-
     pub fn session(&self) -> &ClaudeSession {
         &self.session
     }
@@ -571,26 +630,173 @@ impl PooledSession {
         self.warm
     }
 
-    /// Keep the process beyond its run (a live conversation owns it now); the pool refills.
-    pub fn into_session(self) -> ClaudeSession {
-        if let Some(refill) = self.refill {
-            self.pool.fill_with(refill.config, refill.initialize);
-        }
-        self.session
+    /// The process, and how it goes back to the pool (for a conversation that keeps it).
+    pub fn into_parts(self) -> (ClaudeSession, Option<Returnable>) {
+        (self.session, self.returnable)
     }
 
-    /// The run is over: shut the process down in the background, then refill its key (after the
-    /// shutdown, so the replacement does not compete with the run for the CPU).
+    /// The run is over and nobody keeps the process: see [`Returnable::give_back`].
+    pub fn give_back(self, clean: bool) {
+        match self.returnable {
+            Some(returnable) => returnable.give_back(self.session, clean),
+            None => {
+                tokio::spawn(self.session.shutdown());
+            }
+        }
+    }
+
+    /// The run failed: shut the process down, see [`Returnable::retire`].
     pub fn finish(self) {
-        let Self { session, refill, pool, .. } = self;
-        let inner = pool.inner.clone();
+        match self.returnable {
+            Some(returnable) => returnable.retire(self.session),
+            None => {
+                tokio::spawn(self.session.shutdown());
+            }
+        }
+    }
+}
+
+/// What the pool needs to take a used process back: its key, how to replace it, and whether the
+/// key is still owed a replacement for it.
+pub struct Returnable {
+    pool: WarmPool,
+    key: PoolKey,
+    template: Template,
+    /// The process's own handler, re-bound to each run it serves.
+    handler: Arc<RebindableHandler>,
+    cwd_identity: Option<(u64, u64)>,
+    /// Conversations served before this one.
+    uses: u32,
+    /// The key lost this process when a run took it, and has not been topped up since.
+    refill_owed: bool,
+}
+
+impl std::fmt::Debug for Returnable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Returnable")
+            .field("cwd", &self.key.cwd)
+            .field("uses", &self.uses)
+            .field("refill_owed", &self.refill_owed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Returnable {
+    /// A conversation keeps the process for its next turn: top its key up now, so the next new
+    /// run finds a warm process.
+    pub fn refill(&mut self) {
+        if std::mem::take(&mut self.refill_owed) {
+            let Template { config, initialize } = self.template.clone();
+            self.pool.fill_with(config, initialize);
+        }
+    }
+
+    /// Nobody needs the process any more. When it can serve another run (`clean`: its
+    /// conversation ran no tool that leaves state in it; alive; its directory unchanged; under
+    /// [`MAX_USES`]) and its key has room, clear it (`/clear`) and return it to the key in the
+    /// background. Otherwise shut it down, and top the key up if it is still owed a process.
+    pub fn give_back(self, session: ClaudeSession, clean: bool) {
+        let inner = self.pool.inner.clone();
+        inner.tasks.spawn(recycle(self, session, clean));
+    }
+
+    /// The process must end (its run failed, was cancelled, or timed out): shut it down, then
+    /// top the key up if it is still owed a process (after the shutdown, so the replacement does
+    /// not compete with the run for the CPU).
+    pub fn retire(self, session: ClaudeSession) {
+        let inner = self.pool.inner.clone();
+        let mut returnable = self;
         inner.tasks.spawn(async move {
             session.shutdown().await;
-            if let Some(refill) = refill {
-                pool.fill_with(refill.config, refill.initialize);
-            }
+            returnable.refill();
         });
     }
+}
+
+/// [`Returnable::give_back`]'s work: reserve a place in the key (counted as a fill, so a run
+/// that finds the key empty waits for it rather than spawning), clear, and return the process.
+async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool) {
+    let inner = returnable.pool.inner.clone();
+    let reusable = clean
+        && returnable.uses + 1 < MAX_USES
+        && session.is_alive()
+        && !session.is_busy()
+        && returnable.cwd_identity.is_some()
+        && directory_identity(&returnable.key.cwd) == returnable.cwd_identity;
+    let reserved = reusable && {
+        let mut state = inner.lock();
+        let per_key = state.limits.per_key;
+        match state.keys.get_mut(&returnable.key) {
+            Some(entry)
+                if !inner.closed.is_cancelled() && entry.ready.len() + entry.filling < per_key =>
+            {
+                entry.filling += 1;
+                true
+            }
+            _ => false,
+        }
+    };
+    if !reserved {
+        session.shutdown().await;
+        returnable.refill();
+        return;
+    }
+    // Until a run takes it, the process answers as the key's latest run would.
+    returnable.handler.bind(returnable.template.config.handler.clone());
+    let cleared = tokio::select! {
+        cleared = session.clear(CLEAR_TIMEOUT) => cleared,
+        () = inner.closed.cancelled() => Err(ClaudeError::Cancelled),
+    };
+    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+    let (key, uses) = (returnable.key.clone(), returnable.uses);
+    let (rejected, idle) = {
+        let mut state = inner.lock();
+        let (per_key, idle) = (state.limits.per_key, state.limits.idle);
+        match (cleared, state.keys.get_mut(&key)) {
+            (Ok(()), Some(entry)) => {
+                entry.filling = entry.filling.saturating_sub(1);
+                if entry.ready.len() < per_key && !inner.closed.is_cancelled() && session.is_alive()
+                {
+                    tracing::debug!(
+                        pid = session.pid(),
+                        uses = uses + 1,
+                        "a used Claude Code process is cleared and warm again"
+                    );
+                    inner.recycled.fetch_add(1, Ordering::Relaxed);
+                    entry.ready.push_back(WarmProcess {
+                        id,
+                        session,
+                        handler: returnable.handler.clone(),
+                        cwd_identity: returnable.cwd_identity,
+                        idle_since: Instant::now(),
+                        uses: uses + 1,
+                    });
+                    returnable.refill_owed = false;
+                    (None, Some(idle))
+                } else {
+                    (Some(session), None)
+                }
+            }
+            (cleared, entry) => {
+                if let Some(entry) = entry {
+                    entry.filling = entry.filling.saturating_sub(1);
+                }
+                if let Err(err) = cleared {
+                    tracing::debug!(error = %err, "could not clear a used process; stopping it");
+                }
+                (Some(session), None)
+            }
+        }
+    };
+    if let Some(session) = rejected {
+        session.shutdown().await;
+    }
+    // A process that did not make it back still owes its key a replacement.
+    returnable.refill();
+    if let Some(idle) = idle {
+        tokio::spawn(expire_when_idle(Arc::downgrade(&inner), key, id, idle));
+    }
+    inner.fill_done.notify_waiters();
 }
 
 /// Fill the read-only key of each workspace not seen before, in the background: after

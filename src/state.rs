@@ -267,6 +267,7 @@ impl ServerState {
             metrics: self.metrics.snapshot(),
             scheduler: self.scheduler.stats(),
             circuit: self.circuit.snapshot(),
+            pool: self.pool.stats(),
         }
     }
 

@@ -13,7 +13,7 @@ use claude_lsp::claude::args::CliOptions;
 use claude_lsp::claude::control::{DenyAll, InitializeRequest};
 use claude_lsp::claude::session::{RunLimits, SessionConfig, run_turn};
 use claude_lsp::pool::{PoolLimits, WarmPool};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use support::cli::{ProcInfo, TestHome, leftover_processes, processes_running, real_cli};
@@ -281,4 +281,176 @@ async fn settled_pids(home: &Path) -> Vec<u32> {
         }
         assert!(Instant::now() < deadline, "our CLI processes never settled: {last:?}");
     }
+}
+
+/// A pool of one process per key, with `idle` as its poolIdleSecs.
+fn pool_of_one(idle: Duration) -> WarmPool {
+    WarmPool::new(PoolLimits { per_key: 1, idle })
+}
+
+/// The warm process of a pool of one, once there is exactly one.
+async fn the_warm_pid(pool: &WarmPool) -> u32 {
+    eventually("one warm process", || {
+        let pids = pool.warm_pids();
+        (pool.stats().filling == 0 && pids.len() == 1).then(|| pids[0])
+    })
+    .await
+}
+
+/// The text of the user's messages in an API request.
+fn user_text(request: &RecordedRequest) -> String {
+    let messages = request.body["messages"].as_array().cloned().unwrap_or_default();
+    messages.iter().filter(|m| m["role"] == "user").map(|m| m["content"].to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_used_process_comes_back_cleared_and_serves_the_next_conversation() {
+    let api = FakeApi::start(Turn::text("Answer.")).await;
+    let home = TestHome::new();
+    let workspace = tempfile::tempdir().unwrap();
+    let pool = pool_of_one(Duration::from_secs(600));
+    let init = InitializeRequest::default();
+    let cancel = CancellationToken::new();
+    pool.fill(config(&api, &home, workspace.path()));
+    let warm_pid = the_warm_pid(&pool).await;
+
+    let first = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
+    let first_result =
+        run_turn(first.session(), "first question", limits(), &cancel, &mut |_| {}).await.unwrap();
+    first.give_back(true);
+    let back = the_warm_pid(&pool).await;
+    assert_eq!(back, warm_pid, "the used process should be back, not a new one");
+    assert_eq!(pool.stats().recycled, 1);
+    assert_eq!(pids(&cli_processes(home.path())), [warm_pid], "giving back spawns nothing");
+
+    let second = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
+    assert!(second.was_warm());
+    assert_eq!(second.session().pid(), warm_pid);
+    let second_result =
+        run_turn(second.session(), "second question", limits(), &cancel, &mut |_| {})
+            .await
+            .unwrap();
+    assert_ne!(second_result.session_id, first_result.session_id, "a new conversation");
+    let seen = user_text(api.requests().last().unwrap());
+    assert!(seen.contains("second question"), "{seen}");
+    assert!(!seen.contains("first question"), "the earlier conversation leaked: {seen}");
+    // The CLI's running cost restarted: the second conversation carries no cost (and no budget)
+    // of the first.
+    assert_eq!(second_result.cost_usd, first_result.cost_usd);
+    second.finish();
+    pool.shutdown().await;
+    let survivors = leftover_processes(is_ours(home.path()), WAIT).await;
+    assert!(survivors.is_empty(), "{survivors:?}");
+}
+
+#[tokio::test]
+async fn a_process_is_not_given_back_after_a_stateful_tool_or_its_last_use() {
+    let api = FakeApi::start(Turn::text("Answer.")).await;
+    let home = TestHome::new();
+    let workspace = tempfile::tempdir().unwrap();
+    let pool = pool_of_one(Duration::from_secs(600));
+    let init = InitializeRequest::default();
+    let cancel = CancellationToken::new();
+    pool.fill(config(&api, &home, workspace.path()));
+    let mut pid = the_warm_pid(&pool).await;
+
+    // A conversation that ran Bash (say) holds a shell: the process ends and a fresh one comes.
+    let used = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
+    run_turn(used.session(), "q", limits(), &cancel, &mut |_| {}).await.unwrap();
+    used.give_back(false);
+    let replaced = the_warm_pid(&pool).await;
+    assert_ne!(replaced, pid);
+    assert!(leftover_processes(|p| p.pid == pid, WAIT).await.is_empty());
+    pid = replaced;
+
+    // A clean process serves MAX_USES conversations, then makes way for a fresh one.
+    for conversation in 1..=claude_lsp::pool::MAX_USES {
+        let taken =
+            pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
+        assert_eq!(taken.session().pid(), pid, "conversation {conversation}");
+        run_turn(taken.session(), "q", limits(), &cancel, &mut |_| {}).await.unwrap();
+        taken.give_back(true);
+        let now = the_warm_pid(&pool).await;
+        if conversation < claude_lsp::pool::MAX_USES {
+            assert_eq!(now, pid, "conversation {conversation}: the process should be back");
+        } else {
+            assert_ne!(now, pid, "after {conversation} conversations the process must go");
+        }
+    }
+    assert_eq!(pool.stats().recycled, u64::from(claude_lsp::pool::MAX_USES) - 1);
+    pool.shutdown().await;
+    let survivors = leftover_processes(is_ours(home.path()), WAIT).await;
+    assert!(survivors.is_empty(), "{survivors:?}");
+}
+
+#[tokio::test]
+async fn warm_processes_stop_after_pool_idle_secs_and_beyond_max_keys() {
+    let api = FakeApi::start(Turn::text("unused")).await;
+    let home = TestHome::new();
+    let dirs: Vec<tempfile::TempDir> =
+        (0..=claude_lsp::pool::MAX_KEYS).map(|_| tempfile::tempdir().unwrap()).collect();
+
+    // One key more than MAX_KEYS: the least recently used key and its process go.
+    let pool = pool_of_one(Duration::from_secs(600));
+    for dir in &dirs {
+        pool.fill(config(&api, &home, dir.path()));
+        pool.settled().await;
+    }
+    let cwds: Vec<PathBuf> = eventually("MAX_KEYS warm processes", || {
+        let warm = pool.warm_pids();
+        (warm.len() == claude_lsp::pool::MAX_KEYS && cli_processes(home.path()).len() == warm.len())
+            .then(|| warm.iter().filter_map(|pid| cwd_of(*pid)).collect())
+    })
+    .await;
+    let first = dirs[0].path().canonicalize().unwrap();
+    assert!(!cwds.contains(&first), "the least recently used key kept its process: {cwds:?}");
+    pool.shutdown().await;
+
+    // poolIdleSecs: an unused warm process stops on its own.
+    let pool = pool_of_one(Duration::from_secs(1));
+    pool.fill(config(&api, &home, dirs[0].path()));
+    let pid = the_warm_pid(&pool).await;
+    let survivors = leftover_processes(|p| p.pid == pid, WAIT).await;
+    assert!(survivors.is_empty(), "the idle warm process kept running");
+    assert_eq!(pool.stats().warm, 0);
+    pool.shutdown().await;
+    assert!(api.requests().is_empty(), "warm processes never call the API");
+}
+
+#[tokio::test]
+async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::text("It adds."),
+        full_capabilities(),
+        json!({"warmPool": 1, "liveSessions": 0}),
+    )
+    .await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    let warm = eventually("one warm process", || {
+        let processes = cli_processes(&home);
+        (processes.len() == 1).then(|| processes[0].pid)
+    })
+    .await;
+    for question in ["what does add do?", "is add pure?"] {
+        let params = json!({"textDocument": {"uri": uri}, "instruction": question});
+        let result = ws.client.request("claude/analyze", params).await.unwrap();
+        assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
+        assert_eq!(settled_pids(&home).await, [warm], "the run's process should be back, alone");
+    }
+    let requests = ws.api.requests();
+    let last = user_text(requests.last().unwrap());
+    assert!(last.contains("is add pure?"), "{last}");
+    assert!(!last.contains("what does add do?"), "the earlier conversation leaked: {last}");
+    let metrics = ws.client.request("claude/metrics", Value::Null).await.unwrap();
+    assert_eq!(metrics["pool"]["recycled"], 2, "{metrics}");
+
+    ws.client.take_notifications("$/progress");
+    ws.client.take_notifications("claude/output");
+    ws.client.take_notifications("claude/usage");
+    ws.client.take_notifications("textDocument/publishDiagnostics");
+    ws.client.finish().await;
+    let survivors = leftover_processes(is_ours(&home), Duration::from_secs(5)).await;
+    assert!(survivors.is_empty(), "CLI processes survived the server's shutdown: {survivors:?}");
 }

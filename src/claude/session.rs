@@ -336,6 +336,14 @@ impl ClaudeSession {
         self.control(json!({"subtype": "interrupt"}), CONTROL_TIMEOUT).await.map(drop)
     }
 
+    /// Start a new conversation in this process (the `/clear` command, answered without an API
+    /// call): the next turn sees none of the earlier ones, gets a new session id, and the CLI's
+    /// cost totals (and so `--max-budget-usd`) start again from zero.
+    pub async fn clear(&self, timeout: Duration) -> Result<(), ClaudeError> {
+        let limits = RunLimits { timeout, idle_timeout: None };
+        run_turn(self, "/clear", limits, &CancellationToken::new(), &mut |_| {}).await.map(drop)
+    }
+
     /// Switch the model for the next turns; `None` returns to the default.
     pub async fn set_model(&self, model: Option<&str>) -> Result<(), ClaudeError> {
         let mut request = json!({"subtype": "set_model"});
