@@ -22,8 +22,9 @@
 //! conversation for a follow-up (conversations.rs; its key is refilled in the background at
 //! once), or, when nobody keeps it, it is *given back*: cleared with `/clear` (no API call; the
 //! CLI starts a new session, forgets the earlier turns and resets its cost totals) and returned
-//! to its key if the key has room. A conversation's process that is released later (idle
-//! timeout, least recently used) is given back the same way. A used process answers its next
+//! to its key if the key has room, or in place of a fresh process there (which then stops). A
+//! conversation's process that is released later (idle timeout, least recently used) is given
+//! back the same way. A used process answers its next
 //! first turn 2–3× sooner than a freshly started one (README, "Speed"), and giving it back costs
 //! no spawn. A process is never given back when its run failed or was cancelled, when the
 //! conversation ran a tool that leaves state in the process (Bash: its shell and background
@@ -180,6 +181,13 @@ struct KeyEntry {
     ready: VecDeque<WarmProcess>,
     filling: usize,
     last_used: Instant,
+}
+
+impl KeyEntry {
+    /// A ready process that never ran a turn (a used one may take its place).
+    fn has_fresh(&self) -> bool {
+        self.ready.iter().any(|process| process.uses == 0)
+    }
 }
 
 struct PoolState {
@@ -728,7 +736,8 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
         let per_key = state.limits.per_key;
         match state.keys.get_mut(&returnable.key) {
             Some(entry)
-                if !inner.closed.is_cancelled() && entry.ready.len() + entry.filling < per_key =>
+                if !inner.closed.is_cancelled()
+                    && (entry.ready.len() + entry.filling < per_key || entry.has_fresh()) =>
             {
                 entry.filling += 1;
                 true
@@ -755,6 +764,13 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
         match (cleared, state.keys.get_mut(&key)) {
             (Ok(()), Some(entry)) => {
                 entry.filling = entry.filling.saturating_sub(1);
+                // A used process answers its first turn sooner than a fresh one: it takes a
+                // fresh one's place rather than go.
+                let displaced = if entry.ready.len() < per_key {
+                    None
+                } else {
+                    entry.ready.iter().position(|p| p.uses == 0).and_then(|i| entry.ready.remove(i))
+                };
                 if entry.ready.len() < per_key && !inner.closed.is_cancelled() && session.is_alive()
                 {
                     tracing::debug!(
@@ -772,8 +788,11 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
                         uses: uses + 1,
                     });
                     returnable.refill_owed = false;
-                    (None, Some(idle))
+                    (displaced.map(|fresh| fresh.session), Some(idle))
                 } else {
+                    if let Some(fresh) = displaced {
+                        entry.ready.push_front(fresh);
+                    }
                     (Some(session), None)
                 }
             }

@@ -454,3 +454,36 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
     let survivors = leftover_processes(is_ours(&home), Duration::from_secs(5)).await;
     assert!(survivors.is_empty(), "CLI processes survived the server's shutdown: {survivors:?}");
 }
+
+#[tokio::test]
+async fn a_used_process_let_go_by_its_conversation_takes_a_fresh_ones_place() {
+    let api = FakeApi::start(Turn::text("Answer.")).await;
+    let home = TestHome::new();
+    let workspace = tempfile::tempdir().unwrap();
+    let pool = pool_of_one(Duration::from_secs(600));
+    let init = InitializeRequest::default();
+    let cancel = CancellationToken::new();
+    pool.fill(config(&api, &home, workspace.path()));
+    let used = the_warm_pid(&pool).await;
+
+    // A conversation keeps the process; the key is topped up with a fresh one meanwhile.
+    let taken = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
+    run_turn(taken.session(), "q", limits(), &cancel, &mut |_| {}).await.unwrap();
+    let (session, returnable) = taken.into_parts();
+    let mut returnable = returnable.expect("a pooled run's process can go back");
+    returnable.refill();
+    let fresh = the_warm_pid(&pool).await;
+    assert_ne!(fresh, used);
+
+    // The conversation lets it go: the used process, quicker to answer, replaces the fresh one.
+    returnable.give_back(session, true);
+    eventually("the used process is back", || {
+        (pool.warm_pids() == [used] && pool.stats().filling == 0).then_some(())
+    })
+    .await;
+    assert!(leftover_processes(|p| p.pid == fresh, WAIT).await.is_empty(), "the fresh one stays");
+    assert_eq!(pool.stats().recycled, 1);
+    pool.shutdown().await;
+    let survivors = leftover_processes(is_ours(home.path()), WAIT).await;
+    assert!(survivors.is_empty(), "{survivors:?}");
+}
