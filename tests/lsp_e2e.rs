@@ -88,6 +88,10 @@ async fn refactor_of_a_selection_returns_the_exact_workspace_edit_and_leaves_the
     assert!(result["sessionId"].as_str().is_some_and(|id| !id.is_empty()));
     assert_eq!(result["metadata"]["numTurns"], 3);
     assert_eq!(ws.read("src/lib.rs"), LIB, "a run must never write the user's files");
+    assert!(
+        ws.client.server_requests("workspace/applyEdit").is_empty(),
+        "a custom request returns its edit and never applies it"
+    );
     let first = &ws.api.requests()[0];
     assert!(first.all_text().contains("unsaved marker"), "the agent did not see the buffer");
     assert!(first.all_text().contains("rename add to sum"));
@@ -394,6 +398,7 @@ async fn the_refactor_command_answers_at_once_and_delivers_through_apply_edit() 
         .unwrap();
     assert!(started["runId"].as_str().is_some());
     let apply = ws.client.wait_for_server_request("workspace/applyEdit").await;
+    save_transcript(&ws.client);
     assert_eq!(apply["label"], "Claude: refactor");
     assert_eq!(
         apply["edit"]["documentChanges"][0]["edits"],
@@ -486,6 +491,15 @@ async fn bad_params_get_clear_errors_and_the_server_keeps_serving() {
     ws.client.finish().await;
 }
 
+/// Every LSP message so far, written to the file `CLAUDE_LSP_TEST_TRANSCRIPT` names (for the
+/// record of one run; nothing happens when it is unset).
+fn save_transcript(client: &TestClient) {
+    if let Some(path) = std::env::var_os("CLAUDE_LSP_TEST_TRANSCRIPT").filter(|p| !p.is_empty()) {
+        std::fs::write(&path, client.transcript())
+            .unwrap_or_else(|err| panic!("cannot write the transcript to {path:?}: {err}"));
+    }
+}
+
 /// Progress, output and usage of runs a test does not examine.
 fn drain_progress(client: &TestClient) {
     client.take_notifications("$/progress");
@@ -521,4 +535,447 @@ async fn cancelling_from_the_progress_bar_stops_a_background_run() {
     assert_eq!(progress.last().unwrap()["message"], "Cancelled; nothing was applied");
     drain_progress(&ws.client);
     ws.client.finish().await;
+}
+
+/// Wait until the fake API has received a request satisfying `pred`; returns it.
+async fn wait_for_api_request(
+    ws: &Workspace,
+    what: &str,
+    pred: impl Fn(&RecordedRequest) -> bool,
+) -> RecordedRequest {
+    let deadline = tokio::time::Instant::now() + support::lsp_client::WAIT;
+    loop {
+        if let Some(found) = ws.api.requests().into_iter().find(|r| pred(r)) {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the fake API never saw {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn after_a_cancelled_refactor_the_mirror_serves_the_next_one_without_the_cancelled_edit() {
+    const CANCELLED: &str = "make add subtract";
+    // The cancelled run edits the mirror, then its model never answers again; the next run
+    // renames `add`.
+    let script = |request: &RecordedRequest| {
+        let path = format!("{}/src/lib.rs", cli_cwd(request));
+        let cancelled_run = request.all_text().contains(CANCELLED);
+        match (cancelled_run, request.turn_index()) {
+            (_, 0) => Turn::tool_use("Read", json!({"file_path": path})),
+            (true, 1) => Turn::tool_use(
+                "Edit",
+                json!({"file_path": path, "old_string": "a + b", "new_string": "a - b"}),
+            ),
+            (true, _) => Turn::Hang,
+            (false, 1) => Turn::tool_use(
+                "Edit",
+                json!({"file_path": path, "old_string": "fn add(a: i32", "new_string": "fn sum(a: i32"}),
+            ),
+            (false, _) => Turn::text("Renamed add to sum."),
+        }
+    };
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        support::fake_api::Script::from_fn(script),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+
+    let (id, answer) = ws
+        .client
+        .start_request(
+            "claude/refactor",
+            json!({
+                "textDocument": {"uri": uri}, "instruction": CANCELLED, "workDoneToken": "first",
+            }),
+        )
+        .await;
+    // The request after the Edit: the edit is on the mirror's disk, and the model hangs.
+    let hanging = wait_for_api_request(&ws, "the cancelled run's third turn", |r| {
+        r.all_text().contains(CANCELLED) && r.turn_index() == 2
+    })
+    .await;
+    let mirror = cli_cwd(&hanging);
+    assert_ne!(mirror, ws.root().display().to_string(), "edit runs belong in the mirror");
+    let mirrored = std::fs::read_to_string(format!("{mirror}/src/lib.rs")).unwrap();
+    assert!(
+        mirrored.contains("a - b"),
+        "the cancelled run's edit is not in the mirror: {mirrored}"
+    );
+
+    ws.client.cancel(id).await;
+    let err = TestClient::answer(answer).await.unwrap_err();
+    assert_eq!(err["code"], -32800, "{err}");
+    // The run has let go of its mirror once its progress ends.
+    let progress = ws.client.progress_until_end(&json!("first")).await;
+    assert_eq!(progress.last().unwrap()["message"], "Cancelled; nothing was applied");
+
+    let result = ws
+        .client
+        .request(
+            "claude/refactor",
+            json!({
+                "textDocument": {"uri": uri}, "instruction": "rename add to sum",
+                "workDoneToken": "second",
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        result["edit"],
+        json!({"documentChanges": [{
+            "textDocument": {"uri": uri, "version": 1},
+            "edits": [{"range": range(0, 3, 0, 6), "newText": "sum"}],
+        }]}),
+        "the cancelled run's edit leaked into the next result"
+    );
+    assert_eq!(result["files"], json!([{"uri": uri, "action": "modified"}]));
+    let second: Vec<RecordedRequest> =
+        ws.api.requests().into_iter().filter(|r| !r.all_text().contains(CANCELLED)).collect();
+    assert_eq!(cli_cwd(&second[0]), mirror, "the next run should reuse the same mirror");
+    let read = second
+        .iter()
+        .flat_map(|r| r.tool_results_for("Read"))
+        .next()
+        .expect("the next run read the file");
+    assert!(
+        read.contains("a + b") && !read.contains("a - b"),
+        "the agent saw a stale mirror: {read}"
+    );
+    assert_eq!(ws.read("src/lib.rs"), LIB, "a run must never write the user's files");
+    assert!(ws.client.server_requests("workspace/applyEdit").is_empty());
+    let progress = ws.client.progress_until_end(&json!("second")).await;
+    assert_progress_well_formed(&progress, &["Editing src/lib.rs"]);
+    drain_progress(&ws.client);
+    ws.client.finish().await;
+}
+
+/// An analysis answered the way the server asks for it: one call of the CLI's StructuredOutput
+/// tool with the Markdown `summary` and no findings.
+fn analysis(summary: &'static str) -> support::fake_api::Script {
+    support::fake_api::Script::from_fn(move |request: &RecordedRequest| {
+        match request.turn_index() {
+            0 => Turn::tool_use("StructuredOutput", json!({"summary": summary, "findings": []})),
+            _ => Turn::text("Done."),
+        }
+    })
+}
+
+/// `claude/metrics`' view of `maxConcurrent`: the scheduler's limit as it is now.
+async fn max_concurrent(client: &mut TestClient) -> Value {
+    let metrics = client.request("claude/metrics", json!(null)).await.unwrap();
+    metrics["scheduler"]["maxConcurrent"].clone()
+}
+
+/// Every `window/showMessage` so far, each `(type, message)`, waiting for at least `count`.
+async fn messages(client: &TestClient, count: usize) -> Vec<(Value, String)> {
+    let mut found = Vec::new();
+    for _ in 0..count {
+        let message = client.next_notification("window/showMessage").await;
+        found.push((message["type"].clone(), message["message"].as_str().unwrap().to_owned()));
+    }
+    found.extend(
+        client
+            .take_notifications("window/showMessage")
+            .into_iter()
+            .map(|m| (m["type"].clone(), m["message"].as_str().unwrap().to_owned())),
+    );
+    found
+}
+
+#[tokio::test]
+async fn bad_settings_warn_by_name_and_fall_back_while_good_ones_apply() {
+    const MARKER: &str = "Always answer like a pirate (settings marker 7f3a).";
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        analysis("It adds two numbers."),
+        full_capabilities(),
+        json!({"maxConcurrent": "lots", "bogusSetting": true}),
+    )
+    .await;
+    let warnings = messages(&ws.client, 2).await;
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    for (field, detail) in [("claude.maxConcurrent", "using 4"), ("claude.bogusSetting", "unknown")]
+    {
+        let warning = warnings.iter().find(|(_, text)| text.contains(field));
+        let (kind, text) =
+            warning.unwrap_or_else(|| panic!("no warning names {field}: {warnings:#?}"));
+        assert_eq!(kind, &json!(2), "a settings problem is a warning: {text}");
+        assert!(text.contains(detail), "{text}");
+    }
+    assert_eq!(max_concurrent(&mut ws.client).await, 4, "the default replaces the bad value");
+    // The server keeps working with the rest of the settings (the CLI path, the fake API).
+    let uri = ws.uri("src/lib.rs");
+    let analyzed =
+        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    assert_eq!(analyzed["text"], "It adds two numbers.");
+    assert!(!ws.api.requests()[0].system_text().contains(MARKER));
+
+    // didChangeConfiguration: the server pulls the `claude` section; one bad field warns, the
+    // good ones apply.
+    let env: serde_json::Map<String, Value> =
+        ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let section = json!({
+        "cliPath": real_cli(), "env": env, "warmPool": 0,
+        "maxConcurrent": 2, "appendSystemPrompt": MARKER, "timeoutSecs": "soon",
+    });
+    ws.client.set_behaviour(|b| b.configuration = section);
+    ws.client.notify("workspace/didChangeConfiguration", json!({"settings": null})).await;
+    let warnings = messages(&ws.client, 1).await;
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let (kind, text) = &warnings[0];
+    assert_eq!(kind, &json!(2));
+    assert!(text.contains("claude.timeoutSecs") && text.contains("using 300"), "{text}");
+    assert_eq!(
+        ws.client.server_requests("workspace/configuration"),
+        [json!({"items": [{"section": "claude"}]})]
+    );
+    assert_eq!(max_concurrent(&mut ws.client).await, 2);
+    let analyzed =
+        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    assert_eq!(analyzed["text"], "It adds two numbers.");
+    let last = ws.api.requests().pop().unwrap();
+    assert!(last.system_text().contains(MARKER), "appendSystemPrompt did not reach the CLI");
+    drain_progress(&ws.client);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_client_without_workspace_configuration_pushes_its_settings() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::text("unused"),
+        minimal_capabilities(),
+        json!({"warmPool": 0}),
+    )
+    .await;
+    let pushed = json!({"claude": {
+        "cliPath": real_cli(), "maxConcurrent": 3, "warmPool": 0, "logLevel": "loud",
+    }});
+    ws.client.notify("workspace/didChangeConfiguration", json!({"settings": pushed})).await;
+    let warnings = messages(&ws.client, 1).await;
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].1.contains("claude.logLevel"), "{warnings:#?}");
+    assert!(ws.client.server_requests("workspace/configuration").is_empty());
+    assert_eq!(max_concurrent(&mut ws.client).await, 3);
+    ws.client.finish().await;
+}
+
+const LONG_ANSWER: &str = "\
+## What `add` does
+
+It returns the sum of its two arguments. Nothing else happens: no allocation, no I/O.
+
+## Caveats
+
+In a debug build an overflowing sum panics; in a release build it wraps around. Callers that \
+add untrusted numbers should use `checked_add` and decide what an overflow means for them.";
+
+#[tokio::test]
+async fn a_long_answer_arrives_as_a_document_or_as_a_message_when_documents_are_unsupported() {
+    for can_show_documents in [true, false] {
+        let capabilities =
+            if can_show_documents { full_capabilities() } else { minimal_capabilities() };
+        let mut ws = Workspace::start(
+            &[("src/lib.rs", LIB)],
+            analysis(LONG_ANSWER),
+            capabilities,
+            json!({}),
+        )
+        .await;
+        let uri = ws.uri("src/lib.rs");
+        ws.client
+            .request(
+                "workspace/executeCommand",
+                json!({"command": "claude.analyze", "arguments": [{"textDocument": {"uri": uri}}]}),
+            )
+            .await
+            .unwrap();
+        if can_show_documents {
+            let shown = ws.client.wait_for_server_request("window/showDocument").await;
+            assert_eq!(shown["takeFocus"], true, "{shown}");
+            assert_ne!(shown["external"], true, "{shown}");
+            let uri: claude_lsp::lsp::Uri = shown["uri"].as_str().unwrap().parse().unwrap();
+            let path = claude_lsp::edits::uri_to_path(&uri).unwrap();
+            assert_eq!(path.extension().and_then(|e| e.to_str()), Some("md"), "{shown}");
+            assert!(path.starts_with(ws.cache_dir()), "{shown}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), LONG_ANSWER);
+            assert!(ws.client.take_notifications("window/showMessage").is_empty());
+        } else {
+            let message = ws.client.next_notification("window/showMessage").await;
+            assert_eq!(message["type"], 3, "{message}");
+            assert_eq!(message["message"], format!("Claude (analyze):\n{LONG_ANSWER}"));
+            assert!(ws.client.server_requests("window/showDocument").is_empty());
+        }
+        // No findings: the command path clears the file's Claude diagnostics.
+        let published = ws.client.next_notification("textDocument/publishDiagnostics").await;
+        assert_eq!(published["diagnostics"], json!([]), "{published}");
+        drain_progress(&ws.client);
+        ws.client.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goes_on() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        analysis("It adds two numbers."),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 3, LIB).await;
+    // Older and equal versions: refused.
+    ws.client.did_change(&uri, 2, json!([{"text": "stale text v2"}])).await;
+    ws.client.did_change(&uri, 3, json!([{"text": "stale text v3"}])).await;
+    // A range whose end is before its start: refused, all or nothing (the first change too).
+    let reversed = json!([
+        {"range": range(0, 0, 0, 0), "text": "half applied "},
+        {"range": range(2, 0, 1, 0), "text": "x"},
+    ]);
+    ws.client.did_change(&uri, 4, reversed).await;
+    // A document never opened, and params that are not a change at all.
+    ws.client.did_change(&ws.uri("src/other.rs"), 9, json!([{"text": "never opened"}])).await;
+    ws.client
+        .notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri}, "contentChanges": 7}),
+        )
+        .await;
+    // A position past the end is clamped to it: accepted, at the next version.
+    ws.client
+        .did_change(&uri, 5, json!([{"range": range(99, 0, 99, 0), "text": "// tail\n"}]))
+        .await;
+
+    let analyzed =
+        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    assert_eq!(analyzed["text"], "It adds two numbers.");
+    let prompt = ws.api.requests()[0].all_text();
+    let expected =
+        "   1 | fn add(a: i32, b: i32) -> i32 {\n   2 |     a + b\n   3 | }\n   4 | // tail\n";
+    assert!(prompt.contains(expected), "the agent saw the wrong buffer: {prompt}");
+    // The change to a document never opened opened nothing: there is no such file to analyze.
+    let never_opened = ws
+        .client
+        .request("claude/analyze", json!({"textDocument": {"uri": ws.uri("src/other.rs")}}))
+        .await
+        .unwrap_err();
+    assert_eq!(never_opened["data"]["kind"], "file_access", "{never_opened}");
+    for refused in ["stale text", "half applied", "never opened"] {
+        assert!(!prompt.contains(refused), "a refused change reached the buffer: {refused}");
+    }
+    drain_progress(&ws.client);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn new_files_for_a_client_without_resource_operations_are_refused_and_nothing_applied() {
+    let script = |request: &RecordedRequest| {
+        let root = cli_cwd(request);
+        match request.turn_index() {
+            0 => Turn::tool_use("Read", json!({"file_path": format!("{root}/src/lib.rs")})),
+            1 => Turn::tool_use(
+                "Edit",
+                json!({"file_path": format!("{root}/src/lib.rs"),
+                       "old_string": "fn add(a: i32", "new_string": "pub fn add(a: i32"}),
+            ),
+            2 => Turn::tool_use(
+                "Write",
+                json!({"file_path": format!("{root}/src/hello.rs"), "content": "pub fn hello() {}\n"}),
+            ),
+            _ => Turn::text("Made add public and added src/hello.rs."),
+        }
+    };
+    // documentChanges, but no create/rename/delete.
+    let mut capabilities = full_capabilities();
+    capabilities["workspace"]["workspaceEdit"] = json!({"documentChanges": true});
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        support::fake_api::Script::from_fn(script),
+        capabilities,
+        json!({}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    let params = json!({"textDocument": {"uri": uri}, "instruction": "add hello in a new file"});
+    let err = ws.client.request("claude/generate", params.clone()).await.unwrap_err();
+    assert_eq!(err["code"], -32017, "{err}");
+    assert_eq!(err["data"]["kind"], "unsupported_by_client", "{err}");
+    let message = err["message"].as_str().unwrap();
+    assert!(message.contains("resourceOperations"), "{message}");
+    assert!(message.contains(&ws.path("src/hello.rs").display().to_string()), "{message}");
+
+    // The command path says so in a message, and applies nothing, not even the edit to lib.rs.
+    ws.client
+        .request(
+            "workspace/executeCommand",
+            json!({"command": "claude.generate", "arguments": [params]}),
+        )
+        .await
+        .unwrap();
+    let shown = ws.client.next_notification("window/showMessage").await;
+    assert_eq!(shown["type"], 1, "{shown}");
+    assert!(shown["message"].as_str().unwrap().contains("src/hello.rs"), "{shown}");
+    assert!(ws.client.server_requests("workspace/applyEdit").is_empty());
+    assert!(!ws.path("src/hello.rs").exists());
+    assert_eq!(ws.read("src/lib.rs"), LIB);
+    drain_progress(&ws.client);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_workspace_outside_git_is_mirrored_by_a_copy_and_one_too_big_is_refused_clearly() {
+    for too_big in [false, true] {
+        let script = edit_script("src/lib.rs", "fn add(a: i32", "fn sum(a: i32", "Renamed.");
+        let big = "x".repeat(1_200_000);
+        let mut files = vec![("src/lib.rs", LIB)];
+        if too_big {
+            files.push(("data.txt", big.as_str()));
+        }
+        let mut ws = Workspace::start(
+            &files,
+            support::fake_api::Script::from_fn(script),
+            full_capabilities(),
+            json!({"stagingMaxCopyMb": 1}),
+        )
+        .await;
+        // Not a repository any more: the mirror must be a plain copy.
+        std::fs::remove_dir_all(ws.path(".git")).unwrap();
+        let uri = ws.uri("src/lib.rs");
+        let result = ws
+            .client
+            .request(
+                "claude/refactor",
+                json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum"}),
+            )
+            .await;
+        if too_big {
+            let err = result.unwrap_err();
+            assert_eq!(err["data"]["kind"], "staging_failed", "{err}");
+            assert!(err["message"].as_str().unwrap().contains("stagingMaxCopyMb"), "{err}");
+            assert!(ws.api.requests().is_empty(), "nothing should reach the model");
+        } else {
+            let result = result.unwrap();
+            assert_eq!(
+                result["edit"],
+                json!({"documentChanges": [{
+                    "textDocument": {"uri": uri, "version": null},
+                    "edits": [{"range": range(0, 3, 0, 6), "newText": "sum"}],
+                }]})
+            );
+            assert_ne!(cli_cwd(&ws.api.requests()[0]), ws.root().display().to_string());
+        }
+        assert_eq!(ws.read("src/lib.rs"), LIB);
+        assert!(
+            !ws.path(".git").exists(),
+            "the server must not turn the workspace into a repository"
+        );
+        drain_progress(&ws.client);
+        ws.client.finish().await;
+    }
 }

@@ -62,10 +62,11 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
         &text,
     ));
 
-    for comment in instruction_comments(&text, range.start.line..=range.end.line) {
+    for comment in instruction_comments(&text, selected_lines(range)) {
         let instruction = match comment.kind {
             InstructionKind::Claude => comment.instruction.clone(),
-            _ => format!("Do this TODO: {}", comment.instruction),
+            InstructionKind::Todo => format!("Do this TODO: {}", comment.instruction),
+            InstructionKind::Fixme => format!("Fix this FIXME: {}", comment.instruction),
         };
         let instruction = format!(
             "{instruction}\n(This comes from the instruction comment on line {}; remove that comment when done.)",
@@ -159,6 +160,17 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
     Some(actions)
 }
 
+/// The lines a range covers. A selection of whole lines ends at character 0 of the line after
+/// them (editors select lines that way): that line is not part of it.
+fn selected_lines(range: Range) -> std::ops::RangeInclusive<u32> {
+    let last = if range.end.character == 0 && range.end.line > range.start.line {
+        range.end.line - 1
+    } else {
+        range.end.line
+    };
+    range.start.line..=last
+}
+
 fn with_scope(params: &ActionParams, scope: ReviewScope) -> ActionParams {
     let mut params = params.clone();
     params.options.review.scope = Some(scope);
@@ -181,4 +193,24 @@ fn action(
         }),
         ..CodeAction::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsp::Position;
+
+    fn range(sl: u32, sc: u32, el: u32, ec: u32) -> Range {
+        Range::new(Position::new(sl, sc), Position::new(el, ec))
+    }
+
+    #[test]
+    fn a_selection_of_whole_lines_leaves_out_the_line_it_ends_on() {
+        assert_eq!(selected_lines(range(3, 0, 5, 0)), 3..=4);
+        assert_eq!(selected_lines(range(3, 2, 5, 1)), 3..=5);
+        // A cursor, or an empty line's selection, keeps its line.
+        assert_eq!(selected_lines(range(4, 0, 4, 0)), 4..=4);
+        // A reversed range covers nothing.
+        assert!(selected_lines(range(5, 0, 3, 0)).is_empty());
+    }
 }
