@@ -1,5 +1,7 @@
 //! What the agent is doing, in words, for progress reports ("Reading src/lib.rs").
 
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 /// Longest report message; editors show one line.
@@ -41,6 +43,100 @@ pub fn describe_tool_use(
 pub fn describe_text(text: &str) -> Option<String> {
     let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
     Some(truncate(line))
+}
+
+/// The agent's text as it streams, as progress: the line it is writing, in whole words, at most
+/// one report per interval, so a long answer shows as it comes without flooding the editor.
+/// Only whole words are shown: a secret arriving in pieces is never shown in part (reports are
+/// redacted as a whole).
+#[derive(Debug)]
+pub struct TextProgress {
+    interval: Duration,
+    /// The line being written, and the last non-empty line before it.
+    line: String,
+    previous_line: String,
+    last_report: Option<(Instant, String)>,
+    /// A report came from the current block's pieces.
+    reported_in_block: bool,
+}
+
+impl TextProgress {
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            line: String::new(),
+            previous_line: String::new(),
+            last_report: None,
+            reported_in_block: false,
+        }
+    }
+
+    /// A piece of streamed text: a report to send now, if one is due.
+    pub fn piece(&mut self, text: &str, now: Instant) -> Option<String> {
+        for (i, part) in text.split('\n').enumerate() {
+            if i > 0 && !self.line.trim().is_empty() {
+                self.previous_line = std::mem::take(&mut self.line);
+            } else if i > 0 {
+                self.line.clear();
+            }
+            self.line.push_str(part);
+        }
+        let due = self.last_report.as_ref().is_none_or(|(at, _)| now >= *at + self.interval);
+        if !due {
+            return None;
+        }
+        // The words written so far of the current line, else the line before it.
+        let words = self.line.rfind(char::is_whitespace).map_or("", |end| &self.line[..end]);
+        let shown = if words.trim().is_empty() { self.previous_line.trim() } else { words.trim() };
+        let shown = shown.to_owned();
+        self.report(&shown, now)
+    }
+
+    /// A text block is complete (its whole text): its first line when none of its pieces was
+    /// reported (no streaming), else its last line when the reports have not shown it yet.
+    pub fn block(&mut self, text: &str, now: Instant) -> Option<String> {
+        let streamed = std::mem::take(&mut self.reported_in_block);
+        self.line.clear();
+        self.previous_line.clear();
+        if !streamed {
+            let line = describe_text(text)?;
+            self.last_report = Some((now, line.clone()));
+            return Some(line);
+        }
+        let last = text.lines().map(str::trim).rfind(|line| !line.is_empty())?;
+        self.report(last, now)
+    }
+
+    fn report(&mut self, text: &str, now: Instant) -> Option<String> {
+        if text.is_empty() {
+            return None;
+        }
+        let message = tail(text);
+        if self.last_report.as_ref().is_some_and(|(_, last)| *last == message) {
+            return None;
+        }
+        self.reported_in_block = true;
+        self.last_report = Some((now, message.clone()));
+        Some(message)
+    }
+}
+
+/// The end of a long line ("…" and its last words): a line being written shows what is new.
+fn tail(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= MAX_MESSAGE_CHARS {
+        return text.to_owned();
+    }
+    let skip = count - MAX_MESSAGE_CHARS;
+    let start = text.char_indices().nth(skip).map_or(0, |(i, _)| i);
+    let mut rest = &text[start..];
+    // Start at a word.
+    if !text[..start].ends_with(char::is_whitespace)
+        && let Some(space) = rest.find(char::is_whitespace)
+    {
+        rest = &rest[space..];
+    }
+    format!("…{}", rest.trim_start())
 }
 
 fn first_line(text: &str) -> &str {
@@ -98,6 +194,52 @@ mod tests {
         assert!(text.ends_with('…'));
         assert_eq!(describe_text("\n  \n  hello \nworld"), Some("hello".to_owned()));
         assert_eq!(describe_text(" \n "), None);
+    }
+
+    #[test]
+    fn streamed_text_shows_whole_words_at_most_once_per_interval() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut progress = TextProgress::new(Duration::from_millis(200));
+        // The first words show at once; a word still being written does not.
+        assert_eq!(progress.piece("The funct", at(0)), Some("The".to_owned()));
+        assert_eq!(progress.piece("ion adds two", at(50)), None, "too soon");
+        assert_eq!(progress.piece(" numbers", at(250)), Some("The function adds two".to_owned()));
+        // A finished line shows while the next one has no whole word yet.
+        assert_eq!(
+            progress.piece(".\nSecond", at(500)),
+            Some("The function adds two numbers.".to_owned())
+        );
+        assert_eq!(progress.piece(" line", at(800)), Some("Second".to_owned()));
+        // The block's end shows its last line, once.
+        assert_eq!(
+            progress.block("The function adds two numbers.\nSecond line", at(810)),
+            Some("Second line".to_owned())
+        );
+        assert_eq!(progress.block("Second line", at(820)), None, "not streamed, but the same line");
+        // Without pieces (no partial messages), a block shows its first line.
+        assert_eq!(progress.block("\nFirst\nthen more", at(900)), Some("First".to_owned()));
+    }
+
+    #[test]
+    fn a_secret_streamed_in_pieces_never_shows_in_part() {
+        let start = Instant::now();
+        let mut progress = TextProgress::new(Duration::ZERO);
+        let mut shown = Vec::new();
+        for (i, piece) in ["the key is sk-an", "t-api03-abcdef", "ghij and more"].iter().enumerate()
+        {
+            shown.extend(progress.piece(piece, start + Duration::from_millis(i as u64)));
+        }
+        assert_eq!(shown, ["the key is", "the key is sk-ant-api03-abcdefghij and"]);
+    }
+
+    #[test]
+    fn long_lines_show_their_latest_words() {
+        let mut progress = TextProgress::new(Duration::ZERO);
+        let line = format!("{}end ", "word ".repeat(40));
+        let shown = progress.piece(&line, Instant::now()).unwrap();
+        assert!(shown.starts_with("…word") && shown.ends_with("word end"), "{shown}");
+        assert!(shown.chars().count() <= MAX_MESSAGE_CHARS + 1, "{shown}");
     }
 
     #[test]

@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::activity;
+use crate::activity::{self, TextProgress};
 use crate::claude::args::CliOptions;
 use crate::claude::control::InitializeRequest;
 use crate::claude::control::RebindableHandler;
@@ -31,6 +31,8 @@ use crate::usage::{self, CliTotals, RunUsage};
 
 /// How long a new process may take to answer `initialize`.
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The agent's streamed text updates progress at most this often.
+const TEXT_PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Everything a run needs to know about what the user asked.
 #[derive(Debug, Clone)]
@@ -169,6 +171,7 @@ impl Runner {
         let policy = RetryPolicy::from_settings(&self.settings);
         let mut retry = RetryLoop::new(policy, self.resilience.clone(), limits);
         let mut usage = RunUsage::default();
+        let mut text_progress = TextProgress::new(TEXT_PROGRESS_INTERVAL);
         let result = loop {
             let attempt =
                 retry.start(&cancel, &mut |status| on_activity(Activity::Status(status))).await?;
@@ -183,7 +186,8 @@ impl Runner {
                             cwd: cwd.to_path_buf(),
                         });
                     }
-                    for activity in activities(event, &to_user_path, &map_text) {
+                    for activity in activities(event, &to_user_path, &map_text, &mut text_progress)
+                    {
                         on_activity(activity);
                     }
                 })
@@ -473,14 +477,21 @@ fn activities(
     event: &RunEvent,
     to_user_path: &dyn Fn(&str) -> String,
     map_text: &dyn Fn(&str) -> String,
+    text_progress: &mut TextProgress,
 ) -> Vec<Activity> {
     let output = |kind, text: String, tool: Option<String>| Activity::Output { kind, text, tool };
     match event {
-        RunEvent::TextDelta(text) => vec![output(OutputKind::Text, map_text(text), None)],
-        RunEvent::ThinkingDelta(text) => vec![output(OutputKind::Thinking, map_text(text), None)],
-        RunEvent::Text(text) => {
-            activity::describe_text(&map_text(text)).map(Activity::Status).into_iter().collect()
+        RunEvent::TextDelta(text) => {
+            let text = map_text(text);
+            let status = text_progress.piece(&text, Instant::now()).map(Activity::Status);
+            status.into_iter().chain([output(OutputKind::Text, text, None)]).collect()
         }
+        RunEvent::ThinkingDelta(text) => vec![output(OutputKind::Thinking, map_text(text), None)],
+        RunEvent::Text(text) => text_progress
+            .block(&map_text(text), Instant::now())
+            .map(Activity::Status)
+            .into_iter()
+            .collect(),
         RunEvent::ToolUse { name, input, .. } => {
             let status = activity::describe_tool_use(name, input, to_user_path);
             vec![

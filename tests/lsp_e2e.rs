@@ -979,3 +979,45 @@ async fn a_workspace_outside_git_is_mirrored_by_a_copy_and_one_too_big_is_refuse
         ws.client.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_long_answer_streams_into_progress_line_by_line() {
+    let chunks: Vec<String> = [
+        "The function ",
+        "adds two numbers.\n",
+        "It never ",
+        "overflows ",
+        "in practice.\n",
+        "Done",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::slow_text(chunks, Duration::from_millis(500)),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    let result = ws
+        .client
+        .request("claude/analyze", json!({"textDocument": {"uri": uri}, "workDoneToken": "s1"}))
+        .await
+        .unwrap();
+    assert!(result["text"].as_str().unwrap().starts_with("The function adds two numbers."));
+    let progress = ws.client.progress_until_end(&json!("s1")).await;
+    let reports: Vec<&str> = progress.iter().filter_map(|v| v["message"].as_str()).collect();
+    // Lines after the first show as they are written, not only the answer's first line once it
+    // is complete (which is all a client saw before streaming).
+    assert!(reports.contains(&"The function adds two numbers."), "{reports:#?}");
+    let later = ["It never overflows", "It never overflows in practice."];
+    assert!(reports.iter().any(|r| later.contains(r)), "no later line in {reports:#?}");
+    assert!(
+        !reports.iter().any(|r| r.ends_with("The funct")),
+        "a word shown in part: {reports:#?}"
+    );
+    drain_progress(&ws.client);
+    ws.client.finish().await;
+}
