@@ -264,13 +264,21 @@ pub struct Document {
     version: i32,
     rope: Rope,
     lines: LineIndex,
+    /// A change the editor made could not be applied: this text is behind the editor's until
+    /// a change that sends the whole text (or a reopen).
+    out_of_sync: bool,
 }
 
 impl Document {
     pub fn new(uri: Uri, language_id: String, version: i32, text: &str) -> Self {
         let rope = Rope::from_str(text);
         let lines = LineIndex::new(&rope);
-        Self { uri, language_id, version, rope, lines }
+        Self { uri, language_id, version, rope, lines, out_of_sync: false }
+    }
+
+    /// True when a change could not be applied, so the editor's text differs from this one.
+    pub fn is_out_of_sync(&self) -> bool {
+        self.out_of_sync
     }
 
     /// The full text, line breaks exactly as received.
@@ -304,7 +312,9 @@ impl Document {
         self.lines.line_count()
     }
 
-    /// Applies `didChange` content changes in order, all or nothing, moving to `version`.
+    /// Applies `didChange` content changes in order, all or nothing, moving to `version`. A
+    /// change that cannot be applied leaves the document out of sync with the editor (a stale
+    /// version is only a repeat, and changes nothing).
     pub fn apply_changes(
         &mut self,
         version: i32,
@@ -314,6 +324,25 @@ impl Document {
         if version <= self.version {
             return Err(DocumentError::StaleVersion { current: self.version, got: version });
         }
+        let applied = self.apply_in_order(changes, enc);
+        match &applied {
+            Ok(()) => {
+                self.version = version;
+                // Only the whole text brings a document that missed a change back in step.
+                if changes.iter().any(|change| change.range.is_none()) {
+                    self.out_of_sync = false;
+                }
+            }
+            Err(_) => self.out_of_sync = true,
+        }
+        applied
+    }
+
+    fn apply_in_order(
+        &mut self,
+        changes: &[TextDocumentContentChangeEvent],
+        enc: PositionEncoding,
+    ) -> Result<(), DocumentError> {
         // Ropes clone in O(1) (shared nodes), so staging the edits costs little.
         let mut rope = self.rope.clone();
         let mut lines = self.lines.clone();
@@ -334,7 +363,6 @@ impl Document {
         }
         self.rope = rope;
         self.lines = lines;
-        self.version = version;
         Ok(())
     }
 
@@ -724,6 +752,21 @@ mod tests {
             assert_eq!(doc.version(), 2);
             assert_eq!(doc.lines, LineIndex::new(doc.rope()), "index after {initial:?}");
         }
+    }
+
+    #[test]
+    fn a_change_that_cannot_apply_leaves_the_document_out_of_sync_until_a_full_text() {
+        let mut doc = Document::new(uri(), "text".into(), 1, "abc\ndef");
+        assert!(doc.apply_changes(1, &[change(None, "x")], PositionEncoding::Utf16).is_err());
+        assert!(!doc.is_out_of_sync(), "a repeated version is not a missed change");
+        let bad = [change(Some((1, 2, 0, 1)), "y")];
+        assert!(doc.apply_changes(2, &bad, PositionEncoding::Utf16).is_err());
+        assert!(doc.is_out_of_sync());
+        doc.apply_changes(3, &[change(Some((0, 0, 0, 0)), "z")], PositionEncoding::Utf16).unwrap();
+        assert!(doc.is_out_of_sync(), "an edit on top of the wrong text is still wrong");
+        doc.apply_changes(4, &[change(None, "fresh")], PositionEncoding::Utf16).unwrap();
+        assert!(!doc.is_out_of_sync());
+        assert_eq!(doc.text(), "fresh");
     }
 
     #[test]

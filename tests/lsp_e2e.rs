@@ -833,12 +833,6 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
     // Older and equal versions: refused.
     ws.client.did_change(&uri, 2, json!([{"text": "stale text v2"}])).await;
     ws.client.did_change(&uri, 3, json!([{"text": "stale text v3"}])).await;
-    // A range whose end is before its start: refused, all or nothing (the first change too).
-    let reversed = json!([
-        {"range": range(0, 0, 0, 0), "text": "half applied "},
-        {"range": range(2, 0, 1, 0), "text": "x"},
-    ]);
-    ws.client.did_change(&uri, 4, reversed).await;
     // A document never opened, and params that are not a change at all.
     ws.client.did_change(&ws.uri("src/other.rs"), 9, json!([{"text": "never opened"}])).await;
     ws.client
@@ -849,7 +843,7 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
         .await;
     // A position past the end is clamped to it: accepted, at the next version.
     ws.client
-        .did_change(&uri, 5, json!([{"range": range(99, 0, 99, 0), "text": "// tail\n"}]))
+        .did_change(&uri, 4, json!([{"range": range(99, 0, 99, 0), "text": "// tail\n"}]))
         .await;
 
     let analyzed =
@@ -859,6 +853,36 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
     let expected =
         "   1 | fn add(a: i32, b: i32) -> i32 {\n   2 |     a + b\n   3 | }\n   4 | // tail\n";
     assert!(prompt.contains(expected), "the agent saw the wrong buffer: {prompt}");
+
+    // A range whose end is before its start: refused, all or nothing (the first change too).
+    // The editor applied it, so the server's copy is now behind: the user is told, and runs on
+    // the file are refused until the whole text comes again.
+    let reversed = json!([
+        {"range": range(0, 0, 0, 0), "text": "half applied "},
+        {"range": range(2, 0, 1, 0), "text": "x"},
+    ]);
+    ws.client.did_change(&uri, 5, reversed).await;
+    let warning = ws.client.next_notification("window/showMessage").await;
+    assert_eq!(warning["type"], 2, "{warning}");
+    let said = warning["message"].as_str().unwrap();
+    assert!(said.contains("src/lib.rs") && said.contains("reopen"), "{said}");
+    let refused = ws
+        .client
+        .request("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused["data"]["kind"], "file_access", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("out of date"), "{refused}");
+    assert_eq!(ws.api.requests().len(), 1, "a run on an out-of-date copy reached the model");
+    let whole = format!("{LIB}// tail\n// resynced\n");
+    ws.client.did_change(&uri, 6, json!([{"text": whole}])).await;
+    ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    let prompt = ws.api.requests().last().unwrap().all_text();
+    assert!(
+        prompt.contains("   5 | // resynced\n"),
+        "the whole text did not bring it back: {prompt}"
+    );
+
     // The change to a document never opened opened nothing: there is no such file to analyze.
     let never_opened = ws
         .client

@@ -347,8 +347,10 @@ fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerEr
     let path =
         edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
     let workspace = state.workspace_for(&path);
-    let open = open_document(&read(&state.documents), &path)
-        .map(|doc| (doc.language_id().to_owned(), doc.text()));
+    let open = match open_document(&read(&state.documents), &path) {
+        Some(doc) if doc.is_out_of_sync() => return Err(out_of_sync(&path)),
+        doc => doc.map(|doc| (doc.language_id().to_owned(), doc.text())),
+    };
     let (language_id, text) = match open {
         Some(open) => open,
         None => {
@@ -500,6 +502,9 @@ fn rebase_onto_buffer(
     };
     let documents = read(&state.documents);
     let Some(doc) = open_document(&documents, path) else { return Ok(change.clone()) };
+    if doc.is_out_of_sync() {
+        return Err(out_of_sync(path));
+    }
     let current = doc.text();
     versions.push((path.clone(), doc.version()));
     if current == *before {
@@ -513,6 +518,19 @@ fn rebase_onto_buffer(
         )
     })?;
     Ok(FileChange::Modified { path: path.clone(), before: current, after: merged })
+}
+
+/// The server's copy of an open document missed a change (see `handlers::documents`): its text
+/// is not what the user sees, so nothing may be built on it.
+fn out_of_sync(path: &Path) -> ServerError {
+    ServerError::new(
+        ErrorKind::FILE_ACCESS,
+        format!(
+            "the server's copy of {} is out of date: the editor sent a change it could not apply",
+            path.display()
+        ),
+        "close and reopen the file, then run the action again",
+    )
 }
 
 fn changed_file(change: &FileChange) -> Option<ChangedFile> {

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use crate::documents::Document;
 use crate::lsp::{
-    DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams,
+    DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams, MessageType,
 };
 use crate::state::{ServerState, write};
 
@@ -18,20 +19,35 @@ pub fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
 }
 
 /// A stale, out-of-order or malformed change is logged and refused; the document keeps its last
-/// good text (the editor's next full sync, or a reopen, repairs it).
+/// good text (the editor's next full sync, or a reopen, repairs it). A change that was lost, not
+/// merely repeated, leaves the document out of sync: the user is told once, and runs on it are
+/// refused until it is repaired.
 pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams) {
     let encoding = state.encoding();
     let uri = params.text_document.uri;
     let before =
         crate::handlers::findings::text_before_change(state, &uri, &params.content_changes);
-    let result = write(&state.documents).change(
-        &uri,
-        params.text_document.version,
-        &params.content_changes,
-        encoding,
-    );
+    let (result, newly_out_of_sync) = {
+        let mut documents = write(&state.documents);
+        let was_in_sync = documents.get(&uri).is_some_and(|doc| !doc.is_out_of_sync());
+        let result =
+            documents.change(&uri, params.text_document.version, &params.content_changes, encoding);
+        let out_of_sync = documents.get(&uri).is_some_and(Document::is_out_of_sync);
+        (result, was_in_sync && out_of_sync)
+    };
     match result {
-        Err(err) => tracing::warn!(uri = uri.as_str(), %err, "refused a document change"),
+        Err(err) => {
+            tracing::warn!(uri = uri.as_str(), %err, "refused a document change");
+            if newly_out_of_sync {
+                let message = format!(
+                    "Claude: a change to {} could not be applied ({err}); Claude actions on this \
+                     file are refused until you reopen it",
+                    crate::edits::uri_to_path(&uri)
+                        .map_or_else(|_| uri.as_str().to_owned(), |p| p.display().to_string())
+                );
+                state.client.show_message(MessageType::WARNING, message).await;
+            }
+        }
         // Findings move with the text (and go when their own code is edited).
         Ok(()) => {
             crate::handlers::findings::did_change(state, &uri, &params.content_changes, before)
