@@ -673,7 +673,31 @@ fn write_answer(
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("{action}-{run_id}.md"));
     std::fs::write(&path, text)?;
+    prune_answers(&dir, KEPT_ANSWERS);
     edits::path_to_uri(&path).map_err(|err| std::io::Error::other(err.to_string()))
+}
+
+/// Answer documents kept in the cache dir; older ones are removed as new ones come.
+const KEPT_ANSWERS: usize = 50;
+
+/// Remove all but the `keep` newest answer documents in `dir` (best effort: an answer the
+/// editor still shows is only a file it reads once).
+fn prune_answers(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut answers: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "md"))
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
+    if answers.len() <= keep {
+        return;
+    }
+    answers.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, old) in answers.into_iter().skip(keep) {
+        if let Err(err) = std::fs::remove_file(&old) {
+            tracing::debug!(path = %old.display(), %err, "could not remove an old answer");
+        }
+    }
 }
 
 pub fn language_from_path(path: &Path) -> String {
@@ -702,4 +726,33 @@ pub fn language_from_path(path: &Path) -> String {
 
 fn now_rfc3339() -> String {
     crate::time::rfc3339(crate::time::now_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_answers_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let mut written = Vec::new();
+        for n in 0..5 {
+            let uri = write_answer(cache, Action::Analyze, &format!("run{n}"), "text").unwrap();
+            written.push(edits::uri_to_path(&uri).unwrap());
+            // Modification times must differ for "newest" to mean something.
+            let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + n);
+            std::fs::File::options()
+                .write(true)
+                .open(written.last().unwrap())
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        std::fs::write(cache.join("answers/notes.txt"), "not an answer").unwrap();
+        prune_answers(&cache.join("answers"), 2);
+        let left: Vec<bool> = written.iter().map(|path| path.exists()).collect();
+        assert_eq!(left, [false, false, false, true, true]);
+        assert!(cache.join("answers/notes.txt").exists(), "only answers are pruned");
+    }
 }
