@@ -81,6 +81,8 @@ const SMOKE: Sizes = Sizes {
 };
 
 const ANSWER: &str = "The function adds two numbers.";
+/// How the answer starts: a progress report that starts so shows the model's text.
+const ANSWER_START: &str = "The function";
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -442,26 +444,38 @@ async fn quiet_with(home: &Path, count: usize) {
     }
 }
 
-/// (a) or (b): LSP requests to an in-process server.
-async fn through_the_server(api: &FakeApi, warm: bool, runs: usize) -> Vec<Timing> {
+/// How the server gets a CLI process for each measured request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// (a) `warmPool` 0: the request spawns the CLI.
+    Spawn,
+    /// (b) a warm process that never ran a turn: a new server (and pool) for every request.
+    WarmFresh,
+    /// (b′) the warm pool in steady use: a used process, cleared and given back after its run.
+    WarmReused,
+}
+
+/// (a), (b) and (b′): LSP requests to an in-process server.
+async fn through_the_server(api: &FakeApi, mode: Mode, runs: usize) -> Vec<Timing> {
     let home = TestHome::new();
     let workspace = tempfile::Builder::new().prefix("claude-lsp-speed-ws-").tempdir().unwrap();
     fs::write(workspace.path().join("lib.rs"), LIB).unwrap();
-    let cache = tempfile::Builder::new().prefix("claude-lsp-speed-cache-").tempdir().unwrap();
-    let mut client = TestClient::start(ServerOptions {
-        cache_dir: cache.path().to_path_buf(),
-        ..ServerOptions::default()
-    });
-    let env: serde_json::Map<String, Value> =
-        api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    // A finished run's process stays for a follow-up; let it go soon, so runs do not pile up.
-    let settings = json!({"cliPath": real_cli(), "env": env, "warmPool": usize::from(warm), "sessionIdleSecs": 1});
-    client.initialize(workspace.path(), full_capabilities(), settings).await;
     let uri = file_uri(&workspace.path().join("lib.rs"));
+    let warm = usize::from(mode != Mode::Spawn);
+    let mut server: Option<(TestClient, tempfile::TempDir)> = None;
     let mut timings = Vec::new();
     // One unmeasured run first: CLI discovery, and the OS page cache.
     for run in 0..=runs {
-        quiet_with(home.path(), usize::from(warm)).await;
+        if server.is_none() || mode == Mode::WarmFresh {
+            if let Some((old, _cache)) = server.take() {
+                finish(old).await;
+            }
+            server = Some(start_server(api, &home, workspace.path(), warm).await);
+        }
+        let (client, _) = server.as_mut().unwrap();
+        // A finished run's process stays for a follow-up for a second (sessionIdleSecs), then
+        // goes back to the pool in place of the fresh process started meanwhile.
+        quiet_with(home.path(), warm).await;
         let token = format!("speed-{run}");
         let started = Instant::now();
         let (_, answer) = client
@@ -476,20 +490,53 @@ async fn through_the_server(api: &FakeApi, warm: bool, runs: usize) -> Vec<Timin
                     && params["value"]["kind"] == "report"
                     && params["value"]["message"]
                         .as_str()
-                        .is_some_and(|m| m.contains("adds two numbers"))
+                        .is_some_and(|m| m.starts_with(ANSWER_START))
             })
             .await;
         let first_text = started.elapsed();
         let result = TestClient::answer(answer).await.unwrap();
         let elapsed = started.elapsed();
         assert!(result["text"].as_str().unwrap().contains("adds two numbers"), "{result}");
-        drain(&client);
+        drain(client);
         if run > 0 {
             timings.push(Timing { first_text, result: elapsed });
         }
     }
-    client.finish().await;
+    let (mut client, _cache) = server.unwrap();
+    if mode == Mode::WarmReused {
+        // Once the last run's process is back too.
+        quiet_with(home.path(), warm).await;
+        let metrics = client.request("claude/metrics", Value::Null).await.unwrap();
+        assert!(
+            metrics["pool"]["recycled"].as_u64().unwrap_or(0) >= runs as u64,
+            "the runs were not served by reused processes: {metrics}"
+        );
+    }
+    finish(client).await;
     timings
+}
+
+async fn start_server(
+    api: &FakeApi,
+    home: &TestHome,
+    workspace: &Path,
+    warm: usize,
+) -> (TestClient, tempfile::TempDir) {
+    let cache = tempfile::Builder::new().prefix("claude-lsp-speed-cache-").tempdir().unwrap();
+    let options =
+        ServerOptions { cache_dir: cache.path().to_path_buf(), ..ServerOptions::default() };
+    let mut client = TestClient::start(options);
+    let env: serde_json::Map<String, Value> =
+        api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let settings =
+        json!({"cliPath": real_cli(), "env": env, "warmPool": warm, "sessionIdleSecs": 1});
+    client.initialize(workspace, full_capabilities(), settings).await;
+    (client, cache)
+}
+
+async fn finish(client: TestClient) {
+    drain(&client);
+    client.finish().await;
 }
 
 /// (c): `claude -p` spawned for the request, as a plain script would.
@@ -509,6 +556,8 @@ async fn direct_cli(api: &FakeApi, runs: usize) -> Vec<Timing> {
                 "--output-format",
                 "stream-json",
                 "--verbose",
+                // As the server runs it: text arrives as it streams.
+                "--include-partial-messages",
             ])
             .envs(api.cli_env(home.path()));
         let started = Instant::now();
@@ -518,10 +567,13 @@ async fn direct_cli(api: &FakeApi, runs: usize) -> Vec<Timing> {
         let result = loop {
             let line = lines.next_line().await.unwrap().expect("the CLI ended before its result");
             let message: Value = serde_json::from_str(&line).unwrap();
-            let has_text = message["type"] == "assistant"
+            let streamed_text = message["type"] == "stream_event"
+                && message["event"]["delta"]["type"] == "text_delta";
+            let text_block = message["type"] == "assistant"
                 && message["message"]["content"]
                     .as_array()
                     .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "text"));
+            let has_text = streamed_text || text_block;
             if has_text && first_text.is_none() {
                 first_text = Some(started.elapsed());
             }
@@ -545,17 +597,20 @@ async fn end_to_end(table: &mut Table, sizes: Sizes) {
     let runs = sizes.e2e_runs;
     let count = || api.requests().len();
     let before = count();
-    let mut spawn = through_the_server(&api, false, runs).await;
+    let mut spawn = through_the_server(&api, Mode::Spawn, runs).await;
     let after_spawn = count();
-    let mut warm = through_the_server(&api, true, runs).await;
-    let after_warm = count();
+    let mut fresh = through_the_server(&api, Mode::WarmFresh, runs).await;
+    let after_fresh = count();
+    let mut reused = through_the_server(&api, Mode::WarmReused, runs).await;
+    let after_reused = count();
     let mut direct = direct_cli(&api, runs).await;
     let per_run = |from: usize, to: usize| (to - from) as f64 / (runs + 1) as f64;
     table.notes.push(format!(
-        "API requests per run: (a) {:.1}, (b) {:.1}, (c) {:.1}: every mode does the same work at the API.",
+        "API requests per run: (a) {:.1}, (b) {:.1}, (b′) {:.1}, (c) {:.1}: every mode does the same work at the API.",
         per_run(before, after_spawn),
-        per_run(after_spawn, after_warm),
-        per_run(after_warm, count())
+        per_run(after_spawn, after_fresh),
+        per_run(after_fresh, after_reused),
+        per_run(after_reused, count())
     ));
     let stat = |timings: &mut Vec<Timing>, pick: fn(&Timing) -> Duration| {
         let mut values: Vec<Duration> = timings.iter().map(pick).collect();
@@ -564,39 +619,50 @@ async fn end_to_end(table: &mut Table, sizes: Sizes) {
     let first = |t: &Timing| t.first_text;
     let done = |t: &Timing| t.result;
     let (spawn_first, spawn_done) = (stat(&mut spawn, first), stat(&mut spawn, done));
-    let (warm_first, warm_done) = (stat(&mut warm, first), stat(&mut warm, done));
+    let (fresh_first, fresh_done) = (stat(&mut fresh, first), stat(&mut fresh, done));
+    let (reused_first, reused_done) = (stat(&mut reused, first), stat(&mut reused, done));
     let (direct_first, direct_done) = (stat(&mut direct, first), stat(&mut direct, done));
     let ratio = |slow: Duration, fast: Duration| slow.as_secs_f64() / fast.as_secs_f64();
     let label = |mode: &str| {
         format!("End to end, {mode}: request → first progress with model text / → result")
     };
+    let ms = |first: Duration, done: Duration| {
+        format!("{:.0} ms / {:.0} ms", millis(first), millis(done))
+    };
+    table.row(label("(a) CLI spawned per request"), ms(spawn_first, spawn_done), "");
+    table.row(label("(b) warm pool, a fresh process"), ms(fresh_first, fresh_done), "");
     table.row(
-        label("(a) CLI spawned per request"),
-        format!("{:.0} ms / {:.0} ms", millis(spawn_first), millis(spawn_done)),
-        "",
-    );
-    table.row(
-        label("(b) warm pool"),
-        format!("{:.0} ms / {:.0} ms", millis(warm_first), millis(warm_done)),
+        label("(b′) warm pool in steady use, a used process cleared and given back"),
+        ms(reused_first, reused_done),
         "",
     );
     table.row(
         "End to end, (c) direct `claude -p` (no server): spawn → first text / → result",
-        format!("{:.0} ms / {:.0} ms", millis(direct_first), millis(direct_done)),
+        ms(direct_first, direct_done),
         "",
     );
     table.row(
-        "Warm pool speed-up, first progress: (a)/(b) · (c)/(b)",
-        format!("{:.1}× · {:.1}×", ratio(spawn_first, warm_first), ratio(direct_first, warm_first)),
+        "Speed-up, first progress: (a)/(b′) · (a)/(b) · (c)/(b′)",
+        format!(
+            "{:.1}× · {:.1}× · {:.1}×",
+            ratio(spawn_first, reused_first),
+            ratio(spawn_first, fresh_first),
+            ratio(direct_first, reused_first)
+        ),
         "≥ 10× over (a)",
     );
     table.row(
-        "Warm pool speed-up, result: (a)/(b) · (c)/(b)",
-        format!("{:.1}× · {:.1}×", ratio(spawn_done, warm_done), ratio(direct_done, warm_done)),
+        "Speed-up, result: (a)/(b′) · (a)/(b) · (c)/(b′)",
+        format!(
+            "{:.1}× · {:.1}× · {:.1}×",
+            ratio(spawn_done, reused_done),
+            ratio(spawn_done, fresh_done),
+            ratio(direct_done, reused_done)
+        ),
         "",
     );
     table.notes.push(format!(
-        "End to end: medians of {runs} runs per mode (after one unmeasured run), one at a time, on the fake API (tests/support/fake_api.rs) with the pinned CLI {}. The request is `claude/analyze` of a 3-line file; the model's reply is scripted, so the times are claude-lsp's and the CLI's own. Before each run the machine is quiet: no CLI process busy, and in (b) the warm process initialized.",
+        "End to end: medians of {runs} runs per mode (after one unmeasured run), one at a time, on the fake API (tests/support/fake_api.rs) with the pinned CLI {}. The request is `claude/analyze` of a 3-line file; the model's reply is scripted, so the times are claude-lsp's and the CLI's own. Before each run the machine is quiet: no CLI process busy, and in (b) and (b′) the warm process initialized. (b) starts a new server for every request, so its process has never run a turn; (b′) is one server whose finished run's process is let go after `sessionIdleSecs` 1 and, cleared, takes the fresh process's place in the pool. (c) runs with `--include-partial-messages`, as the server does, and counts the first streamed text.",
         expected_cli_version()
     ));
 }
