@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use support::cli::{processes_running, real_cli};
 use support::fake_api::{RecordedRequest, Script, Turn};
-use support::lsp_client::{TestClient, full_capabilities};
+use support::lsp_client::{TestClient, apply_edits, full_capabilities};
 use support::workspace::{Workspace, cli_cwd};
 
 const SOURCE: &str = "\
@@ -266,33 +266,6 @@ fn model(request: &RecordedRequest) -> Turn {
         }
         _ => Turn::text(done),
     }
-}
-
-/// Apply LSP text edits to `text` (ASCII text: UTF-16 positions are byte offsets in a line).
-fn apply_edits(text: &str, edits: &[Value]) -> String {
-    let line_starts: Vec<usize> =
-        std::iter::once(0).chain(text.match_indices('\n').map(|(index, _)| index + 1)).collect();
-    let offset = |position: &Value| {
-        let line = position["line"].as_u64().unwrap() as usize;
-        let character = position["character"].as_u64().unwrap() as usize;
-        line_starts.get(line).map_or(text.len(), |start| start + character)
-    };
-    let mut spans: Vec<(usize, usize, &str)> = edits
-        .iter()
-        .map(|edit| {
-            (
-                offset(&edit["range"]["start"]),
-                offset(&edit["range"]["end"]),
-                edit["newText"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    spans.sort_by_key(|span| std::cmp::Reverse(span.0));
-    let mut result = text.to_owned();
-    for (start, end, new_text) in spans {
-        result.replace_range(start..end, new_text);
-    }
-    result
 }
 
 /// Run the code action titled `title` the way an editor does (executeCommand with its command),

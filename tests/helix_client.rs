@@ -24,7 +24,7 @@ use claude_lsp::server::ServerOptions;
 
 use support::cli::{processes_running, real_cli};
 use support::fake_api::{RecordedRequest, Script, Turn};
-use support::lsp_client::TestClient;
+use support::lsp_client::{TestClient, apply_edits};
 use support::workspace::{Workspace, cli_cwd};
 
 /// Helix's default `timeout` for a language server request.
@@ -258,33 +258,6 @@ async fn workspace_command(client: &mut TestClient, typed: &str) -> Value {
         params["arguments"] = Value::Array(arguments);
     }
     helix_request(client, "workspace/executeCommand", params).await
-}
-
-/// Apply LSP text edits (positions in UTF-8 code units, as negotiated with Helix) to `text`.
-fn apply_edits(text: &str, edits: &[Value]) -> String {
-    let line_starts: Vec<usize> =
-        std::iter::once(0).chain(text.match_indices('\n').map(|(index, _)| index + 1)).collect();
-    let offset = |position: &Value| {
-        let line = position["line"].as_u64().unwrap() as usize;
-        let character = position["character"].as_u64().unwrap() as usize;
-        line_starts.get(line).map_or(text.len(), |start| start + character)
-    };
-    let mut spans: Vec<(usize, usize, &str)> = edits
-        .iter()
-        .map(|edit| {
-            (
-                offset(&edit["range"]["start"]),
-                offset(&edit["range"]["end"]),
-                edit["newText"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    spans.sort_by_key(|span| std::cmp::Reverse(span.0));
-    let mut result = text.to_owned();
-    for (start, end, new_text) in spans {
-        result.replace_range(start..end, new_text);
-    }
-    result
 }
 
 /// The progress of the run the server started for a command: it creates the token itself

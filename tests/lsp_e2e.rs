@@ -415,8 +415,9 @@ async fn the_refactor_command_answers_at_once_and_delivers_through_apply_edit() 
     ws.client.finish().await;
 }
 
-#[tokio::test]
-async fn the_cancel_command_stops_a_background_run() {
+/// A workspace whose model streams its answer for 20 s, and `claude.analyze` started there as a
+/// command: returns the run id.
+async fn slow_background_analyze() -> (Workspace, Value) {
     let chunks: Vec<String> = (0..200).map(|i| format!("w{i} ")).collect();
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
@@ -430,20 +431,22 @@ async fn the_cancel_command_stops_a_background_run() {
         .client
         .request(
             "workspace/executeCommand",
-            json!({
-                "command": "claude.analyze", "arguments": [{"textDocument": {"uri": uri}}],
-            }),
+            json!({"command": "claude.analyze", "arguments": [{"textDocument": {"uri": uri}}]}),
         )
         .await
         .unwrap();
+    (ws, started["runId"].clone())
+}
+
+#[tokio::test]
+async fn the_cancel_command_stops_a_background_run() {
+    let (mut ws, run_id) = slow_background_analyze().await;
     ws.api.wait_for_requests(1, Duration::from_secs(30)).await;
     let cancelled = ws
         .client
         .request(
             "workspace/executeCommand",
-            json!({
-                "command": "claude.cancel", "arguments": [{"runId": started["runId"]}],
-            }),
+            json!({"command": "claude.cancel", "arguments": [{"runId": run_id}]}),
         )
         .await
         .unwrap();
@@ -509,22 +512,7 @@ fn drain_progress(client: &TestClient) {
 
 #[tokio::test]
 async fn cancelling_from_the_progress_bar_stops_a_background_run() {
-    let chunks: Vec<String> = (0..200).map(|i| format!("w{i} ")).collect();
-    let mut ws = Workspace::start(
-        &[("src/lib.rs", LIB)],
-        Turn::slow_text(chunks, Duration::from_millis(100)),
-        full_capabilities(),
-        json!({}),
-    )
-    .await;
-    let uri = ws.uri("src/lib.rs");
-    ws.client
-        .request(
-            "workspace/executeCommand",
-            json!({"command": "claude.analyze", "arguments": [{"textDocument": {"uri": uri}}]}),
-        )
-        .await
-        .unwrap();
+    let (ws, _) = slow_background_analyze().await;
     // Cancel as soon as the bar exists: before the run has even reached the CLI.
     let token =
         ws.client.wait_for_server_request("window/workDoneProgress/create").await["token"].clone();

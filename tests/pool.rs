@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use claude_lsp::claude::args::CliOptions;
 use claude_lsp::claude::control::{DenyAll, InitializeRequest};
-use claude_lsp::claude::session::{RunLimits, SessionConfig, run_turn};
-use claude_lsp::pool::{PoolLimits, WarmPool};
+use claude_lsp::claude::session::{RunLimits, RunResult, SessionConfig, run_turn};
+use claude_lsp::pool::{MAX_KEYS, MAX_USES, PoolLimits, PooledSession, WarmPool};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -297,6 +297,49 @@ async fn the_warm_pid(pool: &WarmPool) -> u32 {
     .await
 }
 
+/// A pool of one process per key in one workspace, filled, answering "Answer." to every turn.
+struct OneKey {
+    api: FakeApi,
+    home: TestHome,
+    workspace: tempfile::TempDir,
+    pool: WarmPool,
+    cancel: CancellationToken,
+}
+
+impl OneKey {
+    async fn start() -> Self {
+        let key = Self {
+            api: FakeApi::start(Turn::text("Answer.")).await,
+            home: TestHome::new(),
+            workspace: tempfile::tempdir().unwrap(),
+            pool: pool_of_one(Duration::from_secs(600)),
+            cancel: CancellationToken::new(),
+        };
+        key.pool.fill(key.config());
+        key
+    }
+
+    fn config(&self) -> SessionConfig {
+        config(&self.api, &self.home, self.workspace.path())
+    }
+
+    /// Take a process for a new conversation and run one turn in it.
+    async fn converse(&self, prompt: &str) -> (PooledSession, RunResult) {
+        let init = InitializeRequest::default();
+        let taken = self.pool.acquire(self.config(), &init, &self.cancel).await.unwrap();
+        let result =
+            run_turn(taken.session(), prompt, limits(), &self.cancel, &mut |_| {}).await.unwrap();
+        (taken, result)
+    }
+
+    /// Shut the pool down and check that none of its processes is left.
+    async fn finish(self) {
+        self.pool.shutdown().await;
+        let survivors = leftover_processes(is_ours(self.home.path()), WAIT).await;
+        assert!(survivors.is_empty(), "{survivors:?}");
+    }
+}
+
 /// The text of the user's messages in an API request.
 fn user_text(request: &RecordedRequest) -> String {
     let messages = request.body["messages"].as_array().cloned().unwrap_or_default();
@@ -305,82 +348,80 @@ fn user_text(request: &RecordedRequest) -> String {
 
 #[tokio::test]
 async fn a_used_process_comes_back_cleared_and_serves_the_next_conversation() {
-    let api = FakeApi::start(Turn::text("Answer.")).await;
-    let home = TestHome::new();
-    let workspace = tempfile::tempdir().unwrap();
-    let pool = pool_of_one(Duration::from_secs(600));
-    let init = InitializeRequest::default();
-    let cancel = CancellationToken::new();
-    pool.fill(config(&api, &home, workspace.path()));
-    let warm_pid = the_warm_pid(&pool).await;
+    let key = OneKey::start().await;
+    let warm_pid = the_warm_pid(&key.pool).await;
 
-    let first = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
-    let first_result =
-        run_turn(first.session(), "first question", limits(), &cancel, &mut |_| {}).await.unwrap();
+    let (first, first_result) = key.converse("first question").await;
     first.give_back(true);
-    let back = the_warm_pid(&pool).await;
-    assert_eq!(back, warm_pid, "the used process should be back, not a new one");
-    assert_eq!(pool.stats().recycled, 1);
-    assert_eq!(pids(&cli_processes(home.path())), [warm_pid], "giving back spawns nothing");
+    assert_eq!(the_warm_pid(&key.pool).await, warm_pid, "the used process should be back");
+    assert_eq!(key.pool.stats().recycled, 1);
+    assert_eq!(pids(&cli_processes(key.home.path())), [warm_pid], "giving back spawns nothing");
 
-    let second = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
+    let (second, second_result) = key.converse("second question").await;
     assert!(second.was_warm());
     assert_eq!(second.session().pid(), warm_pid);
-    let second_result =
-        run_turn(second.session(), "second question", limits(), &cancel, &mut |_| {})
-            .await
-            .unwrap();
     assert_ne!(second_result.session_id, first_result.session_id, "a new conversation");
-    let seen = user_text(api.requests().last().unwrap());
+    let seen = user_text(key.api.requests().last().unwrap());
     assert!(seen.contains("second question"), "{seen}");
     assert!(!seen.contains("first question"), "the earlier conversation leaked: {seen}");
     // The CLI's running cost restarted: the second conversation carries no cost (and no budget)
     // of the first.
     assert_eq!(second_result.cost_usd, first_result.cost_usd);
     second.finish();
-    pool.shutdown().await;
-    let survivors = leftover_processes(is_ours(home.path()), WAIT).await;
-    assert!(survivors.is_empty(), "{survivors:?}");
+    key.finish().await;
 }
 
 #[tokio::test]
 async fn a_process_is_not_given_back_after_a_stateful_tool_or_its_last_use() {
-    let api = FakeApi::start(Turn::text("Answer.")).await;
-    let home = TestHome::new();
-    let workspace = tempfile::tempdir().unwrap();
-    let pool = pool_of_one(Duration::from_secs(600));
-    let init = InitializeRequest::default();
-    let cancel = CancellationToken::new();
-    pool.fill(config(&api, &home, workspace.path()));
-    let mut pid = the_warm_pid(&pool).await;
+    let key = OneKey::start().await;
+    let mut pid = the_warm_pid(&key.pool).await;
 
     // A conversation that ran Bash (say) holds a shell: the process ends and a fresh one comes.
-    let used = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
-    run_turn(used.session(), "q", limits(), &cancel, &mut |_| {}).await.unwrap();
+    let (used, _) = key.converse("q").await;
     used.give_back(false);
-    let replaced = the_warm_pid(&pool).await;
+    let replaced = the_warm_pid(&key.pool).await;
     assert_ne!(replaced, pid);
     assert!(leftover_processes(|p| p.pid == pid, WAIT).await.is_empty());
     pid = replaced;
 
     // A clean process serves MAX_USES conversations, then makes way for a fresh one.
-    for conversation in 1..=claude_lsp::pool::MAX_USES {
-        let taken =
-            pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
+    for conversation in 1..=MAX_USES {
+        let (taken, _) = key.converse("q").await;
         assert_eq!(taken.session().pid(), pid, "conversation {conversation}");
-        run_turn(taken.session(), "q", limits(), &cancel, &mut |_| {}).await.unwrap();
         taken.give_back(true);
-        let now = the_warm_pid(&pool).await;
-        if conversation < claude_lsp::pool::MAX_USES {
+        let now = the_warm_pid(&key.pool).await;
+        if conversation < MAX_USES {
             assert_eq!(now, pid, "conversation {conversation}: the process should be back");
         } else {
             assert_ne!(now, pid, "after {conversation} conversations the process must go");
         }
     }
-    assert_eq!(pool.stats().recycled, u64::from(claude_lsp::pool::MAX_USES) - 1);
-    pool.shutdown().await;
-    let survivors = leftover_processes(is_ours(home.path()), WAIT).await;
-    assert!(survivors.is_empty(), "{survivors:?}");
+    assert_eq!(key.pool.stats().recycled, u64::from(MAX_USES) - 1);
+    key.finish().await;
+}
+
+#[tokio::test]
+async fn a_used_process_let_go_by_its_conversation_takes_a_fresh_ones_place() {
+    let key = OneKey::start().await;
+    let used = the_warm_pid(&key.pool).await;
+
+    // A conversation keeps the process; the key is topped up with a fresh one meanwhile.
+    let (taken, _) = key.converse("q").await;
+    let (session, returnable) = taken.into_parts();
+    let mut returnable = returnable.expect("a pooled run's process can go back");
+    returnable.refill();
+    let fresh = the_warm_pid(&key.pool).await;
+    assert_ne!(fresh, used);
+
+    // The conversation lets it go: the used process, quicker to answer, replaces the fresh one.
+    returnable.give_back(session, true);
+    eventually("the used process is back", || {
+        (key.pool.warm_pids() == [used] && key.pool.stats().filling == 0).then_some(())
+    })
+    .await;
+    assert!(leftover_processes(|p| p.pid == fresh, WAIT).await.is_empty(), "the fresh one stays");
+    assert_eq!(key.pool.stats().recycled, 1);
+    key.finish().await;
 }
 
 #[tokio::test]
@@ -388,7 +429,7 @@ async fn warm_processes_stop_after_pool_idle_secs_and_beyond_max_keys() {
     let api = FakeApi::start(Turn::text("unused")).await;
     let home = TestHome::new();
     let dirs: Vec<tempfile::TempDir> =
-        (0..=claude_lsp::pool::MAX_KEYS).map(|_| tempfile::tempdir().unwrap()).collect();
+        (0..=MAX_KEYS).map(|_| tempfile::tempdir().unwrap()).collect();
 
     // One key more than MAX_KEYS: the least recently used key and its process go.
     let pool = pool_of_one(Duration::from_secs(600));
@@ -398,7 +439,7 @@ async fn warm_processes_stop_after_pool_idle_secs_and_beyond_max_keys() {
     }
     let cwds: Vec<PathBuf> = eventually("MAX_KEYS warm processes", || {
         let warm = pool.warm_pids();
-        (warm.len() == claude_lsp::pool::MAX_KEYS && cli_processes(home.path()).len() == warm.len())
+        (warm.len() == MAX_KEYS && cli_processes(home.path()).len() == warm.len())
             .then(|| warm.iter().filter_map(|pid| cwd_of(*pid)).collect())
     })
     .await;
@@ -453,37 +494,4 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
     ws.client.finish().await;
     let survivors = leftover_processes(is_ours(&home), Duration::from_secs(5)).await;
     assert!(survivors.is_empty(), "CLI processes survived the server's shutdown: {survivors:?}");
-}
-
-#[tokio::test]
-async fn a_used_process_let_go_by_its_conversation_takes_a_fresh_ones_place() {
-    let api = FakeApi::start(Turn::text("Answer.")).await;
-    let home = TestHome::new();
-    let workspace = tempfile::tempdir().unwrap();
-    let pool = pool_of_one(Duration::from_secs(600));
-    let init = InitializeRequest::default();
-    let cancel = CancellationToken::new();
-    pool.fill(config(&api, &home, workspace.path()));
-    let used = the_warm_pid(&pool).await;
-
-    // A conversation keeps the process; the key is topped up with a fresh one meanwhile.
-    let taken = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
-    run_turn(taken.session(), "q", limits(), &cancel, &mut |_| {}).await.unwrap();
-    let (session, returnable) = taken.into_parts();
-    let mut returnable = returnable.expect("a pooled run's process can go back");
-    returnable.refill();
-    let fresh = the_warm_pid(&pool).await;
-    assert_ne!(fresh, used);
-
-    // The conversation lets it go: the used process, quicker to answer, replaces the fresh one.
-    returnable.give_back(session, true);
-    eventually("the used process is back", || {
-        (pool.warm_pids() == [used] && pool.stats().filling == 0).then_some(())
-    })
-    .await;
-    assert!(leftover_processes(|p| p.pid == fresh, WAIT).await.is_empty(), "the fresh one stays");
-    assert_eq!(pool.stats().recycled, 1);
-    pool.shutdown().await;
-    let survivors = leftover_processes(is_ours(home.path()), WAIT).await;
-    assert!(survivors.is_empty(), "{survivors:?}");
 }

@@ -428,3 +428,31 @@ pub fn full_capabilities() -> Value {
 pub fn minimal_capabilities() -> Value {
     json!({"workspace": {"applyEdit": true}, "textDocument": {}, "window": {}})
 }
+
+/// Apply LSP text edits to `text`, as an editor would. Positions are taken as byte offsets in
+/// their line: UTF-8 positions, or UTF-16 ones on ASCII text.
+pub fn apply_edits(text: &str, edits: &[Value]) -> String {
+    let line_starts: Vec<usize> =
+        std::iter::once(0).chain(text.match_indices('\n').map(|(index, _)| index + 1)).collect();
+    let offset = |position: &Value| {
+        let line = position["line"].as_u64().unwrap() as usize;
+        let character = position["character"].as_u64().unwrap() as usize;
+        line_starts.get(line).map_or(text.len(), |start| start + character)
+    };
+    let mut spans: Vec<(usize, usize, &str)> = edits
+        .iter()
+        .map(|edit| {
+            (
+                offset(&edit["range"]["start"]),
+                offset(&edit["range"]["end"]),
+                edit["newText"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    spans.sort_by_key(|span| std::cmp::Reverse(span.0));
+    let mut result = text.to_owned();
+    for (start, end, new_text) in spans {
+        result.replace_range(start..end, new_text);
+    }
+    result
+}
