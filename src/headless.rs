@@ -294,10 +294,10 @@ async fn execute(
         resilience: crate::retry::Resilience::default(),
         conversations: None,
     };
-    let mut on_activity = |activity: Activity| {
-        if let Activity::Status(message) = activity {
-            view.status(&message);
-        }
+    let mut on_activity = |activity: Activity| match activity {
+        Activity::Status(message) => view.status(&message),
+        Activity::Writing(message) => view.writing(&message),
+        _ => {}
     };
     let outcome =
         runner.run(&request, cancel, &mut on_activity).await.map_err(Failure::from_server)?;
@@ -891,6 +891,14 @@ impl ProgressView {
             state.draw();
         } else {
             eprintln!("claude-lsp: {}", state.status);
+        }
+    }
+
+    /// The line the agent is writing: shown on the spinner line, left out of a log (the next
+    /// status replaces it).
+    fn writing(&self, message: &str) {
+        if self.state.lock().unwrap_or_else(PoisonError::into_inner).terminal {
+            self.status(message);
         }
     }
 

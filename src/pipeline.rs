@@ -63,6 +63,9 @@ pub struct ActionRequest {
 pub enum Activity {
     /// A one-line progress message ("Reading src/lib.rs").
     Status(String),
+    /// The line the agent is writing, so far: a status the next one replaces (a log of
+    /// finished steps leaves it out).
+    Writing(String),
     /// A piece of the full stream, for `claude/output`.
     Output { kind: OutputKind, text: String, tool: Option<String> },
     /// The CLI named the run's conversation (at the start of every turn): its session id, and
@@ -483,7 +486,7 @@ fn activities(
     match event {
         RunEvent::TextDelta(text) => {
             let text = map_text(text);
-            let status = text_progress.piece(&text, Instant::now()).map(Activity::Status);
+            let status = text_progress.piece(&text, Instant::now()).map(Activity::Writing);
             status.into_iter().chain([output(OutputKind::Text, text, None)]).collect()
         }
         RunEvent::ThinkingDelta(text) => vec![output(OutputKind::Thinking, map_text(text), None)],

@@ -185,7 +185,9 @@ async fn run_pipeline(
     let forward = async {
         while let Some(activity) = rx.recv().await {
             match activity {
-                Activity::Status(message) => progress.report(message).await,
+                Activity::Status(message) | Activity::Writing(message) => {
+                    progress.report(message).await;
+                }
                 Activity::Output { kind, text, tool } => output.send(kind, &text, tool).await,
                 Activity::Session { id, cwd } => trace.saw_session(&id, &cwd),
             }
