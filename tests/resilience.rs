@@ -6,14 +6,16 @@
 mod support;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use claude_lsp::process::ProcessSpec;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
-use support::cli::{ProcInfo, leftover_processes, real_cli};
+use support::cli::{ProcInfo, lasting_zombies, leftover_processes, live_processes, real_cli};
 use support::fake_api::{RecordedRequest, Script, Turn};
 use support::lsp_client::{TestClient, full_capabilities};
 use support::workspace::{Workspace, cli_cwd};
@@ -94,18 +96,69 @@ fn progress_messages(client: &TestClient, token: &str) -> Vec<String> {
         .collect()
 }
 
-/// Matches the live CLI processes of this test (by their HOME).
+/// Matches the CLI processes of this test that are still there: live ones by their HOME, and
+/// zombies the in-process server never reaped. A zombie has no environment left to tell whose
+/// it is; it is a child of this test process, where the server runs.
 fn our_clis(ws: &Workspace) -> impl Fn(&ProcInfo) -> bool + use<> {
     let cli = real_cli();
     let home = ws.home.path().display().to_string();
+    let test_process = std::process::id();
     move |process: &ProcInfo| {
-        process.runs(&cli) && process.env_var("HOME").as_deref() == Some(home.as_str())
+        process.runs(&cli)
+            && if process.is_zombie() {
+                process.ppid == test_process
+            } else {
+                process.env_var("HOME").as_deref() == Some(home.as_str())
+            }
     }
 }
 
 async fn assert_no_cli_left(ours: impl Fn(&ProcInfo) -> bool) {
     let left = leftover_processes(ours, Duration::from_secs(20)).await;
     assert!(left.is_empty(), "CLI processes survived: {left:#?}");
+}
+
+/// While the server is up: no CLI of this test is left (running or unreaped), and no child of
+/// this test process (where the server runs) stays a zombie. For tests whose settings keep no
+/// warm pool and no live conversation, so that every CLI ends with its run.
+async fn assert_nothing_left_while_up(ws: &Workspace) {
+    assert_no_cli_left(our_clis(ws)).await;
+    let zombies = lasting_zombies(std::process::id(), Duration::from_secs(20)).await;
+    assert!(zombies.is_empty(), "children the server never reaped: {zombies:#?}");
+}
+
+/// Every request the client sent has exactly one answer, as the transcript of the connection
+/// shows (`finish()` also fails on an answer to no request in flight). Returns how many there
+/// were.
+fn assert_each_request_answered_once(client: &TestClient) -> usize {
+    let mut sent: Vec<i64> = Vec::new();
+    let mut answers: HashMap<i64, usize> = HashMap::new();
+    for line in client.transcript().lines() {
+        let (to_server, message) =
+            match (line.split_once("  client → server  "), line.split_once("  server → client  "))
+            {
+                (Some((_, message)), _) => (true, message),
+                (None, Some((_, message))) => (false, message),
+                (None, None) => panic!("not a transcript line: {line}"),
+            };
+        let message: Value = serde_json::from_str(message).unwrap();
+        let id = message.get("id").and_then(Value::as_i64);
+        let is_request = message.get("method").is_some();
+        match (to_server, is_request, id) {
+            (true, true, Some(id)) => sent.push(id),
+            (false, false, Some(id)) => *answers.entry(id).or_default() += 1,
+            // Notifications, the server's requests and the client's answers to them.
+            _ => {}
+        }
+    }
+    let twice: Vec<(&i64, &usize)> = answers.iter().filter(|(_, count)| **count != 1).collect();
+    assert!(twice.is_empty(), "requests answered more than once: {twice:?}");
+    let unanswered: Vec<&i64> = sent.iter().filter(|id| !answers.contains_key(id)).collect();
+    assert!(unanswered.is_empty(), "requests never answered: {unanswered:?}");
+    let unasked: Vec<&i64> = answers.keys().filter(|id| !sent.contains(id)).collect();
+    assert!(unasked.is_empty(), "answers to requests never sent: {unasked:?}");
+    assert_eq!(answers.values().sum::<usize>(), sent.len());
+    sent.len()
 }
 
 fn kind(error: &Value) -> &str {
@@ -124,6 +177,32 @@ impl CallCounter {
         *count += 1;
         *count
     }
+}
+
+#[tokio::test]
+async fn the_process_listing_reports_a_child_nobody_reaped_until_it_is_reaped() {
+    // A child that has exited but was never waited for: a zombie of this test process.
+    let mut child = ProcessSpec::new("/bin/sh", "/").args(["-c", "exit 0"]).spawn().unwrap();
+    let pid = child.pid();
+    let mut zombie = Vec::new();
+    for _ in 0..400 {
+        zombie = leftover_processes(|p| p.pid == pid && p.is_zombie(), Duration::ZERO).await;
+        if !zombie.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(zombie.len(), 1, "the exited child is not reported");
+    assert!(zombie[0].runs(Path::new("/bin/sh")), "{zombie:?}");
+    assert!(!live_processes().iter().any(|p| p.pid == pid), "a zombie is not alive");
+    // "Nothing left" fails on it, and so does the zombie check.
+    let survivors = leftover_processes(|p| p.pid == pid, Duration::from_millis(200)).await;
+    assert_eq!(survivors.len(), 1, "{survivors:?}");
+    let zombies = lasting_zombies(std::process::id(), Duration::from_millis(200)).await;
+    assert!(zombies.iter().any(|z| z.pid == pid), "{zombies:?}");
+    // Once reaped, it is gone.
+    assert!(child.wait().await.unwrap().success());
+    assert!(leftover_processes(|p| p.pid == pid, Duration::from_secs(5)).await.is_empty());
 }
 
 #[tokio::test]
@@ -204,6 +283,32 @@ async fn a_retry_after_an_overload_uses_the_fallback_model() {
     assert_eq!(models.last().map(String::as_str), Some("claude-fallback-test"), "{models:?}");
     assert_eq!(models[0], "claude-main-test", "{models:?}");
     assert_eq!(metrics(&mut ws).await["retries"]["total"], 1, "the server retried once");
+    drain(&ws.client);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_retry_after_a_429_waits_at_least_the_retry_after_the_api_asked_for() {
+    // Both tries of the CLI (CLAUDE_CODE_MAX_RETRIES=1) get a 429 asking for 3 s; then the API
+    // recovers. Without the header the first retry would wait at most 1 s (full jitter).
+    let failures = CallCounter::default();
+    let script = move |_: &RecordedRequest| {
+        if failures.next("all") <= 2 { Turn::rate_limited(3) } else { Turn::text("Fine.") }
+    };
+    let mut ws = start(Script::from_fn(script), json!({"maxRetries": 3})).await;
+    let result = ws.client.request("claude/analyze", analyze_params(&ws, "explain", "ra1")).await;
+    assert!(result.unwrap()["text"].as_str().unwrap().starts_with("Fine."));
+    let messages = progress_messages(&ws.client, "ra1");
+    let waits: Vec<u64> = messages
+        .iter()
+        .filter_map(|m| m.strip_prefix("Retrying in "))
+        .filter_map(|rest| rest.strip_suffix(" s (attempt 2/4): rate limited (429)"))
+        .map(|secs| secs.parse().unwrap())
+        .collect();
+    assert_eq!(waits.len(), 1, "{messages:#?}");
+    assert!(waits[0] >= 3, "the retry did not wait for the API's retry-after: {messages:#?}");
+    let report = metrics(&mut ws).await;
+    assert_eq!(report["retries"]["byReason"], json!({"rate_limited": 1}), "{report:#}");
     drain(&ws.client);
     ws.client.finish().await;
 }
@@ -347,6 +452,173 @@ async fn a_queued_run_reports_its_place_and_can_be_cancelled_before_it_spawns_an
     assert_no_cli_left(ours).await;
 }
 
+/// A workspace with a second folder, `sub`, whose runs have their own queue turn and bucket.
+async fn start_with_sub_folder(script: impl Into<Script>, extra: Value) -> Workspace {
+    let mut settings = json!({"warmPool": 0});
+    settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let files = [("src/lib.rs", LIB), ("sub/src/lib.rs", LIB)];
+    let ws = Workspace::start(&files, script, full_capabilities(), settings).await;
+    let sub = ws.uri("sub");
+    ws.client
+        .notify(
+            "workspace/didChangeWorkspaceFolders",
+            json!({"event": {"added": [{"uri": sub, "name": "sub"}], "removed": []}}),
+        )
+        .await;
+    ws
+}
+
+/// Waits for the first progress message on `token` that says where the run waits: in the
+/// queue (`Queued (n ahead)`) or for the rate limit.
+async fn waiting_message(client: &TestClient, token: &str) -> String {
+    let waits = |p: &Value| {
+        p["token"] == token
+            && p["value"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Queued (") || m.starts_with("Rate limited"))
+    };
+    let progress = client.wait_for_notification("$/progress", waits).await;
+    progress["value"]["message"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn runs_beyond_requests_per_minute_wait_for_the_bucket_then_queue_and_are_served() {
+    // The holder keeps the only slot (its API call never answers), so runs that got a token
+    // wait in the queue and spawn nothing.
+    let script = |request: &RecordedRequest| {
+        if request.all_text().contains("holder-run") { Turn::Hang } else { Turn::text("done") }
+    };
+    let extra = json!({"requestsPerMinute": 60, "maxConcurrent": 1, "liveSessions": 0});
+    let mut ws = start(Script::from_fn(script), extra).await;
+    let (holder_id, holder_answer) =
+        ws.client.start_request("claude/analyze", analyze_params(&ws, "holder-run", "h")).await;
+    ws.api.wait_for_requests(1, Duration::from_secs(60)).await;
+
+    // 60 a minute allows a burst of 60 (the holder took one), then one a second. Send runs
+    // until one finds the bucket empty: that one says so instead of queueing.
+    let mut fillers = Vec::new();
+    let limited_answer = loop {
+        let n = fillers.len();
+        assert!(n < 1000, "no run was ever rate limited");
+        let token = format!("f{n}");
+        let params = analyze_params(&ws, &format!("filler-{n}"), &token);
+        let (id, answer) = ws.client.start_request("claude/analyze", params).await;
+        let message = waiting_message(&ws.client, &token).await;
+        if message.starts_with("Rate limited") {
+            // The bucket was just emptied: the next token comes within a second.
+            assert_eq!(message, "Rate limited (requestsPerMinute): starting in 1 s");
+            break answer;
+        }
+        assert_eq!(message, format!("Queued ({n} ahead)"));
+        fillers.push((id, answer));
+    };
+    assert!(fillers.len() >= 59, "a burst of a minute's worth passes: {}", fillers.len());
+    let limited = fillers.len();
+    let limited_token = format!("f{limited}");
+
+    // The runs that got a token leave the queue; the rate-limited one, once its token comes,
+    // joins the queue behind the holder.
+    for (id, _) in &fillers {
+        ws.client.cancel(*id).await;
+    }
+    for (_, answer) in fillers.drain(..) {
+        assert_eq!(answer_within(answer, ANSWER_WAIT).await.unwrap_err()["code"], -32800);
+    }
+    let first_in_line =
+        |p: &Value| p["token"] == limited_token && p["value"]["message"] == "Queued (0 ahead)";
+    ws.client.wait_for_notification("$/progress", first_in_line).await;
+    assert_eq!(
+        metrics(&mut ws).await["scheduler"],
+        json!({"maxConcurrent": 1, "running": 1, "queued": 1})
+    );
+
+    // The holder goes; the run that waited for the rate limit is served.
+    ws.client.cancel(holder_id).await;
+    assert_eq!(answer_within(holder_answer, ANSWER_WAIT).await.unwrap_err()["code"], -32800);
+    let served = answer_within(limited_answer, ANSWER_WAIT).await.unwrap();
+    assert!(served["text"].as_str().unwrap().starts_with("done"), "{served}");
+    // Of the runs after the holder, only the served one reached the API.
+    let mut reached: Vec<usize> =
+        ws.api.requests().iter().filter_map(|r| marker_number(r, "filler-")).collect();
+    reached.sort_unstable();
+    reached.dedup();
+    assert_eq!(reached, [limited], "cancelled runs reached the API");
+    let report = metrics(&mut ws).await;
+    // Only the holder and the served run ever got a slot (and so a CLI).
+    assert_eq!(report["queueWaitMs"]["count"], 2, "{report:#}");
+    assert_eq!(
+        report["requests"]["byAction"]["analyze"],
+        json!({"success": 1, "cancelled": limited + 1}),
+        "{report:#}"
+    );
+    assert_nothing_left_while_up(&ws).await;
+    drain(&ws.client);
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_rate_limited_run_spawns_nothing_is_cancellable_and_other_folders_have_own_buckets() {
+    let mut ws = start_with_sub_folder(
+        Turn::text("done"),
+        json!({"requestsPerMinute": 1, "liveSessions": 0}),
+    )
+    .await;
+    // The first run takes this folder's one token of the minute.
+    let first = ws.client.request("claude/analyze", analyze_params(&ws, "first-run", "r1")).await;
+    assert!(first.unwrap()["text"].as_str().unwrap().starts_with("done"));
+
+    // The second waits for the bucket and says so.
+    let (second_id, mut second_answer) =
+        ws.client.start_request("claude/analyze", analyze_params(&ws, "second-run", "r2")).await;
+    let message = waiting_message(&ws.client, "r2").await;
+    let secs: u64 = message
+        .strip_prefix("Rate limited (requestsPerMinute): starting in ")
+        .and_then(|rest| rest.strip_suffix(" s"))
+        .and_then(|secs| secs.parse().ok())
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!((1..=60).contains(&secs), "{message}");
+    // It waits before the queue: it holds no slot, and no CLI of this test runs.
+    assert_eq!(
+        metrics(&mut ws).await["scheduler"],
+        json!({"maxConcurrent": 4, "running": 0, "queued": 0})
+    );
+    assert_nothing_left_while_up(&ws).await;
+
+    // The other folder has a bucket of its own: its run is served meanwhile.
+    let sub_params = json!({"textDocument": {"uri": ws.uri("sub/src/lib.rs")},
+                            "instruction": "other-folder-run", "workDoneToken": "r3"});
+    let other = ws.client.request("claude/analyze", sub_params).await.unwrap();
+    assert!(other["text"].as_str().unwrap().starts_with("done"), "{other}");
+    assert!(
+        matches!(second_answer.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
+        "the rate-limited run was answered before its token came"
+    );
+
+    // Cancelled while it waits: answered RequestCancelled, and it never reached the CLI or the
+    // API (it never got a slot, and a CLI is spawned only once a run has one).
+    ws.client.cancel(second_id).await;
+    let cancelled = answer_within(second_answer, ANSWER_WAIT).await.unwrap_err();
+    assert_eq!(cancelled["code"], -32800, "{cancelled}");
+    let end = ws
+        .client
+        .wait_for_notification("$/progress", |p| p["token"] == "r2" && p["value"]["kind"] == "end")
+        .await;
+    assert_eq!(end["value"]["message"], "Cancelled; nothing was applied");
+    let prompts: Vec<String> = ws.api.requests().iter().map(RecordedRequest::all_text).collect();
+    assert!(prompts.iter().any(|p| p.contains("other-folder-run")), "{prompts:#?}");
+    assert!(!prompts.iter().any(|p| p.contains("second-run")), "the cancelled run reached the API");
+    let report = metrics(&mut ws).await;
+    assert_eq!(report["queueWaitMs"]["count"], 2, "{report:#}");
+    assert_eq!(
+        report["requests"]["byAction"]["analyze"],
+        json!({"success": 2, "cancelled": 1}),
+        "{report:#}"
+    );
+    assert_nothing_left_while_up(&ws).await;
+    drain(&ws.client);
+    ws.client.finish().await;
+}
+
 #[tokio::test]
 async fn a_budget_overrun_fails_at_once_with_a_hint() {
     let script = |request: &RecordedRequest| match request.turn_index() {
@@ -369,8 +641,13 @@ async fn a_budget_overrun_fails_at_once_with_a_hint() {
 
 /// The number in a `req-<n>` marker of the conversation.
 fn request_number(request: &RecordedRequest) -> Option<usize> {
+    marker_number(request, "req-")
+}
+
+/// The number after the first `marker` in the conversation (`req-17` → 17).
+fn marker_number(request: &RecordedRequest, marker: &str) -> Option<usize> {
     let text = request.all_text();
-    let start = text.find("req-")? + "req-".len();
+    let start = text.find(marker)? + marker.len();
     let digits: String = text[start..].chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
 }
@@ -416,8 +693,11 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
         }
     };
     let files = [("src/lib.rs", LIB), ("sub/src/lib.rs", LIB)];
+    // No warm pool and no live conversations: every CLI ends with its run, so "no process left"
+    // can be checked exactly while the server is up.
     let settings = json!({"maxConcurrent": 4, "maxRetries": 3, "idleTimeoutSecs": 15,
-                          "timeoutSecs": 200, "circuitFailureThreshold": 5, "circuitCooldownSecs": 10});
+                          "timeoutSecs": 200, "circuitFailureThreshold": 5, "circuitCooldownSecs": 10,
+                          "warmPool": 0, "liveSessions": 0});
     let mut ws =
         Workspace::start(&files, Script::from_fn(script), full_capabilities(), settings).await;
     // A second workspace folder: its runs queue fairly next to the first one's.
@@ -463,6 +743,8 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
     assert_eq!(report["scheduler"], json!({"maxConcurrent": 4, "running": 0, "queued": 0}));
     assert_eq!(report["circuit"]["state"], "closed");
     assert_eq!(report["queueWaitMs"]["count"], 200);
+    // With every request answered and the server still up, no CLI is left and none unreaped.
+    assert_nothing_left_while_up(&ws).await;
 
     // Phase 2: a sustained outage opens the circuit; then new requests fail fast.
     outage.store(true, Ordering::SeqCst);
@@ -513,6 +795,12 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
         let params = analyze_params(&ws, &format!("after-{n}"), &format!("z{n}"));
         assert!(ws.client.request("claude/analyze", params).await.is_ok());
     }
+    // Each of the 215 analyze requests (and every other request) was answered exactly once.
+    let asked = assert_each_request_answered_once(&ws.client);
+    assert!(asked > 200 + 10 + 1 + 1 + 3, "{asked} requests");
+    let report = metrics(&mut ws).await;
+    assert_eq!(report["requests"]["total"], 200 + 10 + 1 + 1 + 3, "{report:#}");
+    assert_nothing_left_while_up(&ws).await;
     drain(&ws.client);
     let ours = our_clis(&ws);
     ws.client.finish().await;

@@ -17,7 +17,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Notify;
 
-use support::cli::{TestHome, children_of, leftover_processes, real_cli};
+use support::cli::{
+    TestHome, children_of, lasting_zombies, leftover_processes, real_cli, remaining_processes,
+};
 use support::fake_api::{CLI_ENV_TO_REMOVE, DUMMY_API_KEY, FakeApi, RecordedRequest, Script, Turn};
 use support::lsp_client::file_uri;
 
@@ -144,6 +146,29 @@ impl StdioServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("claude/metrics never reached the expected state");
+    }
+
+    /// Wait for a notification with `method` whose params satisfy `pred` (received at any time
+    /// so far).
+    async fn wait_for_notification(&self, method: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let arrived = self.arrived.notified();
+            let found = self
+                .inbox
+                .lock()
+                .unwrap()
+                .notifications
+                .iter()
+                .find(|n| n["method"] == method && pred(&n["params"]))
+                .cloned();
+            if let Some(notification) = found {
+                return notification["params"].clone();
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!("no {method} notification within {WAIT:?}");
+            }
+        }
     }
 
     fn raw_output(&self) -> String {
@@ -329,12 +354,34 @@ async fn exit_with_runs_in_flight_stops_every_cli_and_logs_the_metrics() {
     setup.api.wait_for_requests(2, WAIT).await;
     let running = server.clis();
     assert_eq!(running.len(), 2);
+
+    // Cancel one while the server is up: its CLI ends and is reaped (no zombie child of the
+    // server), and the queued third run takes the slot.
+    server.notify("$/cancelRequest", json!({"id": ids[0]})).await;
+    assert_eq!(server.response(ids[0]).await.unwrap_err()["code"], -32800);
+    setup.api.wait_for_requests(3, WAIT).await;
+    let mut left = running.clone();
+    for _ in 0..400 {
+        let remaining = remaining_processes();
+        left.retain(|pid| remaining.iter().any(|p| p.pid == *pid));
+        if left.len() < running.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left.len(), 1, "the cancelled run's CLI is still there: {left:?}");
+    let zombies = lasting_zombies(server.pid(), Duration::from_secs(20)).await;
+    assert!(zombies.is_empty(), "the server left children unreaped: {zombies:#?}");
+    let running: Vec<u32> = server.clis();
+    assert_eq!(running.len(), 2, "{running:?}");
+
     server.request("shutdown", Value::Null).await.unwrap();
     server.notify("exit", Value::Null).await;
     server.wait_exit().await;
     let survivors = leftover_processes(|p| running.contains(&p.pid), Duration::from_secs(20)).await;
     assert!(survivors.is_empty(), "CLI processes survived the exit: {survivors:#?}");
-    // Every request was answered once before the server went (cancelled by the shutdown).
+    // Every request was answered once before the server went (cancelled: by us, or by the
+    // shutdown).
     for id in ids {
         let error = server.response(id).await.unwrap_err();
         assert_eq!(error["code"], -32800, "{error}");
@@ -348,14 +395,26 @@ async fn exit_with_runs_in_flight_stops_every_cli_and_logs_the_metrics() {
 async fn secrets_reach_neither_the_client_nor_the_log() {
     const ENV_SECRET: &str = "plain-secret-value-4711";
     const BEARER: &str = "bearer-token-value.0815";
-    let script = |request: &RecordedRequest| match request.turn_index() {
-        0 => Turn::tool_use(
-            "Read",
-            json!({"file_path": format!("{}/src/secrets.txt", support::workspace::cli_cwd(request))}),
-        ),
-        _ => Turn::text(format!(
-            "The key is {DUMMY_API_KEY}, the token {ENV_SECRET}, and Authorization: Bearer {BEARER} done."
-        )),
+    let script = |request: &RecordedRequest| {
+        if request.all_text().contains("fail-with-secrets") {
+            // An API error that quotes the secrets: it reaches the client as an error.
+            return Turn::error(
+                400,
+                "invalid_request_error",
+                &format!(
+                    "bad request from key {DUMMY_API_KEY} with token {ENV_SECRET} (Bearer {BEARER})"
+                ),
+            );
+        }
+        match request.turn_index() {
+            0 => Turn::tool_use(
+                "Read",
+                json!({"file_path": format!("{}/src/secrets.txt", support::workspace::cli_cwd(request))}),
+            ),
+            _ => Turn::text(format!(
+                "The key is {DUMMY_API_KEY}, the token {ENV_SECRET}, and Authorization: Bearer {BEARER} done."
+            )),
+        }
     };
     let setup = Setup::new(Script::from_fn(script)).await;
     std::fs::write(
@@ -370,6 +429,17 @@ async fn secrets_reach_neither_the_client_nor_the_log() {
     params["workDoneToken"] = json!("s1");
     let result = server.request("claude/analyze", params).await.unwrap();
     assert!(result["text"].as_str().unwrap().contains("[REDACTED]"), "{result}");
+    // The error paths: a ResponseError, and a failed command's window/showMessage.
+    let mut params = setup.analyze("fail-with-secrets");
+    params["workDoneToken"] = json!("s2");
+    let error = server.request("claude/analyze", params).await.unwrap_err();
+    assert!(error["message"].as_str().unwrap().contains("[REDACTED]"), "{error}");
+    let command =
+        json!({"command": "claude.analyze", "arguments": [setup.analyze("fail-with-secrets")]});
+    server.request("workspace/executeCommand", command).await.unwrap();
+    // MessageType 1: an error.
+    let failure = server.wait_for_notification("window/showMessage", |p| p["type"] == 1).await;
+    assert!(failure["message"].as_str().unwrap().contains("[REDACTED]"), "{failure}");
     server.request("shutdown", Value::Null).await.unwrap();
     server.notify("exit", Value::Null).await;
     server.wait_exit().await;

@@ -1,6 +1,7 @@
 //! Finding the binaries under test (the pinned real CLI, the fault-injection fake), driving a CLI
 //! in stream-json mode, and listing processes to prove none is left behind.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -263,25 +264,38 @@ impl StreamJsonCli {
     }
 }
 
-/// A process seen in /proc.
+/// A process seen in /proc. A zombie (`state == 'Z'`) has exited but its parent has not waited
+/// for it yet: its `exe`, `cmdline` and environment are gone; `name`, `ppid` and `start_time`
+/// remain.
 #[derive(Debug, Clone)]
 pub struct ProcInfo {
     pub pid: u32,
     pub ppid: u32,
     /// The state letter from /proc/<pid>/stat (`R`, `S`, `Z`, …).
     pub state: char,
+    /// The command name from /proc/<pid>/stat: the executable's file name, cut to 15 bytes.
+    pub name: String,
+    /// When the process started (clock ticks after boot): with the pid, names one process even
+    /// if the pid is used again later.
+    pub start_time: u64,
     pub exe: Option<PathBuf>,
     pub cmdline: Vec<String>,
 }
+
+/// The longest command name the kernel keeps (`TASK_COMM_LEN` less its NUL).
+const COMM_LEN: usize = 15;
 
 impl ProcInfo {
     fn read(pid: u32) -> Option<Self> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // The command name is in parentheses and may itself contain ") ", so cut at the last one.
+        let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_owned();
         let after_name = &stat[stat.rfind(')')? + 1..];
-        let mut fields = after_name.split_whitespace();
-        let state = fields.next()?.chars().next()?;
-        let ppid = fields.next()?.parse().ok()?;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // Fields 3 (state), 4 (ppid) and 22 (starttime) of proc(5), counted from the pid.
+        let state = fields.first()?.chars().next()?;
+        let ppid = fields.get(1)?.parse().ok()?;
+        let start_time = fields.get(19)?.parse().ok()?;
         let exe = fs::read_link(format!("/proc/{pid}/exe")).ok().map(|exe| {
             // A binary replaced on disk while running shows as "<path> (deleted)".
             let text = exe.to_string_lossy();
@@ -295,11 +309,24 @@ impl ProcInfo {
                     .collect()
             })
             .unwrap_or_default();
-        Some(Self { pid, ppid, state, exe, cmdline })
+        Some(Self { pid, ppid, state, name, start_time, exe, cmdline })
     }
 
-    /// True if this process runs `binary` (by its executable or its argv[0]).
+    /// True if the process has exited and waits to be reaped by its parent.
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z'
+    }
+
+    /// True if this process runs `binary` (by its executable or its argv[0]; a zombie, which has
+    /// neither any more, by its command name).
     pub fn runs(&self, binary: &Path) -> bool {
+        if self.is_zombie() {
+            return binary.file_name().is_some_and(|file| {
+                let file = file.to_string_lossy();
+                let cut = file.as_bytes().get(..COMM_LEN).unwrap_or(file.as_bytes());
+                self.name.as_bytes() == cut
+            });
+        }
         let wanted = fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf());
         let same = |candidate: &Path| {
             candidate == binary || fs::canonicalize(candidate).is_ok_and(|path| path == wanted)
@@ -308,7 +335,8 @@ impl ProcInfo {
             || self.cmdline.first().is_some_and(|argv0| same(Path::new(argv0)))
     }
 
-    /// The value of `key` in the process's environment (readable for our own processes).
+    /// The value of `key` in the process's environment (readable for our own processes; a
+    /// zombie has none).
     pub fn env_var(&self, key: &str) -> Option<String> {
         let environ = fs::read(format!("/proc/{}/environ", self.pid)).ok()?;
         environ.split(|&byte| byte == 0).find_map(|entry| {
@@ -318,28 +346,59 @@ impl ProcInfo {
     }
 }
 
-/// Every process that is alive (zombies excluded: they hold no resources but a pid).
-pub fn live_processes() -> Vec<ProcInfo> {
+/// Every process in /proc, zombies included.
+pub fn all_processes() -> Vec<ProcInfo> {
     let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
         .filter_map(ProcInfo::read)
-        .filter(|process| process.state != 'Z')
         .collect()
 }
 
-/// Live processes running `binary`.
+/// Every process that is alive, zombies excluded: for "is it running?". To ask "is anything
+/// left?", use [`remaining_processes`] or [`leftover_processes`], which report zombies too.
+pub fn live_processes() -> Vec<ProcInfo> {
+    all_processes().into_iter().filter(|process| !process.is_zombie()).collect()
+}
+
+/// Every process a test may have left behind: the live ones, and the zombies whose parent is
+/// this test process or one of its descendants (a parent under test that never waited for its
+/// child). A zombie adopted by init or another reaper outside the test is the system's to reap
+/// (some container inits never do), so it is not reported.
+pub fn remaining_processes() -> Vec<ProcInfo> {
+    let all = all_processes();
+    let parents: HashMap<u32, u32> =
+        all.iter().map(|process| (process.pid, process.ppid)).collect();
+    let test = std::process::id();
+    let in_test = |mut pid: u32| {
+        // Walk up the parents; the depth bound guards against a pid reused mid-listing.
+        for _ in 0..64 {
+            if pid == test {
+                return true;
+            }
+            match parents.get(&pid) {
+                Some(&parent) if parent != 0 && parent != pid => pid = parent,
+                _ => return false,
+            }
+        }
+        false
+    };
+    all.iter().filter(|process| !process.is_zombie() || in_test(process.ppid)).cloned().collect()
+}
+
+/// Processes running `binary` that are still there (see [`remaining_processes`]).
 pub fn processes_running(binary: &Path) -> Vec<ProcInfo> {
-    live_processes().into_iter().filter(|process| process.runs(binary)).collect()
+    remaining_processes().into_iter().filter(|process| process.runs(binary)).collect()
 }
 
-/// Live direct children of `pid`.
+/// Direct children of `pid`, zombies included (a child stays one until it is reaped).
 pub fn children_of(pid: u32) -> Vec<ProcInfo> {
-    live_processes().into_iter().filter(|process| process.ppid == pid).collect()
+    all_processes().into_iter().filter(|process| process.ppid == pid).collect()
 }
 
-/// Poll until no live process matches `matches`, for up to `timeout`. Returns the survivors
+/// Poll until no remaining process (live, or a zombie the test's processes never reaped; see
+/// [`remaining_processes`]) matches `matches`, for up to `timeout`. Returns the survivors
 /// (empty when everything is gone).
 pub async fn leftover_processes(
     matches: impl Fn(&ProcInfo) -> bool,
@@ -347,10 +406,34 @@ pub async fn leftover_processes(
 ) -> Vec<ProcInfo> {
     let deadline = Instant::now() + timeout;
     loop {
-        let survivors: Vec<ProcInfo> = live_processes().into_iter().filter(&matches).collect();
+        let survivors: Vec<ProcInfo> = remaining_processes().into_iter().filter(&matches).collect();
         if survivors.is_empty() || Instant::now() >= deadline {
             return survivors;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The zombie children of `parent` that stay unreaped for `timeout`: children it never waited
+/// for. A child that has just exited is a zombie until its parent reaps it, so only the zombies
+/// seen now that are still zombies after `timeout` are reported (later ones are not looked at:
+/// other tests in the same process may be ending children meanwhile).
+pub async fn lasting_zombies(parent: u32, timeout: Duration) -> Vec<ProcInfo> {
+    let deadline = Instant::now() + timeout;
+    let mut zombies: Vec<ProcInfo> =
+        children_of(parent).into_iter().filter(ProcInfo::is_zombie).collect();
+    loop {
+        if zombies.is_empty() || Instant::now() >= deadline {
+            return zombies;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = children_of(parent);
+        zombies.retain(|zombie| {
+            now.iter().any(|process| {
+                process.pid == zombie.pid
+                    && process.start_time == zombie.start_time
+                    && process.is_zombie()
+            })
+        });
     }
 }
