@@ -289,8 +289,9 @@ impl ProcInfo {
     fn read(pid: u32) -> Option<Self> {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // The command name is in parentheses and may itself contain ") ", so cut at the last one.
-        let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_owned();
-        let after_name = &stat[stat.rfind(')')? + 1..];
+        let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+        let name = stat.get(open + 1..close)?.to_owned();
+        let after_name = &stat[close + 1..];
         let fields: Vec<&str> = after_name.split_whitespace().collect();
         // Fields 3 (state), 4 (ppid) and 22 (starttime) of proc(5), counted from the pid.
         let state = fields.first()?.chars().next()?;
