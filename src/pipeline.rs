@@ -278,11 +278,11 @@ impl Runner {
         let handler = RebindableHandler::new(config.handler.clone());
         config.handler = handler.clone();
         let initialize = permissions::hook_registration(&self.settings);
-        let (session, returnable) = match self.pool.as_ref().filter(|pool| pool.is_enabled()) {
+        let (session, totals, returnable) = match self.pool.as_ref().filter(|p| p.is_enabled()) {
             Some(pool) => pool.acquire(config, &initialize, cancel).await?.into_parts(),
-            None => (spawn_initialized(config, initialize).await?, None),
+            None => (spawn_initialized(config, initialize).await?, CliTotals::default(), None),
         };
-        Ok(TurnProcess { session, returnable, handler, totals: CliTotals::default(), clean: true })
+        Ok(TurnProcess { session, returnable, handler, totals, clean: true })
     }
 
     /// The next turn of conversation `id`: its live process when it has one that fits (no

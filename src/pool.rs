@@ -55,6 +55,7 @@ use crate::claude::control::{ControlHandler, InitializeRequest, RebindableHandle
 use crate::claude::errors::ClaudeError;
 use crate::claude::session::{ClaudeSession, SessionConfig};
 use crate::permissions::{EDIT_TOOLS, READ_TOOLS};
+use crate::usage::CliTotals;
 
 /// The most keys the pool keeps processes for; the least recently used one goes first.
 pub const MAX_KEYS: usize = 4;
@@ -142,6 +143,12 @@ pub fn leaves_no_state(tool: &str) -> bool {
     READ_TOOLS.iter().chain(EDIT_TOOLS).chain(STATELESS).any(|stateless| *stateless == tool)
 }
 
+/// Whether a cleared process would start its next run with part of `--max-budget-usd` spent:
+/// older CLIs (2.1.197) keep their cost totals across `/clear`, and the budget counts them.
+fn spends_an_earlier_budget(totals: &CliTotals, options: &CliOptions) -> bool {
+    options.max_budget_usd.is_some() && totals.cost_usd > 0.0
+}
+
 /// The directory a process was started in, as the file system knows it: a directory removed and
 /// created again at the same path is a different directory.
 fn directory_identity(path: &Path) -> Option<(u64, u64)> {
@@ -157,6 +164,8 @@ struct WarmProcess {
     idle_since: Instant,
     /// Conversations it has served.
     uses: u32,
+    /// Its running cost totals (zero unless the CLI keeps them across `/clear`).
+    totals: CliTotals,
 }
 
 impl WarmProcess {
@@ -370,6 +379,7 @@ impl WarmPool {
             return Ok(PooledSession {
                 session: process.session,
                 warm: true,
+                totals: process.totals,
                 returnable: Some(returnable),
             });
         }
@@ -396,7 +406,7 @@ impl WarmPool {
             uses: 0,
             refill_owed: true,
         });
-        Ok(PooledSession { session, warm: false, returnable })
+        Ok(PooledSession { session, warm: false, totals: CliTotals::default(), returnable })
     }
 
     /// Stop filling and shut every process down, waiting (bounded by the driver's shutdown
@@ -542,6 +552,7 @@ async fn fill_one(inner: Arc<Inner>, key: PoolKey, template: Template) {
                         cwd_identity,
                         idle_since,
                         uses: 0,
+                        totals: CliTotals::default(),
                     });
                     (None, Some(idle))
                 } else {
@@ -614,6 +625,8 @@ async fn expire_when_idle(pool: Weak<Inner>, key: PoolKey, id: u64, mut wait: Du
 pub struct PooledSession {
     session: ClaudeSession,
     warm: bool,
+    /// The process's running cost totals before the run.
+    totals: CliTotals,
     /// How it goes back; `None` for runs the pool does not serve.
     returnable: Option<Returnable>,
 }
@@ -637,9 +650,16 @@ impl PooledSession {
         self.warm
     }
 
-    /// The process, and how it goes back to the pool (for a conversation that keeps it).
-    pub fn into_parts(self) -> (ClaudeSession, Option<Returnable>) {
-        (self.session, self.returnable)
+    /// The process's running cost totals before the run: what its result's totals are measured
+    /// from (a CLI that keeps its totals across `/clear` reports every conversation's cost).
+    pub fn totals(&self) -> &CliTotals {
+        &self.totals
+    }
+
+    /// The process, its running totals, and how it goes back to the pool (for a conversation
+    /// that keeps it).
+    pub fn into_parts(self) -> (ClaudeSession, CliTotals, Option<Returnable>) {
+        (self.session, self.totals, self.returnable)
     }
 
     /// The run is over and nobody keeps the process: see [`Returnable::give_back`].
@@ -755,13 +775,22 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
         cleared = session.clear(CLEAR_TIMEOUT) => cleared,
         () = inner.closed.cancelled() => Err(ClaudeError::Cancelled),
     };
+    let cleared = cleared.map_err(|err| err.to_string()).and_then(|result| {
+        let totals = CliTotals::from_result(&result.raw);
+        if spends_an_earlier_budget(&totals, &returnable.template.config.options) {
+            return Err(
+                "the CLI keeps its cost totals across /clear, and runs have a budget".into()
+            );
+        }
+        Ok(totals)
+    });
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (key, uses) = (returnable.key.clone(), returnable.uses);
     let (rejected, idle) = {
         let mut state = inner.lock();
         let (per_key, idle) = (state.limits.per_key, state.limits.idle);
         match (cleared, state.keys.get_mut(&key)) {
-            (Ok(()), Some(entry)) => {
+            (Ok(totals), Some(entry)) => {
                 entry.filling = entry.filling.saturating_sub(1);
                 // A used process answers its first turn sooner than a fresh one: it takes a
                 // fresh one's place rather than go.
@@ -785,6 +814,7 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
                         cwd_identity: returnable.cwd_identity,
                         idle_since: Instant::now(),
                         uses: uses + 1,
+                        totals,
                     });
                     returnable.refill_owed = false;
                     (displaced.map(|fresh| fresh.session), Some(idle))
@@ -799,8 +829,8 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
                 if let Some(entry) = entry {
                     entry.filling = entry.filling.saturating_sub(1);
                 }
-                if let Err(err) = cleared {
-                    tracing::debug!(error = %err, "could not clear a used process; stopping it");
+                if let Err(why) = cleared {
+                    tracing::debug!(why, "a used process cannot serve another run; stopping it");
                 }
                 (Some(session), None)
             }
@@ -885,6 +915,15 @@ mod tests {
         let mut other_handler = config(Path::new("/w"), &["Read"]);
         other_handler.handler = Arc::new(DenyAll);
         assert_eq!(base, PoolKey::of(&other_handler, &init));
+    }
+
+    #[test]
+    fn a_budget_is_never_spent_by_an_earlier_conversation() {
+        let spent = CliTotals { cost_usd: 0.02, ..CliTotals::default() };
+        let budget = CliOptions { max_budget_usd: Some(1.0), ..CliOptions::default() };
+        assert!(spends_an_earlier_budget(&spent, &budget));
+        assert!(!spends_an_earlier_budget(&CliTotals::default(), &budget), "totals reset");
+        assert!(!spends_an_earlier_budget(&spent, &CliOptions::default()), "no budget");
     }
 
     #[test]

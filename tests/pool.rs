@@ -364,9 +364,10 @@ async fn a_used_process_comes_back_cleared_and_serves_the_next_conversation() {
     let seen = user_text(key.api.requests().last().unwrap());
     assert!(seen.contains("second question"), "{seen}");
     assert!(!seen.contains("first question"), "the earlier conversation leaked: {seen}");
-    // The CLI's running cost restarted: the second conversation carries no cost (and no budget)
-    // of the first.
-    assert_eq!(second_result.cost_usd, first_result.cost_usd);
+    // Measured from the totals the pool hands over, the second conversation cost what the first
+    // did (newer CLIs restart their totals at /clear; 2.1.197 keeps them).
+    let own_cost = second_result.cost_usd - second.totals().cost_usd;
+    assert!((own_cost - first_result.cost_usd).abs() < 1e-9, "{own_cost} vs {first_result:?}");
     second.finish();
     key.finish().await;
 }
@@ -407,7 +408,7 @@ async fn a_used_process_let_go_by_its_conversation_takes_a_fresh_ones_place() {
 
     // A conversation keeps the process; the key is topped up with a fresh one meanwhile.
     let (taken, _) = key.converse("q").await;
-    let (session, returnable) = taken.into_parts();
+    let (session, _, returnable) = taken.into_parts();
     let mut returnable = returnable.expect("a pooled run's process can go back");
     returnable.refill();
     let fresh = the_warm_pid(&key.pool).await;
@@ -474,12 +475,16 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
         (processes.len() == 1).then(|| processes[0].pid)
     })
     .await;
+    let mut costs = Vec::new();
     for question in ["what does add do?", "is add pure?"] {
         let params = json!({"textDocument": {"uri": uri}, "instruction": question});
         let result = ws.client.request("claude/analyze", params).await.unwrap();
+        costs.push(result["metadata"]["costUsd"].as_f64().unwrap());
         assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
         assert_eq!(settled_pids(&home).await, [warm], "the run's process should be back, alone");
     }
+    // Each run is charged its own cost, whatever the reused process cost before.
+    assert!(costs[0] > 0.0 && (costs[1] - costs[0]).abs() < 1e-9, "{costs:?}");
     let requests = ws.api.requests();
     let last = user_text(requests.last().unwrap());
     assert!(last.contains("is add pure?"), "{last}");

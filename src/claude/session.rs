@@ -337,11 +337,12 @@ impl ClaudeSession {
     }
 
     /// Start a new conversation in this process (the `/clear` command, answered without an API
-    /// call): the next turn sees none of the earlier ones, gets a new session id, and the CLI's
-    /// cost totals (and so `--max-budget-usd`) start again from zero.
-    pub async fn clear(&self, timeout: Duration) -> Result<(), ClaudeError> {
+    /// call): the next turn sees none of the earlier ones and gets a new session id. Newer CLIs
+    /// also start their cost totals (and so `--max-budget-usd`) again from zero; 2.1.197 keeps
+    /// them. The result's totals tell which.
+    pub async fn clear(&self, timeout: Duration) -> Result<RunResult, ClaudeError> {
         let limits = RunLimits { timeout, idle_timeout: None };
-        run_turn(self, "/clear", limits, &CancellationToken::new(), &mut |_| {}).await.map(drop)
+        run_turn(self, "/clear", limits, &CancellationToken::new(), &mut |_| {}).await
     }
 
     /// Switch the model for the next turns; `None` returns to the default.
