@@ -65,6 +65,8 @@ pub const MAX_USES: u32 = 10;
 /// How long `/clear` may take before a given-back process is shut down instead (it takes
 /// 15–40 ms).
 const CLEAR_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long preparing a warm process's next turn may take (it takes 15–60 ms).
+const PREPARE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a warm process may take to answer `initialize` (a cold start takes under a second).
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a request waits for a fill already under way before it spawns its own process.
@@ -527,6 +529,7 @@ async fn fill_one(inner: Arc<Inner>, key: PoolKey, template: Template) {
     let start = async {
         let session = ClaudeSession::spawn(config).await?;
         session.initialize(template.initialize, INITIALIZE_TIMEOUT).await?;
+        prepare_next_turn(&session).await;
         Ok::<_, ClaudeError>(session)
     };
     let started = tokio::select! {
@@ -579,6 +582,14 @@ async fn fill_one(inner: Arc<Inner>, key: PoolKey, template: Template) {
         tokio::spawn(expire_when_idle(Arc::downgrade(&inner), key, id, idle));
     }
     inner.fill_done.notify_waiters();
+}
+
+/// Let a warm process build its next turn's request ahead of it (best effort: a CLI that cannot
+/// is only a little slower to start that turn).
+async fn prepare_next_turn(session: &ClaudeSession) {
+    if let Err(err) = session.prepare_next_turn(PREPARE_TIMEOUT).await {
+        tracing::debug!(pid = session.pid(), error = %err, "could not prepare the next turn");
+    }
 }
 
 /// Stop the warm process `id` once it has been idle for `poolIdleSecs`. Holds the pool weakly, so
@@ -771,8 +782,13 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
     }
     // Until a run takes it, the process answers as the key's latest run would.
     returnable.handler.bind(returnable.template.config.handler.clone());
+    let clear = async {
+        let cleared = session.clear(CLEAR_TIMEOUT).await?;
+        prepare_next_turn(&session).await;
+        Ok(cleared)
+    };
     let cleared = tokio::select! {
-        cleared = session.clear(CLEAR_TIMEOUT) => cleared,
+        cleared = clear => cleared,
         () = inner.closed.cancelled() => Err(ClaudeError::Cancelled),
     };
     let cleared = cleared.map_err(|err| err.to_string()).and_then(|result| {

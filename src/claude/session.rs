@@ -345,6 +345,13 @@ impl ClaudeSession {
         run_turn(self, "/clear", limits, &CancellationToken::new(), &mut |_| {}).await
     }
 
+    /// Have the CLI build what its next turn sends (system prompt, tool definitions, the
+    /// workspace's git context) ahead of it: the `get_context_usage` control request, answered
+    /// without an API call. A warm process then starts its first turn about 10 ms sooner.
+    pub async fn prepare_next_turn(&self, timeout: Duration) -> Result<(), ClaudeError> {
+        self.control(json!({"subtype": "get_context_usage"}), timeout).await.map(drop)
+    }
+
     /// Switch the model for the next turns; `None` returns to the default.
     pub async fn set_model(&self, model: Option<&str>) -> Result<(), ClaudeError> {
         let mut request = json!({"subtype": "set_model"});
