@@ -24,7 +24,7 @@
 //! CLI starts a new session, forgets the earlier turns and resets its cost totals) and returned
 //! to its key if the key has room, or in place of a fresh process there (which then stops). A
 //! conversation's process that is released later (idle timeout, least recently used) is given
-//! back the same way. A used process answers its next first turn about 4× sooner than a freshly
+//! back the same way. A used process answers its next first turn 2–3× sooner than a freshly
 //! started one (README, "Speed"), and giving it back costs no spawn. A process is never given back when its run failed or was cancelled, when the
 //! conversation ran a tool that leaves state in the process (Bash: its shell and background
 //! tasks; any tool but the file, web and structured-output ones), when its working directory
