@@ -255,12 +255,18 @@ async fn the_server_serves_runs_from_warm_processes_and_stops_them_at_shutdown()
     let second = support::lsp_client::TestClient::answer(answer).await.unwrap();
     assert_eq!(second["edit"], first["edit"]);
 
-    ws.client.take_notifications("$/progress");
-    ws.client.take_notifications("claude/output");
-    ws.client.take_notifications("claude/usage");
-    ws.client.take_notifications("textDocument/publishDiagnostics");
+    shut_down(ws).await;
+}
+
+/// Shut the server down (leaving no notification unread) and check that `shutdown` waited for
+/// the pool: nothing of this test's is left.
+async fn shut_down(ws: Workspace) {
+    let home = ws.home.path().to_path_buf();
+    for method in ["$/progress", "claude/output", "claude/usage", "textDocument/publishDiagnostics"]
+    {
+        ws.client.take_notifications(method);
+    }
     ws.client.finish().await;
-    // `shutdown` waited for the pool: nothing of ours is left.
     let survivors = leftover_processes(is_ours(&home), Duration::from_secs(5)).await;
     assert!(survivors.is_empty(), "CLI processes survived the server's shutdown: {survivors:?}");
 }
@@ -492,11 +498,5 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
     let metrics = ws.client.request("claude/metrics", Value::Null).await.unwrap();
     assert_eq!(metrics["pool"]["recycled"], 2, "{metrics}");
 
-    ws.client.take_notifications("$/progress");
-    ws.client.take_notifications("claude/output");
-    ws.client.take_notifications("claude/usage");
-    ws.client.take_notifications("textDocument/publishDiagnostics");
-    ws.client.finish().await;
-    let survivors = leftover_processes(is_ours(&home), Duration::from_secs(5)).await;
-    assert!(survivors.is_empty(), "CLI processes survived the server's shutdown: {survivors:?}");
+    shut_down(ws).await;
 }
