@@ -346,20 +346,25 @@ async fn exit_with_runs_in_flight_stops_every_cli_and_logs_the_metrics() {
     let setup = Setup::new(Turn::Hang).await;
     let mut server =
         StdioServer::start(&setup.root(), setup.settings(json!({"maxConcurrent": 2}))).await;
-    let ids = [
-        server.send_request("claude/analyze", setup.analyze("one")).await,
-        server.send_request("claude/analyze", setup.analyze("two")).await,
-        server.send_request("claude/analyze", setup.analyze("three")).await,
-    ];
-    setup.api.wait_for_requests(2, WAIT).await;
+    let instructions = ["run-one", "run-two", "run-three"];
+    let mut ids = Vec::new();
+    for instruction in instructions {
+        ids.push(server.send_request("claude/analyze", setup.analyze(instruction)).await);
+    }
+    let reached = setup.api.wait_for_requests(2, WAIT).await;
     let running = server.clis();
     assert_eq!(running.len(), 2);
 
-    // Cancel one while the server is up: its CLI ends and is reaped (no zombie child of the
-    // server), and the queued third run takes the slot.
-    server.notify("$/cancelRequest", json!({"id": ids[0]})).await;
-    assert_eq!(server.response(ids[0]).await.unwrap_err()["code"], -32800);
-    setup.api.wait_for_requests(3, WAIT).await;
+    // Cancel a running one while the server is up: its CLI ends and is reaped (no zombie child
+    // of the server), and the queued run takes the slot. (Requests are served concurrently, so
+    // which two got the slots first is not known in advance.)
+    let started = |instruction: &str| reached.iter().any(|r| r.all_text().contains(instruction));
+    let cancelled = instructions.iter().position(|i| started(i)).unwrap();
+    let queued = instructions.iter().position(|i| !started(i)).unwrap();
+    server.notify("$/cancelRequest", json!({"id": ids[cancelled]})).await;
+    assert_eq!(server.response(ids[cancelled]).await.unwrap_err()["code"], -32800);
+    let after = setup.api.wait_for_requests(3, WAIT).await;
+    assert!(after[2].all_text().contains(instructions[queued]), "the queued run did not start");
     let mut left = running.clone();
     for _ in 0..400 {
         let remaining = remaining_processes();
