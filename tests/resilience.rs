@@ -402,14 +402,16 @@ async fn a_queued_run_reports_its_place_and_can_be_cancelled_before_it_spawns_an
     let first = analyze_params(&ws, "first-run", "q1");
     let (first_id, first_answer) = ws.client.start_request("claude/analyze", first).await;
     ws.api.wait_for_requests(1, Duration::from_secs(60)).await;
-    let (second_id, second_answer) =
-        ws.client.start_request("claude/analyze", analyze_params(&ws, "second-run", "q2")).await;
-    let (_, third_answer) =
-        ws.client.start_request("claude/analyze", analyze_params(&ws, "third-run", "q3")).await;
     let queued = |token: &'static str, message: &'static str| {
         move |p: &Value| p["token"] == token && p["value"]["message"] == message
     };
+    // One at a time: requests are served concurrently, so two sent together may join the queue
+    // in either order.
+    let (second_id, second_answer) =
+        ws.client.start_request("claude/analyze", analyze_params(&ws, "second-run", "q2")).await;
     ws.client.wait_for_notification("$/progress", queued("q2", "Queued (0 ahead)")).await;
+    let (_, third_answer) =
+        ws.client.start_request("claude/analyze", analyze_params(&ws, "third-run", "q3")).await;
     ws.client.wait_for_notification("$/progress", queued("q3", "Queued (1 ahead)")).await;
     assert_eq!(
         metrics(&mut ws).await["scheduler"],
