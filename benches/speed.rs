@@ -354,7 +354,7 @@ async fn per_message_overhead(table: &mut Table, sizes: Sizes, cli: &Path, scrat
         let started = Instant::now();
         client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
         let elapsed = started.elapsed();
-        let outputs = drain(&client);
+        let outputs = drain(&client).await;
         if run > 0 {
             // The first request also found the CLI and warmed caches: not a sample.
             samples.push(elapsed);
@@ -375,13 +375,12 @@ async fn per_message_overhead(table: &mut Table, sizes: Sizes, cli: &Path, scrat
 
 /// Take every notification a run leaves for the client, so `finish` finds none unread; returns
 /// the `claude/output` ones.
-fn drain(client: &TestClient) -> Vec<Value> {
-    for method in
-        ["$/progress", "claude/usage", "textDocument/publishDiagnostics", "window/showMessage"]
-    {
+async fn drain(client: &TestClient) -> Vec<Value> {
+    let output = client.drain().await;
+    for method in ["textDocument/publishDiagnostics", "window/showMessage"] {
         client.take_notifications(method);
     }
-    client.take_notifications("claude/output")
+    output
 }
 
 // ---- end to end ---------------------------------------------------------------------------
@@ -497,7 +496,7 @@ async fn through_the_server(api: &FakeApi, mode: Mode, runs: usize) -> Vec<Timin
         let result = TestClient::answer(answer).await.unwrap();
         let elapsed = started.elapsed();
         assert!(result["text"].as_str().unwrap().contains("adds two numbers"), "{result}");
-        drain(client);
+        drain(client).await;
         if run > 0 {
             timings.push(Timing { first_text, result: elapsed });
         }
@@ -535,7 +534,7 @@ async fn start_server(
 }
 
 async fn finish(client: TestClient) {
-    drain(&client);
+    drain(&client).await;
     client.finish().await;
 }
 

@@ -16,7 +16,8 @@ use support::cli::{
 use support::fake_api::{Block, DUMMY_API_KEY, FakeApi, Turn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const TURN_TIMEOUT: Duration = Duration::from_secs(8);
+/// A hang guard, never a measure: a loaded machine may take many seconds to start the CLI.
+const HANG_GUARD: Duration = Duration::from_secs(120);
 
 /// A raw HTTP/1.0 exchange (the response body ends when the server closes the connection).
 struct RawResponse {
@@ -249,11 +250,11 @@ async fn hang_holds_the_request_until_the_fake_is_dropped() {
             String::from_utf8_lossy(&raw).into_owned()
         }
     });
-    fake.wait_for_requests(1, Duration::from_secs(5)).await;
+    fake.wait_for_requests(1, HANG_GUARD).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!pending.is_finished(), "a hanging turn must not answer");
     drop(fake);
-    let answer = tokio::time::timeout(Duration::from_secs(5), pending).await.unwrap().unwrap();
+    let answer = tokio::time::timeout(HANG_GUARD, pending).await.unwrap().unwrap();
     assert!(!answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
@@ -272,7 +273,7 @@ fn assistant_blocks<'a>(messages: &'a [Value], block_type: &str) -> Vec<&'a Valu
 async fn pinned_cli_reports_the_expected_version() {
     let output = ProcessSpec::new(real_cli(), std::env::temp_dir())
         .arg("--version")
-        .output(Duration::from_secs(10))
+        .output(HANG_GUARD)
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -291,7 +292,7 @@ async fn a_text_turn_reaches_the_cli() {
     let mut cli =
         StreamJsonCli::spawn(&real_cli(), workspace.path(), &fake.cli_env(home.path()), &[]);
     cli.send_user("Please say hello, bench").await;
-    let messages = cli.read_until_result(TURN_TIMEOUT).await;
+    let messages = cli.read_until_result(HANG_GUARD).await;
     cli.close_stdin();
 
     let texts = assistant_blocks(&messages, "text");
@@ -301,7 +302,7 @@ async fn a_text_turn_reaches_the_cli() {
     assert_eq!(result["subtype"], "success");
     assert_eq!(result["is_error"], false);
     assert_eq!(result["result"], "Hello from the fake API.");
-    assert!(cli.wait(Duration::from_secs(5)).await.success());
+    assert!(cli.wait(HANG_GUARD).await.success());
 
     let requests = fake.requests();
     assert_eq!(requests.len(), 1, "one plain turn is one API call");
@@ -328,7 +329,7 @@ async fn a_tool_result_is_sent_back_on_the_next_turn() {
     let mut cli =
         StreamJsonCli::spawn(&real_cli(), workspace.path(), &fake.cli_env(home.path()), &[]);
     cli.send_user("What is the secret word in notes.txt?").await;
-    let messages = cli.read_until_result(TURN_TIMEOUT).await;
+    let messages = cli.read_until_result(HANG_GUARD).await;
     cli.close_stdin();
 
     let tool_uses = assistant_blocks(&messages, "tool_use");
@@ -343,7 +344,7 @@ async fn a_tool_result_is_sent_back_on_the_next_turn() {
     assert!(second.has_tool_result_for("Read"));
     let read_results = second.tool_results_for("Read");
     assert!(read_results[0].contains("the secret word is pumpkin"), "{read_results:?}");
-    assert!(cli.wait(Duration::from_secs(5)).await.success());
+    assert!(cli.wait(HANG_GUARD).await.success());
 }
 
 #[tokio::test]
@@ -358,7 +359,7 @@ async fn thinking_and_text_blocks_reach_the_cli() {
     let mut cli =
         StreamJsonCli::spawn(&real_cli(), workspace.path(), &fake.cli_env(home.path()), &[]);
     cli.send_user("greet me").await;
-    let messages = cli.read_until_result(TURN_TIMEOUT).await;
+    let messages = cli.read_until_result(HANG_GUARD).await;
     cli.close_stdin();
 
     let thinking = assistant_blocks(&messages, "thinking");
@@ -382,7 +383,7 @@ async fn slow_text_arrives_as_spread_out_deltas() {
     cli.send_user("count slowly").await;
     let mut delta_times = Vec::new();
     let result = loop {
-        let message = cli.next_message(TURN_TIMEOUT).await.expect("output ended before a result");
+        let message = cli.next_message(HANG_GUARD).await.expect("output ended before a result");
         if message["type"] == "stream_event" && message["event"]["delta"]["type"] == "text_delta" {
             delta_times.push(Instant::now());
         }
@@ -398,26 +399,24 @@ async fn slow_text_arrives_as_spread_out_deltas() {
 }
 
 #[tokio::test]
-async fn an_unauthorized_key_gives_an_error_result_quickly() {
+async fn an_unauthorized_key_gives_an_error_result_without_a_retry_loop() {
     let fake = FakeApi::start(Turn::unauthorized()).await;
     let home = TestHome::new();
     let workspace = tempfile::tempdir().unwrap();
-    let started = Instant::now();
     let mut cli =
         StreamJsonCli::spawn(&real_cli(), workspace.path(), &fake.cli_env(home.path()), &[]);
     cli.send_user("hello?").await;
-    let messages = cli.read_until_result(TURN_TIMEOUT).await;
+    let messages = cli.read_until_result(HANG_GUARD).await;
     cli.close_stdin();
-    let elapsed = started.elapsed();
 
     let result = messages.last().unwrap();
     assert_eq!(result["is_error"], true, "{result:#}");
     assert_eq!(result["api_error_status"], 401);
-    assert!(elapsed < Duration::from_secs(6), "took {elapsed:?}");
-    let status = cli.wait(Duration::from_secs(5)).await;
+    let status = cli.wait(HANG_GUARD).await;
     assert_eq!(status.code(), Some(1), "the last result was an error");
     let requests = fake.requests();
-    assert!(!requests.is_empty());
+    // `cli_env` allows one retry: the error comes after at most two calls, not the default ten.
+    assert!((1..=2).contains(&requests.len()), "{} API calls", requests.len());
     assert!(requests[0].last_user_text().contains("hello?"));
 }
 
@@ -441,11 +440,10 @@ async fn run_fake_claude(mode: &str, extra_env: &[(&str, &str)]) -> (ExitStatus,
     }
     drop(stdin);
     let mut output = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), stdout.read_to_end(&mut output));
+    let read = tokio::time::timeout(HANG_GUARD, stdout.read_to_end(&mut output));
     ok(ok(read.await, &format!("fake claude in {mode} mode finishing")), "read the fake's stdout");
+    // `wait` returns once stderr is drained: the tail is complete.
     let status = ok(child.wait().await, "wait for the fake");
-    // The stderr drain task may still hold the last bytes.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     (status, output, child.stderr_tail())
 }
 
@@ -466,14 +464,14 @@ async fn fake_claude_runs_a_normal_session() {
     cli.send(&json!({"type": "control_request", "request_id": "req_init",
                      "request": {"subtype": "initialize", "hooks": null}}))
         .await;
-    let init_response = cli.next_message(TURN_TIMEOUT).await.unwrap();
+    let init_response = cli.next_message(HANG_GUARD).await.unwrap();
     assert_eq!(init_response["type"], "control_response");
     assert_eq!(init_response["response"]["subtype"], "success");
     assert_eq!(init_response["response"]["request_id"], "req_init");
     assert_eq!(init_response["response"]["response"]["pid"], cli.pid());
 
     cli.send_user("hello \"quoted\" {json-looking} text").await;
-    let messages = cli.read_until_result(TURN_TIMEOUT).await;
+    let messages = cli.read_until_result(HANG_GUARD).await;
     let kinds: Vec<&str> = messages.iter().map(|m| m["type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["system", "assistant", "result"]);
     assert_eq!(messages[0]["subtype"], "init");
@@ -489,17 +487,17 @@ async fn fake_claude_runs_a_normal_session() {
     cli.send(&json!({"type": "control_request", "request_id": "req_stop",
                      "request": {"subtype": "interrupt"}}))
         .await;
-    let interrupt = cli.next_message(TURN_TIMEOUT).await.unwrap();
+    let interrupt = cli.next_message(HANG_GUARD).await.unwrap();
     assert_eq!(interrupt["response"]["subtype"], "success");
     assert_eq!(interrupt["response"]["request_id"], "req_stop");
     cli.send(&json!({"type": "control_request", "request_id": "req_odd",
                      "request": {"subtype": "no_such_subtype"}}))
         .await;
-    let refused = cli.next_message(TURN_TIMEOUT).await.unwrap();
+    let refused = cli.next_message(HANG_GUARD).await.unwrap();
     assert_eq!(refused["response"]["subtype"], "error");
 
     cli.close_stdin();
-    assert!(cli.wait(Duration::from_secs(5)).await.success());
+    assert!(cli.wait(HANG_GUARD).await.success());
     let argv = std::fs::read_to_string(&argv_file).unwrap();
     let expected: Vec<&str> = STREAM_JSON_ARGS.iter().copied().chain(["--model", "x y"]).collect();
     assert_eq!(argv.lines().collect::<Vec<_>>(), expected);
@@ -508,7 +506,7 @@ async fn fake_claude_runs_a_normal_session() {
 #[tokio::test]
 async fn fake_claude_reports_a_version() {
     let version = |spec: ProcessSpec| async move {
-        let output = spec.arg("--version").output(Duration::from_secs(10)).await.unwrap();
+        let output = spec.arg("--version").output(HANG_GUARD).await.unwrap();
         String::from_utf8(output.stdout).unwrap()
     };
     let temp = std::env::temp_dir();
@@ -547,6 +545,7 @@ async fn fake_claude_fault_modes_break_the_stream_as_documented() {
     let started = Instant::now();
     let (status, output, _) = run_fake_claude("slow_drip", &[("FAKE_CLAUDE_DRIP_MS", "1")]).await;
     assert!(status.success());
+    // A lower bound the fake's own pauses guarantee (a byte a millisecond), whatever the load.
     assert!(started.elapsed() > Duration::from_millis(300), "dripped slowly");
     assert_eq!(json_lines(&output).len(), 3);
 }
@@ -558,10 +557,8 @@ async fn fake_claude_rejects_bad_input_and_modes_without_panicking() {
     let mut stdin = child.take_stdin().unwrap();
     stdin.write_all(b"this is not json\n").await.unwrap();
     drop(stdin);
-    let status =
-        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(HANG_GUARD, child.wait()).await.unwrap().unwrap();
     assert_eq!(status.code(), Some(1));
-    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(child.stderr_tail().contains("Error parsing streaming input line"));
 
     let (status, _, stderr) = run_fake_claude("no_such_mode", &[]).await;
@@ -578,7 +575,7 @@ async fn silence_never_answers_and_the_process_helpers_find_it() {
     let pid = cli.pid();
     cli.send_user("anyone there?").await;
     cli.close_stdin();
-    let nothing = tokio::time::timeout(Duration::from_millis(500), cli.next_message(TURN_TIMEOUT));
+    let nothing = tokio::time::timeout(Duration::from_millis(500), cli.next_message(HANG_GUARD));
     assert!(nothing.await.is_err(), "silence wrote something");
 
     let running = processes_running(&binary);
@@ -588,6 +585,6 @@ async fn silence_never_answers_and_the_process_helpers_find_it() {
     assert!(children_of(std::process::id()).iter().any(|p| p.pid == pid));
 
     drop(cli);
-    let survivors = leftover_processes(|p| p.pid == pid, Duration::from_secs(5)).await;
+    let survivors = leftover_processes(|p| p.pid == pid, HANG_GUARD).await;
     assert!(survivors.is_empty(), "{survivors:?}");
 }

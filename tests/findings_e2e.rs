@@ -176,13 +176,6 @@ fn util_diagnostic() -> Value {
     })
 }
 
-/// Progress and output of runs a test does not examine.
-fn drain_progress(client: &TestClient) {
-    client.take_notifications("$/progress");
-    client.take_notifications("claude/output");
-    client.take_notifications("claude/usage");
-}
-
 #[tokio::test]
 async fn structured_findings_become_exact_diagnostics_on_every_file() {
     let mut ws = start(structured(all_findings(false), "One real bug, one slow spot.")).await;
@@ -218,7 +211,7 @@ async fn structured_findings_become_exact_diagnostics_on_every_file() {
     let progress = ws.client.take_notifications("$/progress");
     let end = progress.iter().find(|p| p["value"]["kind"] == "end").unwrap();
     assert!(end["value"]["message"].as_str().unwrap().starts_with("3 findings · "), "{end}");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -254,7 +247,7 @@ async fn the_review_request_returns_findings_and_publishes_nothing() {
         "{text}"
     );
     assert!(ws.client.take_notifications(DIAGNOSTICS).is_empty(), "a request never publishes");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -290,7 +283,7 @@ async fn findings_move_with_edits_above_them_and_go_when_their_code_is_edited() 
 
     ws.client.wait_for_server_request("window/showDocument").await;
     ws.client.take_notifications(DIAGNOSTICS);
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -393,7 +386,7 @@ async fn apply_fix_edits_exactly_the_quoted_code_and_refuses_when_it_changed() {
     assert_eq!(missing["data"]["kind"], "invalid_params", "{missing}");
 
     ws.client.wait_for_server_request("window/showDocument").await;
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -460,7 +453,7 @@ async fn dismissing_one_finding_then_all_of_a_file() {
 
     ws.client.wait_for_server_request("window/showDocument").await;
     assert!(ws.client.take_notifications(DIAGNOSTICS).is_empty());
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -494,7 +487,7 @@ async fn a_review_of_changes_sends_the_diff_and_publishes_on_the_changed_files()
     );
     let message = ws.client.next_notification("window/showMessage").await;
     assert_eq!(message["message"], "Claude: Small change.");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -508,7 +501,7 @@ async fn malformed_structured_output_is_a_clear_error_and_nothing_is_published()
     let text = message["message"].as_str().unwrap();
     assert!(text.to_lowercase().contains("structured output"), "{text}");
     assert!(ws.client.take_notifications(DIAGNOSTICS).is_empty(), "nothing may be published");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
 
     let err = ws
         .client
@@ -521,7 +514,7 @@ async fn malformed_structured_output_is_a_clear_error_and_nothing_is_published()
         "{err}"
     );
     assert!(ws.client.take_notifications(DIAGNOSTICS).is_empty());
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -558,7 +551,7 @@ async fn a_text_answer_falls_back_to_its_json_block_then_to_a_note() {
         result["text"],
         "All good.\n\n_Claude did not return its findings in the structured format, so none are shown as diagnostics._"
     );
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -579,7 +572,7 @@ async fn analyze_depth_sets_the_effort_and_answers_with_findings() {
         assert_eq!(request.body.pointer("/output_config/effort"), Some(&json!(effort)), "{depth}");
         assert!(request.tool_names().contains(&"StructuredOutput".to_owned()), "{depth}");
     }
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 

@@ -153,7 +153,7 @@ async fn generate_creating_a_file_yields_create_file_and_its_content() {
     );
     assert_eq!(result["files"], json!([{"uri": new_uri, "action": "created"}]));
     assert!(!ws.path("src/hello.rs").exists(), "the file must not exist until the editor applies");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -187,7 +187,7 @@ async fn an_edit_after_an_emoji_on_a_crlf_line_lands_at_the_utf16_position() {
             {"range": range(0, 22, 0, 22), "newText": "4"},
         ])
     );
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -226,7 +226,7 @@ async fn analyze_and_review_run_read_only_in_the_real_workspace() {
     let tools = requests[0].tool_names();
     assert!(tools.contains(&"Read".to_owned()), "{tools:?}");
     assert!(!tools.iter().any(|t| t == "Edit" || t == "Write"), "read-only run got {tools:?}");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -289,7 +289,7 @@ async fn typing_elsewhere_during_a_run_is_merged_and_typing_on_the_same_lines_co
                 }]})
             );
         }
-        drain_progress(&ws.client);
+        ws.client.drain().await;
         ws.client.finish().await;
     }
 }
@@ -338,7 +338,7 @@ async fn cancelling_a_request_mid_run_kills_the_cli_and_applies_nothing() {
     assert_eq!(ours(), 0, "a CLI survived the cancel");
     assert!(ws.client.server_requests("workspace/applyEdit").is_empty());
     assert_eq!(ws.read("src/lib.rs"), LIB);
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -369,7 +369,7 @@ async fn a_minimal_client_gets_a_changes_map_and_no_progress() {
     );
     assert!(ws.client.take_notifications("$/progress").is_empty());
     assert!(ws.client.server_requests("window/workDoneProgress/create").is_empty());
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -411,7 +411,7 @@ async fn the_refactor_command_answers_at_once_and_delivers_through_apply_edit() 
     assert_eq!(create.len(), 1);
     let progress = ws.client.progress_until_end(&create[0]["token"]).await;
     assert_progress_well_formed(&progress, &["Editing src/lib.rs"]);
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -453,7 +453,7 @@ async fn the_cancel_command_stops_a_background_run() {
     assert_eq!(cancelled, json!({"cancelled": 1}));
     let message = ws.client.next_notification("window/showMessage").await;
     assert_eq!(message["message"], "Claude: analyze cancelled; nothing was applied");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -490,7 +490,7 @@ async fn bad_params_get_clear_errors_and_the_server_keeps_serving() {
         .unwrap_err();
     assert_eq!(unknown["data"]["kind"], "invalid_params");
     assert!(ws.api.requests().is_empty(), "bad requests must not reach the model");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -501,13 +501,6 @@ fn save_transcript(client: &TestClient) {
         std::fs::write(&path, client.transcript())
             .unwrap_or_else(|err| panic!("cannot write the transcript to {path:?}: {err}"));
     }
-}
-
-/// Progress, output and usage of runs a test does not examine.
-fn drain_progress(client: &TestClient) {
-    client.take_notifications("$/progress");
-    client.take_notifications("claude/output");
-    client.take_notifications("claude/usage");
 }
 
 #[tokio::test]
@@ -521,7 +514,7 @@ async fn cancelling_from_the_progress_bar_stops_a_background_run() {
     assert_eq!(message["message"], "Claude: analyze cancelled; nothing was applied");
     let progress = ws.client.progress_until_end(&token).await;
     assert_eq!(progress.last().unwrap()["message"], "Cancelled; nothing was applied");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -638,7 +631,7 @@ async fn after_a_cancelled_refactor_the_mirror_serves_the_next_one_without_the_c
     assert!(ws.client.server_requests("workspace/applyEdit").is_empty());
     let progress = ws.client.progress_until_end(&json!("second")).await;
     assert_progress_well_formed(&progress, &["Editing src/lib.rs"]);
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -728,7 +721,7 @@ async fn bad_settings_warn_by_name_and_fall_back_while_good_ones_apply() {
     assert_eq!(analyzed["text"], "It adds two numbers.");
     let last = ws.api.requests().pop().unwrap();
     assert!(last.system_text().contains(MARKER), "appendSystemPrompt did not reach the CLI");
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -802,7 +795,7 @@ async fn a_long_answer_arrives_as_a_document_or_as_a_message_when_documents_are_
         // No findings: the command path clears the file's Claude diagnostics.
         let published = ws.client.next_notification("textDocument/publishDiagnostics").await;
         assert_eq!(published["diagnostics"], json!([]), "{published}");
-        drain_progress(&ws.client);
+        ws.client.drain().await;
         ws.client.finish().await;
     }
 }
@@ -881,7 +874,7 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
     for refused in ["stale text", "half applied", "never opened"] {
         assert!(!prompt.contains(refused), "a refused change reached the buffer: {refused}");
     }
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -936,7 +929,7 @@ async fn new_files_for_a_client_without_resource_operations_are_refused_and_noth
     assert!(ws.client.server_requests("workspace/applyEdit").is_empty());
     assert!(!ws.path("src/hello.rs").exists());
     assert_eq!(ws.read("src/lib.rs"), LIB);
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -987,7 +980,7 @@ async fn a_workspace_outside_git_is_mirrored_by_a_copy_and_one_too_big_is_refuse
             !ws.path(".git").exists(),
             "the server must not turn the workspace into a repository"
         );
-        drain_progress(&ws.client);
+        ws.client.drain().await;
         ws.client.finish().await;
     }
 }
@@ -1030,6 +1023,6 @@ async fn a_long_answer_streams_into_progress_line_by_line() {
         !reports.iter().any(|r| r.ends_with("The funct")),
         "a word shown in part: {reports:#?}"
     );
-    drain_progress(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }

@@ -101,11 +101,9 @@ fn decisions(entries: &[Value]) -> Vec<(String, String, String)> {
 }
 
 /// Notifications these tests do not examine.
-fn drain(ws: &Workspace) {
-    for method in ["$/progress", "claude/output", "claude/usage", "textDocument/publishDiagnostics"]
-    {
-        ws.client.take_notifications(method);
-    }
+async fn drain(ws: &Workspace) {
+    ws.client.drain().await;
+    ws.client.take_notifications("textDocument/publishDiagnostics");
 }
 
 async fn git(dir: &Path, args: &[&str]) {
@@ -203,7 +201,7 @@ async fn writes_and_reads_outside_the_mirror_are_denied_and_nothing_is_created()
     assert_eq!(entries[8]["input"], ws.path("src/ok.rs").display().to_string());
     assert_eq!(entries[8]["workspace"], ws.root().display().to_string());
     assert!(entries[0]["reason"].as_str().unwrap().contains("outside the workspace"));
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }
 
@@ -255,7 +253,7 @@ async fn read_only_runs_read_the_workspace_and_additional_directories_only() {
         ]
     );
     // Write is not even offered to a read-only run, so it never reaches the gate.
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }
 
@@ -350,7 +348,7 @@ async fn bash_by_rule_by_session_grant_and_denied_by_rule() {
     assert_eq!(entries[0]["rule"], "Bash(echo rule-allowed:*)");
     assert_eq!(entries[2]["rule"], "Bash(echo granted-for-session)");
     assert_eq!(entries[2]["input"], "echo granted-for-session");
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }
 
@@ -397,7 +395,7 @@ async fn allow_once_asks_every_time() {
         [triple("Bash", "allow", "user"), triple("Bash", "allow", "user")]
     );
     assert!(entries.iter().all(|e| e.get("rule").is_none()), "{entries:#?}");
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }
 
@@ -414,7 +412,7 @@ async fn deny_runs_nothing() {
         decisions(&entries),
         [triple("Bash", "deny", "user"), triple("Bash", "deny", "user")]
     );
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }
 
@@ -441,7 +439,7 @@ async fn an_unanswered_question_times_out_and_denies() {
         decisions(&entries),
         [triple("Bash", "deny", "timeout"), triple("Bash", "deny", "timeout")]
     );
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }
 
@@ -471,7 +469,7 @@ async fn a_client_that_cannot_ask_gets_a_denial_said_in_progress() {
         decisions(&entries),
         [triple("Bash", "deny", "noPrompt"), triple("Bash", "deny", "noPrompt")]
     );
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }
 
@@ -503,7 +501,7 @@ async fn a_hostile_instruction_reaches_the_model_verbatim_and_runs_nothing() {
     assert!(prompt.contains(&instruction), "the instruction was altered on its way: {prompt}");
     let created: Vec<_> = std::fs::read_dir(&canary_dir).unwrap().collect();
     assert!(created.is_empty(), "something ran: {created:?}");
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }
 
@@ -552,6 +550,6 @@ async fn mcp_servers_reach_the_cli_and_their_tools_are_asked() {
     assert_eq!(last_request(&ws).tool_results_for("mcp__probe__echo"), ["probe says hi"]);
     let entries = audit(&mut ws, result["sessionId"].as_str().unwrap()).await;
     assert_eq!(decisions(&entries), [triple("mcp__probe__echo", "allow", "user")]);
-    drain(&ws);
+    drain(&ws).await;
     ws.client.finish().await;
 }

@@ -262,10 +262,8 @@ async fn the_server_serves_runs_from_warm_processes_and_stops_them_at_shutdown()
 /// the pool: nothing of this test's is left.
 async fn shut_down(ws: Workspace) {
     let home = ws.home.path().to_path_buf();
-    for method in ["$/progress", "claude/output", "claude/usage", "textDocument/publishDiagnostics"]
-    {
-        ws.client.take_notifications(method);
-    }
+    ws.client.drain().await;
+    ws.client.take_notifications("textDocument/publishDiagnostics");
     ws.client.finish().await;
     let survivors = leftover_processes(is_ours(&home), Duration::from_secs(5)).await;
     assert!(survivors.is_empty(), "CLI processes survived the server's shutdown: {survivors:?}");

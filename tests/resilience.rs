@@ -80,10 +80,9 @@ async fn answer_within(answer: oneshot::Receiver<Value>, wait: Duration) -> Resu
 }
 
 /// Progress, output and messages of runs a test does not examine.
-fn drain(client: &TestClient) {
-    for method in ["$/progress", "claude/output", "claude/usage", "window/showMessage"] {
-        client.take_notifications(method);
-    }
+async fn drain(client: &TestClient) {
+    client.drain().await;
+    client.take_notifications("window/showMessage");
 }
 
 /// The progress messages reported on `token` so far (taken off the queue).
@@ -257,7 +256,7 @@ async fn a_retry_resumes_the_session_in_the_same_mirror_and_keeps_the_edit_alrea
     let report = metrics(&mut ws).await;
     assert_eq!(report["retries"]["byReason"], json!({"overloaded": 1}));
     assert_eq!(report["requests"]["byAction"]["refactor"]["success"], 1);
-    drain(&ws.client);
+    drain(&ws.client).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -283,7 +282,7 @@ async fn a_retry_after_an_overload_uses_the_fallback_model() {
     assert_eq!(models.last().map(String::as_str), Some("claude-fallback-test"), "{models:?}");
     assert_eq!(models[0], "claude-main-test", "{models:?}");
     assert_eq!(metrics(&mut ws).await["retries"]["total"], 1, "the server retried once");
-    drain(&ws.client);
+    drain(&ws.client).await;
     ws.client.finish().await;
 }
 
@@ -309,7 +308,7 @@ async fn a_retry_after_a_429_waits_at_least_the_retry_after_the_api_asked_for() 
     assert!(waits[0] >= 3, "the retry did not wait for the API's retry-after: {messages:#?}");
     let report = metrics(&mut ws).await;
     assert_eq!(report["retries"]["byReason"], json!({"rate_limited": 1}), "{report:#}");
-    drain(&ws.client);
+    drain(&ws.client).await;
     ws.client.finish().await;
 }
 
@@ -328,7 +327,7 @@ async fn a_bad_key_fails_in_seconds_with_a_login_hint_even_when_the_cli_would_re
     let calls = ws.api.requests().len();
     assert!((1..=2).contains(&calls), "{calls} API calls for a bad key");
     assert_eq!(metrics(&mut ws).await["retries"]["total"], 0);
-    drain(&ws.client);
+    drain(&ws.client).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -343,7 +342,7 @@ async fn a_prompt_too_long_fails_at_once_with_a_hint_to_select_less() {
     assert_eq!(error["data"]["retryable"], false);
     assert!(error["data"]["hint"].as_str().unwrap().contains("Select less"), "{error}");
     assert_eq!(ws.api.requests().len(), 1, "a prompt that is too long is not sent again");
-    drain(&ws.client);
+    drain(&ws.client).await;
     ws.client.finish().await;
 }
 
@@ -357,7 +356,7 @@ async fn retries_give_up_after_max_retries_with_the_last_typed_error() {
     assert!(error["message"].as_str().unwrap().ends_with("(gave up after 2 attempts)"), "{error}");
     // Two attempts, each one call plus the CLI's own retry.
     assert_eq!(ws.api.requests().len(), 4);
-    drain(&ws.client);
+    drain(&ws.client).await;
     ws.client.finish().await;
 }
 
@@ -371,7 +370,7 @@ async fn the_run_timeout_ends_a_run_that_keeps_talking() {
     assert_eq!(kind(&error), "timeout", "{error}");
     assert!(error["message"].as_str().unwrap().contains("timed out after 4s"), "{error}");
     assert!(error["data"]["hint"].as_str().unwrap().contains("timeoutSecs"), "{error}");
-    drain(&ws.client);
+    drain(&ws.client).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -385,7 +384,7 @@ async fn the_idle_timeout_ends_a_run_whose_api_call_hangs() {
     assert_eq!(kind(&error), "timeout", "{error}");
     assert!(error["message"].as_str().unwrap().contains("no output from Claude Code"), "{error}");
     assert_eq!(ws.api.requests().len(), 1, "a hang is not retried");
-    drain(&ws.client);
+    drain(&ws.client).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -448,7 +447,7 @@ async fn a_queued_run_reports_its_place_and_can_be_cancelled_before_it_spawns_an
     for cancelled in ["second-run", "fourth-run"] {
         assert!(!prompts.iter().any(|p| p.contains(cancelled)), "{cancelled} reached the API");
     }
-    drain(&ws.client);
+    drain(&ws.client).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -554,7 +553,7 @@ async fn runs_beyond_requests_per_minute_wait_for_the_bucket_then_queue_and_are_
         "{report:#}"
     );
     assert_nothing_left_while_up(&ws).await;
-    drain(&ws.client);
+    drain(&ws.client).await;
     ws.client.finish().await;
 }
 
@@ -617,7 +616,7 @@ async fn a_rate_limited_run_spawns_nothing_is_cancellable_and_other_folders_have
         "{report:#}"
     );
     assert_nothing_left_while_up(&ws).await;
-    drain(&ws.client);
+    drain(&ws.client).await;
     ws.client.finish().await;
 }
 
@@ -637,7 +636,7 @@ async fn a_budget_overrun_fails_at_once_with_a_hint() {
     assert_eq!(error["data"]["retryable"], false);
     assert!(error["data"]["hint"].as_str().unwrap().contains("maxBudgetUsd"), "{error}");
     assert_eq!(metrics(&mut ws).await["retries"]["total"], 0);
-    drain(&ws.client);
+    drain(&ws.client).await;
     ws.client.finish().await;
 }
 
@@ -803,7 +802,7 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
     let report = metrics(&mut ws).await;
     assert_eq!(report["requests"]["total"], 200 + 10 + 1 + 1 + 3, "{report:#}");
     assert_nothing_left_while_up(&ws).await;
-    drain(&ws.client);
+    drain(&ws.client).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;

@@ -74,13 +74,6 @@ async fn eventually(what: &str, check: impl Fn() -> bool) {
     panic!("never happened: {what}");
 }
 
-/// Notifications a test does not examine.
-fn drain(client: &TestClient) {
-    client.take_notifications("$/progress");
-    client.take_notifications("claude/output");
-    client.take_notifications("claude/usage");
-}
-
 async fn sessions(client: &mut TestClient, params: Value) -> Vec<Value> {
     let listed = client.request("claude/sessions", params).await.unwrap();
     listed["sessions"].as_array().unwrap().clone()
@@ -94,7 +87,7 @@ async fn restart(ws: &mut Workspace, extra: Value) {
         ..ServerOptions::default()
     });
     let old = std::mem::replace(&mut ws.client, fresh);
-    drain(&old);
+    old.drain().await;
     old.finish().await;
     let env: Map<String, Value> =
         ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
@@ -274,7 +267,7 @@ async fn refining_a_refactor_continues_its_conversation_in_the_live_process() {
     assert!(
         messages.iter().any(|m| m["role"] == "assistant" && m["text"] == "Swapped the operands.")
     );
-    drain(&ws.client);
+    ws.client.drain().await;
     let Workspace { client, .. } = ws;
     client.finish().await;
     let home = home.display().to_string();
@@ -330,7 +323,7 @@ async fn after_a_restart_the_index_is_there_and_a_follow_up_resumes_in_the_same_
     let listed = sessions(&mut ws.client, json!({"action": "refactor"})).await;
     assert_eq!(listed[0]["runs"].as_array().unwrap().len(), 2);
     assert!(sessions(&mut ws.client, json!({"action": "review"})).await.is_empty());
-    drain(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -378,7 +371,7 @@ async fn a_read_only_follow_up_of_an_edit_conversation_continues_it_from_the_wor
     let now = our_clis(&ws);
     assert_eq!(now.len(), 1, "the mirror's process closed, the workspace's stays: {now:?}");
     assert_ne!(now, edit_process);
-    drain(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -420,7 +413,7 @@ async fn a_fork_gets_a_new_conversation_that_remembers_its_parent() {
     assert!(find(&parent).get("parent").is_none());
     assert_eq!(find(&parent)["runs"].as_array().unwrap().len(), 1, "the parent is unchanged");
     assert!(ws.client.take_notifications("claude/usage").is_empty(), "not asked for");
-    drain(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -495,7 +488,7 @@ async fn usage_totals_are_the_sum_of_the_runs() {
     assert_eq!(shown["total"], report["total"]);
     let message = ws.client.next_notification("window/showMessage").await;
     assert!(message["message"].as_str().unwrap().starts_with("Claude usage today: $"), "{message}");
-    drain(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -534,7 +527,7 @@ async fn a_daily_budget_stops_the_next_run_before_it_starts() {
     let message = ws.client.next_notification("window/showMessage").await;
     assert!(message["message"].as_str().unwrap().contains("daily budget"), "{message}");
     assert_eq!(ws.api.requests().len(), calls);
-    drain(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -586,7 +579,7 @@ async fn a_corrupt_index_is_moved_aside_and_rebuilt_with_a_warning() {
     // And the server keeps recording.
     ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
     assert_eq!(sessions(&mut ws.client, json!({})).await.len(), 2);
-    drain(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -658,7 +651,7 @@ async fn unknown_and_deleted_conversations_get_clear_errors() {
     let detail = ws.client.request("claude/session", json!({"sessionId": session})).await.unwrap();
     assert_eq!(detail["messages"], json!([]), "the index still knows it; the transcript is gone");
     assert_eq!(ws.api.requests().len(), calls);
-    drain(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }
 
@@ -693,6 +686,6 @@ async fn an_idle_conversation_closes_after_session_idle_secs() {
     let calls = ws.api.requests();
     let resumed = calls.iter().find(|r| r.last_user_text().contains("again")).unwrap();
     assert!(resumed.turn_index() > 0, "the new process resumed the conversation");
-    drain(&ws.client);
+    ws.client.drain().await;
     ws.client.finish().await;
 }

@@ -4,7 +4,7 @@
 //! showMessageRequest, showDocument, configuration), records every message, and — like ruff's
 //! TestServer — `finish()` fails the test if a server notification was never looked at.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +58,8 @@ struct Inbox {
     /// Every message both ways, in order (see [`TestClient::transcript`]).
     transcript: Vec<(Duration, Direction, Value)>,
     started: Option<tokio::time::Instant>,
+    /// Progress tokens the server began and has not ended yet.
+    open_progress: HashSet<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -70,8 +72,23 @@ impl Inbox {
     fn record(&mut self, direction: Direction, message: &Value) {
         let started = *self.started.get_or_insert_with(tokio::time::Instant::now);
         self.transcript.push((started.elapsed(), direction, message.clone()));
+        if direction == Direction::FromServer && message["method"] == "$/progress" {
+            let token = message["params"]["token"].to_string();
+            match message["params"]["value"]["kind"].as_str() {
+                Some("begin") => {
+                    self.open_progress.insert(token);
+                }
+                Some("end") => {
+                    self.open_progress.remove(&token);
+                }
+                _ => {}
+            }
+        }
     }
 }
+
+/// What a finished run leaves for the client besides its answer.
+const RUN_NOTIFICATIONS: &[&str] = &["$/progress", "claude/output", "claude/usage"];
 
 pub struct TestClient {
     writer: Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>,
@@ -263,6 +280,39 @@ impl TestClient {
         }
     }
 
+    /// Wait until every progress the server began has ended. A run's `$/progress` end may arrive
+    /// after its response (the transport does not order notifications against responses), so a
+    /// test settles before it takes what a finished run left.
+    pub async fn settle(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let arrived = self.arrived.notified();
+            if self.inbox.lock().unwrap().open_progress.is_empty() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!(
+                    "progress never ended within {WAIT:?}: {:?}",
+                    self.inbox.lock().unwrap().open_progress
+                );
+            }
+        }
+    }
+
+    /// Settle, then take everything finished runs left that a test does not examine; returns
+    /// the `claude/output` notifications.
+    pub async fn drain(&self) -> Vec<Value> {
+        self.settle().await;
+        let mut output = Vec::new();
+        for method in RUN_NOTIFICATIONS {
+            let taken = self.take_notifications(method);
+            if *method == "claude/output" {
+                output = taken;
+            }
+        }
+        output
+    }
+
     /// Every message exchanged so far, one per line: time since the first, direction, JSON.
     pub fn transcript(&self) -> String {
         let inbox = self.inbox.lock().unwrap();
@@ -288,7 +338,11 @@ impl TestClient {
             .await
             .expect("the server kept serving after exit")
             .expect("the server task panicked");
-        self.reader.abort();
+        // Read what the server wrote before it ended: a message still in the pipe must count.
+        tokio::time::timeout(WAIT, &mut self.reader)
+            .await
+            .expect("the server's output never closed")
+            .expect("the reader task panicked");
         let inbox = self.inbox.lock().unwrap();
         let unread: Vec<&Value> = inbox
             .notifications
