@@ -189,7 +189,11 @@ struct Template {
 struct KeyEntry {
     template: Template,
     ready: VecDeque<WarmProcess>,
+    /// Places being filled: fresh processes starting, and used ones being cleared.
     filling: usize,
+    /// The fresh processes still starting (by process id), each cancellable: a used process
+    /// that comes back takes such a place rather than be shut down.
+    starting: Vec<(u64, CancellationToken)>,
     last_used: Instant,
 }
 
@@ -197,6 +201,22 @@ impl KeyEntry {
     /// A ready process that never ran a turn (a used one may take its place).
     fn has_fresh(&self) -> bool {
         self.ready.iter().any(|process| process.uses == 0)
+    }
+
+    /// Make room for a used process coming back: there is a free place, a fresh ready process
+    /// it will displace, or a fresh process still starting, which is cancelled here (a used
+    /// process answers its first turn sooner, and it is ready now).
+    fn make_room(&mut self, per_key: usize) -> bool {
+        if self.ready.len() + self.filling < per_key || self.has_fresh() {
+            return true;
+        }
+        match self.starting.pop() {
+            Some((_, start)) => {
+                start.cancel();
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -329,6 +349,7 @@ impl WarmPool {
                 template: template.clone(),
                 ready: VecDeque::new(),
                 filling: 0,
+                starting: Vec::new(),
                 last_used: now,
             });
             // The latest run's handler is the best guess for whatever the process meets before
@@ -337,13 +358,20 @@ impl WarmPool {
             entry.last_used = now;
             let missing = per_key.saturating_sub(entry.ready.len() + entry.filling);
             entry.filling += missing;
-            (missing, evict_least_recent(&mut state))
+            let starts: Vec<(u64, CancellationToken)> = (0..missing)
+                .map(|_| {
+                    (self.inner.next_id.fetch_add(1, Ordering::Relaxed), CancellationToken::new())
+                })
+                .collect();
+            entry.starting.extend(starts.iter().cloned());
+            (starts, evict_least_recent(&mut state))
         };
         for process in evicted {
             self.inner.retire(process.session);
         }
-        for _ in 0..missing {
-            self.inner.tasks.spawn(fill_one(self.inner.clone(), key.clone(), template.clone()));
+        for (id, start) in missing {
+            let fill = fill_one(self.inner.clone(), key.clone(), template.clone(), id, start);
+            self.inner.tasks.spawn(fill);
         }
     }
 
@@ -521,7 +549,13 @@ fn evict_least_recent(state: &mut PoolState) -> Vec<WarmProcess> {
 }
 
 /// Spawn and initialize one process for `key`, then offer it to the pool.
-async fn fill_one(inner: Arc<Inner>, key: PoolKey, template: Template) {
+async fn fill_one(
+    inner: Arc<Inner>,
+    key: PoolKey,
+    template: Template,
+    id: u64,
+    start_cancelled: CancellationToken,
+) {
     let handler = RebindableHandler::new(template.config.handler.clone());
     let config =
         SessionConfig { handler: handler.clone() as Arc<dyn ControlHandler>, ..template.config };
@@ -532,16 +566,20 @@ async fn fill_one(inner: Arc<Inner>, key: PoolKey, template: Template) {
         prepare_next_turn(&session).await;
         Ok::<_, ClaudeError>(session)
     };
+    // A cancelled start drops the half-started process, which kills it.
     let started = tokio::select! {
         started = start => started,
         () = inner.closed.cancelled() => Err(ClaudeError::Cancelled),
+        () = start_cancelled.cancelled() => Err(ClaudeError::Cancelled),
     };
-    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (rejected, idle) = {
         let mut state = inner.lock();
         let per_key = state.limits.per_key;
         let idle = state.limits.idle;
-        let entry = state.keys.get_mut(&key);
+        let mut entry = state.keys.get_mut(&key);
+        if let Some(entry) = entry.as_deref_mut() {
+            entry.starting.retain(|(starting, _)| *starting != id);
+        }
         match (started, entry) {
             (Ok(session), Some(entry)) => {
                 entry.filling = entry.filling.saturating_sub(1);
@@ -765,12 +803,10 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
         let mut state = inner.lock();
         let per_key = state.limits.per_key;
         match state.keys.get_mut(&returnable.key) {
-            Some(entry)
-                if !inner.closed.is_cancelled()
-                    && (entry.ready.len() + entry.filling < per_key || entry.has_fresh()) =>
-            {
-                entry.filling += 1;
-                true
+            Some(entry) if !inner.closed.is_cancelled() => {
+                let room = entry.make_room(per_key);
+                entry.filling += usize::from(room);
+                room
             }
             _ => false,
         }
@@ -913,6 +949,27 @@ mod tests {
             env: vec![("A".into(), "1".into())],
             handler: Arc::new(DenyAll),
         }
+    }
+
+    #[test]
+    fn a_used_process_coming_back_takes_the_place_of_one_still_starting() {
+        let template = Template {
+            config: config(Path::new("/w"), &["Read"]),
+            initialize: InitializeRequest::default(),
+        };
+        let start = CancellationToken::new();
+        let mut entry = KeyEntry {
+            template,
+            ready: VecDeque::new(),
+            filling: 1,
+            starting: vec![(7, start.clone())],
+            last_used: Instant::now(),
+        };
+        assert!(entry.make_room(1), "the place being filled is given to the used process");
+        assert!(start.is_cancelled(), "the fresh start is stopped, not left to be discarded");
+        assert!(entry.starting.is_empty());
+        // A place being filled by another used process is not taken.
+        assert!(!entry.make_room(1));
     }
 
     #[test]
