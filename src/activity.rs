@@ -150,6 +150,16 @@ fn truncate(text: &str) -> String {
     }
 }
 
+/// The first non-empty line of `text`, cut to `max_chars` with "…".
+pub fn headline(text: &str, max_chars: usize) -> String {
+    let line = text.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or("");
+    if line.chars().count() <= max_chars {
+        return line.to_owned();
+    }
+    let cut: String = line.chars().take(max_chars.saturating_sub(1)).collect();
+    format!("{}…", cut.trim_end())
+}
+
 /// "1.2k" for token counts in summaries.
 pub fn compact_count(n: u64) -> String {
     match n {

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the code map and the invariants every module keeps.
 
 pub mod activity;
+pub mod answers;
 pub mod audit;
 pub mod claude;
 pub mod conversations;

@@ -13,7 +13,7 @@ use crate::claude::args::CliOptions;
 use crate::claude::control::InitializeRequest;
 use crate::claude::control::RebindableHandler;
 use crate::claude::discover::CliBinary;
-use crate::claude::errors::ClaudeError;
+use crate::claude::errors::{ClaudeError, rejects_credentials};
 use crate::claude::session::{
     ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_turn,
 };
@@ -505,6 +505,12 @@ fn activities(
         RunEvent::ToolResult { content, is_error, .. } => {
             let text = if *is_error { format!("error: {content}") } else { content.clone() };
             vec![output(OutputKind::ToolResult, map_text(&text), None)]
+        }
+        // The run stops at once (retry.rs): announcing a retry would be wrong.
+        RunEvent::ApiRetry { status, error, .. }
+            if rejects_credentials(*status, error.as_deref()) =>
+        {
+            vec![Activity::Status("The Anthropic API rejected the credentials".to_owned())]
         }
         RunEvent::ApiRetry { attempt, max_retries, delay_ms, error, .. } => {
             let why = error.as_deref().unwrap_or("API error");

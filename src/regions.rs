@@ -163,22 +163,34 @@ fn activate(documents: &mut Documents, path: &Path, regions: Vec<ProducedRegion>
 
 /// Move `region` for a change replacing `start..end` with text holding `breaks` line breaks.
 fn shift(region: &mut ProducedRegion, start: Position, end: Position, breaks: u32) {
+    (region.start_line, region.end_line) =
+        follow_change((region.start_line, region.end_line), start, end, breaks);
+}
+
+/// The lines `first..=last` after a change replacing `start..end` with text holding `breaks`
+/// line breaks: moved when the change is above them; grown or shrunk when it is inside or across
+/// them (they keep what is left plus what was typed); unchanged below.
+pub fn follow_change(
+    (first, last): (u32, u32),
+    start: Position,
+    end: Position,
+    breaks: u32,
+) -> (u32, u32) {
     let removed = end.line.saturating_sub(start.line);
     let delta = i64::from(breaks) - i64::from(removed);
     let moved = |line: u32| u32::try_from((i64::from(line) + delta).max(0)).unwrap_or(u32::MAX);
-    if end <= Position::new(region.start_line, 0) {
-        // Entirely above the region.
-        region.start_line = moved(region.start_line);
-        region.end_line = moved(region.end_line);
-    } else if start.line <= region.end_line {
-        // Inside or across it: the region keeps what is left of it plus what was typed.
-        region.start_line = region.start_line.min(start.line);
-        region.end_line = moved(region.end_line).max(region.start_line);
+    if end <= Position::new(first, 0) {
+        (moved(first), moved(last))
+    } else if start.line <= last {
+        let first = first.min(start.line);
+        (first, moved(last).max(first))
+    } else {
+        (first, last)
     }
 }
 
 /// Line breaks as LSP counts them: `\n`, `\r\n` and a lone `\r`.
-fn line_breaks(text: &str) -> u32 {
+pub fn line_breaks(text: &str) -> u32 {
     let bytes = text.as_bytes();
     let mut count = 0u32;
     for (i, byte) in bytes.iter().enumerate() {

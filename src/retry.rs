@@ -29,7 +29,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::claude::errors::ClaudeError;
+use crate::claude::errors::{ClaudeError, rejects_credentials};
 use crate::claude::session::{RunEvent, RunLimits, RunResult, SessionConfig};
 use crate::error::ServerError;
 use crate::metrics::Metrics;
@@ -334,8 +334,7 @@ impl Attempt {
                 self.lock().session_id = Some(session_id.clone());
             }
             RunEvent::ApiRetry { status, error, .. }
-                if matches!(status, Some(401 | 403))
-                    || error.as_deref() == Some("authentication_failed") =>
+                if rejects_credentials(*status, error.as_deref()) =>
             {
                 let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
                 self.lock().auth_failure =

@@ -132,6 +132,10 @@ impl LanguageServer for Backend {
         Ok(handlers::code_action::code_actions(&self.state, params))
     }
 
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        Ok(handlers::hover::hover(&self.state, params))
+    }
+
     async fn code_action_resolve(&self, action: CodeAction) -> Result<CodeAction> {
         Ok(action)
     }

@@ -50,6 +50,9 @@ pub struct ClientInfo {
     pub edits: EditCapabilities,
     pub progress_create: bool,
     pub show_document: bool,
+    /// `textDocument.hover`: the client can show a hover (how clients without showDocument read
+    /// a long answer).
+    pub hover: bool,
     /// `window.showMessage`: the client answers `window/showMessageRequest` with its actions
     /// (how permission questions reach the user).
     pub show_message_request: bool,
@@ -72,6 +75,7 @@ impl ClientInfo {
             show_document: window
                 .and_then(|w| w.show_document.as_ref())
                 .is_some_and(|sd| sd.support),
+            hover: caps.text_document.as_ref().is_some_and(|td| td.hover.is_some()),
             show_message_request: window.is_some_and(|w| w.show_message.is_some()),
             configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
             related_information: caps
@@ -129,6 +133,8 @@ pub struct ServerState {
     pub conversations: Arc<crate::conversations::Conversations>,
     /// Regions of documents that conversations wrote (for `Claude: refine…`).
     pub regions: crate::regions::Regions,
+    /// Long answers kept for a hover, for clients that cannot show a document.
+    pub answers: crate::answers::Answers,
 }
 
 impl ServerState {
@@ -159,6 +165,7 @@ impl ServerState {
             findings: Mutex::new(crate::findings::FindingStore::default()),
             conversations: Arc::new(crate::conversations::Conversations::new()),
             regions: crate::regions::Regions::new(),
+            answers: crate::answers::Answers::default(),
         }
     }
 

@@ -292,6 +292,8 @@ async fn initialize_negotiates_utf8_and_lists_every_command_for_the_picker() {
     let capabilities = &result["capabilities"];
     assert_eq!(capabilities["positionEncoding"], "utf-8", "Helix offers utf-8 first");
     assert_eq!(capabilities["codeActionProvider"]["resolveProvider"], true);
+    // Helix has no window/showDocument: long answers are read as a hover.
+    assert_eq!(capabilities["hoverProvider"], true);
     let commands: Vec<&str> = capabilities["executeCommandProvider"]["commands"]
         .as_array()
         .expect("no executeCommandProvider: Helix could run no command")
@@ -408,6 +410,10 @@ async fn a_review_reports_findings_as_diagnostics_that_code_actions_can_dismiss(
     assert_eq!(finding["range"]["start"]["line"], 2);
     assert!(finding["message"].as_str().unwrap().contains("Deep recursion"), "{finding}");
 
+    // With the cursor at the start of the flagged line, off the flagged text, Helix sends no
+    // diagnostic: the finding's actions are offered all the same.
+    let on_line = code_actions(&mut ws.client, &uri, 2, 0, json!([])).await;
+    assert!(titles(&on_line).contains(&"Claude: dismiss finding"), "{:#?}", titles(&on_line));
     // Helix sends the diagnostics under the cursor with the code-action request.
     let on_finding = code_actions(&mut ws.client, &uri, 2, 4, json!([finding])).await;
     let listed = titles(&on_finding);
@@ -447,6 +453,81 @@ async fn an_analysis_answers_with_show_message_because_helix_cannot_show_documen
     );
     ws.client.take_notifications("textDocument/publishDiagnostics");
     ws.client.take_notifications("claude/output");
+    ws.client.finish().await;
+}
+
+/// An answer of several paragraphs, as an analysis of real code tends to be.
+const LONG_ANALYSIS: &str = "`sum` adds the numbers 1..=n recursively, one stack frame per number.\n\n\
+    For large n it overflows the stack; an iterative sum or the closed form n*(n+1)/2 avoids it.\n\n\
+    The function is pure, so either change keeps every caller working.";
+
+#[tokio::test]
+async fn a_long_analysis_is_announced_on_one_line_and_read_whole_as_a_hover() {
+    let (mut ws, uri) = helix_workspace(Turn::text(LONG_ANALYSIS)).await;
+    // `space a` on lines 1-3 (the function), then "analyze selection".
+    let typed = format!(
+        r#"claude.analyze {{"textDocument": {{"uri": "{uri}"}}, "range": {{"start": {{"line": 1, "character": 0}}, "end": {{"line": 3, "character": 1}}}}}}"#
+    );
+    workspace_command(&mut ws.client, &typed).await;
+    server_created_progress(&ws.client, 0).await;
+    let message = ws.client.next_notification("window/showMessage").await;
+    let text = message["message"].as_str().unwrap();
+    // One line that Helix's status line can hold, saying where the rest is.
+    assert!(!text.contains('\n'), "{text}");
+    assert!(text.starts_with("Claude (analyze): `sum` adds the numbers"), "{text}");
+    assert!(text.ends_with("hover over the selected code to read the whole answer"), "{text}");
+    assert!(text.chars().count() <= 160, "{} characters: {text}", text.chars().count());
+
+    // Helix's `space k` on the analysed code: the whole answer, as markdown.
+    let hover = |line: u32| json!({"textDocument": {"uri": uri}, "position": position(line, 2)});
+    let shown = helix_request(&mut ws.client, "textDocument/hover", hover(2)).await;
+    assert_eq!(shown["contents"]["kind"], "markdown", "{shown}");
+    let value = shown["contents"]["value"].as_str().unwrap();
+    assert!(value.contains(LONG_ANALYSIS), "{value}");
+    // Off the analysed lines there is nothing to show.
+    let elsewhere = helix_request(&mut ws.client, "textDocument/hover", hover(6)).await;
+    assert_eq!(elsewhere, Value::Null);
+    // Two lines typed above the function: the answer moves with its code.
+    ws.client
+        .did_change(
+            &uri,
+            1,
+            json!([{"range": {"start": position(0, 0), "end": position(0, 0)}, "text": "//\n//\n"}]),
+        )
+        .await;
+    let moved = helix_request(&mut ws.client, "textDocument/hover", hover(5)).await;
+    assert!(moved["contents"]["value"].as_str().unwrap().contains(LONG_ANALYSIS), "{moved}");
+    assert_eq!(helix_request(&mut ws.client, "textDocument/hover", hover(1)).await, Value::Null);
+    assert!(ws.client.server_requests("window/showDocument").is_empty());
+    ws.client.drain().await;
+    ws.client.take_notifications("textDocument/publishDiagnostics");
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_missing_cli_says_how_to_install_it_before_where_it_looked() {
+    let ws = Workspace::start(
+        &[("src/lib.rs", RECURSIVE)],
+        Turn::text("unused"),
+        helix_capabilities(),
+        json!({"warmPool": 0, "cliPath": "/nonexistent/claude"}),
+    )
+    .await;
+    let mut ws = ws;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 0, RECURSIVE).await;
+    let typed = format!(r#"claude.analyze {{"textDocument": {{"uri": "{uri}"}}}}"#);
+    workspace_command(&mut ws.client, &typed).await;
+    let message = ws.client.next_notification("window/showMessage").await;
+    assert_eq!(message["type"], 1, "an error: {message}");
+    let text = message["message"].as_str().unwrap();
+    // Helix cuts the status line at the terminal's width: the fix comes first.
+    let fix = "install it with `npm install -g @anthropic-ai/claude-code`";
+    let at = text.find(fix).unwrap_or_else(|| panic!("no install hint in {text:?}"));
+    assert!(at < 60, "the install hint starts at character {at}: {text}");
+    assert!(text.find("Looked in").is_some_and(|looked| looked > at), "{text}");
+    ws.client.drain().await;
+    ws.client.take_notifications("window/showMessage");
     ws.client.finish().await;
 }
 

@@ -327,6 +327,11 @@ async fn a_bad_key_fails_in_seconds_with_a_login_hint_even_when_the_cli_would_re
     let calls = ws.api.requests().len();
     assert!((1..=2).contains(&calls), "{calls} API calls for a bad key");
     assert_eq!(metrics(&mut ws).await["retries"]["total"], 0);
+    // Progress never announces a retry that will not happen.
+    ws.client.settle().await;
+    let progress = progress_messages(&ws.client, "a1");
+    assert!(!progress.iter().any(|m| m.contains("retrying")), "{progress:#?}");
+    assert!(progress.iter().any(|m| m.contains("rejected the credentials")), "{progress:#?}");
     drain(&ws.client).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;

@@ -17,7 +17,7 @@ pub const INSTALL_HINT: &str = "npm install -g @anthropic-ai/claude-code";
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ClaudeError {
     #[error(
-        "Claude Code CLI not found. Looked in: {}. Install it with `{INSTALL_HINT}` or set the `cliPath` setting.",
+        "Claude Code CLI not found: install it with `{INSTALL_HINT}` or set the `cliPath` setting. Looked in: {}.",
         searched.join("; ")
     )]
     CliNotFound { searched: Vec<String> },
@@ -243,7 +243,7 @@ pub fn classify_result(
         return Some(ClaudeError::PromptTooLong { message });
     }
     match (result.api_error_status, synthetic_error) {
-        (Some(401 | 403), _) | (None, Some("authentication_failed")) => {
+        (status, error) if rejects_credentials(status, error) => {
             Some(ClaudeError::AuthFailed { message })
         }
         (Some(429), _) | (None, Some("rate_limit")) => {
@@ -360,6 +360,12 @@ pub fn redact_secrets<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
         }
     }
     out
+}
+
+/// The API refused the credentials (HTTP 401/403, or the CLI's `authentication_failed`): no
+/// retry can help, however often the CLI would try.
+pub fn rejects_credentials(status: Option<u16>, error: Option<&str>) -> bool {
+    matches!(status, Some(401 | 403)) || error == Some("authentication_failed")
 }
 
 #[cfg(test)]

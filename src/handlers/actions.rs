@@ -63,7 +63,7 @@ pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) ->
         if let Ok(ActionResult { findings: Some(found), .. }) = &outcome {
             findings::publish_run(&state, action, &params, found).await;
         }
-        deliver(&state, action, &run_id, outcome).await;
+        deliver(&state, action, &params, &run_id, outcome).await;
     });
     started
 }
@@ -587,6 +587,7 @@ fn count_edits(edit: &WorkspaceEdit) -> usize {
 async fn deliver(
     state: &ServerState,
     action: Action,
+    params: &ActionParams,
     run_id: &str,
     outcome: Result<ActionResult, ServerError>,
 ) {
@@ -631,22 +632,47 @@ async fn deliver(
             }
         }
     }
-    show_text(state, action, run_id, &result.text).await;
+    show_text(state, action, params, run_id, &result.text).await;
 }
 
-/// Short answers as a message; long ones as a markdown document when the client can show one.
-async fn show_text(state: &ServerState, action: Action, run_id: &str, text: &str) {
+/// Short answers as a message; long ones as a markdown document when the client can show one,
+/// else as a hover over the code they are about (announced by a one-line message), else whole
+/// in a message.
+async fn show_text(
+    state: &ServerState,
+    action: Action,
+    params: &ActionParams,
+    run_id: &str,
+    text: &str,
+) {
     const SHORT: usize = 400;
     let client = &state.client;
     let text = text.trim();
     if text.is_empty() {
         return;
     }
+    let info = state.client_info();
+    let show_document = info.show_document;
+    if !show_document && info.hover && !fits_a_status_line(text) {
+        if let Ok(path) = edits::uri_to_path(&params.text_document.uri) {
+            let lines = params.range.map(|range| (range.start.line, range.end.line));
+            let answer = crate::answers::Answer { action, text: text.to_owned(), lines };
+            state.answers.keep(path, answer);
+            let about = if lines.is_some() { "the selected code" } else { "the file" };
+            let message = format!(
+                "Claude ({action}): {} — hover over {about} to read the whole answer",
+                // Short enough to leave the hint room on a status line.
+                crate::activity::headline(text, 72)
+            );
+            client.show_message(MessageType::INFO, message).await;
+            return;
+        }
+    }
     if text.chars().count() <= SHORT && !text.contains("\n\n") {
         client.show_message(MessageType::INFO, format!("Claude: {text}")).await;
         return;
     }
-    if state.client_info().show_document {
+    if show_document {
         match write_answer(&state.options.cache_dir, action, run_id, text) {
             Ok(uri) => {
                 let params = ShowDocumentParams {
@@ -663,6 +689,13 @@ async fn show_text(state: &ServerState, action: Action, run_id: &str, text: &str
         }
     }
     client.show_message(MessageType::INFO, format!("Claude ({action}):\n{text}")).await;
+}
+
+/// Status lines (Helix's, Zed's) show one line, cut at the window's width.
+const STATUS_LINE_CHARS: usize = 120;
+
+fn fits_a_status_line(text: &str) -> bool {
+    !text.contains('\n') && text.chars().count() <= STATUS_LINE_CHARS
 }
 
 fn write_answer(

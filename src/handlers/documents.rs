@@ -52,8 +52,11 @@ pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams
         Ok(()) => {
             crate::handlers::findings::did_change(state, &uri, &params.content_changes, before)
                 .await;
-            // So do the regions conversations wrote.
+            // So do the regions conversations wrote, and the lines a kept answer is about.
             crate::handlers::sessions::document_changed(state, &uri, &params.content_changes);
+            if let Ok(path) = crate::edits::uri_to_path(&uri) {
+                state.answers.changed(&path, &params.content_changes);
+            }
         }
     }
 }
@@ -61,4 +64,7 @@ pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams
 pub fn did_close(state: &ServerState, params: DidCloseTextDocumentParams) {
     write(&state.documents).close(&params.text_document.uri);
     crate::handlers::sessions::document_closed(state, &params.text_document.uri);
+    if let Ok(path) = crate::edits::uri_to_path(&params.text_document.uri) {
+        state.answers.closed(&path);
+    }
 }

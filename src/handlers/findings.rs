@@ -52,14 +52,19 @@ pub fn collect(
     if !matches!(action, Action::Review | Action::Analyze) {
         return Ok(None);
     }
-    let report =
-        read_report(outcome.result.structured_output.as_ref(), &outcome.text).map_err(|err| {
+    let mut report = read_report(outcome.result.structured_output.as_ref(), &outcome.text)
+        .map_err(|err| {
             ServerError::new(
                 ErrorKind::STRUCTURED_OUTPUT_FAILED,
                 err.to_string(),
                 "nothing was published; run it again",
             )
         })?;
+    if action == Action::Analyze && report.source == findings::ReportSource::PlainText {
+        // An explanation with no findings is a whole answer: a note about the missing format
+        // would only lengthen it.
+        report.notes.clear();
+    }
     let options = PlaceOptions {
         workspace: target.workspace,
         encoding: state.encoding(),
@@ -244,9 +249,12 @@ pub fn code_actions(
         .findings()
         .findings_in(&path)
         .into_iter()
+        // Anywhere on a flagged line, not only on the flagged text: a cursor at the start of
+        // the line (or a client that sends no diagnostics) finds the fix too.
         .filter(|finding| {
             wanted.contains(&finding.id.as_str())
-                || (finding.range.start <= range.end && range.start <= finding.range.end)
+                || (finding.range.start.line <= range.end.line
+                    && range.start.line <= finding.range.end.line)
         })
         .collect();
     if in_range.is_empty() {

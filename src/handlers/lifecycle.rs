@@ -17,6 +17,8 @@ pub const SETTINGS_SECTION: &str = "claude";
 pub async fn initialize(state: &ServerState, params: InitializeParams) -> InitializeResult {
     let info = ClientInfo::from_capabilities(&params.capabilities);
     let encoding = info.encoding;
+    // Long answers reach clients that cannot show a document as a hover (answers.rs).
+    let hover_answers = !info.show_document && info.hover;
     state.set_client_info(info);
     state.set_workspace_folders(workspace_paths(&params));
     let (settings, warnings) = parse_settings(params.initialization_options.as_ref());
@@ -43,6 +45,7 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
                 resolve_provider: Some(true),
                 work_done_progress_options: WorkDoneProgressOptions::default(),
             })),
+            hover_provider: hover_answers.then_some(HoverProviderCapability::Simple(true)),
             execute_command_provider: Some(ExecuteCommandOptions {
                 commands: lsp_ext::commands::ALL.iter().map(|c| (*c).to_owned()).collect(),
                 work_done_progress_options: WorkDoneProgressOptions::default(),

@@ -5,6 +5,7 @@ pub mod code_action;
 pub mod commands;
 pub mod documents;
 pub mod findings;
+pub mod hover;
 pub mod lifecycle;
 pub mod permissions;
 pub mod progress;

@@ -318,12 +318,7 @@ impl Notification for UsageNotification {
 
 /// The first line of an answer or error, shortened.
 fn summarize(text: &str) -> String {
-    let line = text.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or("");
-    if line.chars().count() <= SUMMARY_CHARS {
-        return line.to_owned();
-    }
-    let cut: String = line.chars().take(SUMMARY_CHARS - 1).collect();
-    format!("{cut}…")
+    crate::activity::headline(text, SUMMARY_CHARS)
 }
 
 fn usage_report(
