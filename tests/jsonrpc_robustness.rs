@@ -190,6 +190,13 @@ fn workspace() -> tempfile::TempDir {
     dir
 }
 
+/// Settings that run the real CLI against `api`, its state under `home`.
+fn cli_settings(api: &FakeApi, home: &TestHome) -> Value {
+    let env: Map<String, Value> =
+        api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    json!({"cliPath": real_cli(), "env": env, "warmPool": 0})
+}
+
 /// Check the refusal and that the server still answers a request after it.
 async fn assert_refused(server: &mut Stdio, what: &str, id: Value, code: i64) -> Value {
     let reply = server.response(&id).await;
@@ -278,9 +285,7 @@ async fn the_input_ending_inside_a_message_ends_the_server_cleanly() {
 async fn a_client_slow_or_silent_on_progress_create_still_gets_its_runs_answer() {
     let api = FakeApi::start(Script::from_fn(|_| Turn::text("Nothing to report."))).await;
     let home = TestHome::new();
-    let env: Map<String, Value> =
-        api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    let settings = json!({"cliPath": real_cli(), "env": env, "warmPool": 0});
+    let settings = cli_settings(&api, &home);
     let dir = workspace();
     let capabilities = json!({"window": {"workDoneProgress": true}});
     let mut server = Stdio::start(dir.path(), capabilities, settings).await;
@@ -305,4 +310,22 @@ async fn a_client_slow_or_silent_on_progress_create_still_gets_its_runs_answer()
     let answer = server.response(&second).await;
     assert!(answer["result"]["text"].as_str().unwrap().contains("Nothing to report"), "{answer}");
     server.shut_down().await;
+}
+
+#[tokio::test]
+async fn the_input_ending_with_a_run_in_flight_ends_the_server_at_once() {
+    let api = FakeApi::start(Turn::Hang).await;
+    let home = TestHome::new();
+    let dir = workspace();
+    let mut server = Stdio::start(dir.path(), json!({}), cli_settings(&api, &home)).await;
+    let analyze = json!({
+        "textDocument": {"uri": file_uri(&dir.path().join("src/lib.rs"))},
+        "instruction": "never answered",
+    });
+    server.send_request("claude/analyze", analyze).await;
+    api.wait_for_requests(1, WAIT).await;
+    // The run waits on the API forever; the server must not wait for it.
+    server.close_stdin();
+    let status = server.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
 }
