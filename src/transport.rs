@@ -322,37 +322,41 @@ fn single(object: Map<String, Value>) -> Incoming {
         return response(object);
     }
     let id = object.get("id").and_then(valid_id).unwrap_or(Id::Null);
-    if let Err(problem) = check_request(&object) {
-        return reject(id, problem);
-    }
-    match serde_json::from_value::<Request>(Value::Object(object)) {
+    match request(object) {
         Ok(request) => Incoming::Request(request),
-        Err(err) => reject(id, err.to_string()),
+        Err(problem) => reject(id, problem),
     }
 }
 
-fn check_request(object: &Map<String, Value>) -> Result<(), String> {
-    check_version(object)?;
-    match object.get("method") {
-        Some(Value::String(_)) => {}
-        Some(other) => return Err(format!("\"method\" must be a string, not {}", describe(other))),
+/// The checked request, its params moved rather than decoded again (they can be megabytes).
+fn request(mut object: Map<String, Value>) -> Result<Request, String> {
+    check_version(&object)?;
+    let mut request = match object.remove("method") {
+        Some(Value::String(method)) => Request::build(method),
+        Some(other) => {
+            return Err(format!("\"method\" must be a string, not {}", describe(&other)));
+        }
         None => return Err("the message has no \"method\"".to_owned()),
+    };
+    if let Some(id) = object.remove("id") {
+        let valid = valid_id(&id).ok_or_else(|| {
+            format!("\"id\" must be a 64-bit integer or a string, not {}", describe(&id))
+        })?;
+        request = request.id(valid);
     }
-    match object.get("id") {
-        Some(id) if valid_id(id).is_none() => {
+    match object.remove("params") {
+        None => {}
+        Some(params @ (Value::Null | Value::Object(_) | Value::Array(_))) => {
+            request = request.params(params);
+        }
+        Some(other) => {
             return Err(format!(
-                "\"id\" must be a 64-bit integer or a string, not {}",
-                describe(id)
+                "\"params\" must be an object or an array, not {}",
+                describe(&other)
             ));
         }
-        _ => {}
     }
-    match object.get("params") {
-        None | Some(Value::Null | Value::Object(_) | Value::Array(_)) => Ok(()),
-        Some(other) => {
-            Err(format!("\"params\" must be an object or an array, not {}", describe(other)))
-        }
-    }
+    Ok(request.finish())
 }
 
 fn check_version(object: &Map<String, Value>) -> Result<(), String> {
