@@ -101,7 +101,7 @@ impl FrameDecoder {
     pub fn next_frame(&mut self) -> Option<Result<Bytes, FrameError>> {
         loop {
             match &self.state {
-                DecodeState::Skipping => match find_ignore_case(&self.buf, CONTENT_LENGTH) {
+                DecodeState::Skipping => match find_content_length(&self.buf) {
                     Some(at) => {
                         self.buf.advance(at);
                         self.state = DecodeState::Headers;
@@ -251,8 +251,13 @@ fn unsupported_charset(value: &[u8]) -> Option<String> {
     (!utf8).then_some(charset)
 }
 
-fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window.eq_ignore_ascii_case(needle))
+/// Where `content-length` starts in `haystack`, in any case.
+fn find_content_length(haystack: &[u8]) -> Option<usize> {
+    memchr::memchr2_iter(b'c', b'C', haystack).find(|&at| {
+        haystack
+            .get(at..at + CONTENT_LENGTH.len())
+            .is_some_and(|window| window.eq_ignore_ascii_case(CONTENT_LENGTH))
+    })
 }
 
 /// One frame's body, checked.
