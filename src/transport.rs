@@ -33,11 +33,10 @@ const CONTENT_LENGTH: &[u8] = b"content-length";
 /// Client messages accepted but not yet started (as in tower-lsp-server).
 const QUEUED_MESSAGES: usize = 100;
 const READ_CHUNK: usize = 64 << 10;
-/// After `exit` (following `shutdown`), requests in flight may still answer for this long: their
-/// runs were cancelled by `shutdown`. A hang guard: nothing waits for it in the normal case.
-const EXIT_DRAIN: Duration = Duration::from_secs(30);
-/// Once the input is gone, answers already made may take this long to be written.
-const FINAL_FLUSH: Duration = Duration::from_secs(5);
+/// After `exit` or the end of the input, the last answers may take this long to be written. A
+/// hang guard (a client that stopped reading): `exit` cancels every request in flight, so their
+/// answers are immediate.
+const LAST_WRITES: Duration = Duration::from_secs(5);
 
 const PARSE_HINT: &str = "send one JSON object per Content-Length frame, in UTF-8";
 const REQUEST_HINT: &str = "send a JSON-RPC 2.0 message: \"jsonrpc\": \"2.0\", a string method, \
@@ -494,13 +493,13 @@ fn frame(message: &impl Serialize) -> Option<Bytes> {
 enum Ending {
     /// End of input, a read error, or the output is gone: nobody is listening any more.
     Gone,
-    /// `exit` arrived; `after_shutdown` when `shutdown` came first (runs are cancelled).
-    Exit { after_shutdown: bool },
+    /// `exit` arrived: tower-lsp-server cancelled every request in flight (answered -32800).
+    Exit,
 }
 
 /// Serve `service` over `input`/`output` until `exit`, the end of the input, or a failed write.
-/// Requests in flight when the input ends are dropped (which cancels their runs); after
-/// `shutdown` + `exit` they may still answer.
+/// Requests in flight when the input ends are dropped (which cancels their runs); after `exit`
+/// their cancellations are still answered.
 pub async fn serve<I, O, S>(
     input: I,
     output: O,
@@ -533,19 +532,19 @@ pub async fn serve<I, O, S>(
     };
     drop(reader);
     tracing::info!(?ending, "stopped reading the client's messages");
-    let (finished, limit) = match ending {
-        Ending::Exit { after_shutdown: true } if answering => {
+    let finished = match ending {
+        Ending::Exit if answering => {
             let drained = async { futures::join!(answers, writer) };
-            (tokio::time::timeout(EXIT_DRAIN, drained).await.is_ok(), EXIT_DRAIN)
+            tokio::time::timeout(LAST_WRITES, drained).await.is_ok()
         }
         _ => {
             // Dropping the requests in flight cancels their runs.
             drop(answers);
-            (tokio::time::timeout(FINAL_FLUSH, writer).await.is_ok(), FINAL_FLUSH)
+            tokio::time::timeout(LAST_WRITES, writer).await.is_ok()
         }
     };
     if !finished {
-        tracing::warn!("gave up writing the last answers after {limit:?}");
+        tracing::warn!("gave up writing the last answers after {LAST_WRITES:?}");
     }
 }
 
@@ -564,7 +563,6 @@ where
 {
     let mut decoder = FrameDecoder::default();
     let mut chunk = vec![0; READ_CHUNK];
-    let mut after_shutdown = false;
     loop {
         while let Some(next) = decoder.next_frame() {
             let incoming = match next {
@@ -584,17 +582,10 @@ where
                 Incoming::Request(request) => {
                     if let Err(err) = futures::future::poll_fn(|cx| service.poll_ready(cx)).await {
                         tracing::info!(%err, "the language server stopped");
-                        return Ending::Exit { after_shutdown };
+                        return Ending::Exit;
                     }
                     let method = request.method().to_owned();
-                    let ending = match method.as_str() {
-                        "shutdown" => {
-                            after_shutdown = true;
-                            None
-                        }
-                        "exit" => Some(Ending::Exit { after_shutdown }),
-                        _ => None,
-                    };
+                    let exit = method == "exit";
                     let id = request.id().cloned();
                     let call = service.call(request);
                     let task = Box::pin(async move {
@@ -612,8 +603,8 @@ where
                     if tasks.send(task).await.is_err() {
                         return Ending::Gone;
                     }
-                    if let Some(ending) = ending {
-                        return ending;
+                    if exit {
+                        return Ending::Exit;
                     }
                 }
                 Incoming::Response(response) => {

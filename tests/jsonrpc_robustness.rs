@@ -312,8 +312,8 @@ async fn a_client_slow_or_silent_on_progress_create_still_gets_its_runs_answer()
     server.shut_down().await;
 }
 
-#[tokio::test]
-async fn the_input_ending_with_a_run_in_flight_ends_the_server_at_once() {
+/// A server with one analyze run waiting on the API forever (keep the rest alive with it).
+async fn run_in_flight() -> (Stdio, Value, FakeApi, TestHome, tempfile::TempDir) {
     let api = FakeApi::start(Turn::Hang).await;
     let home = TestHome::new();
     let dir = workspace();
@@ -322,10 +322,25 @@ async fn the_input_ending_with_a_run_in_flight_ends_the_server_at_once() {
         "textDocument": {"uri": file_uri(&dir.path().join("src/lib.rs"))},
         "instruction": "never answered",
     });
-    server.send_request("claude/analyze", analyze).await;
+    let id = server.send_request("claude/analyze", analyze).await;
     api.wait_for_requests(1, WAIT).await;
-    // The run waits on the API forever; the server must not wait for it.
+    (server, id, api, home, dir)
+}
+
+#[tokio::test]
+async fn the_input_ending_with_a_run_in_flight_ends_the_server_at_once() {
+    let (mut server, _id, _api, _home, _dir) = run_in_flight().await;
     server.close_stdin();
     let status = server.wait_exit().await;
     assert_eq!(status.code(), Some(0), "{}", server.stderr());
+}
+
+#[tokio::test]
+async fn exit_with_a_run_in_flight_answers_it_cancelled_and_ends_the_server() {
+    let (mut server, id, _api, _home, _dir) = run_in_flight().await;
+    // No shutdown first, and the input stays open.
+    server.notify("exit", Value::Null).await;
+    let answer = server.response(&id).await;
+    assert_eq!(answer["error"]["code"], -32800, "{answer}");
+    server.wait_exit().await;
 }
