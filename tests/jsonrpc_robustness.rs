@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The real `claude-lsp` binary over stdio survives any message (issue 13, finding 7): each
 //! malformed message gets its JSON-RPC error and the next request its answer; unknown `$/`
-//! requests get MethodNotFound; the end of the input ends the server; a client slow or silent
-//! on `window/workDoneProgress/create` still gets its run's answer.
+//! requests get MethodNotFound; the end of the input, or `exit`, ends the server even with a run
+//! in flight; a client slow or silent on `window/workDoneProgress/create` still gets its run's
+//! answer.
 
 mod support;
 
