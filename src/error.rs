@@ -47,6 +47,9 @@ kinds! {
     SANDBOX_VIOLATION = ("sandbox_violation", -32018, false);
     CIRCUIT_OPEN = ("circuit_open", -32019, true);
     SESSION_NOT_FOUND = ("session_not_found", -32020, false);
+    PARSE_ERROR = ("parse_error", -32700, false);
+    INVALID_REQUEST = ("invalid_request", -32600, false);
+    METHOD_NOT_FOUND = ("method_not_found", -32601, false);
     INVALID_PARAMS = ("invalid_params", -32602, false);
     INTERNAL = ("internal", -32603, false);
     CANCELLED = ("cancelled", -32800, false);
@@ -196,7 +199,7 @@ mod tests {
     #[test]
     fn server_defined_codes_stay_in_the_server_range() {
         for kind in ErrorKind::ALL {
-            let standard = [-32602, -32603, -32800].contains(&kind.code);
+            let standard = [-32700, -32600, -32601, -32602, -32603, -32800].contains(&kind.code);
             assert!(standard || (-32099..=-32000).contains(&kind.code), "{}", kind.name);
         }
     }

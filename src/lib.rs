@@ -34,4 +34,5 @@ pub mod settings;
 pub mod staging;
 pub mod state;
 pub mod time;
+pub mod transport;
 pub mod usage;

@@ -2,4 +2,4 @@
 
 pub use tower_lsp_server::jsonrpc;
 pub use tower_lsp_server::ls_types::*;
-pub use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+pub use tower_lsp_server::{Client, ClientSocket, LanguageServer, LspService};

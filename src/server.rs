@@ -19,7 +19,7 @@ pub struct Backend {
     state: Arc<ServerState>,
 }
 
-/// Serve LSP on `input`/`output` until `exit`.
+/// Serve LSP on `input`/`output` until `exit` or the end of the input (see `transport`).
 pub async fn serve<I, O>(input: I, output: O, options: ServerOptions)
 where
     I: AsyncRead + Unpin,
@@ -39,7 +39,7 @@ where
             .custom_method(lsp_ext::USAGE, Backend::usage)
             .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
             .finish();
-    Server::new(input, output, socket).concurrency_level(CONCURRENCY).serve(service).await;
+    crate::transport::serve(input, output, service, socket, CONCURRENCY).await;
 }
 
 impl Backend {

@@ -1,10 +1,16 @@
 //! `$/progress` for one run: begin → report → end, on the client's token or one we create.
 
+use std::time::Duration;
+
 use crate::lsp::{
     Client, NumberOrString, ProgressParams, ProgressParamsValue, WorkDoneProgress,
     WorkDoneProgressBegin, WorkDoneProgressCreateParams, WorkDoneProgressEnd,
     WorkDoneProgressReport, notification, request,
 };
+
+/// How long a run waits for the client to accept a progress token it created. A client that
+/// never answers must not hold the run: it goes on without progress.
+const CREATE_WAIT: Duration = Duration::from_secs(10);
 
 /// A progress bar in the editor, or nothing when the client has none.
 pub struct Progress {
@@ -32,10 +38,18 @@ impl Progress {
                 let token = NumberOrString::String(format!("claude-lsp/{}", uuid::Uuid::new_v4()));
                 on_token(&token);
                 let params = WorkDoneProgressCreateParams { token: token.clone() };
-                match client.send_request::<request::WorkDoneProgressCreate>(params).await {
-                    Ok(()) => Some(token),
-                    Err(err) => {
+                let created = client.send_request::<request::WorkDoneProgressCreate>(params);
+                match tokio::time::timeout(CREATE_WAIT, created).await {
+                    Ok(Ok(())) => Some(token),
+                    Ok(Err(err)) => {
                         tracing::debug!(%err, "client refused a progress token");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(
+                            "the client did not answer window/workDoneProgress/create within \
+                             {CREATE_WAIT:?}; running without progress"
+                        );
                         None
                     }
                 }
