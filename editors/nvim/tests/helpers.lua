@@ -197,8 +197,8 @@ function H.read_optional(path)
 end
 
 --- Run `cases` ({ name, fn } in order), print `PASS name` / `FAIL name: error` for each, then
---- stop every client and exit non-zero when any failed.
-function H.run(cases)
+--- call `finish` (if given), stop every client and exit non-zero when any failed.
+function H.run(cases, finish)
   local failed = 0
   for _, case in ipairs(cases) do
     local ok, err = xpcall(case[2], debug.traceback)
@@ -212,6 +212,9 @@ function H.run(cases)
       io.stdout:write(('  notifications: %s\n'):format(vim.inspect(H.notifications)))
     end
     io.stdout:flush()
+  end
+  if finish then
+    finish()
   end
   for _, client in ipairs(vim.lsp.get_clients()) do
     client:stop(true)
