@@ -121,7 +121,7 @@ local function apply_edit(action, client, edit, summary)
     return
   end
   local function apply()
-    local ok, err = pcall(vim.lsp.util.apply_workspace_edit, edit, client.offset_encoding)
+    local ok, err = pcall(ui.apply, edit, client.offset_encoding)
     if not ok then
       notify(('%s: cannot apply the edit: %s'):format(action, tostring(err)), ERROR)
       return

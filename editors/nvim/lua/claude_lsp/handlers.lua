@@ -37,7 +37,7 @@ M['workspace/applyEdit'] = function(_, params, ctx)
     ui.notify(label .. ': edit discarded')
     return { applied = false, failureReason = 'discarded in the preview' }
   end
-  local ok, err = pcall(vim.lsp.util.apply_workspace_edit, params.edit, client.offset_encoding)
+  local ok, err = pcall(ui.apply, params.edit, client.offset_encoding)
   if not ok then
     return { applied = false, failureReason = tostring(err) }
   end

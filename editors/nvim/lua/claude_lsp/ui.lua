@@ -159,6 +159,21 @@ function M.edit_diff(edit, encoding)
   return lines
 end
 
+--- Apply `edit` (a WorkspaceEdit) to the buffers; raises what Neovim raises.
+---@param edit table
+---@param encoding string
+function M.apply(edit, encoding)
+  vim.lsp.util.apply_workspace_edit(edit, encoding)
+  -- A created file's text ends in a newline, which an empty buffer keeps as an extra empty last
+  -- line (written, the file would end in two); the buffer's 'eol' stands for that newline.
+  for _, change in ipairs(edit.documentChanges or {}) do
+    local bufnr = change.kind == 'create' and vim.fn.bufnr(vim.uri_to_fname(change.uri)) or -1
+    if bufnr ~= -1 and api.nvim_buf_line_count(bufnr) > 1 and api.nvim_buf_get_lines(bufnr, -2, -1, false)[1] == '' then
+      api.nvim_buf_set_lines(bufnr, -2, -1, false, {})
+    end
+  end
+end
+
 --- How many files `edit` touches.
 ---@param edit table
 ---@return integer
