@@ -45,16 +45,11 @@ local function grid_line(row, col, cells)
   if not line then
     return
   end
-  local last_text = ' '
   for _, cell in ipairs(cells) do
-    local text = cell[1]
-    local count = cell[3] or 1
-    if text ~= '' then
-      last_text = text
-    end
-    for _ = 1, count do
+    -- An empty text is the right half of a double-width character.
+    for _ = 1, cell[3] or 1 do
       col = col + 1
-      line[col] = last_text
+      line[col] = cell[1]
     end
   end
 end
@@ -160,11 +155,20 @@ function D.request(method, ...)
     done, response_err, result = true, err, value
   end)
   child.stdin:write(header .. child.pack(method) .. child.pack(args))
+  -- Neovim leaves other calls unanswered while "Press ENTER" waits (nvim_get_mode and nvim_input
+  -- are answered at once).
+  local fast = method == 'nvim_get_mode' or method == 'nvim_input'
+  local prompt
   H.wait_for(function()
     return ('%s to answer (stderr: %s)'):format(method, table.concat(child.stderr))
   end, function()
-    return done or child.exited
+    local last = grid[#grid]
+    prompt = not fast and last and table.concat(last):find('Press ENTER', 1, true)
+    return done or child.exited or prompt
   end)
+  if not done and prompt then
+    error(('%s: Neovim waits for Press ENTER:\n%s'):format(method, D.screen_text()), 2)
+  end
   if not done then
     error(('the embedded nvim exited (%s) during %s: %s'):format(child.exited, method, table.concat(child.stderr)), 2)
   end
