@@ -1,7 +1,7 @@
--- `:Claude cancel` while the API never answers (test_cancel_hang.json): no edit, the request
--- answers RequestCancelled, and no `claude` process is left.
-local H = dofile(vim.env.CLAUDE_LSP_REPO .. '/editors/nvim/tests/helpers.lua')
-local cancel = dofile(H.repo .. '/editors/nvim/tests/cancel_case.lua')
+-- `:Claude cancel` while the API never answers (test_cancel_hang.json): no edit, one message,
+-- and no `claude` process is left.
+local D = dofile(vim.env.CLAUDE_LSP_REPO .. '/editors/nvim/tests/driver.lua')
+local cancel = dofile(D.H.repo .. '/editors/nvim/tests/cancel_case.lua')
 
-H.setup_plugin()
-H.run({ { 'cancel during a hung API call stops the run and leaves the buffer alone', cancel(H, 'hang') } })
+D.setup_plugin()
+D.run({ { 'cancel during a hung API call stops the run and leaves the buffer alone', cancel(D, 'hang') } })

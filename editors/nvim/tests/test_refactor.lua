@@ -1,5 +1,5 @@
 -- `:Claude refactor` as a user types it, in a Neovim with a screen (driver.lua), against the
--- real server and CLI (test_user_refactor.json: Read, Edit, then a closing text).
+-- real server and CLI (test_refactor.json: Read, Edit, then a closing text).
 local D = dofile(vim.env.CLAUDE_LSP_REPO .. '/editors/nvim/tests/driver.lua')
 local H = D.H
 
