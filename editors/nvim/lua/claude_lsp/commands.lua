@@ -23,6 +23,11 @@ local runs = {}
 ---@type table<string, true>
 local cancelled = {}
 local run_counter = 0
+--- The server says "Claude: <action> cancelled" for each command run (reviews, code actions) it
+--- stops; after `:Claude cancel`, whose one message already says so, those are dropped. Notices
+--- may come before the cancel's answer: `cancelling` counts cancels in flight, `notices` the
+--- notices still to come (negative when some came first).
+local cancelling, notices = 0, 0
 --- The last answered run, for `:Claude continue`.
 ---@type { action: string, session_id: string, bufnr: integer }?
 local last_run = nil
@@ -282,18 +287,23 @@ function M.cancel()
     notify('claude-lsp is not running', WARN)
     return
   end
-  local actions = {}
+  local actions, stopped = {}, {}
   for token, run in pairs(runs) do
     local client = vim.lsp.get_client_by_id(run.client_id)
     if client and run.request_id then
       client:cancel_request(run.request_id)
     end
     table.insert(actions, run.action)
+    table.insert(stopped, run)
     runs[token] = nil
     cancelled[token] = true
   end
   table.sort(actions)
   local pending, stopped_on_servers = #clients, 0
+  local requests = vim.tbl_count(vim.tbl_filter(function(run)
+    return run.request_id ~= nil
+  end, stopped))
+  cancelling = cancelling + 1
   local function report()
     -- The server usually counts this editor's runs too; the rest ran in the background.
     local others = stopped_on_servers - #actions
@@ -319,10 +329,28 @@ function M.cancel()
       end
       pending = pending - 1
       if pending == 0 then
+        cancelling = cancelling - 1
+        -- Request runs answer RequestCancelled; every other stopped run sends a notice.
+        notices = notices + math.max(stopped_on_servers - requests, 0)
         report()
       end
     end)
   end
+end
+
+--- Whether `message` (window/showMessage) is the server's notice of a run `:Claude cancel`
+--- stopped, already reported (then it is counted as seen).
+---@param message string
+---@return boolean
+function M.cancel_notice_reported(message)
+  if not message:match('^Claude: %a+ cancelled; nothing was applied$') then
+    return false
+  end
+  if notices <= 0 and cancelling == 0 then
+    return false
+  end
+  notices = notices - 1
+  return true
 end
 
 --- Usage totals from `claude/usage`, as lines.

@@ -51,6 +51,9 @@ M['window/showMessage'] = function(_, params)
   if type(params) ~= 'table' or type(params.message) ~= 'string' then
     return
   end
+  if require('claude_lsp.commands').cancel_notice_reported(params.message) then
+    return
+  end
   local level = by_type[params.type] or levels.INFO
   local title, body = params.message:match('^(Claude[^\n]*):\n(.*)$')
   if body and level >= levels.INFO then
