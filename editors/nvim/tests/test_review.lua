@@ -1,7 +1,8 @@
 -- `:Claude review`, the review code action and the finding's code actions as a user types them
 -- (driver.lua), against the real server and CLI (test_review.json: every review finds the same
--- problem on line 3, with a fix). Findings are the server's: diagnostics that follow edits, with
--- apply-fix and dismiss code actions.
+-- problem on line 3, with a fix, and answers in two paragraphs, which the server sends as a
+-- document). Findings are the server's: diagnostics that follow edits, with apply-fix and dismiss
+-- code actions.
 local D = dofile(vim.env.CLAUDE_LSP_REPO .. '/editors/nvim/tests/driver.lua')
 local H = D.H
 
@@ -31,25 +32,21 @@ local function wait_for_diagnostics(count)
   return diagnostics()
 end
 
-local function count(lines, text)
-  return #vim.tbl_filter(function(line)
-    return line:find(text, 1, true) ~= nil
-  end, lines)
-end
-
---- Wait for one more answer of a review (it arrives after the run's progress ends).
-local function wait_for_answer(before)
-  H.wait_for('the answer of the review', function()
-    return count(D.messages(), 'One real problem.') > before
-  end)
+--- Wait for the answer of a review in its window (it arrives after the run's progress ends),
+--- then close the window with `q`.
+local function wait_for_answer()
+  local screen = D.wait_for_screen('The recursion depth grows with n.')
+  H.truthy(screen:find('One real problem.', 1, true), screen)
+  D.wait_until('the answer window to be current', [[return vim.bo.filetype == 'markdown']])
+  D.type('q')
+  D.wait_until('the code to be current', [[return vim.bo.filetype == 'rust']])
 end
 
 --- `:Claude review` from the first line, waiting for its run, its answer and its finding.
 local function review()
-  local answers = count(D.messages(), 'One real problem.')
   D.type('gg:Claude review<CR>')
   D.wait_for_runs()
-  wait_for_answer(answers)
+  wait_for_answer()
   D.wait_for_mode('n')
   return wait_for_diagnostics(1)
 end
@@ -66,7 +63,7 @@ local dir = H.workspace('review', { ['sum.rs'] = table.concat(TEXT, '\n') .. '\n
 local path = dir .. '/sum.rs'
 
 D.run({
-  { 'a review puts its finding on the line, coded by category, with the answer said once', function()
+  { 'a review puts its finding on the line, coded by category, and its answer in a window', function()
     D.type(':cd ' .. dir .. '<CR>')
     D.open(path)
     D.type(':messages clear<CR>')
@@ -76,13 +73,13 @@ D.run({
     H.eq('claude', found.source, 'the diagnostic source')
     H.truthy(found.message:find(TITLE, 1, true), found.message)
     H.eq(TEXT, D.lines(), 'a review edits nothing')
-    H.eq(1, count(D.messages(), 'One real problem.'), 'the answer in :messages:\n' .. table.concat(D.messages(), '\n'))
+    H.eq({}, D.messages(), ':messages')
   end },
 
   { 'the review code action replaces the finding instead of adding a second one', function()
     local before = #H.recorded_requests()
     code_action('Claude: review file')
-    wait_for_answer(1)
+    wait_for_answer()
     H.truthy(#H.recorded_requests() > before, 'the second review called the API')
     H.eq(1, #diagnostics(), 'findings after both reviews')
   end },
