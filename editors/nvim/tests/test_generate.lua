@@ -42,6 +42,22 @@ D.run({
     H.eq(-1, D.lua('return vim.fn.bufnr(...)', dir .. '/greet.py'), 'no buffer before the answer')
     D.choose('Apply')
     D.wait_for_lines(dir .. '/greet.py', GREET)
+    -- The server's answer ends the run: the one message, no Press ENTER.
+    D.wait_for_screen('Claude: Created greet.py.')
     D.wait_for_mode('n')
+    H.eq({ 'Claude: Created greet.py.' }, D.messages(), ':messages')
+  end },
+
+  { 'a code action edit discarded in the preview is not applied, and the server is told why', function()
+    local dir = workspace('discard')
+    D.type(':lua vim.lsp.buf.code_action()<CR>')
+    D.choose('Claude: add a greet module')
+    D.wait_for_screen('+    return f"Hello, {name}!"')
+    D.choose('Discard')
+    -- The server then shows its answer (after the warning below).
+    D.wait_for_screen('Claude: Created greet.py.')
+    D.wait_for_mode('n')
+    H.eq('Claude: the refactor edit was not applied: discarded in the preview', D.messages()[1], ':messages')
+    H.eq(-1, D.lua('return vim.fn.bufnr(...)', dir .. '/greet.py'), 'no new buffer')
   end },
 })

@@ -15,13 +15,14 @@ local M = {}
 
 --- `workspace/applyEdit`: through the diff preview when `preview` is on. A server request is
 --- answered when the handler returns, so this needs a vim.ui.select that decides at once (the
---- default one does); an undecided preview is answered "not applied".
+--- default one does); an undecided preview is answered "not applied". Nothing is said here: the
+--- server's message follows (the answer, or why the edit was not applied), and two messages in
+--- a row wait for "Press ENTER".
 M['workspace/applyEdit'] = function(_, params, ctx)
   local client = vim.lsp.get_client_by_id(ctx.client_id)
   if not client or type(params) ~= 'table' or type(params.edit) ~= 'table' then
     return { applied = false, failureReason = 'no edit to apply' }
   end
-  local label = params.label or 'Claude'
   local decided, accepted = false, false
   if options().preview then
     ui.confirm_edit(params.edit, client.offset_encoding, options(), function(choice)
@@ -34,15 +35,12 @@ M['workspace/applyEdit'] = function(_, params, ctx)
     return { applied = false, failureReason = 'the preview was not answered at once (vim.ui.select is asynchronous)' }
   end
   if not accepted then
-    ui.notify(label .. ': edit discarded')
     return { applied = false, failureReason = 'discarded in the preview' }
   end
   local ok, err = pcall(ui.apply, params.edit, client.offset_encoding)
   if not ok then
     return { applied = false, failureReason = tostring(err) }
   end
-  local files = ui.edit_file_count(params.edit)
-  ui.notify(('%s: edited %d file%s'):format(label, files, files == 1 and '' or 's'))
   return { applied = true }
 end
 
