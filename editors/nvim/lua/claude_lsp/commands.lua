@@ -23,6 +23,8 @@ local runs = {}
 ---@type table<string, true>
 local cancelled = {}
 local run_counter = 0
+--- Progress tokens of this editor's runs: the prefix, then the run's number.
+local TOKEN_PREFIX = 'claude-nvim-'
 --- The server says "Claude: <action> cancelled" for each command run (reviews, code actions) it
 --- stops; after `:Claude cancel`, whose one message already says so, those are dropped. Notices
 --- may come before the cancel's answer: `cancelling` counts cancels in flight, `notices` the
@@ -205,7 +207,7 @@ local function prepare(spec)
     return nil
   end
   run_counter = run_counter + 1
-  local token = ('claude-nvim-%d'):format(run_counter)
+  local token = TOKEN_PREFIX .. run_counter
   local params = {
     textDocument = { uri = vim.uri_from_bufnr(spec.bufnr) },
     range = spec.range,
@@ -267,6 +269,13 @@ function M.review(spec)
     return nil
   end
   return token
+end
+
+--- Whether `token` is the progress token of a run of this editor that has been answered.
+---@param token string|integer
+---@return boolean
+function M.answered(token)
+  return type(token) == 'string' and vim.startswith(token, TOKEN_PREFIX) and runs[token] == nil
 end
 
 --- A command run is over when its progress ends (its answer and findings arrive on their own).

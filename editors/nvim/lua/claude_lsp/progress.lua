@@ -67,14 +67,18 @@ function M.setup(opts)
       if value.kind == 'begin' then
         titles[token] = value.title
       end
-      local text = M.format(vim.tbl_extend('keep', value, { title = titles[token] }))
+      local commands = require('claude_lsp.commands')
       if value.kind == 'end' then
+        -- Not shown: one message (the plugin's or the server's) says how the run ended, and a
+        -- line under it would wait for "Press ENTER".
         titles[token], current[token] = nil, nil
-        require('claude_lsp.commands').progress_ended(token)
-      else
-        current[token] = text
+        commands.progress_ended(token)
+        return
       end
-      if text and opts.progress and not has_progress_ui() then
+      local text = M.format(vim.tbl_extend('keep', value, { title = titles[token] }))
+      current[token] = text
+      -- A late report of a run whose answer is already shown stays off the screen too.
+      if text and opts.progress and not has_progress_ui() and not commands.answered(token) then
         -- history=false: the next report replaces it and `:messages` keeps none of them.
         vim.api.nvim_echo({ { require('claude_lsp.ui').fit(text) } }, false, {})
       end
