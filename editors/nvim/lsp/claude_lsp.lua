@@ -14,4 +14,13 @@ return {
   -- workspace/configuration for later changes.
   init_options = next(settings) and settings or vim.empty_dict(),
   settings = { claude = next(settings) and settings or vim.empty_dict() },
+  -- vim.lsp.util.apply_workspace_edit applies versioned documentChanges and creates, renames and
+  -- deletes files, but Neovim announces only the resource operations: without documentChanges
+  -- the server refuses an edit that creates a file.
+  capabilities = {
+    workspace = {
+      workspaceEdit = { documentChanges = true, resourceOperations = { 'create', 'rename', 'delete' } },
+    },
+  },
+  handlers = require('claude_lsp.handlers'),
 }

@@ -11,8 +11,10 @@
 #
 # Environment: CLAUDE_LSP_TEST_CLI (the CLI; default tests/cli/node_modules/claude-code-
 # ${CLAUDE_LSP_TEST_CLI_VERSION:-newest}/bin/claude.exe), NVIM (a Neovim >= 0.11 to use instead of
-# installing one), CLAUDE_LSP_SERVER (a server binary to test instead of target/debug/claude-lsp),
-# CLAUDE_LSP_TEST_TIMEOUT (seconds per test file, default 240).
+# installing one), CLAUDE_LSP_SERVER or CLAUDE_LSP_BIN (a server binary to test instead of
+# target/debug/claude-lsp),
+# CLAUDE_LSP_TEST_TIMEOUT (seconds per test file, default 240), CLAUDE_LSP_TEST_KEEP (keep the
+# temporary directory with each test's output).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -64,7 +66,7 @@ log "building claude-lsp and the fake API"
 (cd "$repo" && cargo build --quiet --bin claude-lsp --example fake_api_server >&2) || die "cargo build failed"
 target_dir="$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-server="${CLAUDE_LSP_SERVER:-$target_dir/debug/claude-lsp}"
+server="${CLAUDE_LSP_SERVER:-${CLAUDE_LSP_BIN:-$target_dir/debug/claude-lsp}}"
 fake="$target_dir/debug/examples/fake_api_server"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/claude-lsp-nvim-tests.XXXXXX")"
@@ -78,7 +80,11 @@ stop_fake() {
 }
 cleanup() {
   stop_fake
-  rm -rf "$work"
+  if [[ -n "${CLAUDE_LSP_TEST_KEEP:-}" ]]; then
+    log "kept the test output in $work"
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 

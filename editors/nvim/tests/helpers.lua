@@ -5,10 +5,9 @@
 --   CLAUDE_LSP_TEST_CLI  the real `claude` CLI
 --   CLAUDE_LSP_TEST_TMP  a fresh temporary directory (HOME, XDG_CACHE_HOME and workspaces live here)
 --   CLAUDE_LSP_TEST_RECORD  the fake API's request log (JSON lines), when the test has a script
--- and the environment that points the CLI at the fake API.
+-- and the environment that points the CLI at the fake API. Tests of what a user types drive a
+-- second, embedded Neovim through driver.lua; test_unit.lua runs the plugin's pure parts here.
 local H = {}
-
-local api = vim.api
 
 --- How long any single wait may take (a run of the real CLI included).
 H.TIMEOUT = 60000
@@ -54,55 +53,6 @@ vim.notify = function(message, level)
   table.insert(H.notifications, { message = message, level = level or vim.log.levels.INFO })
 end
 
---- The first notification matching `pattern` (a Lua pattern), waiting for it.
-function H.wait_for_notification(pattern, timeout)
-  local found
-  H.wait_for(function()
-    return ('a notification matching %q (got: %s)'):format(pattern, vim.inspect(H.notifications))
-  end, function()
-    for _, note in ipairs(H.notifications) do
-      if note.message:find(pattern) then
-        found = note
-        return true
-      end
-    end
-  end, timeout)
-  return found
-end
-
---- Errors notified so far.
-function H.errors()
-  return vim.tbl_filter(function(note)
-    return note.level >= vim.log.levels.ERROR
-  end, H.notifications)
-end
-
---- Every `$/progress` seen through the LspProgress autocmd: { token, value }.
-H.progress = {}
-api.nvim_create_autocmd('LspProgress', {
-  callback = function(args)
-    table.insert(H.progress, { token = args.data.params.token, value = vim.deepcopy(args.data.params.value) })
-  end,
-})
-
-function H.progress_for(token)
-  return vim.tbl_filter(function(event)
-    return event.token == token
-  end, H.progress)
-end
-
---- Load the plugin from this repository and set it up against the server under test.
-function H.setup_plugin(opts)
-  vim.opt.rtp:prepend(H.repo .. '/editors/nvim')
-  vim.cmd('filetype on')
-  vim.cmd.runtime('plugin/claude_lsp.lua')
-  require('claude_lsp').setup(vim.tbl_deep_extend('force', {
-    server_path = required_env('CLAUDE_LSP_SERVER'),
-    -- No warm CLI process: a test can then tell that no `claude` outlives its run.
-    settings = { cliPath = required_env('CLAUDE_LSP_TEST_CLI'), warmPool = 0 },
-  }, opts or {}))
-end
-
 local function run_git(dir, args)
   local result = vim.system(vim.list_extend({ 'git', '-C', dir }, args), { text = true }):wait()
   if result.code ~= 0 then
@@ -126,22 +76,6 @@ function H.workspace(name, files)
   run_git(dir, { '-c', 'user.name=test', '-c', 'user.email=test@example.com', 'add', '-A' })
   run_git(dir, { '-c', 'user.name=test', '-c', 'user.email=test@example.com', 'commit', '-q', '-m', 'init' })
   return dir
-end
-
---- Edit `path` and wait until claude-lsp is attached and initialized. Returns bufnr, client.
-function H.open(path)
-  vim.cmd.edit(vim.fn.fnameescape(path))
-  local bufnr = api.nvim_get_current_buf()
-  local client
-  H.wait_for('claude-lsp to attach to ' .. path, function()
-    client = vim.lsp.get_clients({ bufnr = bufnr, name = 'claude_lsp' })[1]
-    return client and client.initialized
-  end)
-  return bufnr, client
-end
-
-function H.lines(bufnr)
-  return api.nvim_buf_get_lines(bufnr, 0, -1, false)
 end
 
 function H.read_file(path)
@@ -197,8 +131,8 @@ function H.read_optional(path)
 end
 
 --- Run `cases` ({ name, fn } in order), print `PASS name` / `FAIL name: error` for each, then
---- stop every client and exit non-zero when any failed.
-function H.run(cases)
+--- call `finish` (if given), stop every client and exit non-zero when any failed.
+function H.run(cases, finish)
   local failed = 0
   for _, case in ipairs(cases) do
     local ok, err = xpcall(case[2], debug.traceback)
@@ -212,6 +146,9 @@ function H.run(cases)
       io.stdout:write(('  notifications: %s\n'):format(vim.inspect(H.notifications)))
     end
     io.stdout:flush()
+  end
+  if finish then
+    finish()
   end
   for _, client in ipairs(vim.lsp.get_clients()) do
     client:stop(true)

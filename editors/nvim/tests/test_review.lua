@@ -1,6 +1,10 @@
--- Read-only actions through the plugin (test_review.json answers with one finding): the answer
--- opens in a markdown window and findings become diagnostics on the reviewed buffer.
-local H = dofile(vim.env.CLAUDE_LSP_REPO .. '/editors/nvim/tests/helpers.lua')
+-- `:Claude review`, the review code action and the finding's code actions as a user types them
+-- (driver.lua), against the real server and CLI (test_review.json: every review finds the same
+-- problem on line 3, with a fix, and answers in two paragraphs, which the server sends as a
+-- document). Findings are the server's: diagnostics that follow edits, with apply-fix and dismiss
+-- code actions.
+local D = dofile(vim.env.CLAUDE_LSP_REPO .. '/editors/nvim/tests/driver.lua')
+local H = D.H
 
 local TEXT = {
   'fn sum(n: u64) -> u64 {',
@@ -8,51 +12,116 @@ local TEXT = {
   '    if n == 0 { 0 } else { n + sum(n - 1) }',
   '}',
 }
+local TITLE = 'Deep recursion overflows the stack for large n'
 
-local function answer_window()
-  local bufnr = vim.api.nvim_get_current_buf()
-  H.truthy(vim.api.nvim_buf_get_name(bufnr):find('claude://', 1, true), 'an answer window is current')
-  H.eq('markdown', vim.bo[bufnr].filetype, 'the answer filetype')
-  return bufnr
+--- The diagnostics of the current buffer, every namespace.
+local function diagnostics()
+  return D.lua([[
+    return vim.tbl_map(function(d)
+      return { lnum = d.lnum, code = d.code, source = d.source, message = d.message }
+    end, vim.diagnostic.get(0))
+  ]])
 end
 
-H.setup_plugin()
+local function wait_for_diagnostics(count)
+  H.wait_for(function()
+    return ('%d diagnostics; there are %s'):format(count, vim.inspect(diagnostics()))
+  end, function()
+    return #diagnostics() == count
+  end)
+  return diagnostics()
+end
 
-H.run({
-  { 'a review shows its answer and turns findings into diagnostics', function()
-    local dir = H.workspace('review', { ['sum.rs'] = table.concat(TEXT, '\n') .. '\n' })
-    local bufnr = H.open(dir .. '/sum.rs')
-    vim.cmd('Claude review')
-    H.wait_for('the review to finish', function()
-      return require('claude_lsp.commands').running() == 0 and #H.progress_for('claude-nvim-1') > 0
-    end)
-    H.eq({}, H.errors(), 'error notifications')
-    local answer = answer_window()
-    H.eq('One real problem.', H.lines(answer)[1], 'the answer text')
-    local diagnostics = vim.diagnostic.get(bufnr, { namespace = require('claude_lsp.ui').findings_namespace })
-    H.eq(1, #diagnostics, 'findings as diagnostics: ' .. vim.inspect(diagnostics))
-    H.eq(2, diagnostics[1].lnum, 'the finding line (0-based)')
-    H.eq(vim.diagnostic.severity.WARN, diagnostics[1].severity, 'the finding severity')
-    H.eq('claude', diagnostics[1].source, 'the finding source')
-    H.truthy(diagnostics[1].message:find('Deep recursion', 1, true), diagnostics[1].message)
-    H.eq(TEXT, H.lines(bufnr), 'a review edits nothing')
-    vim.cmd('normal q')
-    H.eq(bufnr, vim.api.nvim_get_current_buf(), 'q closes the answer window')
+--- Wait for the answer of a review in its window (it arrives after the run's progress ends),
+--- then close the window with `q`.
+local function wait_for_answer()
+  local screen = D.wait_for_screen('The recursion depth grows with n.')
+  H.truthy(screen:find('One real problem.', 1, true), screen)
+  D.wait_until('the answer window to be current', [[return vim.bo.filetype == 'markdown']])
+  D.type('q')
+  D.wait_until('the code to be current', [[return vim.bo.filetype == 'rust']])
+end
+
+--- `:Claude review` from the first line, waiting for its run, its answer and its finding.
+local function review()
+  D.type('gg:Claude review<CR>')
+  D.wait_for_runs()
+  wait_for_answer()
+  D.wait_for_mode('n')
+  return wait_for_diagnostics(1)
+end
+
+local function code_action(choice)
+  D.type(':lua vim.lsp.buf.code_action()<CR>')
+  D.choose(choice)
+  D.wait_for_mode('n')
+end
+
+D.setup_plugin()
+
+local dir = H.workspace('review', { ['sum.rs'] = table.concat(TEXT, '\n') .. '\n' })
+local path = dir .. '/sum.rs'
+
+D.run({
+  { 'a review puts its finding on the line, coded by category, and its answer in a window', function()
+    D.type(':cd ' .. dir .. '<CR>')
+    D.open(path)
+    D.type(':messages clear<CR>')
+    local found = review()[1]
+    H.eq(2, found.lnum, 'the finding line (0-based)')
+    H.eq('bug', found.code, 'the diagnostic code is the category')
+    H.eq('claude', found.source, 'the diagnostic source')
+    H.truthy(found.message:find(TITLE, 1, true), found.message)
+    H.eq(TEXT, D.lines(), 'a review edits nothing')
+    H.eq({}, D.messages(), ':messages')
   end },
 
-  { 'analyze on a selection sends that range and shows the answer', function()
-    local dir = H.workspace('analyze', { ['sum.rs'] = table.concat(TEXT, '\n') .. '\n' })
-    H.open(dir .. '/sum.rs')
-    vim.cmd('normal! 3G')
-    vim.cmd('.Claude analyze why is this recursive?')
-    H.wait_for('the analysis to finish', function()
-      return require('claude_lsp.commands').running() == 0 and #H.progress_for('claude-nvim-2') > 0
+  { 'the review code action replaces the finding instead of adding a second one', function()
+    local before = #H.recorded_requests()
+    code_action('Claude: review file')
+    wait_for_answer()
+    H.truthy(#H.recorded_requests() > before, 'the second review called the API')
+    H.eq(1, #diagnostics(), 'findings after both reviews')
+  end },
+
+  { 'a line added above moves the finding; dismiss removes it', function()
+    D.type('ggO// top<Esc>')
+    H.wait_for('the finding to move down', function()
+      local found = diagnostics()
+      return #found == 1 and found[1].lnum == 3
     end)
-    H.eq({}, H.errors(), 'error notifications')
-    H.eq('One real problem.', H.lines(answer_window())[1], 'the answer text')
-    local last = H.recorded_requests()[#H.recorded_requests()]
-    local prompt = vim.json.encode(last.body.messages)
+    D.type('4G')
+    code_action('Claude: dismiss finding')
+    wait_for_diagnostics(0)
+    D.type('ggdd')
+  end },
+
+  { 'an edit of the flagged line removes the finding', function()
+    review()
+    D.type('3G0/sum(<CR>ciwtotal<Esc>')
+    wait_for_diagnostics(0)
+    D.type('u')
+  end },
+
+  { 'apply fix edits the flagged code and the finding goes', function()
+    review()
+    D.type('3G')
+    code_action('Claude: apply fix — ' .. TITLE)
+    wait_for_diagnostics(0)
+    H.eq('    if n == 0 { 0 } else { (1..=n).sum::<u64>() }', D.lines()[3], 'the fixed line')
+  end },
+
+  { 'analyze on a selection sends that range and lists the finding in its answer', function()
+    D.type('u3G:.Claude analyze why is this recursive?<CR>')
+    D.wait_for_screen('## Findings')
+    D.wait_for_runs()
+    local screen = D.screen_text()
+    H.truthy(screen:find('One real problem.', 1, true), screen)
+    H.truthy(screen:find('- `sum.rs:3` warning, bug: ' .. TITLE, 1, true), screen)
+    local prompt = vim.json.encode(H.recorded_requests()[#H.recorded_requests()].body.messages)
     H.truthy(prompt:find('why is this recursive?', 1, true), 'the question reaches the model')
     H.truthy(prompt:find('n + sum(n - 1)', 1, true), 'the selected line reaches the model')
+    D.type('q')
+    D.wait_for_mode('n')
   end },
 })

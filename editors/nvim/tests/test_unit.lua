@@ -114,19 +114,20 @@ H.run({
     H.eq(3, ui.edit_file_count(edit))
   end },
 
-  { 'findings become diagnostics with byte columns', function()
-    local bufnr = scratch({ 'let s = "ü" + x;' })
-    local uri = 'file://' .. H.tmp .. '/finding.rs'
-    vim.api.nvim_buf_set_name(bufnr, vim.uri_to_fname(uri))
-    local by_buffer = ui.findings_to_diagnostics({
-      { id = 'f1', range = { start = pos(0, 14), ['end'] = pos(0, 15) }, severity = 'error',
-        title = 'Unknown name', message = '`x` is not defined' },
-      { id = 'f2', message = 'no range: skipped' },
-    }, uri, 'utf-16')
-    H.eq({ [bufnr] = { {
-      lnum = 0, col = 15, end_lnum = 0, end_col = 16, severity = vim.diagnostic.severity.ERROR,
-      message = 'Unknown name: `x` is not defined', source = 'claude', code = 'f1',
-    } } }, by_buffer)
+  { 'analyze findings read as markdown lines, paths relative to the working directory', function()
+    local uri = vim.uri_from_fname(vim.fn.getcwd() .. '/src/finding.rs')
+    H.eq({ '- `src/finding.rs:3` error, bug: Unknown name' }, ui.findings_lines({
+      { uri = uri, range = { start = pos(2, 14), ['end'] = pos(2, 15) }, severity = 'error',
+        category = 'bug', title = 'Unknown name' },
+      { title = 'no range: left out' },
+    }))
+  end },
+
+  { 'a message is fitted to one line of the command line', function()
+    H.eq('Claude: a b', ui.fit('Claude: a\n  b'))
+    local long = ui.fit(('x'):rep(vim.o.columns * 2))
+    H.eq(vim.v.echospace, vim.fn.strdisplaywidth(long), 'the width of a long message')
+    H.truthy(vim.endswith(long, '…'), long)
   end },
 
   { 'progress values read as one line', function()

@@ -1,6 +1,8 @@
--- `:Claude {subcommand}`: one user command for every claude-lsp action, built on the server's
--- custom requests (docs/lsp-extensions.md). The server never applies anything for a request: this
--- module applies the returned WorkspaceEdit, shows the answer and turns findings into diagnostics.
+-- `:Claude {subcommand}`: one user command for every claude-lsp action. Generate, refactor and
+-- analyze use the server's custom requests (docs/lsp-extensions.md): the server applies nothing
+-- for a request, this module applies the returned WorkspaceEdit and shows the answer. Review uses
+-- the `claude.review` command: its findings are the server's state (diagnostics that follow edits,
+-- with apply-fix and dismiss code actions), shared with the review code actions.
 local M = {}
 
 local api = vim.api
@@ -12,14 +14,22 @@ local REQUEST_CANCELLED = -32800
 
 M.subcommands = { 'generate', 'analyze', 'refactor', 'review', 'changes', 'continue', 'cancel', 'usage' }
 
---- Runs started from this editor and not yet answered, by progress token.
----@type table<string, { client_id: integer, request_id: integer, action: string, bufnr: integer }>
+--- Runs started from this editor and not yet answered, by progress token. A command run
+--- (review) has no request: it ends with its progress.
+---@type table<string, { client_id: integer, request_id?: integer, action: string, bufnr: integer }>
 local runs = {}
 --- Tokens of runs cancelled from here: their late answers (if any) are dropped. Neovim itself
 --- drops RequestCancelled answers, so the cancel reports the run.
 ---@type table<string, true>
 local cancelled = {}
 local run_counter = 0
+--- Progress tokens of this editor's runs: the prefix, then the run's number.
+local TOKEN_PREFIX = 'claude-nvim-'
+--- The server says "Claude: <action> cancelled" for each command run (reviews, code actions) it
+--- stops; after `:Claude cancel`, whose one message already says so, those are dropped. Notices
+--- may come before the cancel's answer: `cancelling` counts cancels in flight, `notices` the
+--- notices still to come (negative when some came first).
+local cancelling, notices = 0, 0
 --- The last answered run, for `:Claude continue`.
 ---@type { action: string, session_id: string, bufnr: integer }?
 local last_run = nil
@@ -28,9 +38,7 @@ local function options()
   return require('claude_lsp').options
 end
 
-local function notify(message, level)
-  vim.notify('Claude: ' .. message, level or INFO, { title = 'claude-lsp' })
-end
+local notify = ui.notify
 
 local function client_for(bufnr)
   return vim.lsp.get_clients({ bufnr = bufnr, name = require('claude_lsp').client_name })[1]
@@ -108,7 +116,9 @@ local function stale_documents(edit)
   return stale
 end
 
-local function apply_edit(action, client, edit)
+--- Apply `edit` (after the preview, when on) and say so in one message ending with `summary`.
+local function apply_edit(action, client, edit, summary)
+  summary = summary or ''
   local stale = stale_documents(edit)
   if #stale > 0 then
     notify(
@@ -118,13 +128,14 @@ local function apply_edit(action, client, edit)
     return
   end
   local function apply()
-    local ok, err = pcall(vim.lsp.util.apply_workspace_edit, edit, client.offset_encoding)
+    local ok, err = pcall(ui.apply, edit, client.offset_encoding)
     if not ok then
       notify(('%s: cannot apply the edit: %s'):format(action, tostring(err)), ERROR)
       return
     end
     local files = ui.edit_file_count(edit)
-    notify(('%s: edited %d file%s'):format(action, files, files == 1 and '' or 's'))
+    local message = ('%s: edited %d file%s'):format(action, files, files == 1 and '' or 's')
+    notify(summary ~= '' and ('%s · %s'):format(message, summary) or message)
   end
   if options().preview then
     ui.confirm_edit(edit, client.offset_encoding, options(), function(accepted)
@@ -139,15 +150,13 @@ local function apply_edit(action, client, edit)
   end
 end
 
-local function show_findings(findings, bufnr, encoding)
-  local by_buffer = ui.findings_to_diagnostics(findings, vim.uri_from_bufnr(bufnr), encoding)
-  for target, diagnostics in pairs(by_buffer) do
-    vim.diagnostic.set(ui.findings_namespace, target, diagnostics)
-  end
-end
-
 local function show_answer(action, result)
   local lines = vim.split(result.text or '', '\n', { plain = true })
+  local findings = type(result.findings) == 'table' and ui.findings_lines(result.findings) or {}
+  if #findings > 0 then
+    vim.list_extend(lines, { '', '## Findings', '' })
+    vim.list_extend(lines, findings)
+  end
   local summary = M.format_metadata(result.metadata)
   if summary ~= '' then
     vim.list_extend(lines, { '', '---', '_' .. summary .. '_' })
@@ -161,9 +170,11 @@ local function on_response(action, client, bufnr, err, result)
       notify(action .. ' cancelled')
       return
     end
+    -- One message, the hint after it on the same line.
     local message = tostring(err.message or 'unknown error')
-    if type(err.data) == 'table' and type(err.data.hint) == 'string' and err.data.hint ~= '' then
-      message = message .. '\n' .. err.data.hint
+    local hint = type(err.data) == 'table' and err.data.hint
+    if type(hint) == 'string' and hint ~= '' and not message:find(hint, 1, true) then
+      message = ('%s (%s)'):format(message, hint)
     end
     notify(('%s failed: %s'):format(action, message), ERROR)
     return
@@ -175,20 +186,37 @@ local function on_response(action, client, bufnr, err, result)
   if type(result.sessionId) == 'string' then
     last_run = { action = action, session_id = result.sessionId, bufnr = bufnr }
   end
-  if type(result.findings) == 'table' and #result.findings > 0 then
-    show_findings(result.findings, bufnr, client.offset_encoding)
-  end
   local edited = type(result.edit) == 'table' and ui.edit_file_count(result.edit) > 0
-  if edited then
-    apply_edit(action, client, result.edit)
-  end
   local text = type(result.text) == 'string' and vim.trim(result.text) or ''
-  local reading_action = action == 'analyze' or action == 'review'
-  if reading_action or (not edited and text ~= '') then
-    show_answer(action, result)
-  elseif text ~= '' then
-    notify(('%s: %s'):format(action, vim.split(text, '\n', { plain = true })[1]))
+  if edited then
+    -- The first line of Claude's summary ends the one message about the edit.
+    apply_edit(action, client, result.edit, vim.split(text, '\n', { plain = true })[1])
   end
+  if action == 'analyze' or (not edited and text ~= '') then
+    show_answer(action, result)
+  end
+end
+
+--- The client of `spec.bufnr`, a new progress token and the ActionParams of `spec` (nil when
+--- claude-lsp is not attached, which is said).
+---@return vim.lsp.Client?, string?, table?
+local function prepare(spec)
+  local client = client_for(spec.bufnr)
+  if not client then
+    notify('claude-lsp is not attached to this buffer (see :checkhealth claude_lsp)', ERROR)
+    return nil
+  end
+  run_counter = run_counter + 1
+  local token = TOKEN_PREFIX .. run_counter
+  local params = {
+    textDocument = { uri = vim.uri_from_bufnr(spec.bufnr) },
+    range = spec.range,
+    instruction = spec.instruction,
+    sessionId = spec.session_id,
+    scope = spec.scope,
+    workDoneToken = token,
+  }
+  return client, token, params
 end
 
 --- Start `claude/<action>` on `spec.bufnr`. Returns the run's progress token, or nil.
@@ -196,22 +224,11 @@ end
 ---@param spec { bufnr: integer, range?: table, instruction?: string, session_id?: string, scope?: string }
 ---@return string?
 function M.run(action, spec)
-  local bufnr = spec.bufnr
-  local client = client_for(bufnr)
-  if not client then
-    notify('claude-lsp is not attached to this buffer (see :checkhealth claude_lsp)', ERROR)
+  local client, token, params = prepare(spec)
+  if not client or not token then
     return nil
   end
-  run_counter = run_counter + 1
-  local token = ('claude-nvim-%d'):format(run_counter)
-  local params = {
-    textDocument = { uri = vim.uri_from_bufnr(bufnr) },
-    range = spec.range,
-    instruction = spec.instruction,
-    sessionId = spec.session_id,
-    scope = spec.scope,
-    workDoneToken = token,
-  }
+  local bufnr = spec.bufnr
   local ok, request_id = client:request('claude/' .. action, params, function(err, result)
     runs[token] = nil
     if cancelled[token] then
@@ -228,6 +245,48 @@ function M.run(action, spec)
   return token
 end
 
+--- Start a review through the server's `claude.review` command on `spec.bufnr`; it runs in the
+--- background and ends with its progress. Returns the run's progress token, or nil.
+---@param spec { bufnr: integer, range?: table, instruction?: string, scope: 'selection'|'file'|'changes' }
+---@return string?
+function M.review(spec)
+  local client, token, params = prepare(spec)
+  if not client or not token then
+    return nil
+  end
+  local bufnr = spec.bufnr
+  runs[token] = { client_id = client.id, action = 'review', bufnr = bufnr }
+  local command = { command = 'claude.review', arguments = { params } }
+  local ok = client:request('workspace/executeCommand', command, function(err)
+    if err then
+      runs[token] = nil
+      on_response('review', client, bufnr, err, nil)
+    end
+  end, bufnr)
+  if not ok then
+    runs[token] = nil
+    notify('the claude-lsp server has stopped', ERROR)
+    return nil
+  end
+  return token
+end
+
+--- Whether `token` is the progress token of a run of this editor that has been answered.
+---@param token string|integer
+---@return boolean
+function M.answered(token)
+  return type(token) == 'string' and vim.startswith(token, TOKEN_PREFIX) and runs[token] == nil
+end
+
+--- A command run is over when its progress ends (its answer and findings arrive on their own).
+---@param token string|integer
+function M.progress_ended(token)
+  local run = runs[token]
+  if run and not run.request_id then
+    runs[token] = nil
+  end
+end
+
 --- Stop every run: this editor's requests (`$/cancelRequest`) and the server's background runs
 --- started from code actions (`claude.cancel`, which stops every run of the server). One
 --- notification says what stopped.
@@ -237,18 +296,23 @@ function M.cancel()
     notify('claude-lsp is not running', WARN)
     return
   end
-  local actions = {}
+  local actions, stopped = {}, {}
   for token, run in pairs(runs) do
     local client = vim.lsp.get_client_by_id(run.client_id)
-    if client then
+    if client and run.request_id then
       client:cancel_request(run.request_id)
-      table.insert(actions, run.action)
     end
+    table.insert(actions, run.action)
+    table.insert(stopped, run)
     runs[token] = nil
     cancelled[token] = true
   end
   table.sort(actions)
   local pending, stopped_on_servers = #clients, 0
+  local requests = vim.tbl_count(vim.tbl_filter(function(run)
+    return run.request_id ~= nil
+  end, stopped))
+  cancelling = cancelling + 1
   local function report()
     -- The server usually counts this editor's runs too; the rest ran in the background.
     local others = stopped_on_servers - #actions
@@ -274,10 +338,28 @@ function M.cancel()
       end
       pending = pending - 1
       if pending == 0 then
+        cancelling = cancelling - 1
+        -- Request runs answer RequestCancelled; every other stopped run sends a notice.
+        notices = notices + math.max(stopped_on_servers - requests, 0)
         report()
       end
     end)
   end
+end
+
+--- Whether `message` (window/showMessage) is the server's notice of a run `:Claude cancel`
+--- stopped, already reported (then it is counted as seen).
+---@param message string
+---@return boolean
+function M.cancel_notice_reported(message)
+  if not message:match('^Claude: %a+ cancelled; nothing was applied$') then
+    return false
+  end
+  if notices <= 0 and cancelling == 0 then
+    return false
+  end
+  notices = notices - 1
+  return true
 end
 
 --- Usage totals from `claude/usage`, as lines.
@@ -308,7 +390,7 @@ function M.usage(bufnr)
     if err then
       notify('usage failed: ' .. tostring(err.message), ERROR)
     elseif type(result) == 'table' then
-      notify('usage\n' .. table.concat(M.format_usage(result), '\n'))
+      ui.show_scratch('Claude usage', M.format_usage(result), { output = options().output, filetype = 'text' })
     end
   end, bufnr)
 end
@@ -356,7 +438,7 @@ function handlers.analyze(ctx)
 end
 
 function handlers.review(ctx)
-  M.run('review', {
+  M.review({
     bufnr = ctx.bufnr,
     range = ctx.range,
     scope = ctx.range and 'selection' or 'file',
@@ -365,7 +447,7 @@ function handlers.review(ctx)
 end
 
 function handlers.changes(ctx)
-  M.run('review', { bufnr = ctx.bufnr, scope = 'changes', instruction = ctx.text ~= '' and ctx.text or nil })
+  M.review({ bufnr = ctx.bufnr, scope = 'changes', instruction = ctx.text ~= '' and ctx.text or nil })
 end
 
 handlers['continue'] = function(ctx)

@@ -45,7 +45,10 @@ local function check_server(name)
     return executable
   end
 
-  local doctor = vim.system({ executable, 'doctor' }, { text = true }):wait(30000)
+  -- The doctor reads no LSP settings: give it the CLI the plugin is set up with.
+  local settings = type(config.init_options) == 'table' and config.init_options or {}
+  local cli = type(settings.cliPath) == 'string' and { CLAUDE_LSP_CLI = settings.cliPath } or nil
+  local doctor = vim.system({ executable, 'doctor' }, { text = true, env = cli }):wait(30000)
   local report = trimmed_lines((doctor.stdout or '') .. '\n' .. (doctor.stderr or ''))
   if doctor.code == 0 then
     health.ok('`claude-lsp doctor` passed')

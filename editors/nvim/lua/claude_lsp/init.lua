@@ -11,7 +11,7 @@ M.client_name = 'claude_lsp'
 ---@field enable? boolean       call `vim.lsp.enable('claude_lsp')` (default: true)
 ---@field preview? boolean      show a diff and ask before applying an edit (default: false)
 ---@field output? 'float'|'split'|'vsplit'  where answers are shown (default: 'float')
----@field progress? boolean     show progress with vim.notify (default: true; off when fidget.nvim is loaded)
+---@field progress? boolean     show progress on the command line (default: true; off when fidget.nvim is loaded)
 
 local defaults = {
   server_path = 'claude-lsp',

@@ -1,9 +1,32 @@
--- Windows and buffers: the answer window, the diff preview of an edit, findings as diagnostics.
+-- Messages, windows and buffers: notifications, the answer window, the diff preview of an edit.
 local M = {}
 
 local api = vim.api
 
-M.findings_namespace = api.nvim_create_namespace('claude_lsp.findings')
+--- `text` on one line that fits the command line: a longer message would wait for "Press ENTER".
+---@param text string
+---@return string
+function M.fit(text)
+  text = vim.trim(text:gsub('%s*\n%s*', ' '))
+  local width = math.max(vim.v.echospace, 10)
+  if vim.fn.strdisplaywidth(text) <= width then
+    return text
+  end
+  return vim.fn.strcharpart(text, 0, width - 1) .. '…'
+end
+
+--- One notification, "Claude: …". Information is fitted to one line; warnings and errors are
+--- shown whole (they are what the user must read).
+---@param message string
+---@param level? integer
+function M.notify(message, level)
+  level = level or vim.log.levels.INFO
+  local text = vim.startswith(message, 'Claude') and message or 'Claude: ' .. message
+  if level < vim.log.levels.WARN then
+    text = M.fit(text)
+  end
+  vim.notify(text, level, { title = 'claude-lsp' })
+end
 
 --- Open a scratch buffer holding `lines` (markdown by default) in a float or a split.
 --- `q` closes it. Returns the buffer and window.
@@ -136,6 +159,21 @@ function M.edit_diff(edit, encoding)
   return lines
 end
 
+--- Apply `edit` (a WorkspaceEdit) to the buffers; raises what Neovim raises.
+---@param edit table
+---@param encoding string
+function M.apply(edit, encoding)
+  vim.lsp.util.apply_workspace_edit(edit, encoding)
+  -- A created file's text ends in a newline, which an empty buffer keeps as an extra empty last
+  -- line (written, the file would end in two); the buffer's 'eol' stands for that newline.
+  for _, change in ipairs(edit.documentChanges or {}) do
+    local bufnr = change.kind == 'create' and vim.fn.bufnr(vim.uri_to_fname(change.uri)) or -1
+    if bufnr ~= -1 and api.nvim_buf_line_count(bufnr) > 1 and api.nvim_buf_get_lines(bufnr, -2, -1, false)[1] == '' then
+      api.nvim_buf_set_lines(bufnr, -2, -1, false, {})
+    end
+  end
+end
+
 --- How many files `edit` touches.
 ---@param edit table
 ---@return integer
@@ -161,7 +199,7 @@ end
 function M.confirm_edit(edit, encoding, opts, on_choice)
   local ok, lines = pcall(M.edit_diff, edit, encoding)
   if not ok then
-    vim.notify('claude-lsp: cannot preview the edit: ' .. tostring(lines), vim.log.levels.ERROR)
+    M.notify('cannot preview the edit: ' .. tostring(lines), vim.log.levels.ERROR)
     on_choice(false)
     return
   end
@@ -170,67 +208,36 @@ function M.confirm_edit(edit, encoding, opts, on_choice)
     return
   end
   local _, winid = M.show_scratch('Claude edit preview', lines, { output = opts.output, filetype = 'diff' })
+  -- The default vim.ui.select blocks in a prompt before Neovim draws again: draw the diff first.
+  vim.cmd.redraw()
   vim.ui.select({ 'Apply', 'Discard' }, { prompt = 'Apply the edit from Claude?' }, function(choice)
     if api.nvim_win_is_valid(winid) then
       api.nvim_win_close(winid, true)
     end
+    -- Clear the prompt, or the next message scrolls under it and waits for "Press ENTER".
+    vim.cmd.redraw()
     on_choice(choice == 'Apply')
   end)
 end
 
-local severity_by_name = {
-  error = vim.diagnostic.severity.ERROR,
-  warning = vim.diagnostic.severity.WARN,
-  info = vim.diagnostic.severity.INFO,
-  information = vim.diagnostic.severity.INFO,
-  hint = vim.diagnostic.severity.HINT,
-}
-
-local function byte_col(lines, position, encoding)
-  local line = lines[position.line + 1]
-  if not line then
-    return 0
-  end
-  local ok, col = pcall(vim.str_byteindex, line, encoding, position.character, false)
-  return ok and col or #line
-end
-
---- Findings (claude/review, claude/analyze results) as vim.diagnostic entries, by buffer.
---- A finding without a range or a message is skipped.
+--- Findings of an analyze answer as markdown lines (`path:line` severity, category: title).
+--- Review findings are the server's: they arrive as diagnostics.
 ---@param findings table[]
----@param default_uri string  for findings that name no file
----@param encoding string
----@return table<integer, vim.Diagnostic[]>
-function M.findings_to_diagnostics(findings, default_uri, encoding)
-  local by_buffer = {}
+---@return string[]
+function M.findings_lines(findings)
+  local lines = {}
   for _, finding in ipairs(findings) do
-    local range = finding.range
-    local message = finding.message or finding.title
-    if type(range) == 'table' and range.start and range['end'] and message then
-      if finding.title and finding.message and finding.title ~= finding.message then
-        message = finding.title .. ': ' .. finding.message
-      end
-      local bufnr = vim.uri_to_bufnr(finding.uri or default_uri)
-      vim.fn.bufload(bufnr)
-      local lines = api.nvim_buf_get_lines(bufnr, 0, -1, false)
-      local severity = finding.severity
-      if type(severity) == 'string' then
-        severity = severity_by_name[severity:lower()]
-      end
-      by_buffer[bufnr] = by_buffer[bufnr] or {}
-      table.insert(by_buffer[bufnr], {
-        lnum = range.start.line,
-        col = byte_col(lines, range.start, encoding),
-        end_lnum = range['end'].line,
-        end_col = byte_col(lines, range['end'], encoding),
-        severity = type(severity) == 'number' and severity or vim.diagnostic.severity.WARN,
-        message = message,
-        source = 'claude',
-        code = finding.id,
-      })
+    if type(finding.range) == 'table' and type(finding.uri) == 'string' then
+      table.insert(lines, ('- `%s:%d` %s, %s: %s'):format(
+        display_path(finding.uri),
+        finding.range.start.line + 1,
+        tostring(finding.severity),
+        tostring(finding.category),
+        tostring(finding.title)
+      ))
     end
   end
-  return by_buffer
+  return lines
 end
 
 return M
