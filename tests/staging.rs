@@ -451,10 +451,10 @@ async fn a_repository_without_commits_is_copied_respecting_ignores() {
     );
     drop(lease);
 
-    // The first commit turns the copy into a worktree.
+    // The first commit turns the copy into a git mirror.
     fx.commit("first").await;
     let lease = fx.acquire().await;
-    assert!(lease.root().join(".git").is_file(), "not a worktree after the first commit");
+    assert!(lease.root().join(".git/HEAD").is_file(), "not a git mirror after the first commit");
     assert!(!mirror(&lease, "lib.js").exists());
     assert_eq!(lease.changes().await.unwrap(), []);
 }
