@@ -189,8 +189,7 @@ impl StagingManager {
             .filter_map(|entry| entry.ok())
             .filter_map(|entry| slot_number(&entry.file_name()))
             .collect();
-        let legacy =
-            slots.iter().any(|slot| is_legacy_worktree(&SlotPaths::new(&key_dir, *slot).mirror));
+        let legacy = slots.iter().any(|slot| is_legacy_worktree(&SlotPaths::new(&key_dir, *slot)));
         let mut locks = Vec::with_capacity(slots.len());
         for slot in slots {
             match SlotLock::try_take(key_dir.join(format!("{slot}.lock")))? {
@@ -953,7 +952,7 @@ async fn ensure_private_repository(
     paths: &SlotPaths,
 ) -> Result<bool, StagingError> {
     let objects = repo.objects();
-    if !is_legacy_worktree(&paths.mirror) && private_repository_matches(&paths.git_dir, &objects) {
+    if paths.mirror.is_dir() && private_repository_matches(&paths.git_dir, &objects) {
         // We hold the slot, so no git process of ours runs here: a lock is a crash leftover.
         let index_lock = paths.git_dir.join("index.lock");
         if index_lock.exists() {
@@ -962,7 +961,7 @@ async fn ensure_private_repository(
         }
         return Ok(true);
     }
-    let legacy = is_legacy_worktree(&paths.mirror);
+    let legacy = is_legacy_worktree(paths);
     remove_slot_repository(paths).await?;
     if legacy {
         prune_worktrees(&repo.toplevel).await;
@@ -981,9 +980,11 @@ async fn remove_slot_repository(paths: &SlotPaths) -> Result<(), StagingError> {
     remove_dir_off_thread(paths.git_dir.clone()).await
 }
 
-/// A mirror made by an older version: a worktree of the user's repository (`.git` is a file).
-fn is_legacy_worktree(mirror: &Path) -> bool {
-    fs::symlink_metadata(mirror.join(".git")).is_ok_and(|meta| meta.is_file())
+/// A mirror made by an older version: a worktree of the user's repository (`.git` is a file) and
+/// no private repository. (An agent may leave a `.git` file in its mirror; that is no worktree.)
+fn is_legacy_worktree(paths: &SlotPaths) -> bool {
+    fs::symlink_metadata(paths.mirror.join(".git")).is_ok_and(|meta| meta.is_file())
+        && fs::symlink_metadata(&paths.git_dir).is_err()
 }
 
 /// Forget worktrees whose directory is gone; a failure only leaves a stale entry behind.
@@ -1333,7 +1334,7 @@ async fn sync_copy(
 
     if fs::symlink_metadata(&paths.mirror).is_ok() && fs::symlink_metadata(&paths.base).is_err() {
         // The slot held a git mirror: start the copy afresh.
-        let legacy = is_legacy_worktree(&paths.mirror);
+        let legacy = is_legacy_worktree(paths);
         remove_slot_repository(paths).await?;
         if let (true, Some(repo)) = (legacy, &workspace.repo) {
             prune_worktrees(&repo.toplevel).await;

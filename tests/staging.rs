@@ -588,6 +588,13 @@ async fn git_in_the_mirror_never_reaches_the_users_repository() {
     let lease = fx.acquire().await;
     assert!(fs::symlink_metadata(root.join(".git")).unwrap().is_dir());
     assert_eq!(lease.changes().await.unwrap(), []);
+    // A `.git` file naming the user's repository, as a worktree has.
+    fs::remove_dir_all(root.join(".git")).unwrap();
+    write(root.join(".git"), format!("gitdir: {}\n", user_git.display()));
+    drop(lease);
+    let lease = fx.acquire().await;
+    assert!(root.join(".git/HEAD").is_file());
+    assert_eq!(lease.changes().await.unwrap(), []);
     drop(lease);
 
     assert_eq!(snapshot(&user_git), before, "the user's repository changed");
