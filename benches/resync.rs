@@ -74,7 +74,7 @@ fn resync(c: &mut Criterion) {
     let manager = StagingManager::new(dirs.path().join("cache"));
     let settings = StagingSettings::default();
     let acquire = || runtime.block_on(manager.acquire(&workspace, &[], &settings)).unwrap();
-    drop(acquire()); // creates the worktree
+    drop(acquire()); // creates the mirror
 
     let mut group = c.benchmark_group("staging");
     group.sample_size(20);

@@ -334,18 +334,15 @@ fn check_auth(env: &BTreeMap<String, String>, account: Result<Value, String>) ->
 
 async fn check_git() -> Check {
     let dir = std::env::temp_dir();
-    let output = crate::process::ProcessSpec::new("git", dir)
-        .arg("--version")
-        .output(Duration::from_secs(10))
-        .await;
+    let output = crate::git::Git::new(&dir).arg("--version").run().await;
     match output {
-        Ok(output) if output.status.success() => {
-            Check::new("git", Status::Ok, String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        Ok(output) => {
+            Check::new("git", Status::Ok, String::from_utf8_lossy(&output).trim().to_owned())
         }
         _ => Check::new(
             "git",
             Status::Warn,
-            "not found: edit actions then copy the workspace (up to `stagingMaxCopyMb`) instead of using a git worktree, and review of uncommitted changes is unavailable",
+            "not found: edit actions then copy the workspace (up to `stagingMaxCopyMb`) instead of mirroring its repository, and review of uncommitted changes is unavailable",
         ),
     }
 }

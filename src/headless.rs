@@ -463,15 +463,7 @@ impl TargetRange {
 /// the target, else the target's directory.
 async fn find_workspace(target: &Path, cwd: &Path) -> PathBuf {
     let dir = if target.is_dir() { target } else { target.parent().unwrap_or(target) };
-    let toplevel = crate::process::ProcessSpec::new("git", dir)
-        .args(["rev-parse", "--show-toplevel"])
-        .output(Duration::from_secs(10))
-        .await
-        .ok()
-        .filter(|output| output.status.success())
-        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
-        .and_then(|path| path.canonicalize().ok());
-    if let Some(toplevel) = toplevel {
+    if let Some(toplevel) = crate::git::toplevel(dir).await {
         return toplevel;
     }
     match cwd.canonicalize() {

@@ -3,15 +3,19 @@
 //! applies the resulting `WorkspaceEdit`.
 //!
 //! On disk, `<cache_root>/mirrors/<workspace key>/` holds per slot `N`: the mirror `N/`, its lock
-//! `N.lock`, and for copy mirrors the pristine baseline `N.base/` plus an empty repository
-//! `N.ignore.git` used only to evaluate `.gitignore` rules.
+//! `N.lock`, for git mirrors the server's private repository `N.git/`, and for copy mirrors the
+//! pristine baseline `N.base/` plus an empty repository `N.ignore.git` used only to evaluate
+//! `.gitignore` rules.
 //!
 //! Two kinds of mirror:
-//! - A workspace inside a git repository with a commit gets a detached `git worktree` of that
-//!   repository (it shares the object database, so moving it to a new HEAD is cheap). A re-sync
-//!   resets it to the workspace's HEAD, cleans untracked files, then copies only what `git status`
-//!   reports dirty in the workspace. The baseline is that commit plus a snapshot of the copied
-//!   files, so `changes()` asks git for candidates and compares only those.
+//! - A workspace inside a git repository with a commit gets a private repository `N.git` whose
+//!   work tree is `N/`. It borrows the user's objects read-only (`objects/info/alternates`) and
+//!   shares nothing writable with the user's repository: not config, hooks, refs, index or
+//!   worktree list. A re-sync resets it to the workspace's HEAD, cleans untracked files, then
+//!   copies only what `git status` reports dirty in the workspace. The baseline is that commit
+//!   plus a snapshot of the copied files, so `changes()` asks git for candidates and compares
+//!   only those. The agent gets a repository of its own in `N/.git`, rebuilt at every sync; the
+//!   server never runs git on it, since the agent may have changed anything in it.
 //! - Any other workspace (including a repository without commits) gets a plain copy, capped in
 //!   size. It is kept in step rsync-style (size + mtime quick check) from a pristine baseline copy
 //!   beside it, which also provides the "before" text of changed files.
@@ -26,33 +30,18 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::edits::FileChange;
-use crate::process::ProcessSpec;
+use crate::git::{Git, GitError, prefixed};
 
 const MIB: u64 = 1024 * 1024;
 /// Budget for one ordinary git call (status, reset, diff, …).
 const GIT_TIMEOUT: Duration = Duration::from_secs(120);
-/// Budget for the first checkout of a worktree, which writes the whole tree.
+/// Budget for the first checkout of a mirror, which writes the whole tree.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(600);
 /// More concurrent edit runs than this in one workspace is a runaway, not a workload.
 const MAX_SLOTS: usize = 32;
 /// A lock file still empty after this long was left by a process that died while creating it.
 const EMPTY_LOCK_GRACE: Duration = Duration::from_secs(10);
-/// Variables that would point our git calls at some other repository, index or config.
-const GIT_ENV_OVERRIDES: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-    "GIT_CONFIG_PARAMETERS",
-    "GIT_CONFIG_COUNT",
-];
 
 /// Limits for workspaces that have to be copied whole (not a git repository with a commit).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +86,15 @@ pub enum StagingError {
     InUse { workspace: PathBuf },
     #[error("all {limit} staging mirrors of {} are in use; wait for a running action to end", .workspace.display())]
     AllSlotsBusy { workspace: PathBuf, limit: usize },
+}
+
+impl From<GitError> for StagingError {
+    fn from(err: GitError) -> Self {
+        match err {
+            GitError::Unavailable { message } => Self::GitUnavailable { message },
+            GitError::Failed { command, stderr } => Self::Git { command, stderr },
+        }
+    }
 }
 
 fn too_large_message(bytes: u64, files: usize, limit_bytes: u64, limit_files: usize) -> String {
@@ -162,7 +160,7 @@ impl StagingManager {
         let own_dir = key_dir.parent().unwrap_or(&key_dir).to_path_buf();
         let lease = match &workspace.repo {
             Some(repo @ Repository { head: Some(head), .. }) => {
-                sync_worktree(&workspace, repo, head, &paths, &own_dir, overlays, lock).await?
+                sync_git(&workspace, repo, head, &paths, &own_dir, overlays, lock).await?
             }
             _ => sync_copy(&workspace, &paths, &own_dir, overlays, settings, lock).await?,
         };
@@ -175,8 +173,9 @@ impl StagingManager {
         Ok(lease)
     }
 
-    /// Remove every mirror of `workspace` and prune the repository's worktree list. Fails with
-    /// [`StagingError::InUse`] while any of them is leased.
+    /// Remove every mirror of `workspace` (and prune the repository's worktree list of mirrors an
+    /// older version made as worktrees). Fails with [`StagingError::InUse`] while any of them is
+    /// leased.
     pub async fn remove(&self, workspace: &Path) -> Result<(), StagingError> {
         let given = absolute_normalized(workspace)?;
         let canonical = fs::canonicalize(&given).unwrap_or_else(|_| given.clone());
@@ -190,6 +189,7 @@ impl StagingManager {
             .filter_map(|entry| entry.ok())
             .filter_map(|entry| slot_number(&entry.file_name()))
             .collect();
+        let legacy = slots.iter().any(|slot| is_legacy_worktree(&SlotPaths::new(&key_dir, *slot)));
         let mut locks = Vec::with_capacity(slots.len());
         for slot in slots {
             match SlotLock::try_take(key_dir.join(format!("{slot}.lock")))? {
@@ -199,9 +199,8 @@ impl StagingManager {
         }
         remove_dir_off_thread(key_dir).await?;
         drop(locks);
-        if let Ok(Some(repo)) = find_repository(&canonical).await {
-            let _admin = WORKTREE_ADMIN.lock().await;
-            prune_worktrees(&repo.toplevel).await?;
+        if legacy && let Ok(Some(repo)) = find_repository(&canonical).await {
+            prune_worktrees(&repo.toplevel).await;
         }
         Ok(())
     }
@@ -231,7 +230,7 @@ pub(crate) fn workspace_key(canonical: &Path) -> String {
     format!("{name}-{hash:016x}")
 }
 
-/// The slot a `<key dir>` entry belongs to: `3`, `3.lock`, `3.base`, `3.ignore.git` → 3.
+/// The slot a `<key dir>` entry belongs to: `3`, `3.lock`, `3.git`, `3.base`, `3.ignore.git` → 3.
 fn slot_number(name: &OsStr) -> Option<usize> {
     let name = name.to_str()?;
     name.split('.').next()?.parse().ok()
@@ -240,6 +239,7 @@ fn slot_number(name: &OsStr) -> Option<usize> {
 struct SlotPaths {
     slot: usize,
     mirror: PathBuf,
+    git_dir: PathBuf,
     base: PathBuf,
     ignore_repo: PathBuf,
 }
@@ -249,6 +249,7 @@ impl SlotPaths {
         Self {
             slot,
             mirror: key_dir.join(slot.to_string()),
+            git_dir: key_dir.join(format!("{slot}.git")),
             base: key_dir.join(format!("{slot}.base")),
             ignore_repo: key_dir.join(format!("{slot}.ignore.git")),
         }
@@ -369,6 +370,15 @@ struct Repository {
     common_dir: PathBuf,
     /// `None` in a repository without commits.
     head: Option<String>,
+    /// The user's `core.excludesFile`, when set to an absolute path.
+    excludes_file: Option<PathBuf>,
+}
+
+impl Repository {
+    /// The object database mirrors borrow from.
+    fn objects(&self) -> PathBuf {
+        self.common_dir.join("objects")
+    }
 }
 
 impl Workspace {
@@ -405,18 +415,18 @@ impl Workspace {
 /// The git repository whose working tree contains `dir`, if any. A missing git binary, a bare
 /// repository or a `.git` directory all mean "not a git workspace".
 async fn find_repository(dir: &Path) -> Result<Option<Repository>, StagingError> {
-    let located = git(dir)
+    let located = Git::new(dir)
         .args(["rev-parse", "--path-format=absolute", "--show-toplevel", "--git-common-dir"])
         .run_status()
         .await;
     let stdout = match located {
         Ok((0, stdout)) => stdout,
         Ok(_) => return Ok(None),
-        Err(StagingError::GitUnavailable { message }) => {
+        Err(GitError::Unavailable { message }) => {
             tracing::info!(%message, "git unavailable; staging by plain copy");
             return Ok(None);
         }
-        Err(err) => return Err(err),
+        Err(err) => return Err(err.into()),
     };
     let text = String::from_utf8_lossy(&stdout);
     let mut lines = text.lines();
@@ -428,12 +438,21 @@ async fn find_repository(dir: &Path) -> Result<Option<Repository>, StagingError>
     let Ok(prefix) = dir.strip_prefix(&toplevel).map(Path::to_path_buf) else {
         return Ok(None);
     };
-    let (code, head) = git(&toplevel)
+    let head = Git::new(&toplevel)
         .args(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
-        .run_status()
-        .await?;
+        .run_status();
+    let ((code, head), excludes_file) = tokio::try_join!(head, excludes_file(&toplevel))?;
     let head = (code == 0).then(|| String::from_utf8_lossy(&head).trim().to_owned());
-    Ok(Some(Repository { toplevel, prefix, common_dir, head }))
+    Ok(Some(Repository { toplevel, prefix, common_dir, head, excludes_file }))
+}
+
+/// The user's `core.excludesFile` as git sees it from `dir`, when set to an absolute path.
+async fn excludes_file(dir: &Path) -> Result<Option<PathBuf>, GitError> {
+    let (code, stdout) =
+        Git::new(dir).args(["config", "--path", "--get", "core.excludesFile"]).run_status().await?;
+    let file =
+        PathBuf::from(OsString::from_vec(stdout.strip_suffix(b"\n").unwrap_or(&stdout).to_vec()));
+    Ok((code == 0 && file.is_absolute()).then_some(file))
 }
 
 /// A leased, synced mirror. Dropping it returns the slot.
@@ -455,7 +474,10 @@ pub struct MirrorLease {
 /// What the mirror held right after the sync; `changes()` is measured against it.
 #[derive(Debug)]
 enum Baseline {
-    Worktree {
+    Git {
+        /// The slot's private repository; the mirror top is its work tree.
+        git_dir: PathBuf,
+        excludes_file: Option<PathBuf>,
         commit: String,
         /// Files the sync wrote over the commit (dirty workspace files, overlays), keyed by
         /// path relative to `mirror_top`.
@@ -478,7 +500,7 @@ enum IgnoreRules {
     Repository { workspace: PathBuf },
     /// A private empty repository whose work tree is the mirror: `.gitignore` files in the
     /// mirror and the user's global excludes still apply.
-    Private { git_dir: PathBuf },
+    Private { git_dir: PathBuf, excludes_file: Option<PathBuf> },
     /// git is unavailable: every created file counts.
     None,
 }
@@ -537,7 +559,10 @@ impl MirrorLease {
     /// another created with the same content is reported as `Renamed`.
     pub async fn changes(&self) -> Result<Vec<FileChange>, StagingError> {
         let diffs = match &self.baseline {
-            Baseline::Worktree { commit, synced } => self.worktree_diffs(commit, synced).await?,
+            Baseline::Git { git_dir, excludes_file, commit, synced } => {
+                let git = || private_git(git_dir, &self.mirror_top, excludes_file.as_deref());
+                self.git_diffs(git, commit, synced).await?
+            }
             Baseline::Copy { base_dir, manifest, overlays, ignore } => {
                 self.copy_diffs(base_dir, manifest, overlays, ignore).await?
             }
@@ -553,20 +578,18 @@ impl MirrorLease {
         Ok(changes)
     }
 
-    async fn worktree_diffs(
+    async fn git_diffs(
         &self,
+        git: impl Fn() -> Git,
         commit: &str,
         synced: &BTreeMap<PathBuf, State>,
     ) -> Result<Vec<(PathBuf, State, State)>, StagingError> {
-        let diff = git(&self.mirror_top)
-            .mirror_options()
-            .args(["diff", "--raw", "-z", "--no-abbrev", "--no-renames", "--no-ext-diff"])
+        let diff = git()
+            .diff()
+            .args(["--raw", "-z", "--no-abbrev", "--no-renames"])
             .args(["--ignore-submodules=all", commit, "--"])
             .run();
-        let others = git(&self.mirror_top)
-            .mirror_options()
-            .args(["ls-files", "-z", "--others", "--exclude-standard"])
-            .run();
+        let others = git().args(["ls-files", "-z", "--others", "--exclude-standard"]).run();
         let (diff, others) = tokio::join!(diff, others);
         let (diff, others) = (diff?, others?);
 
@@ -598,7 +621,7 @@ impl MirrorLease {
                 Before::Known(_) => None,
             })
             .collect();
-        let blobs = read_blobs(&self.mirror_top, oids).await?;
+        let blobs = read_blobs(git(), oids).await?;
 
         let mirror_top = self.mirror_top.clone();
         blocking(move || diff_against(&mirror_top, before_of, &blobs)).await
@@ -848,9 +871,9 @@ fn is_git_metadata(rel: &Path) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Git worktree mirrors
+// Git mirrors: a private repository per slot, borrowing the user's objects read-only
 
-async fn sync_worktree(
+async fn sync_git(
     workspace: &Workspace,
     repo: &Repository,
     head: &str,
@@ -863,17 +886,16 @@ async fn sync_worktree(
         // The slot was a copy mirror (the repository had no commit then).
         remove_dir_off_thread(paths.base.clone()).await?;
     }
-    let reused = ensure_worktree(repo, head, &paths.mirror).await?;
-    let mut synced = match sync_worktree_files(workspace, repo, head, &paths.mirror, own_dir).await
-    {
+    let reused = ensure_private_repository(repo, head, paths).await?;
+    let mut synced = match sync_git_files(workspace, repo, head, paths, own_dir, reused).await {
         Ok(synced) => synced,
         Err(err) if reused => {
             // A previous run may have left the mirror in a state git cannot reset (a read-only
-            // directory, a half-finished operation): rebuild it once.
+            // directory, objects the user has since pruned): rebuild it once.
             tracing::warn!(%err, mirror = %paths.mirror.display(), "rebuilding the staging mirror");
-            remove_dir_off_thread(paths.mirror.clone()).await?;
-            ensure_worktree(repo, head, &paths.mirror).await?;
-            sync_worktree_files(workspace, repo, head, &paths.mirror, own_dir).await?
+            remove_slot_repository(paths).await?;
+            ensure_private_repository(repo, head, paths).await?;
+            sync_git_files(workspace, repo, head, paths, own_dir, false).await?
         }
         Err(err) => return Err(err),
     };
@@ -891,6 +913,9 @@ async fn sync_worktree(
         write_text(&mirror_top, &rel, text)?;
         synced.insert(rel, State::Text(text.to_owned()));
     }
+    let (git_dir, objects, commit) = (paths.git_dir.clone(), repo.objects(), head.to_owned());
+    let agent_top = mirror_top.clone();
+    blocking(move || write_agent_repository(&git_dir, &agent_top, &objects, &commit)).await?;
     Ok(MirrorLease {
         slot: paths.slot,
         root,
@@ -898,105 +923,166 @@ async fn sync_worktree(
         workspace: workspace.given.clone(),
         workspace_top: repo.toplevel.clone(),
         prefix: repo.prefix.clone(),
-        baseline: Baseline::Worktree { commit: head.to_owned(), synced },
+        baseline: Baseline::Git {
+            git_dir: paths.git_dir.clone(),
+            excludes_file: repo.excludes_file.clone(),
+            commit: head.to_owned(),
+            synced,
+        },
         _lock: lock,
     })
 }
 
-/// Make `mirror` a worktree of `repo`, reusing a valid one. Returns whether it was reused.
-async fn ensure_worktree(
+/// git on a slot's private repository, with the user's global excludes file (the private
+/// repository reads no user config, but ignored files must stay ignored).
+fn private_git(git_dir: &Path, work_tree: &Path, excludes_file: Option<&Path>) -> Git {
+    let git = Git::private(git_dir, work_tree);
+    match excludes_file {
+        Some(file) => git.arg("-c").arg(prefixed("core.excludesFile=", file)),
+        None => git,
+    }
+}
+
+/// Make `paths.git_dir` the slot's private repository, reusing a valid one. Returns whether it
+/// was reused. A mirror an older version made as a `git worktree` of the user's repository is
+/// removed, and the user's worktree list pruned of it.
+async fn ensure_private_repository(
     repo: &Repository,
     head: &str,
-    mirror: &Path,
+    paths: &SlotPaths,
 ) -> Result<bool, StagingError> {
-    if let Some(git_dir) = worktree_git_dir(repo, mirror).await? {
+    let objects = repo.objects();
+    if paths.mirror.is_dir() && private_repository_matches(&paths.git_dir, &objects) {
         // We hold the slot, so no git process of ours runs here: a lock is a crash leftover.
-        let index_lock = git_dir.join("index.lock");
+        let index_lock = paths.git_dir.join("index.lock");
         if index_lock.exists() {
             tracing::info!(lock = %index_lock.display(), "removing a stale index lock in the mirror");
             fs::remove_file(&index_lock).map_err(io_error(&index_lock))?;
         }
         return Ok(true);
     }
-    remove_dir_off_thread(mirror.to_path_buf()).await?;
-    let _admin = WORKTREE_ADMIN.lock().await;
-    prune_worktrees(&repo.toplevel).await?;
-    // `-f -f`: the path may still be registered, even locked, by a server that crashed while
-    // creating it.
-    let add = || {
-        git(&repo.toplevel)
-            .args(["worktree", "add", "--quiet", "--force", "--force", "--detach"])
-            .arg(mirror)
-            .arg(head)
-            .timeout(CHECKOUT_TIMEOUT)
-            .run()
-    };
-    if let Err(err) = add().await {
-        // Another process may have pruned the worktree list under us (see WORKTREE_ADMIN).
-        tracing::info!(%err, "retrying worktree creation");
-        remove_dir_off_thread(mirror.to_path_buf()).await?;
-        add().await?;
+    let legacy = is_legacy_worktree(paths);
+    remove_slot_repository(paths).await?;
+    if legacy {
+        prune_worktrees(&repo.toplevel).await;
     }
+    let (git_dir, mirror, head) = (paths.git_dir.clone(), paths.mirror.clone(), head.to_owned());
+    blocking(move || {
+        fs::create_dir_all(&mirror).map_err(io_error(&mirror))?;
+        init_repository(&git_dir, &objects, &head)
+    })
+    .await?;
     Ok(false)
 }
 
-/// Serializes `git worktree add` / `prune` in this process: a prune deletes an empty
-/// `.git/worktrees` between a concurrent add's creating it and creating its entry inside it.
-static WORKTREE_ADMIN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn prune_worktrees(toplevel: &Path) -> Result<(), StagingError> {
-    git(toplevel).args(["worktree", "prune"]).run().await.map(drop)
+async fn remove_slot_repository(paths: &SlotPaths) -> Result<(), StagingError> {
+    remove_dir_off_thread(paths.mirror.clone()).await?;
+    remove_dir_off_thread(paths.git_dir.clone()).await
 }
 
-/// The worktree's private git dir if `mirror` is a working worktree of `repo`.
-async fn worktree_git_dir(
-    repo: &Repository,
-    mirror: &Path,
-) -> Result<Option<PathBuf>, StagingError> {
-    if !mirror.join(".git").is_file() {
-        return Ok(None);
+/// A mirror made by an older version: a worktree of the user's repository (`.git` is a file) and
+/// no private repository. (An agent may leave a `.git` file in its mirror; that is no worktree.)
+fn is_legacy_worktree(paths: &SlotPaths) -> bool {
+    fs::symlink_metadata(paths.mirror.join(".git")).is_ok_and(|meta| meta.is_file())
+        && fs::symlink_metadata(&paths.git_dir).is_err()
+}
+
+/// Forget worktrees whose directory is gone; a failure only leaves a stale entry behind.
+async fn prune_worktrees(toplevel: &Path) {
+    if let Err(err) = Git::new(toplevel).args(["worktree", "prune"]).run().await {
+        tracing::warn!(%err, repository = %toplevel.display(), "cannot prune old staging worktrees");
     }
-    let (code, stdout) = git(mirror)
-        .mirror_options()
-        .args(["rev-parse", "--path-format=absolute", "--git-common-dir", "--show-toplevel"])
-        .args(["--git-dir"])
-        .run_status()
-        .await?;
-    if code != 0 {
-        return Ok(None);
+}
+
+fn private_repository_matches(git_dir: &Path, objects: &Path) -> bool {
+    git_dir.join("HEAD").is_file()
+        && fs::read(git_dir.join("objects/info/alternates"))
+            .is_ok_and(|alternates| alternates == alternates_line(objects))
+}
+
+fn alternates_line(objects: &Path) -> Vec<u8> {
+    [objects.as_os_str().as_bytes(), b"\n"].concat()
+}
+
+/// A repository at `git_dir` with HEAD detached at `head`, no refs, no hooks, a minimal config,
+/// and objects borrowed read-only from `objects` (git never writes to an alternate).
+fn init_repository(git_dir: &Path, objects: &Path, head: &str) -> Result<(), StagingError> {
+    if objects.as_os_str().as_bytes().contains(&b'\n') {
+        return Err(StagingError::Io {
+            path: objects.to_path_buf(),
+            message: "a repository path with a line break cannot be borrowed from".into(),
+        });
     }
-    let text = String::from_utf8_lossy(&stdout);
-    let lines: Vec<&str> = text.lines().collect();
-    let [common_dir, toplevel, git_dir] = lines.as_slice() else { return Ok(None) };
-    let same = |a: &str, b: &Path| fs::canonicalize(a).is_ok_and(|a| a == b);
-    let mirror = fs::canonicalize(mirror).map_err(io_error(mirror))?;
-    if same(common_dir, &repo.common_dir) && same(toplevel, &mirror) {
-        Ok(Some(PathBuf::from(git_dir)))
+    // A SHA-256 repository names its commits with 64 hex digits.
+    let config: &[u8] = if head.len() == 64 {
+        b"[core]\n\trepositoryformatversion = 1\n\tfilemode = true\n\tbare = false\n\
+          \tlogallrefupdates = false\n[extensions]\n\tobjectformat = sha256\n"
     } else {
-        Ok(None)
+        b"[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\
+          \tlogallrefupdates = false\n"
+    };
+    for dir in ["objects/info", "refs/heads", "refs/tags"] {
+        let dir = git_dir.join(dir);
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
     }
+    let head = format!("{head}\n");
+    let files: [(&str, &[u8]); 3] = [
+        ("config", config),
+        ("objects/info/alternates", &alternates_line(objects)),
+        ("HEAD", head.as_bytes()),
+    ];
+    for (name, content) in files {
+        let path = git_dir.join(name);
+        fs::write(&path, content).map_err(io_error(&path))?;
+    }
+    Ok(())
+}
+
+/// The repository the agent sees in its mirror (`<mirror>/.git`): fresh on every sync, at the
+/// synced commit with the private index, so whatever the agent did to it last run (config,
+/// hooks, refs, a link to elsewhere) is gone. The server never runs git on it.
+fn write_agent_repository(
+    private_git_dir: &Path,
+    mirror_top: &Path,
+    objects: &Path,
+    head: &str,
+) -> Result<(), StagingError> {
+    let git_dir = mirror_top.join(".git");
+    remove_path(&git_dir)?;
+    init_repository(&git_dir, objects, head)?;
+    let index = private_git_dir.join("index");
+    if index.is_file() {
+        let target = git_dir.join("index");
+        fs::copy(&index, &target).map_err(io_error(&target))?;
+    }
+    Ok(())
 }
 
 /// Reset the mirror to `head` and copy the workspace's dirty files in. Returns what was copied
-/// (relative to the worktree top).
-async fn sync_worktree_files(
+/// (relative to the mirror top).
+async fn sync_git_files(
     workspace: &Workspace,
     repo: &Repository,
     head: &str,
-    mirror: &Path,
+    paths: &SlotPaths,
     own_dir: &Path,
+    reused: bool,
 ) -> Result<BTreeMap<PathBuf, State>, StagingError> {
+    let excludes = repo.excludes_file.as_deref();
     let reset_mirror = async {
-        // Detach first: a run may have checked out a branch in the mirror, and `reset` would
-        // then move that (shared) branch.
-        git(mirror).mirror_options().args(["update-ref", "--no-deref", "HEAD", head]).run().await?;
-        git(mirror).mirror_options().args(["reset", "--quiet", "--hard", head]).run().await?;
+        // A fresh repository has an empty index: the reset checks out the whole tree.
+        let timeout = if reused { GIT_TIMEOUT } else { CHECKOUT_TIMEOUT };
+        private_git(&paths.git_dir, &paths.mirror, excludes)
+            .args(["reset", "--quiet", "--hard", head])
+            .timeout(timeout)
+            .run()
+            .await?;
         // No `-x`: ignored files (build output, installed dependencies) survive, so the next
         // run does not rebuild from scratch. They are never reported as changes, so they
         // cannot leak into an edit.
-        git(mirror).mirror_options().args(["clean", "-ffdq"]).run().await
+        private_git(&paths.git_dir, &paths.mirror, excludes).args(["clean", "-ffdq"]).run().await
     };
-    let mut status = git(&repo.toplevel).arg("--literal-pathspecs").args([
+    let mut status = Git::new(&repo.toplevel).arg("--literal-pathspecs").args([
         "status",
         "--porcelain=v2",
         "-z",
@@ -1012,7 +1098,7 @@ async fn sync_worktree_files(
     reset?;
     let dirty = parse_status(&status?);
     let source = repo.toplevel.clone();
-    let target = mirror.to_path_buf();
+    let target = paths.mirror.clone();
     let dirty: Vec<StatusEntry> =
         dirty.into_iter().filter(|entry| !source.join(&entry.path).starts_with(own_dir)).collect();
     let synced = blocking(move || copy_dirty_files(&source, &target, dirty)).await?;
@@ -1168,15 +1254,14 @@ fn parse_raw_diff(output: &[u8]) -> Vec<RawDiffEntry> {
 
 /// Read blobs by object name with one `git cat-file --batch`.
 async fn read_blobs(
-    repo_dir: &Path,
+    git: Git,
     oids: BTreeSet<&str>,
 ) -> Result<HashMap<String, Vec<u8>>, StagingError> {
     if oids.is_empty() {
         return Ok(HashMap::new());
     }
     let input: Vec<u8> = oids.iter().flat_map(|oid| [oid.as_bytes(), b"\n"].concat()).collect();
-    let output =
-        git(repo_dir).mirror_options().args(["cat-file", "--batch"]).run_with_input(input).await?;
+    let output = git.args(["cat-file", "--batch"]).run_with_input(input).await?;
     let malformed = || StagingError::Git {
         command: "git cat-file --batch".into(),
         stderr: "unexpected output".into(),
@@ -1224,7 +1309,7 @@ async fn sync_copy(
     // A repository without commits: copy what git would track, and let it judge ignores.
     let (listing, ignore) = match &workspace.repo {
         Some(_) => {
-            let files = git(&workspace.canonical)
+            let files = Git::new(&workspace.canonical)
                 .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
                 .run()
                 .await?;
@@ -1248,8 +1333,12 @@ async fn sync_copy(
     };
 
     if fs::symlink_metadata(&paths.mirror).is_ok() && fs::symlink_metadata(&paths.base).is_err() {
-        // The slot held a git worktree: start the copy afresh.
-        remove_dir_off_thread(paths.mirror.clone()).await?;
+        // The slot held a git mirror: start the copy afresh.
+        let legacy = is_legacy_worktree(paths);
+        remove_slot_repository(paths).await?;
+        if let (true, Some(repo)) = (legacy, &workspace.repo) {
+            prune_worktrees(&repo.toplevel).await;
+        }
     }
     let source = workspace.canonical.clone();
     let base_dir = paths.base.clone();
@@ -1294,12 +1383,16 @@ async fn sync_copy(
 
 /// An empty repository to evaluate `.gitignore` rules in the mirror, created on first use.
 async fn private_ignore_rules(git_dir: &Path) -> IgnoreRules {
-    if git_dir.join("HEAD").is_file() {
-        return IgnoreRules::Private { git_dir: git_dir.to_path_buf() };
-    }
     let parent = git_dir.parent().unwrap_or(git_dir);
-    match git(parent).args(["init", "--quiet", "--bare"]).arg(git_dir).run().await {
-        Ok(_) => IgnoreRules::Private { git_dir: git_dir.to_path_buf() },
+    let created = match git_dir.join("HEAD").is_file() {
+        true => Ok(Vec::new()),
+        false => Git::new(parent).args(["init", "--quiet", "--bare"]).arg(git_dir).run().await,
+    };
+    match created {
+        Ok(_) => IgnoreRules::Private {
+            git_dir: git_dir.to_path_buf(),
+            excludes_file: excludes_file(parent).await.ok().flatten(),
+        },
         Err(err) => {
             tracing::info!(%err, "cannot create an ignore-rules repository; created files all count");
             IgnoreRules::None
@@ -1317,13 +1410,9 @@ async fn ignored_paths(
         return Ok(BTreeSet::new());
     }
     let command = match rules {
-        IgnoreRules::Repository { workspace } => git(workspace),
-        IgnoreRules::Private { git_dir } => {
-            let mut git_dir_arg = OsString::from("--git-dir=");
-            git_dir_arg.push(git_dir);
-            let mut work_tree_arg = OsString::from("--work-tree=");
-            work_tree_arg.push(mirror_root);
-            git(mirror_root).arg(git_dir_arg).arg(work_tree_arg).args(["-c", "core.bare=false"])
+        IgnoreRules::Repository { workspace } => Git::new(workspace),
+        IgnoreRules::Private { git_dir, excludes_file } => {
+            private_git(git_dir, mirror_root, excludes_file.as_deref())
         }
         IgnoreRules::None => return Ok(BTreeSet::new()),
     };
@@ -1689,137 +1778,6 @@ where
         path: PathBuf::new(),
         message: format!("staging file work did not finish: {err}"),
     })?
-}
-
-// ---------------------------------------------------------------------------------------------
-// Running git
-
-/// One git invocation: never a pager, an editor, a prompt, a hook or an optional lock, and
-/// paths printed as raw bytes.
-struct GitCommand {
-    spec: ProcessSpec,
-    shown_args: Vec<OsString>,
-    timeout: Duration,
-    allowed_exit_codes: Vec<i32>,
-}
-
-fn git(cwd: &Path) -> GitCommand {
-    let mut spec = ProcessSpec::new("git", cwd)
-        .args(["-c", "core.quotepath=off", "-c", "core.hooksPath=/dev/null"])
-        .args(["-c", "advice.detachedHead=false", "--no-pager"])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .env("GIT_PAGER", "cat")
-        .env("GIT_EDITOR", "true")
-        .env("GIT_SEQUENCE_EDITOR", "true");
-    for variable in GIT_ENV_OVERRIDES {
-        spec = spec.env_remove(*variable);
-    }
-    GitCommand { spec, shown_args: Vec::new(), timeout: GIT_TIMEOUT, allowed_exit_codes: vec![0] }
-}
-
-impl GitCommand {
-    fn arg(mut self, arg: impl Into<OsString>) -> Self {
-        let arg = arg.into();
-        self.shown_args.push(arg.clone());
-        self.spec = self.spec.arg(arg);
-        self
-    }
-
-    fn args<I, S>(self, args: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
-        args.into_iter().fold(self, |command, arg| command.arg(arg))
-    }
-
-    /// Options for commands that run in a mirror: no file-system monitor daemon for our dirs.
-    fn mirror_options(self) -> Self {
-        let spec = self.spec.args(["-c", "core.fsmonitor=false"]);
-        Self { spec, ..self }
-    }
-
-    fn timeout(self, timeout: Duration) -> Self {
-        Self { timeout, ..self }
-    }
-
-    fn allow_exit_codes(mut self, codes: &[i32]) -> Self {
-        self.allowed_exit_codes.extend_from_slice(codes);
-        self
-    }
-
-    fn shown(&self) -> String {
-        let args: Vec<String> =
-            self.shown_args.iter().map(|arg| arg.to_string_lossy().into_owned()).collect();
-        format!("git {}", args.join(" "))
-    }
-
-    fn spawn_error(&self, err: io::Error) -> StagingError {
-        if err.kind() == io::ErrorKind::NotFound {
-            StagingError::GitUnavailable { message: err.to_string() }
-        } else {
-            StagingError::Git { command: self.shown(), stderr: err.to_string() }
-        }
-    }
-
-    /// Run; stdout on success (an allowed exit code), else the error with git's stderr.
-    async fn run(self) -> Result<Vec<u8>, StagingError> {
-        let output = self.spec.output(self.timeout).await.map_err(|err| self.spawn_error(err))?;
-        let code = output.status.code().unwrap_or(-1);
-        if self.allowed_exit_codes.contains(&code) {
-            Ok(output.stdout)
-        } else {
-            Err(StagingError::Git {
-                command: self.shown(),
-                stderr: output.stderr.trim().to_owned(),
-            })
-        }
-    }
-
-    /// Run for an answer coded in the exit status: (code, stdout). Only a failure to run errs.
-    async fn run_status(self) -> Result<(i32, Vec<u8>), StagingError> {
-        let output = self.spec.output(self.timeout).await.map_err(|err| self.spawn_error(err))?;
-        Ok((output.status.code().unwrap_or(-1), output.stdout))
-    }
-
-    /// Run with `input` on stdin (written while stdout is read, so neither pipe can stall).
-    async fn run_with_input(self, input: Vec<u8>) -> Result<Vec<u8>, StagingError> {
-        let shown = self.shown();
-        let failed =
-            |message: String| StagingError::Git { command: shown.clone(), stderr: message };
-        let mut child =
-            self.spec.clone().piped_stdin().spawn().map_err(|err| self.spawn_error(err))?;
-        let stdin = child.take_stdin();
-        let stdout = child.take_stdout();
-        let (Some(mut stdin), Some(mut stdout)) = (stdin, stdout) else {
-            return Err(failed("git's standard streams are not piped".into()));
-        };
-        let writer = async move {
-            // A git that exits early closes the pipe; its exit status tells the story.
-            let _ = stdin.write_all(&input).await;
-            drop(stdin);
-        };
-        let reader = async {
-            let mut buf = Vec::new();
-            stdout.read_to_end(&mut buf).await.map(|_| buf)
-        };
-        let run = async {
-            let ((), read) = tokio::join!(writer, reader);
-            let status = child.wait().await?;
-            Ok::<_, io::Error>((read?, status))
-        };
-        let (stdout, status) = match tokio::time::timeout(self.timeout, run).await {
-            Ok(result) => result.map_err(|err| failed(err.to_string()))?,
-            Err(_) => return Err(failed(format!("did not finish within {:?}", self.timeout))),
-        };
-        let code = status.code().unwrap_or(-1);
-        if self.allowed_exit_codes.contains(&code) {
-            Ok(stdout)
-        } else {
-            Err(failed(child.stderr_tail().trim().to_owned()))
-        }
-    }
 }
 
 #[cfg(test)]

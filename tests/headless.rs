@@ -230,3 +230,43 @@ async fn ctrl_c_stops_the_run_leaves_no_cli_and_exits_130() {
     .await;
     assert!(survivors.is_empty(), "a CLI survived the interrupt: {survivors:?}");
 }
+
+#[tokio::test]
+async fn an_inherited_git_dir_is_not_followed_when_reviewing_changes() {
+    let ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::text("Reviewed."),
+        full_capabilities(),
+        json!({"warmPool": 0}),
+    )
+    .await;
+    std::fs::write(ws.path("src/lib.rs"), format!("{LIB}fn ours() {{}}\n")).unwrap();
+    // Another repository, named by the environment the server was started with.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("lib.rs"), "fn theirs() {}\n").unwrap();
+    for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-qm", "OTHER-REPOSITORY-COMMIT"]]
+    {
+        let output = ProcessSpec::new("git", other.path())
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args.iter().copied())
+            .output(RUN_TIMEOUT)
+            .await
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {}", output.stderr);
+    }
+    std::fs::write(other.path().join("lib.rs"), "fn OTHER_REPOSITORY_CHANGE() {}\n").unwrap();
+
+    let cli = real_cli().display().to_string();
+    let args = ["run", "review", ".", "--scope", "changes", "--cli", &cli];
+    let spec = claude_lsp(ws.root(), &ws.api, &ws.home, &args)
+        .env("GIT_DIR", other.path().join(".git"))
+        .env("GIT_WORK_TREE", other.path());
+    let output = run(spec).await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", output.stderr);
+    let prompt = ws.api.requests()[0].all_text();
+    assert!(prompt.contains("+fn ours() {}"), "the workspace's diff was not sent");
+    for theirs in ["OTHER_REPOSITORY_CHANGE", "OTHER-REPOSITORY-COMMIT"] {
+        assert!(!prompt.contains(theirs), "{theirs} reached the model: {prompt:.3000}");
+    }
+    ws.client.finish().await;
+}

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -451,10 +451,10 @@ async fn a_repository_without_commits_is_copied_respecting_ignores() {
     );
     drop(lease);
 
-    // The first commit turns the copy into a worktree.
+    // The first commit turns the copy into a git mirror.
     fx.commit("first").await;
     let lease = fx.acquire().await;
-    assert!(lease.root().join(".git").is_file(), "not a worktree after the first commit");
+    assert!(lease.root().join(".git/HEAD").is_file(), "not a git mirror after the first commit");
     assert!(!mirror(&lease, "lib.js").exists());
     assert_eq!(lease.changes().await.unwrap(), []);
 }
@@ -498,7 +498,7 @@ async fn submodules_are_skipped() {
 }
 
 #[tokio::test]
-async fn remove_deletes_every_mirror_and_prunes_the_worktrees() {
+async fn remove_deletes_every_mirror_and_leaves_the_worktree_list_alone() {
     let fx = Fixture::repo().await;
     let settings = StagingSettings::default();
     let first = fx.manager.acquire(&fx.workspace, &[], &settings).await.unwrap();
@@ -545,4 +545,80 @@ async fn a_cache_inside_the_workspace_is_never_mirrored() {
         assert_eq!(read(mirror(&lease, "main.rs")), "fn main() {}\n");
         assert_eq!(lease.changes().await.unwrap(), [], "git: {with_git}");
     }
+}
+
+#[tokio::test]
+async fn git_in_the_mirror_never_reaches_the_users_repository() {
+    let fx = Fixture::repo().await;
+    let user_git = fx.ws(".git");
+    let before = snapshot(&user_git);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let marker = elsewhere.path().join("marker");
+    let hooks = elsewhere.path().join("hooks");
+    write(hooks.join("post-checkout"), format!("#!/bin/sh\ntouch {}\n", marker.display()));
+    fs::set_permissions(hooks.join("post-checkout"), fs::Permissions::from_mode(0o755)).unwrap();
+
+    // What an agent allowed to run git does in its mirror.
+    let lease = fx.acquire().await;
+    let root = lease.root().to_path_buf();
+    git(&root, &["commit", "-q", "--allow-empty", "-m", "agent commit"]).await;
+    git(&root, &["update-ref", "refs/heads/main", "HEAD"]).await;
+    git(&root, &["config", "core.fsmonitor", &format!("touch {}", marker.display())]).await;
+    git(&root, &["config", "core.hooksPath", hooks.to_str().unwrap()]).await;
+    git(&root, &["config", "core.worktree", fx.workspace.to_str().unwrap()]).await;
+    write(mirror(&lease, "a.txt"), "edited by the run\n");
+    let edited = [FileChange::Modified {
+        path: fx.ws("a.txt"),
+        before: "alpha\n".into(),
+        after: "edited by the run\n".into(),
+    }];
+    assert_eq!(lease.changes().await.unwrap(), edited);
+    drop(lease);
+
+    // The next sync starts from a clean repository, even if the agent left `.git` pointing at the
+    // user's repository.
+    let lease = fx.acquire().await;
+    let config = fs::read_to_string(root.join(".git/config")).unwrap();
+    assert!(!config.contains("fsmonitor") && !config.contains("hooksPath"), "{config}");
+    write(mirror(&lease, "a.txt"), "edited by the run\n");
+    fs::remove_dir_all(root.join(".git")).unwrap();
+    symlink(&user_git, root.join(".git")).unwrap();
+    assert_eq!(lease.changes().await.unwrap(), edited);
+    drop(lease);
+    let lease = fx.acquire().await;
+    assert!(fs::symlink_metadata(root.join(".git")).unwrap().is_dir());
+    assert_eq!(lease.changes().await.unwrap(), []);
+    // A `.git` file naming the user's repository, as a worktree has.
+    fs::remove_dir_all(root.join(".git")).unwrap();
+    write(root.join(".git"), format!("gitdir: {}\n", user_git.display()));
+    drop(lease);
+    let lease = fx.acquire().await;
+    assert!(root.join(".git/HEAD").is_file());
+    assert_eq!(lease.changes().await.unwrap(), []);
+    drop(lease);
+
+    assert_eq!(snapshot(&user_git), before, "the user's repository changed");
+    assert_eq!(read(fx.ws("a.txt")), "alpha\n");
+    assert!(!marker.exists(), "a program the agent configured ran");
+    git(&fx.workspace, &["status", "--porcelain"]).await;
+    assert!(!marker.exists(), "the user's own git status ran a program the agent configured");
+}
+
+#[tokio::test]
+async fn a_worktree_mirror_left_by_an_older_version_is_replaced_and_pruned() {
+    let fx = Fixture::repo().await;
+    let root = fx.acquire().await.root().to_path_buf();
+    fs::remove_dir_all(&root).unwrap();
+    fs::remove_dir_all(root.with_extension("git")).unwrap();
+    git(&fx.workspace, &["worktree", "add", "-q", "--detach", root.to_str().unwrap(), "HEAD"])
+        .await;
+    let worktrees = || git(&fx.workspace, &["worktree", "list", "--porcelain"]);
+    assert_eq!(worktrees().await.matches("worktree ").count(), 2);
+
+    let lease = fx.acquire().await;
+    assert_eq!(lease.root(), root);
+    assert!(root.join(".git/HEAD").is_file(), "the mirror is still a worktree");
+    assert_eq!(worktrees().await.matches("worktree ").count(), 1, "the old worktree is listed");
+    assert_eq!(lease.changes().await.unwrap(), []);
+    assert_eq!(read(mirror(&lease, "a.txt")), "alpha\n");
 }

@@ -244,7 +244,8 @@ impl ClaudeSession {
             .filter(|(key, _)| SECRET_ENV_VARS.contains(&key.as_str()))
             .map(|(_, value)| value.clone())
             .collect();
-        let spec = ProcessSpec::new(&binary, &cwd)
+        // The agent's git must find the repository of its working directory (the mirror).
+        let spec = crate::git::without_repository_overrides(ProcessSpec::new(&binary, &cwd))
             .args(options.to_args())
             // Older CLIs refuse to start inside another Claude Code session.
             .env_remove("CLAUDECODE")

@@ -125,6 +125,16 @@ pub fn did_change_workspace_folders(state: &ServerState, params: DidChangeWorksp
     folders.retain(|folder| !removed.contains(folder));
     folders.extend(folder_paths(&params.event.added));
     state.set_workspace_folders(folders);
+    // Mirrors of a folder the editor no longer has would otherwise stay in the cache for good.
+    // Removing a large mirror takes a while: off the message loop.
+    let staging = state.staging.clone();
+    tokio::spawn(async move {
+        for folder in removed {
+            if let Err(err) = staging.remove(&folder).await {
+                tracing::info!(%err, folder = %folder.display(), "keeping the mirrors of a removed folder");
+            }
+        }
+    });
 }
 
 async fn show_warnings(state: &ServerState, warnings: &[SettingsWarning]) {

@@ -89,13 +89,15 @@ impl Workspace {
     }
 }
 
-async fn git(dir: &Path, args: &[&str]) {
+/// Run git in `dir` (failing the test if it fails); its stdout.
+pub async fn git(dir: &Path, args: &[&str]) -> String {
     let out = ProcessSpec::new("git", dir)
         .args(args.iter().copied())
         .output(Duration::from_secs(30))
         .await
         .unwrap();
     assert!(out.status.success(), "git {args:?}: {}", out.stderr);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The CLI's working directory as it told the model: an environment block names it, in the
