@@ -47,6 +47,7 @@ kinds! {
     SANDBOX_VIOLATION = ("sandbox_violation", -32018, false);
     CIRCUIT_OPEN = ("circuit_open", -32019, true);
     SESSION_NOT_FOUND = ("session_not_found", -32020, false);
+    SANDBOX_UNAVAILABLE = ("sandbox_unavailable", -32021, false);
     INVALID_PARAMS = ("invalid_params", -32602, false);
     INTERNAL = ("internal", -32603, false);
     CANCELLED = ("cancelled", -32800, false);

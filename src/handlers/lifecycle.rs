@@ -1,9 +1,13 @@
 //! initialize / initialized / shutdown, settings and workspace folders.
 
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio_util::sync::CancellationToken;
 
 use crate::edits;
 use crate::lsp::*;
@@ -89,6 +93,80 @@ pub async fn shutdown(state: &ServerState) {
     state.pool.shutdown().await;
     // So are the processes kept for conversations' next turns.
     state.conversations.close_all().await;
+}
+
+/// Once the editor is gone — `ended` fires on `exit` ([`EndOnExit`]) or when its input closes
+/// ([`EndOnEof`]) — cancel every run at once (the interrupt stops the agent's commands; nothing
+/// more goes to the API) and stop every idle CLI, as `shutdown` does. The transport only returns
+/// once every request in flight is answered, so without this it would wait for whole runs.
+pub fn end_when(state: &Arc<ServerState>, ended: CancellationToken) {
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        ended.cancelled().await;
+        tracing::info!("the client is gone: cancelling every run");
+        shutdown(&state).await;
+    });
+}
+
+/// The server's input, firing `ended` when it ends (EOF or a read error).
+pub struct EndOnEof<R> {
+    input: R,
+    ended: CancellationToken,
+}
+
+impl<R> EndOnEof<R> {
+    pub fn new(input: R, ended: CancellationToken) -> Self {
+        Self { input, ended }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for EndOnEof<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let wanted = buf.remaining() > 0;
+        let poll = Pin::new(&mut self.input).poll_read(cx, buf);
+        match &poll {
+            Poll::Ready(Ok(())) if wanted && buf.filled().len() == before => self.ended.cancel(),
+            Poll::Ready(Err(_)) => self.ended.cancel(),
+            _ => {}
+        }
+        poll
+    }
+}
+
+/// The LSP service, firing `ended` when the client sends `exit`.
+pub struct EndOnExit<S> {
+    service: S,
+    ended: CancellationToken,
+}
+
+impl<S> EndOnExit<S> {
+    pub fn new(service: S, ended: CancellationToken) -> Self {
+        Self { service, ended }
+    }
+}
+
+impl<S: tower_service::Service<jsonrpc::Request>> tower_service::Service<jsonrpc::Request>
+    for EndOnExit<S>
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: jsonrpc::Request) -> Self::Future {
+        if request.method() == "exit" {
+            self.ended.cancel();
+        }
+        self.service.call(request)
+    }
 }
 
 /// Pull the `claude` section when the client supports workspace/configuration, else take the
