@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use support::cli::cli_version_label;
 use support::lsp_client::full_capabilities;
 use support::plan::{Plan, bash, script};
 use support::workspace::{Workspace, cli_cwd};
@@ -90,8 +91,14 @@ async fn analyze_with_bash_allowed_writes_nothing_even_in_the_workspace() {
     assert_eq!(results.len(), 3, "{result}");
     assert!(!ws.path("written.txt").exists(), "{results:?}");
     assert_eq!(ws.read("src/lib.rs"), LIB, "{results:?}");
-    // Reading the workspace still works.
-    assert!(results[2].contains("pub fn add"), "{results:?}");
+    if cli_version_label() == "newest" {
+        // Reading the workspace still works.
+        assert!(results[2].contains("pub fn add"), "{results:?}");
+    } else {
+        // 2.1.197's sandbox cannot set itself up in a read-only working directory (it mounts
+        // over files such as `.gitconfig` there): it fails closed, and no command runs.
+        assert!(results.iter().all(|r| r.contains("Read-only file system")), "{results:?}");
+    }
     ws.drain();
     ws.client.finish().await;
 }

@@ -508,7 +508,8 @@ async fn the_agents_command_ends_with_the_server(leave: Leave) {
     let setup = Setup::new(script).await;
     let settings = setup.settings(json!({"allowedTools": ["Bash"]}));
     let mut server = StdioServer::start(&setup.root(), settings).await;
-    let id = server.send_request("claude/analyze", setup.analyze("sleep")).await;
+    // An edit run: its mirror is writable, so the sandbox sets up on every pinned CLI.
+    let id = server.send_request("claude/refactor", setup.analyze("sleep")).await;
     let is_command = |p: &ProcInfo| p.cmdline.iter().any(|arg| arg == &marker);
     let sleeping = wait_for_process(is_command, WAIT).await;
     assert!(sleeping.is_some(), "the Bash command never started: {:?}", server.response(id).await);
