@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use crate::error::{ErrorKind, ServerError};
 use crate::permissions;
 use crate::sessions::cli_config_dir;
-use crate::settings::Settings;
+use crate::settings::{Settings, is_secret_name};
 use crate::state::lock;
 
 /// The setting that lets Bash run without a sandbox.
@@ -115,8 +115,12 @@ fn sandbox_config(root: &Path, may_edit: bool, settings: &Settings) -> Value {
     // The CLI always lets a command write its working directory: a read-only run takes it back.
     let deny_write: Vec<PathBuf> = if may_edit { Vec::new() } else { vec![root.to_path_buf()] };
     let deny_read = denied_reads(&home, cli_config_dir(&settings.env).as_deref());
-    let credentials: Vec<Value> =
+    let files: Vec<Value> =
         deny_read.iter().map(|path| json!({"path": path, "mode": "deny"})).collect();
+    let env_vars: Vec<Value> = secret_env_names(settings)
+        .iter()
+        .map(|name| json!({"name": name, "mode": "deny"}))
+        .collect();
     json!({
         "sandbox": {
             "enabled": true,
@@ -132,10 +136,28 @@ fn sandbox_config(root: &Path, may_edit: bool, settings: &Settings) -> Value {
                 "denyRead": deny_read,
                 "allowRead": allow_read,
             },
-            "credentials": { "files": credentials },
+            "credentials": { "files": files, "envVars": env_vars },
             "network": { "allowedDomains": permissions::allowed_domains(settings) },
         }
     })
+}
+
+/// The secret-looking variables of the CLI's environment (ours plus `env`): unset for sandboxed
+/// commands, so that `echo $ANTHROPIC_API_KEY` shows the model nothing.
+fn secret_env_names(settings: &Settings) -> Vec<String> {
+    let inherited = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    let mut names: Vec<String> = inherited
+        .chain(settings.env.keys().cloned())
+        .filter(|name| is_secret_name(name))
+        // The CLI rejects settings naming anything else.
+        .filter(|name| {
+            name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// What sandboxed commands may never read: credentials in the CLI's home and config dir, and
@@ -208,5 +230,18 @@ mod tests {
         assert_eq!(edit["sandbox"]["filesystem"]["allowWrite"], json!(["/mirror"]));
         assert_eq!(edit["sandbox"]["allowUnsandboxedCommands"], json!(false));
         assert_eq!(edit["sandbox"]["network"]["allowedDomains"], json!([]));
+    }
+
+    #[test]
+    fn secret_variables_are_unset_for_commands() {
+        let settings = Settings {
+            env: [("MY_SERVICE_TOKEN", "t"), ("PATH", "/bin"), ("BAD-KEY", "x")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            ..Settings::default()
+        };
+        let names = secret_env_names(&settings);
+        assert!(names.contains(&"MY_SERVICE_TOKEN".to_owned()), "{names:?}");
+        assert!(!names.iter().any(|name| name == "PATH" || name == "BAD-KEY"), "{names:?}");
     }
 }

@@ -355,7 +355,8 @@ impl fmt::Debug for Settings {
     }
 }
 
-fn is_secret_name(name: &str) -> bool {
+/// Whether an environment variable's name says it holds a secret (KEY, TOKEN, SECRET, …).
+pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_NAME_PARTS.iter().any(|part| upper.contains(part))
 }

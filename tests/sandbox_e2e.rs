@@ -16,6 +16,7 @@ use support::workspace::{Workspace, cli_cwd};
 
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const SECRET: &str = "PRIVATE-KEY-MATERIAL-7f3a";
+const ENV_SECRET: &str = "svc-token-0b9e2c";
 
 async fn start(plans: Vec<Plan>, settings: Value) -> Workspace {
     Workspace::start(&[("src/lib.rs", LIB)], script(plans), full_capabilities(), settings).await
@@ -45,12 +46,14 @@ async fn bash_escapes_from_an_edit_run_write_nothing_outside_the_mirror_and_read
         "touch $PWD/../escaped-parent.txt".to_owned(),
         format!("cd && touch {home_marker}"),
         "sh -c 'cat $HOME/.ssh/id_rsa'".to_owned(),
+        "sh -c 'echo token=$MY_SERVICE_TOKEN'".to_owned(),
         // Inside the mirror: allowed, and it becomes the edit.
         "echo inside > src/ok.rs".to_owned(),
     ];
     let calls = commands.iter().map(|command| ("Bash", bash(command))).collect();
     let plans = vec![Plan { marker: "PLAN-ESCAPE", calls }];
-    let mut ws = start(plans, json!({"allowedTools": ["Bash"]})).await;
+    let settings = json!({"allowedTools": ["Bash"], "env": {"MY_SERVICE_TOKEN": ENV_SECRET}});
+    let mut ws = start(plans, settings).await;
     let secret = plant_secret(&ws);
     let result = ws.act("claude/refactor", "src/lib.rs", "PLAN-ESCAPE").await.unwrap();
     assert!(result["text"].as_str().unwrap().starts_with("done PLAN-ESCAPE"), "{result}");
@@ -64,6 +67,7 @@ async fn bash_escapes_from_an_edit_run_write_nothing_outside_the_mirror_and_read
     assert!(!mirror.join("../escaped-parent.txt").exists(), "$PWD/.. was written: {results:?}");
     assert!(!ws.home.path().join(home_marker).exists(), "cd && touch wrote home: {results:?}");
     assert!(!everything_sent(&ws).contains(SECRET), "the secret reached the API: {results:?}");
+    assert!(!everything_sent(&ws).contains(ENV_SECRET), "the env secret reached the API");
     assert_eq!(std::fs::read_to_string(secret).unwrap(), SECRET);
     // The user's files change only through the edit, which holds the one write inside.
     assert_eq!(ws.read("src/lib.rs"), LIB);
