@@ -1,6 +1,6 @@
 //! `claude-lsp doctor`: is everything in place for claude-lsp to work? Where the Claude Code CLI
 //! was found and whether its version is supported, how it authenticates (the source only, never
-//! a secret), git, and a writable cache directory; `--smoke` also runs one real turn.
+//! a secret), git, the OS sandbox for the agent's commands, and a writable cache directory; `--smoke` also runs one real turn.
 //!
 //! The report goes to stdout, one check per line (`[ok]`, `[warn]`, `[fail]`); the exit code is
 //! 0 when nothing failed, 1 otherwise.
@@ -121,6 +121,7 @@ async fn run_checks(args: &DoctorArgs) -> Vec<Check> {
     };
     checks.push(check_auth(&env, account));
     checks.push(check_git().await);
+    checks.push(check_sandbox(&settings));
     checks.push(check_cache_dir());
     if args.smoke {
         checks.push(match &cli {
@@ -329,6 +330,39 @@ fn check_auth(env: &BTreeMap<String, String>, account: Result<Value, String>) ->
                 format!("{local} (not confirmed by the CLI: {why})"),
             )
         }
+    }
+}
+
+/// Whether the agent's commands run in the OS sandbox, and what it means when they cannot.
+fn check_sandbox(settings: &Settings) -> Check {
+    use crate::sandbox::{Availability, OPT_OUT_SETTING, availability};
+    match availability(settings) {
+        Availability::Available(mechanism) => Check::new(
+            "Sandbox",
+            Status::Ok,
+            format!(
+                "{mechanism}: Bash commands run sandboxed (they write only in the run's root, \
+                 cannot read credentials, reach the network only as WebFetch rules allow)"
+            ),
+        ),
+        Availability::Unavailable(why) if settings.dangerously_allow_unsandboxed_bash => {
+            Check::new(
+                "Sandbox",
+                Status::Warn,
+                format!(
+                    "unavailable ({why}); {OPT_OUT_SETTING} is set: Bash runs unsandboxed, \
+                     contained only by argument checks"
+                ),
+            )
+        }
+        Availability::Unavailable(why) => Check::new(
+            "Sandbox",
+            Status::Warn,
+            format!(
+                "unavailable ({why}): Bash is refused. Install bubblewrap and socat \
+                 (apt install bubblewrap socat), or set {OPT_OUT_SETTING}: true"
+            ),
+        ),
     }
 }
 

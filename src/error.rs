@@ -47,6 +47,7 @@ kinds! {
     SANDBOX_VIOLATION = ("sandbox_violation", -32018, false);
     CIRCUIT_OPEN = ("circuit_open", -32019, true);
     SESSION_NOT_FOUND = ("session_not_found", -32020, false);
+    SANDBOX_UNAVAILABLE = ("sandbox_unavailable", -32021, false);
     PARSE_ERROR = ("parse_error", -32700, false);
     INVALID_REQUEST = ("invalid_request", -32600, false);
     METHOD_NOT_FOUND = ("method_not_found", -32601, false);

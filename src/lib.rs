@@ -26,6 +26,7 @@ pub mod process;
 pub mod prompt;
 pub mod regions;
 pub mod retry;
+pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;

@@ -32,8 +32,9 @@ enum Command {
     /// Exit codes: 0 success, 1 the run failed, 2 bad arguments or target, 3 Claude Code is
     /// missing, unsupported or not logged in, 4 the edits could not be applied, 130 interrupted.
     Run(RunArgs),
-    /// Check the installation: the Claude Code CLI, its version, authentication, git, the cache
-    /// directory (`--smoke`: also one real turn). Exit code 1 when a check fails.
+    /// Check the installation: the Claude Code CLI, its version, authentication, git, the
+    /// sandbox for the agent's commands, the cache directory (`--smoke`: also one real turn).
+    /// Exit code 1 when a check fails.
     Doctor(DoctorArgs),
 }
 

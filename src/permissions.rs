@@ -38,6 +38,7 @@ use crate::claude::control::{
 use crate::claude::errors::redact;
 use crate::edits::FileChange;
 use crate::error::{ErrorKind, ServerError};
+use crate::sandbox;
 use crate::settings::Settings;
 use crate::state::lock;
 use paths::Roots;
@@ -101,6 +102,23 @@ pub fn tool_profile(may_edit: bool, settings: &Settings, can_ask: bool) -> Vec<S
 pub fn permission_mode(settings: &Settings) -> Option<PermissionMode> {
     let mode = settings.permission_mode.as_deref()?;
     serde_json::from_value(Value::String(mode.to_owned())).ok()
+}
+
+/// A run whose settings allow Bash (a rule, or `bypassPermissions`) where its commands cannot be
+/// sandboxed fails at once, rather than have every command refused one by one.
+pub fn check_bash_sandbox(settings: &Settings) -> Result<(), ServerError> {
+    let allows_bash = permission_mode(settings) == Some(PermissionMode::BypassPermissions)
+        || parse_rules(&settings.allowed_tools).iter().any(|rule| rule.names_tool("Bash"));
+    match sandbox::bash_refusal(settings) {
+        Some(refusal) if allows_bash => Err(refusal),
+        _ => Ok(()),
+    }
+}
+
+/// The network domains sandboxed commands may reach: those `WebFetch(domain:…)` rules allow.
+pub fn allowed_domains(settings: &Settings) -> Vec<String> {
+    let rules = parse_rules(&settings.allowed_tools);
+    rules.iter().filter_map(ToolRule::web_fetch_domain).map(str::to_owned).collect()
 }
 
 /// The `initialize` request that registers the gate's `PreToolUse` hook for every tool. Every
@@ -280,6 +298,8 @@ pub struct Policy {
     allow: Vec<ToolRule>,
     deny: Vec<ToolRule>,
     mode: Option<PermissionMode>,
+    /// Why Bash may not run at all (no sandbox, no opt-out), with what to do about it.
+    bash_refused: Option<String>,
 }
 
 impl Policy {
@@ -291,6 +311,8 @@ impl Policy {
             allow: parse_rules(&settings.allowed_tools),
             deny: parse_rules(&settings.disallowed_tools),
             mode: permission_mode(settings),
+            bash_refused: sandbox::bash_refusal(settings)
+                .map(|refusal| format!("{} ({})", refusal.message, refusal.hint)),
         }
     }
 
@@ -315,6 +337,9 @@ impl Policy {
                 return policy_denies(format!("{tool} is not available in this run"));
             }
             _ => {}
+        }
+        if let (Some(refusal), "Bash") = (&self.bash_refused, tool) {
+            return policy_denies(refusal.clone());
         }
         if let Err(reason) = self.check_paths(kind, call, cwd) {
             return policy_denies(reason);

@@ -115,6 +115,7 @@ impl Runner {
         cancel: CancellationToken,
         on_activity: &mut (dyn FnMut(Activity) + Send),
     ) -> Result<ActionOutcome, ServerError> {
+        permissions::check_bash_sandbox(&self.settings)?;
         // One turn at a time per conversation: a second follow-up waits for the first.
         let _turn = match (&request.resume, &self.conversations) {
             (Some(id), Some(conversations)) => Some(tokio::select! {
@@ -419,6 +420,7 @@ impl Runner {
             fork_session: request.fork && request.resume.is_some(),
             include_partial_messages: true,
             permission_prompt_tool_stdio: true,
+            settings: crate::sandbox::cli_settings(cwd, may_edit, settings),
             ..CliOptions::default()
         };
         SessionConfig {

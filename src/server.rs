@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::handlers::{self, actions};
+use crate::handlers::{self, actions, lifecycle};
 use crate::lsp::jsonrpc::Result;
 use crate::lsp::*;
 use crate::lsp_ext::{self, ActionParams, ActionResult};
@@ -25,21 +25,30 @@ where
     I: AsyncRead + Unpin,
     O: AsyncWrite,
 {
-    let (service, socket) =
-        LspService::build(|client| Backend { state: Arc::new(ServerState::new(client, options)) })
-            .custom_method(lsp_ext::GENERATE, Backend::generate)
-            .custom_method(lsp_ext::ANALYZE, Backend::analyze)
-            .custom_method(lsp_ext::REFACTOR, Backend::refactor)
-            .custom_method(lsp_ext::REVIEW, Backend::review)
-            .custom_method(lsp_ext::RUNS, Backend::runs)
-            .custom_method(lsp_ext::METRICS, Backend::metrics)
-            .custom_method(lsp_ext::AUDIT, Backend::audit)
-            .custom_method(lsp_ext::SESSIONS, Backend::sessions)
-            .custom_method(lsp_ext::SESSION, Backend::session)
-            .custom_method(lsp_ext::USAGE, Backend::usage)
-            .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
-            .finish();
+    let built = Arc::new(std::sync::OnceLock::new());
+    let (service, socket) = LspService::build(|client| {
+        let state = Arc::new(ServerState::new(client, options));
+        let _ = built.set(Arc::clone(&state));
+        Backend { state }
+    })
+    .custom_method(lsp_ext::GENERATE, Backend::generate)
+    .custom_method(lsp_ext::ANALYZE, Backend::analyze)
+    .custom_method(lsp_ext::REFACTOR, Backend::refactor)
+    .custom_method(lsp_ext::REVIEW, Backend::review)
+    .custom_method(lsp_ext::RUNS, Backend::runs)
+    .custom_method(lsp_ext::METRICS, Backend::metrics)
+    .custom_method(lsp_ext::AUDIT, Backend::audit)
+    .custom_method(lsp_ext::SESSIONS, Backend::sessions)
+    .custom_method(lsp_ext::SESSION, Backend::session)
+    .custom_method(lsp_ext::USAGE, Backend::usage)
+    .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
+    .finish();
     crate::transport::serve(input, output, service, socket, CONCURRENCY).await;
+    // The editor is gone (`exit`, or its input ended): stop every run and process before
+    // returning, since the process exits right after.
+    if let Some(state) = built.get() {
+        lifecycle::client_gone(state).await;
+    }
 }
 
 impl Backend {

@@ -41,7 +41,7 @@ pub const PERMISSION_MODES: [&str; 5] =
     ["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"];
 
 /// Every setting name, as written by the user (camelCase, without the `claude.` prefix).
-const SETTING_NAMES: [&str; 30] = [
+const SETTING_NAMES: [&str; 31] = [
     "cliPath",
     "model",
     "fallbackModel",
@@ -71,6 +71,7 @@ const SETTING_NAMES: [&str; 30] = [
     "maxRetriesCli",
     "circuitFailureThreshold",
     "circuitCooldownSecs",
+    "dangerouslyAllowUnsandboxedBash",
     // Accepted for symmetry with VS Code's `contributes.configuration`; see `apply_field`.
     "serverPath",
 ];
@@ -184,6 +185,9 @@ pub struct Settings {
     pub circuit_failure_threshold: u32,
     /// How long new runs are refused once the API keeps failing, before one probe goes through.
     pub circuit_cooldown_secs: u64,
+    /// Let Bash run where the OS sandbox is unavailable (its commands are then contained only
+    /// by the argument checks). Off: Bash is refused there.
+    pub dangerously_allow_unsandboxed_bash: bool,
 }
 
 impl Default for Settings {
@@ -218,6 +222,7 @@ impl Default for Settings {
             max_retries_cli: 2,
             circuit_failure_threshold: 5,
             circuit_cooldown_secs: 30,
+            dangerously_allow_unsandboxed_bash: false,
         }
     }
 }
@@ -275,6 +280,7 @@ impl Settings {
             None => false.hash(&mut hasher),
         }
         self.max_retries_cli.hash(&mut hasher);
+        self.dangerously_allow_unsandboxed_bash.hash(&mut hasher);
         hasher.finish()
     }
 }
@@ -312,6 +318,7 @@ impl fmt::Debug for Settings {
             max_retries_cli,
             circuit_failure_threshold,
             circuit_cooldown_secs,
+            dangerously_allow_unsandboxed_bash,
         } = self;
         f.debug_struct("Settings")
             .field("cli_path", cli_path)
@@ -343,11 +350,13 @@ impl fmt::Debug for Settings {
             .field("max_retries_cli", max_retries_cli)
             .field("circuit_failure_threshold", circuit_failure_threshold)
             .field("circuit_cooldown_secs", circuit_cooldown_secs)
+            .field("dangerously_allow_unsandboxed_bash", dangerously_allow_unsandboxed_bash)
             .finish()
     }
 }
 
-fn is_secret_name(name: &str) -> bool {
+/// Whether an environment variable's name says it holds a secret (KEY, TOKEN, SECRET, …).
+pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     SECRET_NAME_PARTS.iter().any(|part| upper.contains(part))
 }
@@ -609,6 +618,10 @@ impl Parser {
                     int_in(1, MAX_SECONDS),
                 );
             }
+            "dangerouslyAllowUnsandboxedBash" => {
+                settings.dangerously_allow_unsandboxed_bash =
+                    self.defaulted(key, value, false, parse_bool);
+            }
             // The VS Code extension's own setting (where to find claude-lsp): it may arrive with
             // the rest of the section, and is none of the server's business.
             "serverPath" => {}
@@ -862,6 +875,10 @@ fn parse_permission_mode(value: &Value) -> Result<Option<String>, String> {
     }
 }
 
+fn parse_bool(value: &Value) -> Result<bool, String> {
+    value.as_bool().ok_or_else(|| format!("expected true or false, got {}", describe(value)))
+}
+
 fn parse_log_level(value: &Value) -> Result<LogLevel, String> {
     value.as_str().and_then(LogLevel::parse).ok_or_else(|| {
         let names: Vec<&str> = LogLevel::ALL.iter().map(|level| level.as_str()).collect();
@@ -949,6 +966,7 @@ mod tests {
             "maxRetriesCli": 0,
             "circuitFailureThreshold": 3,
             "circuitCooldownSecs": 10,
+            "dangerouslyAllowUnsandboxedBash": true,
         })
     }
 
@@ -986,6 +1004,7 @@ mod tests {
             max_retries_cli: 0,
             circuit_failure_threshold: 3,
             circuit_cooldown_secs: 10,
+            dangerously_allow_unsandboxed_bash: true,
         }
     }
 

@@ -206,6 +206,7 @@ async fn help_lists_every_flag_we_emit() {
         no_session_persistence: true,
         effort: Some(Effort::High),
         permission_prompt_tool_stdio: true,
+        settings: Some(json!({"sandbox": {"enabled": true}})),
     };
     let output = ProcessSpec::new(real_cli(), std::env::temp_dir())
         .arg("--help")
@@ -222,7 +223,7 @@ async fn help_lists_every_flag_we_emit() {
         .map(|arg| arg.to_string_lossy().into_owned())
         .filter(|arg| arg.starts_with('-') && !hidden.contains(&arg.as_str()))
         .collect();
-    assert_eq!(flags.len(), 25, "{flags:?}");
+    assert_eq!(flags.len(), 26, "{flags:?}");
     for flag in flags {
         let listed = [" ", ",", "\n"].iter().any(|end| help.contains(&format!("  {flag}{end}")))
             || help.contains(&format!(", {flag} "));

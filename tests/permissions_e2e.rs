@@ -11,60 +11,12 @@ use std::time::Duration;
 use claude_lsp::process::ProcessSpec;
 use serde_json::{Value, json};
 
-use support::fake_api::{RecordedRequest, Script, Turn};
+use support::fake_api::RecordedRequest;
 use support::lsp_client::full_capabilities;
+use support::plan::{Plan, bash, script};
 use support::workspace::{Workspace, cli_cwd};
 
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
-
-/// Tool calls the fake model makes for one prompt, one per turn, then a text answer.
-struct Plan {
-    /// Text in the prompt that selects this plan (part of the request's instruction).
-    marker: &'static str,
-    calls: Vec<(&'static str, Value)>,
-}
-
-/// A script serving `plans`. In string inputs, `{cwd}` becomes the CLI's working directory. Turns
-/// are counted from the prompt carrying the marker, so a continued conversation starts its plan.
-fn script(plans: Vec<Plan>) -> Script {
-    Script::from_fn(move |request: &RecordedRequest| {
-        let messages = request.messages();
-        let found = messages.iter().enumerate().rev().find_map(|(index, message)| {
-            let text = message.to_string();
-            let plan = plans
-                .iter()
-                .find(|plan| message["role"] == "user" && text.contains(plan.marker))?;
-            Some((index, plan))
-        });
-        let Some((index, plan)) = found else {
-            return Turn::text("no plan matches this prompt");
-        };
-        let step = messages[index..].iter().filter(|m| m["role"] == "assistant").count();
-        match plan.calls.get(step) {
-            Some((tool, input)) => {
-                let cwd = cli_cwd(request);
-                let input = substitute(input, &cwd);
-                Turn::tool_use(*tool, input)
-            }
-            None => Turn::text(format!("done {}", plan.marker)),
-        }
-    })
-}
-
-fn substitute(value: &Value, cwd: &str) -> Value {
-    match value {
-        Value::String(text) => Value::String(text.replace("{cwd}", cwd)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| substitute(v, cwd)).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), substitute(v, cwd))).collect())
-        }
-        other => other.clone(),
-    }
-}
-
-fn bash(command: &str) -> Value {
-    json!({"command": command, "description": "test command"})
-}
 
 async fn start(
     files: &[(&str, &str)],
@@ -98,12 +50,6 @@ fn decisions(entries: &[Value]) -> Vec<(String, String, String)> {
             (text("tool"), text("decision"), text("by"))
         })
         .collect()
-}
-
-/// Notifications these tests do not examine.
-async fn drain(ws: &Workspace) {
-    ws.client.drain().await;
-    ws.client.take_notifications("textDocument/publishDiagnostics");
 }
 
 async fn git(dir: &Path, args: &[&str]) {
@@ -201,7 +147,7 @@ async fn writes_and_reads_outside_the_mirror_are_denied_and_nothing_is_created()
     assert_eq!(entries[8]["input"], ws.path("src/ok.rs").display().to_string());
     assert_eq!(entries[8]["workspace"], ws.root().display().to_string());
     assert!(entries[0]["reason"].as_str().unwrap().contains("outside the workspace"));
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }
 
@@ -253,7 +199,7 @@ async fn read_only_runs_read_the_workspace_and_additional_directories_only() {
         ]
     );
     // Write is not even offered to a read-only run, so it never reaches the gate.
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }
 
@@ -348,7 +294,7 @@ async fn bash_by_rule_by_session_grant_and_denied_by_rule() {
     assert_eq!(entries[0]["rule"], "Bash(echo rule-allowed:*)");
     assert_eq!(entries[2]["rule"], "Bash(echo granted-for-session)");
     assert_eq!(entries[2]["input"], "echo granted-for-session");
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }
 
@@ -388,14 +334,15 @@ async fn allow_once_asks_every_time() {
     let (mut ws, result) =
         asked_twice(Some("Allow once"), Duration::ZERO, json!({}), full_capabilities()).await;
     assert_eq!(ws.client.server_requests("window/showMessageRequest").len(), 2);
-    assert!(ws.path("asked-1.txt").exists() && ws.path("asked-2.txt").exists());
+    // Allowed and run, in the OS sandbox of a read-only run: nothing is written.
+    assert!(!ws.path("asked-1.txt").exists() && !ws.path("asked-2.txt").exists());
     let entries = audit(&mut ws, result["sessionId"].as_str().unwrap()).await;
     assert_eq!(
         decisions(&entries),
         [triple("Bash", "allow", "user"), triple("Bash", "allow", "user")]
     );
     assert!(entries.iter().all(|e| e.get("rule").is_none()), "{entries:#?}");
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }
 
@@ -412,7 +359,7 @@ async fn deny_runs_nothing() {
         decisions(&entries),
         [triple("Bash", "deny", "user"), triple("Bash", "deny", "user")]
     );
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }
 
@@ -439,7 +386,7 @@ async fn an_unanswered_question_times_out_and_denies() {
         decisions(&entries),
         [triple("Bash", "deny", "timeout"), triple("Bash", "deny", "timeout")]
     );
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }
 
@@ -469,7 +416,7 @@ async fn a_client_that_cannot_ask_gets_a_denial_said_in_progress() {
         decisions(&entries),
         [triple("Bash", "deny", "noPrompt"), triple("Bash", "deny", "noPrompt")]
     );
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }
 
@@ -501,7 +448,7 @@ async fn a_hostile_instruction_reaches_the_model_verbatim_and_runs_nothing() {
     assert!(prompt.contains(&instruction), "the instruction was altered on its way: {prompt}");
     let created: Vec<_> = std::fs::read_dir(&canary_dir).unwrap().collect();
     assert!(created.is_empty(), "something ran: {created:?}");
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }
 
@@ -550,6 +497,6 @@ async fn mcp_servers_reach_the_cli_and_their_tools_are_asked() {
     assert_eq!(last_request(&ws).tool_results_for("mcp__probe__echo"), ["probe says hi"]);
     let entries = audit(&mut ws, result["sessionId"].as_str().unwrap()).await;
     assert_eq!(decisions(&entries), [triple("mcp__probe__echo", "allow", "user")]);
-    drain(&ws).await;
+    ws.drain().await;
     ws.client.finish().await;
 }

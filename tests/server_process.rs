@@ -18,7 +18,8 @@ use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Notify;
 
 use support::cli::{
-    TestHome, children_of, lasting_zombies, leftover_processes, real_cli, remaining_processes,
+    ProcInfo, TestHome, children_of, lasting_zombies, leftover_processes, real_cli,
+    remaining_processes, wait_for_process,
 };
 use support::fake_api::{CLI_ENV_TO_REMOVE, DUMMY_API_KEY, FakeApi, RecordedRequest, Script, Turn};
 use support::lsp_client::file_uri;
@@ -38,7 +39,8 @@ struct Inbox {
 /// `claude-lsp` as a child process, spoken to over its stdin/stdout.
 struct StdioServer {
     child: ChildProcess,
-    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    /// `None` once the test closed it.
+    stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>,
     inbox: Arc<Mutex<Inbox>>,
     arrived: Arc<Notify>,
     next_id: i64,
@@ -55,7 +57,7 @@ impl StdioServer {
             })
             .piped_stdin();
         let mut child = spec.spawn().unwrap();
-        let stdin = Arc::new(tokio::sync::Mutex::new(child.take_stdin().unwrap()));
+        let stdin = Arc::new(tokio::sync::Mutex::new(child.take_stdin()));
         let stdout = child.take_stdout().unwrap();
         let inbox = Arc::new(Mutex::new(Inbox::default()));
         let arrived = Arc::new(Notify::new());
@@ -90,9 +92,15 @@ impl StdioServer {
         self.child.pid()
     }
 
+    /// Close the server's input, as an editor that goes away does.
+    async fn close_stdin(&self) {
+        self.stdin.lock().await.take();
+    }
+
     async fn write(&self, message: Value) {
         let body = serde_json::to_vec(&message).unwrap();
         let mut stdin = self.stdin.lock().await;
+        let stdin = stdin.as_mut().expect("stdin was closed");
         stdin
             .write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
             .await
@@ -207,7 +215,7 @@ impl StdioServer {
 
 async fn read_loop(
     stdout: ChildStdout,
-    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    stdin: Arc<tokio::sync::Mutex<Option<ChildStdin>>>,
     inbox: Arc<Mutex<Inbox>>,
     arrived: Arc<Notify>,
     settings: Value,
@@ -238,6 +246,7 @@ async fn read_loop(
             )
             .unwrap();
             let mut stdin = stdin.lock().await;
+            let Some(stdin) = stdin.as_mut() else { continue };
             let _ = stdin
                 .write_all(format!("Content-Length: {}\r\n\r\n", reply.len()).as_bytes())
                 .await;
@@ -474,4 +483,65 @@ async fn secrets_reach_neither_the_client_nor_the_log() {
         outputs.iter().filter(|o| o["kind"] == "text").filter_map(|o| o["text"].as_str()).collect();
     assert!(streamed.contains("The key is [REDACTED], the token [REDACTED]"), "{streamed}");
     assert!(log.contains("TRACE") || log.contains("DEBUG"), "the log is empty: {log}");
+}
+
+/// How the editor leaves while the agent's Bash command runs.
+#[derive(Debug, Clone, Copy)]
+enum Leave {
+    Kill,
+    ShutdownExit,
+    CloseStdin,
+}
+
+/// A run whose Bash command sleeps for minutes, then the editor leaves: no process the agent
+/// started remains, and after stdin closes the API hears nothing more.
+async fn the_agents_command_ends_with_the_server(leave: Leave) {
+    let marker = format!("claude-lsp-lifetime-{leave:?}-{}", std::process::id());
+    let command = format!("python3 -c 'import time; time.sleep(200)' {marker}");
+    let script = Script::from_fn(move |request: &RecordedRequest| {
+        if request.has_tool_result_for("Bash") {
+            Turn::text("done")
+        } else {
+            Turn::tool_use("Bash", json!({"command": command, "description": "sleep"}))
+        }
+    });
+    let setup = Setup::new(script).await;
+    let settings = setup.settings(json!({"allowedTools": ["Bash"]}));
+    let mut server = StdioServer::start(&setup.root(), settings).await;
+    // An edit run: its mirror is writable, so the sandbox sets up on every pinned CLI.
+    let id = server.send_request("claude/refactor", setup.analyze("sleep")).await;
+    let is_command = |p: &ProcInfo| p.cmdline.iter().any(|arg| arg == &marker);
+    let sleeping = wait_for_process(is_command, WAIT).await;
+    assert!(sleeping.is_some(), "the Bash command never started: {:?}", server.response(id).await);
+    let asked = setup.api.requests().len();
+
+    match leave {
+        Leave::Kill => server.child.signal_group(Signal::KILL),
+        Leave::ShutdownExit => {
+            server.request("shutdown", Value::Null).await.unwrap();
+            server.notify("exit", Value::Null).await;
+        }
+        Leave::CloseStdin => server.close_stdin().await,
+    }
+    server.wait_exit().await;
+    let survivors = leftover_processes(is_command, WAIT).await;
+    assert!(survivors.is_empty(), "the agent's command outlived the server: {survivors:#?}");
+    if let Leave::CloseStdin = leave {
+        assert_eq!(setup.api.requests().len(), asked, "the run went on after stdin closed");
+    }
+}
+
+#[tokio::test]
+async fn the_agents_command_dies_with_a_sigkilled_server() {
+    the_agents_command_ends_with_the_server(Leave::Kill).await;
+}
+
+#[tokio::test]
+async fn the_agents_command_ends_on_shutdown_and_exit() {
+    the_agents_command_ends_with_the_server(Leave::ShutdownExit).await;
+}
+
+#[tokio::test]
+async fn closing_stdin_cancels_the_run_at_once() {
+    the_agents_command_ends_with_the_server(Leave::CloseStdin).await;
 }

@@ -89,6 +89,8 @@ pub struct CliOptions {
     pub effort: Option<Effort>,
     /// Ask the host (`can_use_tool` control requests) instead of denying silently.
     pub permission_prompt_tool_stdio: bool,
+    /// `--settings`: a settings object layered over the user's (the run's `sandbox`).
+    pub settings: Option<serde_json::Value>,
 }
 
 impl CliOptions {
@@ -175,6 +177,9 @@ impl CliOptions {
         if self.permission_prompt_tool_stdio {
             flag("--permission-prompt-tool", Some("stdio".into()));
         }
+        if let Some(settings) = &self.settings {
+            flag("--settings", Some(settings.to_string().into()));
+        }
         args
     }
 
@@ -223,6 +228,9 @@ impl CliOptions {
             && !schema.is_object()
         {
             return invalid("`jsonSchema` must be a JSON object".to_owned());
+        }
+        if self.settings.as_ref().is_some_and(|settings| !settings.is_object()) {
+            return invalid("`settings` must be a JSON object".to_owned());
         }
         // argv cannot carry NUL bytes; the spawn would fail with a vaguer message.
         if self.to_args().iter().any(|arg| arg.as_encoded_bytes().contains(&0)) {
@@ -486,6 +494,15 @@ mod tests {
     }
 
     #[test]
+    fn settings_are_one_json_argument() {
+        let settings = json!({"sandbox": {"enabled": true}});
+        assert_eq!(
+            extra(CliOptions { settings: Some(settings), ..Default::default() }),
+            ["--settings", r#"{"sandbox":{"enabled":true}}"#]
+        );
+    }
+
+    #[test]
     fn validate_accepts_sane_options() {
         let options = CliOptions {
             model: Some("sonnet".into()),
@@ -501,7 +518,7 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_values_with_clear_messages() {
-        let cases: [(CliOptions, &str); 10] = [
+        let cases: [(CliOptions, &str); 11] = [
             (CliOptions { model: Some(" ".into()), ..Default::default() }, "`model` is empty"),
             (CliOptions { max_turns: Some(0), ..Default::default() }, "maxTurns"),
             (CliOptions { max_budget_usd: Some(f64::NAN), ..Default::default() }, "maxBudgetUsd"),
@@ -521,6 +538,7 @@ mod tests {
                 "tool name is empty",
             ),
             (CliOptions { mcp_config: Some(json!([])), ..Default::default() }, "mcpServers"),
+            (CliOptions { settings: Some(json!("x")), ..Default::default() }, "`settings`"),
             (CliOptions { append_system_prompt: Some("a\0b".into()), ..Default::default() }, "NUL"),
         ];
         for (options, needle) in cases {

@@ -94,6 +94,14 @@ pub async fn shutdown(state: &ServerState) {
     state.conversations.close_all().await;
 }
 
+/// Once the editor is gone (`exit`, or its input ended): cancel every run at once (the
+/// interrupt stops the agent's commands; nothing more goes to the API) and stop every idle CLI,
+/// as `shutdown` does.
+pub async fn client_gone(state: &ServerState) {
+    tracing::info!("the client is gone: cancelling every run");
+    shutdown(state).await;
+}
+
 /// Pull the `claude` section when the client supports workspace/configuration, else take the
 /// pushed settings (`{"claude": {…}}` or the bare object).
 pub async fn did_change_configuration(state: &ServerState, params: DidChangeConfigurationParams) {

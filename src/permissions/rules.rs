@@ -118,6 +118,12 @@ impl ToolRule {
         }
     }
 
+    /// The domain of a `WebFetch(domain:…)` rule.
+    pub fn web_fetch_domain(&self) -> Option<&str> {
+        let content = self.content.as_deref().filter(|_| self.tool == "WebFetch")?;
+        content.strip_prefix("domain:")
+    }
+
     pub fn is_bash(&self) -> bool {
         self.tool == "Bash"
     }

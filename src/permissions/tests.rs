@@ -596,3 +596,26 @@ fn grants_forget_the_oldest_conversation_first() {
     assert!(grants.contains("s1", "Bash(x)"));
     assert!(grants.contains(&format!("s{MAX_REMEMBERED_SESSIONS}"), "Bash(x)"));
 }
+
+#[test]
+fn without_a_sandbox_bash_is_refused_unless_the_user_opts_out() {
+    let f = Fixture::new();
+    // A PATH without bwrap and socat.
+    let no_sandbox = json!({"env": {"HOME": f.home, "PATH": f.home}, "allowedTools": ["Bash"]});
+    let (by, reason) =
+        denial(verdict(&f.policy(false, no_sandbox.clone()), "Bash", bash("cargo test")));
+    assert_eq!(by, DecidedBy::Policy);
+    assert!(reason.contains("bubblewrap") && reason.contains("dangerouslyAllowUnsandboxedBash"));
+    let refusal = check_bash_sandbox(&f.settings(no_sandbox)).unwrap_err();
+    assert_eq!(refusal.kind, crate::error::ErrorKind::SANDBOX_UNAVAILABLE);
+    // Without a Bash rule the run goes ahead (its Bash calls are refused one by one).
+    assert!(check_bash_sandbox(&f.settings(json!({"env": {"PATH": f.home}}))).is_ok());
+
+    let opted_out = json!({
+        "env": {"HOME": f.home, "PATH": f.home},
+        "allowedTools": ["Bash"],
+        "dangerouslyAllowUnsandboxedBash": true,
+    });
+    assert!(is_allowed(&verdict(&f.policy(false, opted_out.clone()), "Bash", bash("cargo test"))));
+    assert!(check_bash_sandbox(&f.settings(opted_out)).is_ok());
+}

@@ -415,6 +415,21 @@ pub async fn leftover_processes(
     }
 }
 
+/// Poll until a live process matches `matches`, for up to `timeout` (a hang guard).
+pub async fn wait_for_process(
+    matches: impl Fn(&ProcInfo) -> bool,
+    timeout: Duration,
+) -> Option<ProcInfo> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = live_processes().into_iter().find(&matches);
+        if found.is_some() || Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The zombie children of `parent` that stay unreaped for `timeout`: children it never waited
 /// for. A child that has just exited is a zombie until its parent reaps it, so only the zombies
 /// seen now that are still zombies after `timeout` are reported (later ones are not looked at:

@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod fake_api;
 pub mod lsp_client;
+pub mod plan;
 pub mod workspace;

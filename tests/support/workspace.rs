@@ -22,7 +22,8 @@ pub struct Workspace {
 
 impl Workspace {
     /// A git repository holding `files` (committed), and a server initialized with
-    /// `capabilities` and `settings` (merged over the CLI path and the fake API's env).
+    /// `capabilities` and `settings` (merged over the CLI path and the fake API's env; an `env`
+    /// object adds to that env).
     pub async fn start(
         files: &[(&str, &str)],
         script: impl Into<Script>,
@@ -58,8 +59,14 @@ impl Workspace {
             cache_dir: cache.path().to_path_buf(),
             ..ServerOptions::default()
         });
-        let env: Map<String, Value> =
+        let mut env: Map<String, Value> =
             api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let mut settings = settings;
+        if let Some(Value::Object(extra_env)) =
+            settings.as_object_mut().and_then(|s| s.remove("env"))
+        {
+            env.extend(extra_env);
+        }
         let mut options = json!({ "cliPath": real_cli(), "env": env });
         if let (Some(options), Some(extra)) = (options.as_object_mut(), settings.as_object()) {
             options.extend(extra.clone());
@@ -82,6 +89,24 @@ impl Workspace {
 
     pub fn uri(&self, name: &str) -> String {
         file_uri(&self.path(name))
+    }
+
+    /// An action request (`claude/refactor`, …) on `file` with `instruction`.
+    pub async fn act(
+        &mut self,
+        method: &str,
+        file: &str,
+        instruction: &str,
+    ) -> Result<Value, Value> {
+        let params = json!({"textDocument": {"uri": self.uri(file)}, "instruction": instruction});
+        self.client.request(method, params).await
+    }
+
+    /// Drop the notifications a test does not examine, once every run's progress has ended
+    /// (the client checks none is left unread).
+    pub async fn drain(&self) {
+        self.client.drain().await;
+        self.client.take_notifications("textDocument/publishDiagnostics");
     }
 
     pub fn read(&self, name: &str) -> String {
