@@ -596,3 +596,14 @@ fn grants_forget_the_oldest_conversation_first() {
     assert!(grants.contains("s1", "Bash(x)"));
     assert!(grants.contains(&format!("s{MAX_REMEMBERED_SESSIONS}"), "Bash(x)"));
 }
+
+#[test]
+fn a_session_grant_reads_the_url_host_as_whatwg_does() {
+    let f = Fixture::new();
+    let policy = f.policy(false, json!({}));
+    let input = json!({"url": "https://evil.com\\@good.com/x", "prompt": "read"});
+    assert_eq!(grant_key("WebFetch", &input), "WebFetch(domain:evil.com)");
+    let call = ToolCall { tool: "WebFetch", input: &input, cwd: None };
+    let verdict = policy.evaluate(&call, &|grant| grant == "WebFetch(domain:good.com)");
+    assert_eq!(verdict, Verdict::Ask { grant: "WebFetch(domain:evil.com)".into() });
+}
