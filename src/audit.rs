@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::redacted;
 use crate::state::lock;
 
 const FILE_NAME: &str = "audit.jsonl";
@@ -85,8 +86,15 @@ impl AuditLog {
         self.dir.join(FILE_NAME)
     }
 
+    /// Append `entry`, its texts redacted: a command, a rule or a reason can quote a secret.
     pub fn append(&self, entry: &AuditEntry) -> io::Result<()> {
-        let mut line = serde_json::to_string(entry).map_err(io::Error::other)?;
+        let entry = AuditEntry {
+            input: redacted(&entry.input),
+            rule: entry.rule.as_deref().map(redacted),
+            reason: entry.reason.as_deref().map(redacted),
+            ..entry.clone()
+        };
+        let mut line = serde_json::to_string(&entry).map_err(io::Error::other)?;
         line.push('\n');
         let _guard = lock(&self.write);
         fs::create_dir_all(&self.dir)?;
