@@ -22,7 +22,8 @@ pub struct Workspace {
 
 impl Workspace {
     /// A git repository holding `files` (committed), and a server initialized with
-    /// `capabilities` and `settings` (merged over the CLI path and the fake API's env).
+    /// `capabilities` and `settings` (merged over the CLI path and the fake API's env; an `env`
+    /// in `settings` is merged into that env).
     pub async fn start(
         files: &[(&str, &str)],
         script: impl Into<Script>,
@@ -58,11 +59,17 @@ impl Workspace {
             cache_dir: cache.path().to_path_buf(),
             ..ServerOptions::default()
         });
-        let env: Map<String, Value> =
+        let mut env: Map<String, Value> =
             api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        // An `env` in `settings` adds to (or overrides) the fake API's variables.
+        if let Some(extra) = settings.get("env").and_then(Value::as_object) {
+            env.extend(extra.clone());
+        }
         let mut options = json!({ "cliPath": real_cli(), "env": env });
         if let (Some(options), Some(extra)) = (options.as_object_mut(), settings.as_object()) {
-            options.extend(extra.clone());
+            options.extend(
+                extra.iter().filter(|(key, _)| *key != "env").map(|(k, v)| (k.clone(), v.clone())),
+            );
         }
         client.initialize(dir.path(), capabilities, options).await;
         Self { api, client, home, dir, cache }
