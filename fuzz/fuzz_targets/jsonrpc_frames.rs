@@ -1,0 +1,34 @@
+//! JSON-RPC message decoding: any body the editor sends is decoded without a panic. The body
+//! goes through what the server decodes from a message today (JSON, the settings in
+//! `initializationOptions`, the parameters of the custom requests); the framing itself lives in
+//! the transport module (`transport::decode_frames`), which this target calls once it is there.
+#![no_main]
+
+use claude_lsp::lsp_ext::{
+    ActionParams, AuditParams, CancelParams, ContinueParams, SessionParams, SessionsParams,
+    UsageParams,
+};
+use claude_lsp::settings::parse_settings;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value) {
+    let _ = serde_json::from_value::<T>(value.clone());
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(message) = serde_json::from_slice::<Value>(data) else { return };
+    let params = message.get("params").unwrap_or(&message);
+    let options = params.get("initializationOptions").unwrap_or(params);
+    let (settings, _warnings) = parse_settings(Some(options));
+    // Whatever was read, the settings are usable.
+    let _ = settings.cli_env();
+    let _ = settings.secret_env_values();
+    decode::<ActionParams>(params);
+    decode::<CancelParams>(params);
+    decode::<ContinueParams>(params);
+    decode::<SessionsParams>(params);
+    decode::<SessionParams>(params);
+    decode::<UsageParams>(params);
+    decode::<AuditParams>(params);
+});
