@@ -29,7 +29,9 @@ fuzz_target!(|data: &[u8]| {
     let cwd = (!cwd.is_empty()).then(|| ROOT.join(cwd));
     let call = ToolCall { tool: "Bash", input: &input, cwd: cwd.as_deref() };
     let verdict = POLICY.evaluate(&call, &|_| false);
-    if command.contains("/etc/passwd") && matches!(verdict, Verdict::Allow { .. }) {
+    // (After a `#` the rest may be a comment, which names nothing.)
+    let named = command.contains("/etc/passwd") && !command.contains('#');
+    if named && matches!(verdict, Verdict::Allow { .. }) {
         panic!("a command naming /etc/passwd was allowed: {command:?}");
     }
 });
