@@ -29,8 +29,12 @@ fuzz_target!(|data: &[u8]| {
     let cwd = (!cwd.is_empty()).then(|| ROOT.join(cwd));
     let call = ToolCall { tool: "Bash", input: &input, cwd: cwd.as_deref() };
     let verdict = POLICY.evaluate(&call, &|_| false);
-    // (After a `#` the rest may be a comment, which names nothing.)
-    let named = command.contains("/etc/passwd") && !command.contains('#');
+    // A word (between blanks, operators and quotes) that is the path; after a `#` the rest may
+    // be a comment, which names nothing.
+    let named = !command.contains('#')
+        && command
+            .split(|c: char| c.is_whitespace() || ";&|<>()`'\"".contains(c))
+            .any(|word| word == "/etc/passwd");
     if named && matches!(verdict, Verdict::Allow { .. }) {
         panic!("a command naming /etc/passwd was allowed: {command:?}");
     }
