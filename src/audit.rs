@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::redacted;
 use crate::state::lock;
 
 const FILE_NAME: &str = "audit.jsonl";
@@ -67,6 +68,18 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
+impl AuditEntry {
+    /// The entry with secrets hidden: a command, a rule or a reason can quote one.
+    fn redacted(&self) -> Self {
+        Self {
+            input: redacted(&self.input),
+            rule: self.rule.as_deref().map(redacted),
+            reason: self.reason.as_deref().map(redacted),
+            ..self.clone()
+        }
+    }
+}
+
 /// Appends entries; safe to share between runs.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -85,8 +98,9 @@ impl AuditLog {
         self.dir.join(FILE_NAME)
     }
 
+    /// Append `entry`, its texts redacted.
     pub fn append(&self, entry: &AuditEntry) -> io::Result<()> {
-        let mut line = serde_json::to_string(entry).map_err(io::Error::other)?;
+        let mut line = serde_json::to_string(&entry.redacted()).map_err(io::Error::other)?;
         line.push('\n');
         let _guard = lock(&self.write);
         fs::create_dir_all(&self.dir)?;
@@ -112,6 +126,8 @@ impl AuditLog {
             entries.extend(
                 text.lines()
                     .filter_map(|line| serde_json::from_str::<AuditEntry>(line).ok())
+                    // Lines written before a secret was known.
+                    .map(|entry| entry.redacted())
                     .filter(|entry| {
                         session_id.is_none_or(|id| entry.session_id.as_deref() == Some(id))
                     }),

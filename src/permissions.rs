@@ -35,10 +35,10 @@ use crate::claude::args::PermissionMode;
 use crate::claude::control::{
     CanUseToolRequest, ControlHandler, HookMatcher, InitializeRequest, PermissionDecision,
 };
-use crate::claude::errors::redact;
 use crate::edits::FileChange;
 use crate::error::{ErrorKind, ServerError};
 use crate::sandbox;
+use crate::secrets::redacted;
 use crate::settings::Settings;
 use crate::state::lock;
 use paths::Roots;
@@ -508,8 +508,13 @@ fn grant_key(tool: &str, input: &Value) -> String {
     }
 }
 
-/// The call in a few words, for the audit log and questions (secrets redacted).
+/// The call in a few words, for the audit log (secrets redacted).
 pub fn summarize_input(tool: &str, input: &Value) -> String {
+    shorten(&describe_input(tool, input))
+}
+
+/// The whole command, path, URL or query of a call (secrets redacted), for the question.
+fn describe_input(tool: &str, input: &Value) -> String {
     let field = |key: &str| input.get(key).and_then(Value::as_str);
     let text = match tool {
         "Bash" => field("command").map(str::to_owned),
@@ -525,7 +530,7 @@ pub fn summarize_input(tool: &str, input: &Value) -> String {
         }),
         _ => field("file_path").or_else(|| field("notebook_path")).map(str::to_owned),
     };
-    shorten(&redact(&text.unwrap_or_else(|| input.to_string())))
+    redacted(&text.unwrap_or_else(|| input.to_string()))
 }
 
 fn shorten(text: &str) -> String {
@@ -545,9 +550,10 @@ fn in_workspace(text: &str, root: &Path, workspace: &Path) -> String {
     }
 }
 
-/// The permission question for a call.
+/// The permission question for a call: the whole input, never cut (the prompter shows a long
+/// question in full before it can be allowed).
 fn question(tool: &str, input: &Value, root: &Path, workspace: &Path) -> String {
-    let summary = in_workspace(&summarize_input(tool, input), root, workspace);
+    let summary = in_workspace(&describe_input(tool, input), root, workspace);
     match tool {
         "Bash" => format!("Claude wants to run `{summary}` in {}", workspace.display()),
         "WebFetch" => format!("Claude wants to fetch {summary}"),

@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::error::{ErrorKind, ServerError};
 use crate::lsp::{Range, Uri};
 use crate::prompt::Action;
+use crate::secrets::redacted;
 use crate::staging::workspace_key;
 use crate::usage::{CliTotals, RunUsage, UsageCounts, UsageLedger};
 
@@ -88,6 +89,18 @@ pub struct SessionRecord {
     pub parent: Option<String>,
     #[serde(default)]
     pub runs: Vec<RunRecord>,
+}
+
+impl SessionRecord {
+    /// Hide secrets in the texts a record keeps (the instruction, an error's summary).
+    fn redact_texts(&mut self) {
+        self.summary = redacted(&self.summary);
+        self.instruction = self.instruction.as_deref().map(redacted);
+        for run in &mut self.runs {
+            run.summary = redacted(&run.summary);
+            run.instruction = run.instruction.as_deref().map(redacted);
+        }
+    }
 }
 
 /// A run that just ended, to be recorded.
@@ -260,10 +273,14 @@ fn parse_index(bytes: &[u8]) -> (Vec<SessionRecord>, usize) {
         }
         match serde_json::from_slice::<SessionRecord>(line) {
             // A repeated id (two servers raced): the later line is the newer state.
-            Ok(record) => match sessions.iter_mut().find(|known| known.id == record.id) {
-                Some(known) => *known = record,
-                None => sessions.push(record),
-            },
+            Ok(mut record) => {
+                // An index written before a secret was known (or by an older server).
+                record.redact_texts();
+                match sessions.iter_mut().find(|known| known.id == record.id) {
+                    Some(known) => *known = record,
+                    None => sessions.push(record),
+                }
+            }
             Err(_) => unreadable += 1,
         }
     }
@@ -325,9 +342,10 @@ fn apply_run(sessions: &mut Vec<SessionRecord>, run: &FinishedRun) -> SessionRec
             let excess = session.runs.len() - MAX_RUNS_PER_SESSION;
             session.runs.drain(..excess);
         }
+        session.redact_texts();
         return session.clone();
     }
-    let session = SessionRecord {
+    let mut session = SessionRecord {
         id: run.session_id.clone(),
         action: run.action,
         uri: run.uri.clone(),
@@ -343,6 +361,7 @@ fn apply_run(sessions: &mut Vec<SessionRecord>, run: &FinishedRun) -> SessionRec
         parent: run.parent.clone(),
         runs: vec![run_record],
     };
+    session.redact_texts();
     sessions.push(session.clone());
     session
 }
@@ -569,6 +588,7 @@ pub fn read_transcript(path: &Path) -> io::Result<Vec<TranscriptMessage>> {
         }
     }
     for message in &mut messages {
+        message.text = redacted(&message.text);
         if message.text.chars().count() > MAX_MESSAGE_CHARS {
             message.text = message.text.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "\n…";
         }

@@ -17,15 +17,15 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::secrets::is_secret_name;
+
 /// The configuration section (and the prefix of every field name in warnings).
 const SECTION: &str = "claude";
 
 /// The env var the CLI reads for its own API retry count (cli-protocol.md §1.3).
 const CLI_MAX_RETRIES_VAR: &str = "CLAUDE_CODE_MAX_RETRIES";
 
-/// Names containing one of these (case-insensitively) hold secrets.
-const SECRET_NAME_PARTS: [&str; 6] =
-    ["KEY", "TOKEN", "SECRET", "PASSWORD", "AUTHORIZATION", "CREDENTIAL"];
+/// What secret values are shown as (`env` names that hold secrets: [`is_secret_name`]).
 const REDACTED: &str = "<redacted>";
 
 /// Longest duration setting accepted: one week. Larger values would overflow `Instant`
@@ -353,12 +353,6 @@ impl fmt::Debug for Settings {
             .field("dangerously_allow_unsandboxed_bash", dangerously_allow_unsandboxed_bash)
             .finish()
     }
-}
-
-/// Whether an environment variable's name says it holds a secret (KEY, TOKEN, SECRET, …).
-pub fn is_secret_name(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_NAME_PARTS.iter().any(|part| upper.contains(part))
 }
 
 /// `env` for `Debug`: every key, the values of secret-looking keys replaced.

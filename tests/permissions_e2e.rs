@@ -500,3 +500,130 @@ async fn mcp_servers_reach_the_cli_and_their_tools_are_asked() {
     ws.drain().await;
     ws.client.finish().await;
 }
+
+/// A 410-character command whose harmless start hides what it really does (issue 13, finding 4).
+fn hidden_tail_command() -> String {
+    let head = "echo checking the build status ";
+    let tail = " && git config core.fsmonitor 'touch pwned-by-fsmonitor' && touch pwned.txt";
+    let command = format!("{head}{}{tail}", "=".repeat(410 - head.len() - tail.len()));
+    assert_eq!(command.len(), 410);
+    command
+}
+
+/// One analyze run whose Bash call is the long command; the user reads it whole, then denies.
+/// Returns the workspace, the whole question and the two questions asked.
+async fn long_command_read_then_denied(capabilities: Value) -> (Workspace, String, Vec<Value>) {
+    let command = hidden_tail_command();
+    let plans = vec![Plan { marker: "PLAN-LONG", calls: vec![("Bash", bash(&command))] }];
+    let mut ws = start(&[("src/lib.rs", LIB)], plans, capabilities, json!({})).await;
+    ws.client.set_behaviour(|b| {
+        b.preferred_action = Some("Show the whole command".into());
+        b.message_action = Some("Deny".into());
+    });
+    let uri = ws.uri("src/lib.rs");
+    let result = ws
+        .client
+        .request(
+            "claude/analyze",
+            json!({"textDocument": {"uri": uri}, "instruction": "PLAN-LONG"}),
+        )
+        .await
+        .unwrap();
+    assert!(result["text"].as_str().unwrap().starts_with("done PLAN-LONG"), "{}", result["text"]);
+    let whole = format!("Claude wants to run `{command}` in {}", ws.root().display());
+
+    let questions = ws.client.server_requests("window/showMessageRequest");
+    assert_eq!(questions.len(), 2, "{questions:#?}");
+    let first = questions[0]["message"].as_str().unwrap();
+    let more = whole.chars().count() - 300;
+    assert!(first.starts_with(&whole[..300]), "{first}");
+    assert!(first.contains(&format!("({more} more characters not shown")), "{first}");
+    assert_eq!(
+        questions[0]["actions"],
+        json!([{"title": "Show the whole command"}, {"title": "Deny"}]),
+        "nothing can be allowed before the whole command was shown"
+    );
+    assert_eq!(
+        questions[1]["actions"],
+        json!([{"title": "Allow once"}, {"title": "Allow for this session"}, {"title": "Deny"}])
+    );
+
+    // Denied: nothing of the command ran, and the user's repository is untouched.
+    assert!(!ws.path("pwned.txt").exists() && !ws.path("pwned-by-fsmonitor").exists());
+    assert!(!ws.read(".git/config").contains("fsmonitor"));
+    let outputs = last_request(&ws).tool_results_for("Bash");
+    assert!(outputs[0].contains("the user denied this call"), "{outputs:?}");
+    let entries = audit(&mut ws, result["sessionId"].as_str().unwrap()).await;
+    assert_eq!(decisions(&entries), [triple("Bash", "deny", "user")]);
+    (ws, whole, questions)
+}
+
+#[tokio::test]
+async fn a_long_command_is_shown_whole_as_a_document_before_it_can_be_allowed() {
+    let (ws, whole, questions) = long_command_read_then_denied(full_capabilities()).await;
+    let shown = ws.client.server_requests("window/showDocument");
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    let url = url::Url::parse(shown[0]["uri"].as_str().unwrap()).unwrap();
+    let document = std::fs::read_to_string(url.to_file_path().unwrap()).unwrap();
+    assert!(document.contains(&whole), "{document}");
+    let again = questions[1]["message"].as_str().unwrap();
+    assert!(again.contains("shown whole in the document just opened"), "{again}");
+    ws.drain().await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn without_show_document_a_long_command_arrives_whole_as_a_message() {
+    let mut capabilities = full_capabilities();
+    capabilities["window"].as_object_mut().unwrap().remove("showDocument");
+    let (ws, whole, questions) = long_command_read_then_denied(capabilities).await;
+    assert!(ws.client.server_requests("window/showDocument").is_empty());
+    let messages = ws.client.take_notifications("window/showMessage");
+    let shown: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m["message"].as_str())
+        .filter(|m| m.starts_with("Claude asks permission for:"))
+        .collect();
+    assert_eq!(shown.len(), 1, "{messages:#?}");
+    assert!(shown[0].contains(&whole), "{}", shown[0]);
+    let again = questions[1]["message"].as_str().unwrap();
+    assert!(again.contains("shown whole in the message before this one"), "{again}");
+    // The message names a file holding the whole command (status lines cut messages too).
+    let saved = again.rsplit_once("also saved in ").unwrap().1.trim_end_matches(')');
+    assert!(std::fs::read_to_string(saved).unwrap().contains(&whole));
+    ws.drain().await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_domain_rule_reads_the_url_host_as_a_browser_does() {
+    let url = "https://evil.com\\@good.com/x";
+    let plans = vec![Plan {
+        marker: "PLAN-FETCH",
+        calls: vec![("WebFetch", json!({"url": url, "prompt": "summarize"}))],
+    }];
+    let settings = json!({"allowedTools": ["WebFetch(domain:good.com)"]});
+    let mut ws = start(&[("src/lib.rs", LIB)], plans, full_capabilities(), settings).await;
+    ws.client.set_behaviour(|b| b.message_action = Some("Deny".into()));
+    let uri = ws.uri("src/lib.rs");
+    let result = ws
+        .client
+        .request(
+            "claude/analyze",
+            json!({"textDocument": {"uri": uri}, "instruction": "PLAN-FETCH"}),
+        )
+        .await
+        .unwrap();
+    assert!(result["text"].as_str().unwrap().starts_with("done PLAN-FETCH"), "{}", result["text"]);
+    // The rule for good.com does not cover a URL on evil.com: the user is asked, and denies.
+    let questions = ws.client.server_requests("window/showMessageRequest");
+    assert_eq!(questions.len(), 1, "{questions:#?}");
+    assert_eq!(questions[0]["message"], format!("Claude wants to fetch {url}"));
+    let entries = audit(&mut ws, result["sessionId"].as_str().unwrap()).await;
+    assert_eq!(decisions(&entries), [triple("WebFetch", "deny", "user")]);
+    assert!(entries[0].get("rule").is_none(), "{entries:#?}");
+    let outputs = last_request(&ws).tool_results_for("WebFetch");
+    assert!(outputs[0].contains("the user denied this call"), "{outputs:?}");
+    ws.drain().await;
+    ws.client.finish().await;
+}

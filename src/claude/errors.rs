@@ -1,6 +1,6 @@
-//! Typed errors of the CLI driver, their classification from CLI output, and secret redaction.
+//! Typed errors of the CLI driver and their classification from CLI output. Their texts pass
+//! through the server's one redaction ([`crate::secrets`]).
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::protocol::{ResultMessage, ResultSubtype};
+pub use crate::secrets::redact;
 
 /// How to install the CLI, repeated in every "not found" message.
 pub const INSTALL_HINT: &str = "npm install -g @anthropic-ai/claude-code";
@@ -323,45 +324,6 @@ fn missing_session_id(text: &str) -> Option<String> {
     Some(id)
 }
 
-/// Environment variables whose values are secrets wherever they appear.
-pub const SECRET_ENV_VARS: &[&str] =
-    &["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"];
-
-/// Values shorter than this are not treated as secrets: replacing every "x" would garble text.
-const MIN_SECRET_LEN: usize = 6;
-
-const REDACTED: &str = "[REDACTED]";
-
-/// Replace API keys, bearer tokens and the values of [`SECRET_ENV_VARS`] in this process's
-/// environment with `[REDACTED]`. Use on every text that may reach a log or a user.
-pub fn redact(text: &str) -> Cow<'_, str> {
-    let env_secrets: Vec<String> =
-        SECRET_ENV_VARS.iter().filter_map(|name| std::env::var(name).ok()).collect();
-    redact_secrets(text, &env_secrets)
-}
-
-/// [`redact`], plus the given secret values (e.g. keys passed in a child's environment).
-pub fn redact_secrets<'a>(text: &'a str, secrets: &[String]) -> Cow<'a, str> {
-    static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
-        [r"sk-ant-[A-Za-z0-9_-]+", r"(?i)\bBearer\s+[A-Za-z0-9._~+/=-]+"]
-            .iter()
-            .filter_map(|pattern| Regex::new(pattern).ok())
-            .collect()
-    });
-    let mut out = Cow::Borrowed(text);
-    for pattern in PATTERNS.iter() {
-        if pattern.is_match(&out) {
-            out = Cow::Owned(pattern.replace_all(&out, REDACTED).into_owned());
-        }
-    }
-    for secret in secrets.iter().filter(|s| s.len() >= MIN_SECRET_LEN) {
-        if out.contains(secret.as_str()) {
-            out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
-        }
-    }
-    out
-}
-
 /// The API refused the credentials (HTTP 401/403, or the CLI's `authentication_failed`): no
 /// retry can help, however often the CLI would try.
 pub fn rejects_credentials(status: Option<u16>, error: Option<&str>) -> bool {
@@ -529,19 +491,6 @@ mod tests {
             "Claude Code exited unexpectedly with code 3: boom [REDACTED]"
         );
         assert!(classify_exit(None, "").to_string().contains("signal"));
-    }
-
-    #[test]
-    fn redact_hides_keys_and_bearer_tokens() {
-        let text = "key sk-ant-api03-AbC_d-9 and Authorization: Bearer abc.DEF-123= done";
-        assert_eq!(redact(text), "key [REDACTED] and Authorization: [REDACTED] done");
-        assert!(matches!(redact("nothing secret"), Cow::Borrowed(_)));
-    }
-
-    #[test]
-    fn redact_secrets_hides_given_values() {
-        let secrets = vec!["my-private-key".to_owned(), "x".to_owned()];
-        assert_eq!(redact_secrets("use my-private-key x", &secrets), "use [REDACTED] x");
     }
 
     #[test]

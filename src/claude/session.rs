@@ -32,12 +32,13 @@ use crate::process::{ChildProcess, ProcessSpec, StderrTail};
 
 use super::args::{CliOptions, PermissionMode};
 use super::control::{ControlHandler, InitializeRequest};
-use super::errors::{ClaudeError, SECRET_ENV_VARS, classify_exit, classify_result, redact_secrets};
+use super::errors::{ClaudeError, classify_exit, classify_result};
 use super::lines::{LineError, MessageReader};
 use super::protocol::{
     self, ContentBlock, ControlRequestKind, Delta, Message, ResultMessage, ResultSubtype,
     StreamEventKind, SystemMessage, UserContent,
 };
+use crate::secrets::{is_secret_name, redact_with};
 
 /// Each rung of the shutdown ladder waits this long.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(2);
@@ -209,7 +210,7 @@ impl Shared {
     }
 
     fn redact(&self, text: &str) -> String {
-        redact_secrets(text, &self.secrets).into_owned()
+        redact_with(text, &self.secrets).into_owned()
     }
 }
 
@@ -241,7 +242,7 @@ impl ClaudeSession {
         }
         let secrets: Vec<String> = env
             .iter()
-            .filter(|(key, _)| SECRET_ENV_VARS.contains(&key.as_str()))
+            .filter(|(key, _)| is_secret_name(key))
             .map(|(_, value)| value.clone())
             .collect();
         // The agent's git must find the repository of its working directory (the mirror).
@@ -258,9 +259,7 @@ impl ClaudeSession {
             io::ErrorKind::NotFound => ClaudeError::CliNotFound {
                 searched: vec![format!("{} (not found)", binary.display())],
             },
-            _ => {
-                ClaudeError::Io { message: redact_secrets(&err.to_string(), &secrets).into_owned() }
-            }
+            _ => ClaudeError::Io { message: redact_with(&err.to_string(), &secrets).into_owned() },
         })?;
         let (Some(stdin), Some(stdout)) = (child.take_stdin(), child.take_stdout()) else {
             return Err(ClaudeError::Io {

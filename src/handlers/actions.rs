@@ -17,7 +17,9 @@ use crate::handlers::findings;
 use crate::handlers::progress::Progress;
 use crate::handlers::sessions::{self, RunTrace};
 use crate::lsp::request::ApplyWorkspaceEdit;
-use crate::lsp::{ApplyWorkspaceEditParams, MessageType, ShowDocumentParams, Uri, WorkspaceEdit};
+use crate::lsp::{
+    ApplyWorkspaceEditParams, Client, MessageType, ShowDocumentParams, Uri, WorkspaceEdit,
+};
 use crate::lsp_ext::{
     ActionParams, ActionResult, ChangedFile, FileAction, OUTPUT_NOTIFICATION,
     OutputKind as WireKind, OutputParams, ReviewScope, RunMetadata, RunStarted,
@@ -673,18 +675,9 @@ async fn show_text(
         return;
     }
     if show_document {
-        match write_answer(&state.options.cache_dir, action, run_id, text) {
-            Ok(uri) => {
-                let params = ShowDocumentParams {
-                    uri,
-                    external: Some(false),
-                    take_focus: Some(true),
-                    selection: None,
-                };
-                if client.show_document(params).await.is_ok_and(|shown| shown) {
-                    return;
-                }
-            }
+        match write_answer(&state.options.cache_dir, &format!("{action}-{run_id}.md"), text) {
+            Ok(uri) if open_in_editor(client, &uri).await => return,
+            Ok(_) => {}
             Err(err) => tracing::warn!(%err, "could not write the answer document"),
         }
     }
@@ -698,15 +691,23 @@ fn fits_a_status_line(text: &str) -> bool {
     !text.contains('\n') && text.chars().count() <= STATUS_LINE_CHARS
 }
 
-fn write_answer(
-    cache_dir: &Path,
-    action: Action,
-    run_id: &str,
-    text: &str,
-) -> std::io::Result<Uri> {
+/// Open a document in the editor (`window/showDocument`); whether the editor showed it.
+pub async fn open_in_editor(client: &Client, uri: &Uri) -> bool {
+    let params = ShowDocumentParams {
+        uri: uri.clone(),
+        external: Some(false),
+        take_focus: Some(true),
+        selection: None,
+    };
+    client.show_document(params).await.is_ok_and(|shown| shown)
+}
+
+/// Write `text` as the document `name` among the answers in the cache dir (the oldest are
+/// pruned).
+pub fn write_answer(cache_dir: &Path, name: &str, text: &str) -> std::io::Result<Uri> {
     let dir = cache_dir.join("answers");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("{action}-{run_id}.md"));
+    let path = dir.join(name);
     std::fs::write(&path, text)?;
     prune_answers(&dir, KEPT_ANSWERS);
     edits::path_to_uri(&path).map_err(|err| std::io::Error::other(err.to_string()))
@@ -773,7 +774,7 @@ mod tests {
         let cache = dir.path();
         let mut written = Vec::new();
         for n in 0..5 {
-            let uri = write_answer(cache, Action::Analyze, &format!("run{n}"), "text").unwrap();
+            let uri = write_answer(cache, &format!("analyze-run{n}.md"), "text").unwrap();
             written.push(edits::uri_to_path(&uri).unwrap());
             // Modification times must differ for "newest" to mean something.
             let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + n);

@@ -5,7 +5,9 @@
 use std::fmt;
 use std::path::Path;
 
+use globset::GlobBuilder;
 use serde_json::Value;
+use url::Url;
 
 use super::{EDIT_TOOLS, READ_TOOLS, paths};
 
@@ -81,10 +83,7 @@ impl ToolRule {
             "WebFetch" => {
                 let host = input.get("url").and_then(Value::as_str).and_then(url_host);
                 match (content.strip_prefix("domain:"), host) {
-                    (Some(domain), Some(host)) => {
-                        let domain = domain.to_ascii_lowercase();
-                        host == domain || host.ends_with(&format!(".{domain}"))
-                    }
+                    (Some(domain), Some(host)) => on_domain(&host, domain),
                     _ => false,
                 }
             }
@@ -154,12 +153,12 @@ impl RuleContext<'_> {
     /// A path pattern as an absolute glob: `//abs` is absolute, `~/x` is in the home, `/x` and
     /// `./x` are in the root, and a bare `name` matches at any depth below the root.
     fn absolute_pattern(&self, pattern: &str) -> String {
-        let root = self.root.to_string_lossy();
-        let root = root.trim_end_matches('/');
+        // The root and home are literal paths: a `[` or `*` in them is no wildcard.
+        let root = globset::escape(self.root.to_string_lossy().trim_end_matches('/'));
         if let Some(absolute) = pattern.strip_prefix("//") {
             format!("/{absolute}")
         } else if let Some(rest) = pattern.strip_prefix("~/") {
-            format!("{}/{rest}", self.home.to_string_lossy().trim_end_matches('/'))
+            format!("{}/{rest}", globset::escape(self.home.to_string_lossy().trim_end_matches('/')))
         } else if let Some(rest) = pattern.strip_prefix('/').or_else(|| pattern.strip_prefix("./"))
         {
             format!("{root}/{rest}")
@@ -195,40 +194,33 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
     remaining.len() >= last.len() && remaining.ends_with(last)
 }
 
-/// Glob over paths: `**` crosses directories, `*` and `?` stay within one component.
+/// Glob over paths, matched by `globset` in linear time: `**` crosses directories, `*` and `?`
+/// stay within one component, `{a,b}` and `[ab]` as in the CLI. A pattern naming a directory
+/// covers everything below it. A pattern that does not compile matches nothing.
 fn glob_match(pattern: &str, path: &str) -> bool {
-    fn matches(pattern: &[u8], path: &[u8]) -> bool {
-        match pattern.split_first() {
-            None => path.is_empty(),
-            Some((b'*', rest)) if rest.first() == Some(&b'*') => {
-                // `**/` also matches no directory at all.
-                let rest = &rest[1..];
-                let after_slash = rest.strip_prefix(b"/").unwrap_or(rest);
-                (0..=path.len())
-                    .any(|i| matches(rest, &path[i..]) || matches(after_slash, &path[i..]))
-            }
-            Some((b'*', rest)) => {
-                let limit = path.iter().position(|&c| c == b'/').unwrap_or(path.len());
-                (0..=limit).any(|i| matches(rest, &path[i..]))
-            }
-            Some((b'?', rest)) => {
-                path.first().is_some_and(|&c| c != b'/') && matches(rest, &path[1..])
-            }
-            Some((c, rest)) => path.first() == Some(c) && matches(rest, &path[1..]),
-        }
-    }
-    // A pattern naming a directory covers everything below it.
-    matches(pattern.as_bytes(), path.as_bytes())
-        || matches(format!("{}/**", pattern.trim_end_matches('/')).as_bytes(), path.as_bytes())
+    let below = format!("{}/**", pattern.trim_end_matches('/'));
+    [pattern, below.as_str()].into_iter().any(|pattern| {
+        GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .is_ok_and(|glob| glob.compile_matcher().is_match(path))
+    })
 }
 
-/// The lower-cased host of a URL.
+/// The host of a URL as a WHATWG parser (and so the fetching tool) reads it: lower-cased,
+/// IDNs in punycode, `\` a path separator (`https://evil.com\@good.com/` is on `evil.com`).
 pub fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
-    let host = host.split(':').next()?;
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+    let url = Url::parse(url).ok()?;
+    url.host_str().filter(|host| !host.is_empty()).map(str::to_owned)
+}
+
+/// `host` is `domain` or one of its subdomains; `domain` is normalized as a URL host would be.
+fn on_domain(host: &str, domain: &str) -> bool {
+    if domain.contains(['/', '\\', '@', ':', '?', '#']) {
+        return false;
+    }
+    let Some(domain) = url_host(&format!("https://{domain}/")) else { return false };
+    host == domain || host.strip_suffix(domain.as_str()).is_some_and(|sub| sub.ends_with('.'))
 }
 
 /// The resolved paths a call names, for path rules (relative to `cwd`).
@@ -319,18 +311,36 @@ mod tests {
         assert!(!matches("Read(secrets)", "Edit", "/ws/secrets"));
     }
 
-    #[test]
-    fn web_rules() {
+    /// Whether the rule `text` covers a WebFetch of `url`.
+    fn fetch(text: &str, url: &str) -> bool {
         let root = PathBuf::from("/ws");
         let ctx = RuleContext { root: &root, home: &root };
-        let fetch = |text: &str, url: &str| {
-            rule(text).matches_call("WebFetch", &json!({"url": url}), &[], &ctx)
-        };
+        rule(text).matches_call("WebFetch", &json!({"url": url}), &[], &ctx)
+    }
+
+    #[test]
+    fn web_rules() {
         assert!(fetch("WebFetch(domain:docs.rs)", "https://docs.rs/serde"));
         assert!(fetch("WebFetch(domain:rs)", "https://user@Docs.RS:443/x"));
         assert!(!fetch("WebFetch(domain:docs.rs)", "https://evil-docs.rs/"));
         assert!(!fetch("WebFetch(docs.rs)", "https://docs.rs/"));
         assert!(fetch("WebFetch", "https://anything/"));
+        assert!(fetch("WebFetch(domain:Docs.RS)", "https://api.docs.rs/"));
+        assert!(fetch("WebFetch(domain:bücher.de)", "https://www.xn--bcher-kva.de/"));
+        assert!(!fetch("WebFetch(domain:docs.rs)", "docs.rs/serde"));
+    }
+
+    #[test]
+    fn a_url_host_is_read_as_whatwg_reads_it() {
+        assert_eq!(url_host("https://evil.com\\@good.com/x").as_deref(), Some("evil.com"));
+        assert!(!fetch("WebFetch(domain:good.com)", "https://evil.com\\@good.com/x"));
+        assert!(fetch("WebFetch(domain:evil.com)", "https://evil.com\\@good.com/x"));
+        assert_eq!(url_host("https://good.com@evil.com/").as_deref(), Some("evil.com"));
+        assert_eq!(url_host("HTTPS://User:pw@[::1]:8080/").as_deref(), Some("[::1]"));
+        assert!(!fetch("WebFetch(domain:good.com)", "https://evilgood.com/"));
+        assert!(!fetch("WebFetch(domain:good.com@evil.com)", "https://evil.com/"));
+        let root = PathBuf::from("/ws");
+        let ctx = RuleContext { root: &root, home: &root };
         let search = |text: &str, query: &str| {
             rule(text).matches_call("WebSearch", &json!({"query": query}), &[], &ctx)
         };
@@ -347,6 +357,32 @@ mod tests {
         assert!(!glob_match("/a/*.rs", "/a/b/x.rs"));
         assert!(glob_match("/a/?.rs", "/a/x.rs"));
         assert!(glob_match("/a/b", "/a/b/c/d"));
+        assert!(glob_match("/a/{x,y}.rs", "/a/y.rs"));
+        assert!(!glob_match("/a/[", "/a/["));
+    }
+
+    #[test]
+    fn many_double_stars_on_a_long_path_finish() {
+        // The old backtracking matcher took millions of steps here; globset is linear.
+        let path = format!("/{}", "ab/".repeat(43));
+        assert_eq!(path.len(), 130);
+        let path = format!("{path}xy");
+        assert!(!glob_match("/**/a*/**/b*/**/c", &path));
+        assert!(glob_match("/**/a*/**/a*/**/xy", &path));
+    }
+
+    #[test]
+    fn wildcards_in_the_root_are_literal() {
+        let root = PathBuf::from("/w[s]");
+        let home = PathBuf::from("/home/*");
+        let ctx = RuleContext { root: &root, home: &home };
+        let matches = |text: &str, path: &str| {
+            rule(text).matches_call("Read", &json!({}), &[PathBuf::from(path)], &ctx)
+        };
+        assert!(matches("Read(src/**)", "/w[s]/src/a.rs"));
+        assert!(!matches("Read(src/**)", "/ws/src/a.rs"));
+        assert!(matches("Read(~/.ssh)", "/home/*/.ssh/id"));
+        assert!(!matches("Read(~/.ssh)", "/home/u/.ssh/id"));
         assert!(wildcard_match("a*b*c", "a-b-c"));
         assert!(!wildcard_match("a*b*c", "a-c-b"));
         assert!(wildcard_match("*", ""));

@@ -619,3 +619,14 @@ fn without_a_sandbox_bash_is_refused_unless_the_user_opts_out() {
     assert!(is_allowed(&verdict(&f.policy(false, opted_out.clone()), "Bash", bash("cargo test"))));
     assert!(check_bash_sandbox(&f.settings(opted_out)).is_ok());
 }
+
+#[test]
+fn a_session_grant_reads_the_url_host_as_whatwg_does() {
+    let f = Fixture::new();
+    let policy = f.policy(false, json!({}));
+    let input = json!({"url": "https://evil.com\\@good.com/x", "prompt": "read"});
+    assert_eq!(grant_key("WebFetch", &input), "WebFetch(domain:evil.com)");
+    let call = ToolCall { tool: "WebFetch", input: &input, cwd: None };
+    let verdict = policy.evaluate(&call, &|grant| grant == "WebFetch(domain:good.com)");
+    assert_eq!(verdict, Verdict::Ask { grant: "WebFetch(domain:evil.com)".into() });
+}

@@ -28,6 +28,8 @@ pub struct Behaviour {
     pub apply_edits: bool,
     /// `window/showMessageRequest`: the title of the action to pick, or None (dismissed).
     pub message_action: Option<String>,
+    /// Picked instead of `message_action` by a `window/showMessageRequest` that offers it.
+    pub preferred_action: Option<String>,
     /// Delay before answering `window/showMessageRequest`.
     pub message_delay: Duration,
     /// `workspace/configuration`: the value for every requested item.
@@ -39,6 +41,7 @@ impl Default for Behaviour {
         Self {
             apply_edits: true,
             message_action: None,
+            preferred_action: None,
             message_delay: Duration::ZERO,
             configuration: Value::Null,
         }
@@ -417,7 +420,13 @@ async fn answer_server_request(request: &Value, behaviour: &Behaviour) -> Value 
         "workspace/applyEdit" => json!({"applied": behaviour.apply_edits}),
         "window/showMessageRequest" => {
             tokio::time::sleep(behaviour.message_delay).await;
-            match &behaviour.message_action {
+            let offered = |title: &String| {
+                params["actions"].as_array().is_some_and(|actions| {
+                    actions.iter().any(|action| action["title"] == title.as_str())
+                })
+            };
+            let preferred = behaviour.preferred_action.as_ref().filter(|title| offered(title));
+            match preferred.or(behaviour.message_action.as_ref()) {
                 Some(title) => json!({"title": title}),
                 None => Value::Null,
             }

@@ -69,7 +69,9 @@ impl Workspace {
         }
         let mut options = json!({ "cliPath": real_cli(), "env": env });
         if let (Some(options), Some(extra)) = (options.as_object_mut(), settings.as_object()) {
-            options.extend(extra.clone());
+            options.extend(
+                extra.iter().filter(|(key, _)| *key != "env").map(|(k, v)| (k.clone(), v.clone())),
+            );
         }
         client.initialize(dir.path(), capabilities, options).await;
         Self { api, client, home, dir, cache }
