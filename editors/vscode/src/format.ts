@@ -118,7 +118,7 @@ export class WindowUsage {
     /** Adds the run a `claude/usage` notification reports (a report without one adds nothing). */
     add(report: UsageReport): void {
         if (report.lastRun !== undefined) {
-            this.costUsd += report.lastRun.usage.costUsd;
+            this.costUsd += report.lastRun.costUsd;
             this.runs += 1;
         }
     }

@@ -148,7 +148,7 @@ describe('usage', () => {
         byModel: { 'claude-haiku': counts(0.5, 10), 'claude-opus': counts(12, 30) },
         workspaces: [],
         dailyBudgetUsd: 2,
-        ...(lastRunCost === undefined ? {} : { lastRun: { sessionId: 's', usage: counts(lastRunCost, 1) } }),
+        ...(lastRunCost === undefined ? {} : { lastRun: { sessionId: 's', ...counts(lastRunCost, 1) } }),
     });
 
     it('adds up what this window\u2019s runs cost, from each notification\u2019s last run', () => {
