@@ -37,7 +37,7 @@ pub struct ProcessKey {
 }
 
 /// A conversation's idle process, as clients see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LiveProcess {
     pub pid: u32,

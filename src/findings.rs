@@ -50,7 +50,7 @@ const MAX_OCCURRENCES: usize = 1_000;
 const QUICK_MAX_TURNS: u32 = 5;
 
 /// What a finding is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     Bug,

@@ -65,11 +65,13 @@ pub fn action_method(action: Action) -> &'static str {
 }
 
 /// Parameters of the four action requests and commands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionParams {
+    #[schemars(with = "crate::lsp::schema::TextDocumentIdentifier")]
     pub text_document: TextDocumentIdentifier,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::Range>")]
     pub range: Option<Range>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instruction: Option<String>,
@@ -79,16 +81,18 @@ pub struct ActionParams {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fork: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::ProgressToken>")]
     pub work_done_token: Option<NumberOrString>,
     /// Diagnostics in the range (from the editor) for the agent to see.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<crate::lsp::schema::Diagnostic>")]
     pub diagnostics: Vec<Diagnostic>,
     /// depth / includeTests (analyze), minSeverity / scope / fix (review), directory (generate).
     #[serde(flatten)]
     pub options: ActionOptions,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileAction {
     Created,
@@ -97,13 +101,14 @@ pub enum FileAction {
     Renamed,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChangedFile {
+    #[schemars(with = "crate::lsp::schema::Uri")]
     pub uri: Uri,
     pub action: FileAction,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunMetadata {
     pub duration_ms: u64,
@@ -117,12 +122,13 @@ pub struct RunMetadata {
 }
 
 /// The result of the four action requests.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionResult {
     pub session_id: String,
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::WorkspaceEdit>")]
     pub edit: Option<WorkspaceEdit>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub findings: Option<Vec<Finding>>,
@@ -131,13 +137,15 @@ pub struct ActionResult {
 }
 
 /// A finding of review/analyze, placed in its file (`range` in the negotiated encoding).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// Names the finding in `claude.applyFinding` / `claude.dismissFinding` (and in the
     /// diagnostic's `data.findingId`).
     pub id: String,
+    #[schemars(with = "crate::lsp::schema::Uri")]
     pub uri: Uri,
+    #[schemars(with = "crate::lsp::schema::Range")]
     pub range: Range,
     pub severity: Severity,
     pub category: Category,
@@ -152,7 +160,7 @@ pub struct Finding {
     pub related: Vec<RelatedLocation>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingFix {
     pub old_text: String,
@@ -160,17 +168,20 @@ pub struct FindingFix {
 }
 
 /// Another place that matters to a finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RelatedLocation {
+    #[schemars(with = "crate::lsp::schema::Uri")]
     pub uri: Uri,
+    #[schemars(with = "crate::lsp::schema::Range")]
     pub range: Range,
     pub message: String,
 }
 
 /// Argument of `claude.applyFinding` and `claude.dismissFinding`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingRef {
+    #[schemars(with = "crate::lsp::schema::Uri")]
     pub uri: Uri,
     /// Required to apply; absent to dismiss every finding in the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -178,20 +189,20 @@ pub struct FindingRef {
 }
 
 /// What an action command answers at once; the work goes on in the background.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunStarted {
     pub run_id: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancelParams {
     #[serde(default)]
     pub run_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContinueParams {
     pub session_id: String,
@@ -200,22 +211,26 @@ pub struct ContinueParams {
     pub instruction: Option<String>,
     /// Default: the conversation's document.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::TextDocumentIdentifier>")]
     pub text_document: Option<TextDocumentIdentifier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::Range>")]
     pub range: Option<Range>,
     /// Branch a new conversation off this one instead of continuing it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fork: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::ProgressToken>")]
     pub work_done_token: Option<NumberOrString>,
 }
 
 /// `claude/sessions` parameters: filters, all optional.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionsParams {
     /// Conversations about this document (default: every workspace folder's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::Uri>")]
     pub uri: Option<Uri>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<Action>,
@@ -224,14 +239,14 @@ pub struct SessionsParams {
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionsResult {
     pub sessions: Vec<SessionInfo>,
 }
 
 /// One conversation of the session index.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     #[serde(flatten)]
@@ -258,16 +273,17 @@ pub struct SessionDetail {
 }
 
 /// `claude/usage` parameters.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageParams {
     /// The workspace of this document only (default: every workspace folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::Uri>")]
     pub uri: Option<Uri>,
 }
 
 /// `claude/usage` result and notification: totals, by UTC day and by model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageReport {
     /// Today (UTC), `YYYY-MM-DD`.
@@ -284,15 +300,16 @@ pub struct UsageReport {
     pub last_run: Option<LastRun>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkspaceUsage {
+    #[schemars(with = "crate::lsp::schema::Uri")]
     pub uri: Uri,
     pub today: crate::usage::UsageCounts,
     pub total: crate::usage::UsageCounts,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastRun {
     pub session_id: String,
@@ -300,7 +317,7 @@ pub struct LastRun {
     pub usage: crate::usage::RunUsage,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum OutputKind {
     Text,
@@ -311,11 +328,12 @@ pub enum OutputKind {
 }
 
 /// `claude/output` notification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputParams {
     pub run_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::lsp::schema::ProgressToken>")]
     pub token: Option<NumberOrString>,
     pub kind: OutputKind,
     pub text: String,
@@ -323,11 +341,12 @@ pub struct OutputParams {
     pub tool: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunInfo {
     pub run_id: String,
     pub action: Action,
+    #[schemars(with = "crate::lsp::schema::Uri")]
     pub uri: Uri,
     pub started_at: String,
 }

@@ -29,7 +29,7 @@ pub const WINDOW_BYTES: usize = 40_000;
 pub const MAX_LINE_CHARS: usize = 1_000;
 
 /// The four actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Generate,
@@ -61,7 +61,9 @@ impl fmt::Display for Action {
 }
 
 /// How thorough an analysis is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Depth {
     Quick,
@@ -71,7 +73,7 @@ pub enum Depth {
 }
 
 /// What a review looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReviewScope {
     Selection,
@@ -81,7 +83,9 @@ pub enum ReviewScope {
 }
 
 /// Finding severities, most severe first (so `a <= b` means "a is at least as severe as b").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -103,7 +107,7 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct AnalyzeOptions {
     pub depth: Depth,
@@ -111,7 +115,7 @@ pub struct AnalyzeOptions {
     pub include_tests: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct ReviewOptions {
     /// Findings less severe than this are not reported (default: info, so hints are left out).
@@ -128,7 +132,7 @@ impl Default for ReviewOptions {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GenerateOptions {
     /// Where new files go, relative to the workspace root.
@@ -137,7 +141,7 @@ pub struct GenerateOptions {
 
 /// The per-action options. Flattened, so it reads the flat `ActionParams` fields
 /// (`depth`, `includeTests`, `minSeverity`, `scope`, `fix`, `directory`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionOptions {
     #[serde(flatten)]
     pub analyze: AnalyzeOptions,

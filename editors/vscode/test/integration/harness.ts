@@ -217,17 +217,7 @@ export class ServerSession {
         const allSettings = { cliPath: cliPath(), ...settings };
         const child = spawn(requireBinary(serverBinary), ['--stdio'], {
             cwd: workspace.root,
-            env: {
-                ...inheritedEnv(),
-                ANTHROPIC_BASE_URL: api.baseUrl,
-                ANTHROPIC_API_KEY: 'sk-ant-test-0000dummy',
-                CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-                DISABLE_AUTOUPDATER: '1',
-                CLAUDE_CODE_MAX_RETRIES: '1',
-                HOME: workspace.home,
-                CLAUDE_CONFIG_DIR: path.join(workspace.home, '.claude'),
-                XDG_CACHE_HOME: path.join(workspace.base, 'cache'),
-            },
+            env: serverEnv(workspace, api),
             stdio: ['pipe', 'pipe', 'pipe'],
         });
         const connection = createMessageConnection(
@@ -353,6 +343,21 @@ export class ServerSession {
 }
 
 /** The test process's environment without anything that would steer the CLI elsewhere. */
+/** The environment the server (and so the CLI) runs in: the fake API, the workspace's HOME. */
+export function serverEnv(workspace: Workspace, api: FakeApi): NodeJS.ProcessEnv {
+    return {
+        ...inheritedEnv(),
+        ANTHROPIC_BASE_URL: api.baseUrl,
+        ANTHROPIC_API_KEY: 'sk-ant-test-0000dummy',
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+        DISABLE_AUTOUPDATER: '1',
+        CLAUDE_CODE_MAX_RETRIES: '1',
+        HOME: workspace.home,
+        CLAUDE_CONFIG_DIR: path.join(workspace.home, '.claude'),
+        XDG_CACHE_HOME: path.join(workspace.base, 'cache'),
+    };
+}
+
 function inheritedEnv(): NodeJS.ProcessEnv {
     return Object.fromEntries(
         Object.entries(process.env).filter(([name]) => !/^(ANTHROPIC_|CLAUDE)/.test(name)),

@@ -3,35 +3,54 @@ import { describe, it } from 'node:test';
 
 import { ResponseError } from 'vscode-jsonrpc';
 
-import type { Finding, UsageCounts, UsageReport } from '../../src/lsp_ext';
+import type { Finding, OutputParams, UsageCounts, UsageReport } from '../../src/lsp_ext';
 import {
     TOOL_RESULT_LINES,
     answerMarkdown,
     errorMessage,
     formatCost,
     formatCount,
-    formatOutput,
+    OutputFormatter,
     isRetryable,
     WindowUsage,
     runSummary,
     usageReportLines,
 } from '../../src/format';
 
-describe('formatOutput', () => {
-    it('shows each kind of stream item on its own lines', () => {
-        assert.equal(formatOutput({ runId: 'r', kind: 'text', text: 'Done.\n\n' }), 'Done.\n');
-        assert.equal(formatOutput({ runId: 'r', kind: 'thinking', text: 'hmm\nwell' }), '  … hmm\n  … well\n');
+describe('OutputFormatter', () => {
+    const format = (...items: OutputParams[]): string => {
+        const formatter = new OutputFormatter();
+        return items.map((item) => formatter.format(item)).join('');
+    };
+    const text = (chunk: string, runId = 'r'): OutputParams => ({ runId, kind: 'text', text: chunk });
+
+    it('joins streamed text into whole lines', () => {
         assert.equal(
-            formatOutput({ runId: 'r', kind: 'toolUse', tool: 'Read', text: 'src/lib.rs' }),
-            '→ Read: src/lib.rs\n',
+            format(text('Renamed greet '), text('to '), text('hello.'), { runId: 'r', kind: 'result', text: '1 turn' }),
+            'Renamed greet to hello.\n■ 1 turn\n',
         );
-        assert.equal(formatOutput({ runId: 'r', kind: 'toolUse', text: '' }), '→ tool\n');
-        assert.equal(formatOutput({ runId: 'r', kind: 'result', text: '1 turn' }), '■ 1 turn\n');
+        assert.equal(format(text('one\ntw'), text('o\n'), text('three')), 'one\ntwo\nthree');
+    });
+
+    it('ends an open line when another run or another kind comes', () => {
+        assert.equal(format(text('a', 'r1'), text('b', 'r2')), 'a\nb');
+        assert.equal(
+            format({ runId: 'r', kind: 'thinking', text: 'hmm\nwe' }, { runId: 'r', kind: 'thinking', text: 'll' }, text('Done.')),
+            '  … hmm\n  … well\nDone.',
+        );
+    });
+
+    it('shows tools and the result on their own lines', () => {
+        assert.equal(
+            format(text('Reading'), { runId: 'r', kind: 'toolUse', tool: 'Read', text: 'src/lib.rs' }),
+            'Reading\n→ Read: src/lib.rs\n',
+        );
+        assert.equal(format({ runId: 'r', kind: 'toolUse', text: '' }), '→ tool\n');
     });
 
     it('cuts long tool results', () => {
         const lines = Array.from({ length: TOOL_RESULT_LINES + 5 }, (_, index) => `line ${index}`);
-        const shown = formatOutput({ runId: 'r', kind: 'toolResult', text: lines.join('\n') }).split('\n');
+        const shown = format({ runId: 'r', kind: 'toolResult', text: lines.join('\n') }).split('\n');
         assert.equal(shown.length, TOOL_RESULT_LINES + 2);
         assert.equal(shown[0], '  ← line 0');
         assert.equal(shown[TOOL_RESULT_LINES], '  ← … (5 more lines)');
@@ -148,7 +167,7 @@ describe('usage', () => {
         byModel: { 'claude-haiku': counts(0.5, 10), 'claude-opus': counts(12, 30) },
         workspaces: [],
         dailyBudgetUsd: 2,
-        ...(lastRunCost === undefined ? {} : { lastRun: { sessionId: 's', usage: counts(lastRunCost, 1) } }),
+        ...(lastRunCost === undefined ? {} : { lastRun: { sessionId: 's', ...counts(lastRunCost, 1) } }),
     });
 
     it('adds up what this window\u2019s runs cost, from each notification\u2019s last run', () => {
