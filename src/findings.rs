@@ -1175,7 +1175,7 @@ pub fn to_diagnostic(finding: &Finding, related_information: bool) -> Diagnostic
             .iter()
             .map(|related| DiagnosticRelatedInformation {
                 location: Location { uri: related.uri.clone(), range: related.range },
-                message: related.message.clone(),
+                message: crate::secrets::redacted(&related.message),
             })
             .collect();
         (!related.is_empty()).then_some(related)
@@ -1197,7 +1197,8 @@ pub fn to_diagnostic(finding: &Finding, related_information: bool) -> Diagnostic
         severity: Some(severity),
         code: Some(NumberOrString::String(finding.category.as_str().to_owned())),
         source: Some(SOURCE.to_owned()),
-        message,
+        // The model wrote it: a secret it quoted is not shown in the editor's problem list.
+        message: crate::secrets::redacted(&message),
         related_information: related,
         data: Some(json!({ "findingId": finding.id })),
         ..Diagnostic::default()
@@ -1831,6 +1832,23 @@ mod tests {
         );
         let foreign = Diagnostic { source: Some("rustc".into()), ..diagnostic };
         assert_eq!(finding_id(&foreign), None);
+    }
+
+    #[test]
+    fn a_secret_the_model_quoted_in_a_finding_is_not_shown() {
+        let key = "sk-ant-api03-quotedbythemodel0123456789";
+        let (_, mut finding) = stored("f8", "/ws/a.rs", range(1, 2, 1, 8));
+        finding.explanation = format!("The key {key} is committed.");
+        finding.related.push(RelatedLocation {
+            uri: uri("/ws/b.rs"),
+            range: range(4, 0, 4, 3),
+            message: format!("and again: {key}"),
+        });
+        for related_information in [true, false] {
+            let shown =
+                serde_json::to_string(&to_diagnostic(&finding, related_information)).unwrap();
+            assert!(!shown.contains(key), "{shown}");
+        }
     }
 
     #[test]
