@@ -11,6 +11,7 @@ use std::time::Duration;
 use claude_lsp::process::ProcessSpec;
 use serde_json::{Value, json};
 
+use support::cli::cli_version_label;
 use support::fake_api::RecordedRequest;
 use support::lsp_client::full_capabilities;
 use support::plan::{Plan, bash, script};
@@ -241,12 +242,20 @@ async fn bash_by_rule_by_session_grant_and_denied_by_rule() {
     );
     let last = last_request(&ws);
     let outputs = last.tool_results_for("Bash");
-    assert!(outputs[0].contains("rule-allowed"), "{outputs:?}");
     assert!(outputs[1].contains("denied by the rule `Bash(rm:*)`"), "{outputs:?}");
-    assert!(
-        outputs[2].contains("granted-for-session") && outputs[3].contains("granted-for-session"),
-        "{outputs:?}"
-    );
+    let allowed = [&outputs[0], &outputs[2], &outputs[3]];
+    if cli_version_label() == "newest" {
+        assert!(outputs[0].contains("rule-allowed"), "{outputs:?}");
+        assert!(
+            outputs[2].contains("granted-for-session")
+                && outputs[3].contains("granted-for-session"),
+            "{outputs:?}"
+        );
+    } else {
+        // The same decisions, but 2.1.197's sandbox cannot set itself up in a read-only working
+        // directory: allowed commands fail closed there (sandbox_e2e.rs).
+        assert!(allowed.iter().all(|o| o.contains("Read-only file system")), "{outputs:?}");
+    }
     assert_eq!(ws.read("src/lib.rs"), LIB);
 
     let questions = ws.client.server_requests("window/showMessageRequest");
@@ -618,7 +627,10 @@ async fn a_domain_rule_reads_the_url_host_as_a_browser_does() {
     // The rule for good.com does not cover a URL on evil.com: the user is asked, and denies.
     let questions = ws.client.server_requests("window/showMessageRequest");
     assert_eq!(questions.len(), 1, "{questions:#?}");
-    assert_eq!(questions[0]["message"], format!("Claude wants to fetch {url}"));
+    // As the CLI passes it: 2.1.330 as written, 2.1.197 normalized (`https://evil.com/@good.com/x`);
+    // either way the question names evil.com, the host the fetch goes to.
+    let question = questions[0]["message"].as_str().unwrap();
+    assert!(question.starts_with("Claude wants to fetch https://evil.com"), "{question}");
     let entries = audit(&mut ws, result["sessionId"].as_str().unwrap()).await;
     assert_eq!(decisions(&entries), [triple("WebFetch", "deny", "user")]);
     assert!(entries[0].get("rule").is_none(), "{entries:#?}");
