@@ -88,10 +88,12 @@ async fn no_secret_reaches_the_client_the_index_the_audit_log_or_the_log() {
 
     let uri = ws.uri("src/lib.rs");
     let instruction = format!("PLAN-ECHO with my token {SERVICE_TOKEN}");
+    // An edit run: its Bash runs sandboxed in the mirror on both pinned CLIs (2.1.197's sandbox
+    // cannot start in the read-only working directory of an analyze run).
     let result = ws
         .client
         .request(
-            "claude/analyze",
+            "claude/refactor",
             json!({"textDocument": {"uri": uri}, "instruction": instruction, "workDoneToken": "p1"}),
         )
         .await
