@@ -37,6 +37,7 @@ export const SERVER_SETTINGS = [
     'maxRetriesCli',
     'circuitFailureThreshold',
     'circuitCooldownSecs',
+    'dangerouslyAllowUnsandboxedBash',
 ] as const;
 
 export type ServerSettingName = (typeof SERVER_SETTINGS)[number];
@@ -70,6 +71,9 @@ export function explicitValue(inspection: Inspection | undefined): unknown {
     return scopes.find((value) => value !== undefined);
 }
 
+/** Settings taken from the user's own (global) settings only: a workspace cannot weaken containment. */
+export const USER_ONLY_SETTINGS: readonly ServerSettingName[] = ['dangerouslyAllowUnsandboxedBash'];
+
 /**
  * The server's settings object from the user's explicit settings. `inspect` answers
  * `WorkspaceConfiguration.inspect` for a key of the `claude` section. `null` counts as unset.
@@ -77,7 +81,8 @@ export function explicitValue(inspection: Inspection | undefined): unknown {
 export function serverSettings(inspect: (key: ServerSettingName) => Inspection | undefined): Record<string, unknown> {
     const settings: Record<string, unknown> = {};
     for (const key of SERVER_SETTINGS) {
-        const value = explicitValue(inspect(key));
+        const inspection = inspect(key);
+        const value = USER_ONLY_SETTINGS.includes(key) ? inspection?.globalValue : explicitValue(inspection);
         if (value !== undefined && value !== null) {
             settings[key] = value;
         }

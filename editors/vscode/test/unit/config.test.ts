@@ -92,6 +92,19 @@ describe('serverCommand', () => {
     });
 });
 
+describe('the sandbox opt-out', () => {
+    it('is taken from the user\u2019s own settings only, never from a workspace', () => {
+        const fromWorkspace = serverSettings((key) =>
+            key === 'dangerouslyAllowUnsandboxedBash' ? { workspaceValue: true, workspaceFolderValue: true } : undefined,
+        );
+        assert.equal(fromWorkspace.dangerouslyAllowUnsandboxedBash, undefined);
+        const fromUser = serverSettings((key) =>
+            key === 'dangerouslyAllowUnsandboxedBash' ? { globalValue: true, workspaceValue: false } : undefined,
+        );
+        assert.equal(fromUser.dangerouslyAllowUnsandboxedBash, true);
+    });
+});
+
 describe('package.json', () => {
     it('contributes exactly the server\u2019s settings plus the client-only ones', () => {
         const contributed = Object.keys(manifest().contributes.configuration.properties).sort();
