@@ -506,14 +506,13 @@ async fn a_long_analysis_is_announced_on_one_line_and_read_whole_as_a_hover() {
 
 #[tokio::test]
 async fn a_missing_cli_says_how_to_install_it_before_where_it_looked() {
-    let ws = Workspace::start(
+    let mut ws = Workspace::start(
         &[("src/lib.rs", RECURSIVE)],
         Turn::text("unused"),
         helix_capabilities(),
         json!({"warmPool": 0, "cliPath": "/nonexistent/claude"}),
     )
     .await;
-    let mut ws = ws;
     let uri = ws.uri("src/lib.rs");
     ws.client.did_open(&uri, "rust", 0, RECURSIVE).await;
     let typed = format!(r#"claude.analyze {{"textDocument": {{"uri": "{uri}"}}}}"#);

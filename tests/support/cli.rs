@@ -398,6 +398,19 @@ pub fn children_of(pid: u32) -> Vec<ProcInfo> {
     all_processes().into_iter().filter(|process| process.ppid == pid).collect()
 }
 
+/// Probe every 50 ms until `done` holds for what `probe` found, or `timeout` (a hang guard) has
+/// passed; returns what was found last.
+async fn poll<T>(timeout: Duration, probe: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = probe();
+        if done(&found) || Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Poll until no remaining process (live, or a zombie the test's processes never reaped; see
 /// [`remaining_processes`]) matches `matches`, for up to `timeout`. Returns the survivors
 /// (empty when everything is gone).
@@ -405,14 +418,8 @@ pub async fn leftover_processes(
     matches: impl Fn(&ProcInfo) -> bool,
     timeout: Duration,
 ) -> Vec<ProcInfo> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let survivors: Vec<ProcInfo> = remaining_processes().into_iter().filter(&matches).collect();
-        if survivors.is_empty() || Instant::now() >= deadline {
-            return survivors;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let survivors = || remaining_processes().into_iter().filter(&matches).collect::<Vec<_>>();
+    poll(timeout, survivors, Vec::is_empty).await
 }
 
 /// Poll until a live process matches `matches`, for up to `timeout` (a hang guard).
@@ -420,14 +427,7 @@ pub async fn wait_for_process(
     matches: impl Fn(&ProcInfo) -> bool,
     timeout: Duration,
 ) -> Option<ProcInfo> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let found = live_processes().into_iter().find(&matches);
-        if found.is_some() || Instant::now() >= deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll(timeout, || live_processes().into_iter().find(&matches), Option::is_some).await
 }
 
 /// The zombie children of `parent` that stay unreaped for `timeout`: children it never waited
