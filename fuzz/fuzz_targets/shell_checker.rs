@@ -30,7 +30,6 @@ fuzz_target!(|data: &[u8]| {
     let call = ToolCall { tool: "Bash", input: &input, cwd: cwd.as_deref() };
     let verdict = POLICY.evaluate(&call, &|_| false);
     // A word (between blanks, operators and quotes) that is the path; after a `#` the rest may
-    // be a comment, which names nothing.
     // be a comment, which names nothing. A quoted string is one word to the shell (`-c 'echo >
     // /etc/passwd'` is an argument, not the path), so quoted commands are left to the checker.
     let named = !command.contains(['#', '\'', '"'])
