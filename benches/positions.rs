@@ -4,9 +4,9 @@
 use std::hint::black_box;
 use std::str::FromStr;
 
-use claude_lsp::documents::{Document, LineIndex, PositionEncoding};
-use claude_lsp::edits::text_edits;
-use claude_lsp::lsp::{Position, Range, TextDocumentContentChangeEvent, Uri};
+use claude_lsp::model::documents::{Document, LineIndex, PositionEncoding};
+use claude_lsp::model::edits::text_edits;
+use claude_lsp::protocol::lsp::{Position, Range, TextDocumentContentChangeEvent, Uri};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const LINES: usize = 20_000;

@@ -12,8 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use claude_lsp::process::ProcessSpec;
-use claude_lsp::staging::{MirrorLease, StagingManager, StagingSettings};
+use claude_lsp::base::process::ProcessSpec;
+use claude_lsp::engine::staging::{MirrorLease, StagingManager, StagingSettings};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 

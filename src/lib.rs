@@ -1,39 +1,20 @@
 //! claude-lsp: the Claude Code agent behind the Language Server Protocol.
 //!
-//! See ARCHITECTURE.md for the code map and the invariants every module keeps.
+//! The crate is layered; each layer uses only the layers below it (ARCHITECTURE.md has the
+//! picture, `tests/architecture.rs` enforces it):
+//!
+//! - [`lsp_server`], [`headless`]: the faces — LSP over stdio, and `claude-lsp run` / `doctor`.
+//! - [`engine`]: one run from request to outcome, and the processes, queue and stores behind it.
+//! - [`model`]: pure data and logic — actions, documents, prompts, findings, edits, settings,
+//!   the session, usage and audit stores.
+//! - [`claude`]: the driver of the real `claude` CLI.
+//! - [`base`]: processes, git, secrets, time, the error table, logging.
+//! - [`protocol`]: the wire types and method names (a leaf: nothing of ours).
 
-pub mod activity;
-pub mod answers;
-pub mod audit;
+pub mod base;
 pub mod claude;
-pub mod conversations;
-pub mod doctor;
-pub mod documents;
-pub mod edits;
-pub mod error;
-pub mod findings;
-pub mod git;
-pub mod handlers;
+pub mod engine;
 pub mod headless;
-pub mod logging;
-pub mod lsp;
-pub mod lsp_ext;
-pub mod metrics;
-pub mod permissions;
-pub mod pipeline;
-pub mod pool;
-pub mod process;
-pub mod prompt;
-pub mod regions;
-pub mod retry;
-pub mod sandbox;
-pub mod scheduler;
-pub mod secrets;
-pub mod server;
-pub mod sessions;
-pub mod settings;
-pub mod staging;
-pub mod state;
-pub mod time;
-pub mod transport;
-pub mod usage;
+pub mod lsp_server;
+pub mod model;
+pub mod protocol;

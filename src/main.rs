@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use claude_lsp::doctor::DoctorArgs;
-use claude_lsp::headless::RunArgs;
-use claude_lsp::server::{ServerOptions, serve};
-use claude_lsp::settings::LogLevel;
+use claude_lsp::headless::doctor::DoctorArgs;
+use claude_lsp::headless::run::RunArgs;
+use claude_lsp::lsp_server::server::{ServerOptions, serve};
+use claude_lsp::model::settings::LogLevel;
 
 #[derive(Parser)]
 #[command(
@@ -40,7 +40,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log = claude_lsp::logging::init();
+    let log = claude_lsp::base::logging::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -59,16 +59,16 @@ fn main() -> ExitCode {
         // there (unless CLAUDE_LSP_LOG says otherwise).
         Some(Command::Run(args)) => {
             quiet(log.as_ref());
-            ExitCode::from(runtime.block_on(claude_lsp::headless::main(args)))
+            ExitCode::from(runtime.block_on(claude_lsp::headless::run::main(args)))
         }
         Some(Command::Doctor(args)) => {
             quiet(log.as_ref());
-            ExitCode::from(runtime.block_on(claude_lsp::doctor::main(args)))
+            ExitCode::from(runtime.block_on(claude_lsp::headless::doctor::main(args)))
         }
     }
 }
 
-fn quiet(log: Option<&claude_lsp::logging::LogControl>) {
+fn quiet(log: Option<&claude_lsp::base::logging::LogControl>) {
     if let Some(log) = log
         && let Err(err) = log.apply(LogLevel::Warn, None)
     {

@@ -103,7 +103,7 @@ async fn git_run_by_the_agent_in_its_mirror_leaves_the_users_repository_alone() 
     let quiet = refactor(&mut ws, "PLAN-QUIET").await;
     assert_eq!(quiet["text"], "done PLAN-QUIET", "{quiet}");
     assert_eq!(quiet["files"], json!([]), "the previous run's files stayed in the mirror");
-    let err = claude_lsp::git::uncommitted_changes(ws.root()).await.unwrap_err();
+    let err = claude_lsp::base::git::uncommitted_changes(ws.root()).await.unwrap_err();
     assert!(err.contains("no uncommitted changes"), "{err}");
 
     assert_eq!(snapshot(&user_git), before, "the user's .git changed (ran: {ran:?})");

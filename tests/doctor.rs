@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use claude_lsp::process::{ProcessOutput, ProcessSpec};
+use claude_lsp::base::process::{ProcessOutput, ProcessSpec};
 
 use support::cli::{TestHome, expected_cli_version, real_cli};
 use support::fake_api::{CLI_ENV_TO_REMOVE, DUMMY_API_KEY, FakeApi, Turn};

@@ -18,7 +18,7 @@ use claude_lsp::claude::errors::ClaudeError;
 use claude_lsp::claude::session::{
     ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_once,
 };
-use claude_lsp::process::ProcessSpec;
+use claude_lsp::base::process::ProcessSpec;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use support::cli::{

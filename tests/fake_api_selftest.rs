@@ -7,7 +7,7 @@ mod support;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use claude_lsp::process::ProcessSpec;
+use claude_lsp::base::process::ProcessSpec;
 use serde_json::{Value, json};
 use support::cli::{
     STREAM_JSON_ARGS, StreamJsonCli, TestHome, children_of, expected_cli_version, fake_claude,

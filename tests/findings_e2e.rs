@@ -205,7 +205,7 @@ async fn structured_findings_become_exact_diagnostics_on_every_file() {
         .iter()
         .find(|tool| tool["name"] == "StructuredOutput")
         .unwrap_or_else(|| panic!("no StructuredOutput tool in {:?}", request.tool_names()));
-    assert_eq!(tool["input_schema"], claude_lsp::findings::schema());
+    assert_eq!(tool["input_schema"], claude_lsp::model::findings::schema());
     assert!(request.all_text().contains("## Findings format"));
 
     let progress = ws.client.take_notifications("$/progress");
@@ -578,5 +578,5 @@ async fn analyze_depth_sets_the_effort_and_answers_with_findings() {
 
 /// The path of a `file://` URI written by the server (plain ASCII temp paths).
 fn url_path(uri: &str) -> std::path::PathBuf {
-    claude_lsp::edits::uri_to_path(&uri.parse().unwrap()).unwrap()
+    claude_lsp::model::edits::uri_to_path(&uri.parse().unwrap()).unwrap()
 }

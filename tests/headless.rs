@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use claude_lsp::process::{ProcessOutput, ProcessSpec};
+use claude_lsp::base::process::{ProcessOutput, ProcessSpec};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use claude_lsp::server::ServerOptions;
+use claude_lsp::lsp_server::server::ServerOptions;
 
 use support::cli::{processes_running, real_cli};
 use support::fake_api::{RecordedRequest, Script, Turn};

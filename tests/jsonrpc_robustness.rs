@@ -10,8 +10,8 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use claude_lsp::process::{ChildProcess, ProcessSpec};
-use claude_lsp::transport::FrameDecoder;
+use claude_lsp::base::process::{ChildProcess, ProcessSpec};
+use claude_lsp::lsp_server::transport::FrameDecoder;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, ChildStdout};

@@ -8,7 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use claude_lsp::process::ProcessSpec;
+use claude_lsp::base::process::ProcessSpec;
 use serde_json::{Value, json};
 
 use support::cli::cli_version_label;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use claude_lsp::claude::args::CliOptions;
 use claude_lsp::claude::control::{DenyAll, InitializeRequest};
 use claude_lsp::claude::session::{RunLimits, RunResult, SessionConfig, run_turn};
-use claude_lsp::pool::{MAX_KEYS, MAX_USES, PoolLimits, PooledSession, WarmPool};
+use claude_lsp::engine::pool::{MAX_KEYS, MAX_USES, PoolLimits, PooledSession, WarmPool};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use claude_lsp::lsp_ext;
+use claude_lsp::protocol::lsp_ext;
 use schemars::JsonSchema;
 use schemars::generate::{Contract, SchemaSettings};
 use serde_json::{Map, Value, json};

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use claude_lsp::process::ProcessSpec;
+use claude_lsp::base::process::ProcessSpec;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 

@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 
-use claude_lsp::settings::LogLevel;
+use claude_lsp::model::settings::LogLevel;
 use serde_json::{Value, json};
 
 use support::fake_api::{RecordedRequest, Script, Turn};
@@ -74,7 +74,7 @@ async fn no_secret_reaches_the_client_the_index_the_audit_log_or_the_log() {
     let logs = tempfile::tempdir().unwrap();
     let log_file = logs.path().join("claude-lsp.log");
     // The server's own logging, to a file (this test binary has no other subscriber).
-    let log = claude_lsp::logging::init().expect("the only subscriber");
+    let log = claude_lsp::base::logging::init().expect("the only subscriber");
     log.apply(LogLevel::Trace, Some(&log_file)).unwrap();
 
     // (The fake API accepts any key.)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use claude_lsp::process::{ChildProcess, ProcessSpec};
+use claude_lsp::base::process::{ChildProcess, ProcessSpec};
 use rustix::process::Signal;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

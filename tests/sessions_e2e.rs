@@ -7,7 +7,7 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use claude_lsp::server::ServerOptions;
+use claude_lsp::lsp_server::server::ServerOptions;
 use serde_json::{Map, Value, json};
 
 use support::cli::{processes_running, real_cli};

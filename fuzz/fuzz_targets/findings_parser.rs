@@ -2,7 +2,7 @@
 //! malformed-report reason without a panic; a report's summary can always be written.
 #![no_main]
 
-use claude_lsp::findings::read_report;
+use claude_lsp::model::findings::read_report;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

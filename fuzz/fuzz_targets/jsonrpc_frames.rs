@@ -4,11 +4,11 @@
 //! custom requests).
 #![no_main]
 
-use claude_lsp::lsp_ext::{
+use claude_lsp::protocol::lsp_ext::{
     ActionParams, AuditParams, CancelParams, ContinueParams, SessionParams, SessionsParams,
     UsageParams,
 };
-use claude_lsp::settings::parse_settings;
+use claude_lsp::model::settings::parse_settings;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -17,7 +17,7 @@ fn decode<T: serde::de::DeserializeOwned>(value: &Value) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = claude_lsp::transport::decode_frames(data);
+    let _ = claude_lsp::lsp_server::transport::decode_frames(data);
     let Ok(message) = serde_json::from_slice::<Value>(data) else { return };
     let params = message.get("params").unwrap_or(&message);
     let options = params.get("initializationOptions").unwrap_or(params);

@@ -3,8 +3,8 @@
 //! for an offset between the `\r` and `\n` of a line break, which maps to the line's end).
 #![no_main]
 
-use claude_lsp::documents::{Document, LineIndex, PositionEncoding};
-use claude_lsp::lsp::{Position, Range, TextDocumentContentChangeEvent, Uri};
+use claude_lsp::model::documents::{Document, LineIndex, PositionEncoding};
+use claude_lsp::protocol::lsp::{Position, Range, TextDocumentContentChangeEvent, Uri};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 

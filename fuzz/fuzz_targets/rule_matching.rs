@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use claude_lsp::permissions::{Policy, ToolCall};
-use claude_lsp::settings::parse_settings;
+use claude_lsp::engine::permissions::{Policy, ToolCall};
+use claude_lsp::model::settings::parse_settings;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use claude_lsp::permissions::{Policy, ToolCall, Verdict};
-use claude_lsp::settings::parse_settings;
+use claude_lsp::engine::permissions::{Policy, ToolCall, Verdict};
+use claude_lsp::model::settings::parse_settings;
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 

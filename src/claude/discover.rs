@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::process::ProcessSpec;
+use crate::base::process::ProcessSpec;
 
 use super::errors::{ClaudeError, redact};
 

@@ -1,5 +1,5 @@
 //! Typed errors of the CLI driver and their classification from CLI output. Their texts pass
-//! through the server's one redaction ([`crate::secrets`]).
+//! through the server's one redaction ([`crate::base::secrets`]).
 
 use std::path::PathBuf;
 use std::sync::LazyLock;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::protocol::{ResultMessage, ResultSubtype};
-pub use crate::secrets::redact;
+pub use crate::base::secrets::redact;
 
 /// How to install the CLI, repeated in every "not found" message.
 pub const INSTALL_HINT: &str = "npm install -g @anthropic-ai/claude-code";

@@ -28,7 +28,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::process::{ChildProcess, ProcessSpec, StderrTail};
+use crate::base::process::{ChildProcess, ProcessSpec, StderrTail};
 
 use super::args::{CliOptions, PermissionMode};
 use super::control::{ControlHandler, InitializeRequest};
@@ -38,7 +38,7 @@ use super::protocol::{
     self, ContentBlock, ControlRequestKind, Delta, Message, ResultMessage, ResultSubtype,
     StreamEventKind, SystemMessage, UserContent,
 };
-use crate::secrets::{is_secret_name, redact_with};
+use crate::base::secrets::{is_secret_name, redact_with};
 
 /// Each rung of the shutdown ladder waits this long.
 const SHUTDOWN_STEP: Duration = Duration::from_secs(2);
@@ -246,7 +246,7 @@ impl ClaudeSession {
             .map(|(_, value)| value.clone())
             .collect();
         // The agent's git must find the repository of its working directory (the mirror).
-        let spec = crate::git::without_repository_overrides(ProcessSpec::new(&binary, &cwd))
+        let spec = crate::base::git::without_repository_overrides(ProcessSpec::new(&binary, &cwd))
             .args(options.to_args())
             // Older CLIs refuse to start inside another Claude Code session.
             .env_remove("CLAUDECODE")

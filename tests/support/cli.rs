@@ -8,7 +8,7 @@ use std::process::ExitStatus;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use claude_lsp::process::{ChildProcess, ProcessSpec};
+use claude_lsp::base::process::{ChildProcess, ProcessSpec};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
 use tokio::sync::{Notify, oneshot};
 
-use claude_lsp::server::ServerOptions;
+use claude_lsp::lsp_server::server::ServerOptions;
 
 /// How long any single wait may take before the test fails (runs of the real CLI included).
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -108,7 +108,7 @@ impl TestClient {
     pub fn start(options: ServerOptions) -> Self {
         let (client_end, server_end) = tokio::io::duplex(1 << 20);
         let (server_read, server_write) = tokio::io::split(server_end);
-        let server = tokio::spawn(claude_lsp::server::serve(server_read, server_write, options));
+        let server = tokio::spawn(claude_lsp::lsp_server::server::serve(server_read, server_write, options));
         let (client_read, client_write) = tokio::io::split(client_end);
         let writer = Arc::new(tokio::sync::Mutex::new(client_write));
         let inbox = Arc::new(Mutex::new(Inbox::default()));
@@ -462,7 +462,7 @@ async fn read_message(reader: &mut BufReader<tokio::io::ReadHalf<DuplexStream>>)
 
 /// `file://` URI of a path (test paths are plain ASCII temp dirs unless a test says otherwise).
 pub fn file_uri(path: &Path) -> String {
-    claude_lsp::edits::path_to_uri(path).expect("not a file path").to_string()
+    claude_lsp::model::edits::path_to_uri(path).expect("not a file path").to_string()
 }
 
 /// The capabilities of a full-featured client (documentChanges, resource operations,

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use claude_lsp::process::ProcessSpec;
-use claude_lsp::server::ServerOptions;
+use claude_lsp::base::process::ProcessSpec;
+use claude_lsp::lsp_server::server::ServerOptions;
 use serde_json::{Map, Value, json};
 
 use super::cli::{TestHome, real_cli};

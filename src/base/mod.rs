@@ -1,0 +1,8 @@
+//! The base layer: what every other layer builds on, depending on nothing of ours.
+
+pub mod error;
+pub mod git;
+pub mod logging;
+pub mod process;
+pub mod secrets;
+pub mod time;

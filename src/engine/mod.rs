@@ -1,0 +1,12 @@
+//! The engine: one run from request to outcome, and what it runs on — the staging mirror, the
+//! permission policy and OS sandbox, warm and live CLI processes, the queue, retries, metrics.
+
+pub mod conversations;
+pub mod metrics;
+pub mod permissions;
+pub mod pipeline;
+pub mod pool;
+pub mod retry;
+pub mod sandbox;
+pub mod scheduler;
+pub mod staging;

@@ -1,0 +1,794 @@
+//! The four actions, as custom requests (result returned, nothing applied) and as commands
+//! (answered at once; the result is delivered later through applyEdit / showMessage /
+//! showDocument).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::activity::compact_count;
+use crate::model::documents::{Document, DocumentStore};
+use crate::model::edits::{self, FileChange};
+use crate::base::error::{ErrorKind, ServerError};
+use crate::lsp_server::handlers::findings;
+use crate::lsp_server::handlers::progress::Progress;
+use crate::lsp_server::handlers::sessions::{self, RunTrace};
+use crate::protocol::lsp::request::ApplyWorkspaceEdit;
+use crate::protocol::lsp::{
+    ApplyWorkspaceEditParams, Client, MessageType, ShowDocumentParams, Uri, WorkspaceEdit,
+};
+use crate::protocol::lsp_ext::{
+    ActionParams, ActionResult, ChangedFile, FileAction, OUTPUT_NOTIFICATION,
+    OutputKind as WireKind, OutputParams, ReviewScope, RunMetadata, RunStarted,
+};
+use crate::engine::metrics::TokenCounts;
+use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
+use crate::model::prompt::{Action, PromptDiagnostic, Selection};
+use crate::engine::scheduler::{Slot, TicketEvent};
+use crate::base::secrets::{self, StreamRedactor};
+use crate::lsp_server::state::{RunEntry, ServerState, read};
+
+/// Cancels its token when dropped: a cancelled request's future is dropped by tower-lsp, and the
+/// run (on its own task, so it can shut the CLI down properly) must stop with it.
+struct CancelOnDrop(CancellationToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// `claude/<action>`: run and return the result; never apply anything.
+pub async fn request(
+    state: Arc<ServerState>,
+    action: Action,
+    params: ActionParams,
+) -> Result<ActionResult, ServerError> {
+    let run_id = new_run_id();
+    let cancel = CancellationToken::new();
+    let _guard = CancelOnDrop(cancel.clone());
+    let task = tokio::spawn(execute(state, action, params, run_id, cancel));
+    task.await.map_err(|err| ServerError::internal(format!("the run failed: {err}")))?
+}
+
+/// `claude.<action>` command: start the run in the background and answer at once.
+pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) -> RunStarted {
+    let run_id = new_run_id();
+    let started = RunStarted { run_id: run_id.clone() };
+    tokio::spawn(async move {
+        let cancel = CancellationToken::new();
+        let outcome = execute(state.clone(), action, params.clone(), run_id.clone(), cancel).await;
+        // The command path publishes findings as diagnostics; a request only returns them.
+        if let Ok(ActionResult { findings: Some(found), .. }) = &outcome {
+            findings::publish_run(&state, action, &params, found).await;
+        }
+        deliver(&state, action, &params, &run_id, outcome).await;
+    });
+    started
+}
+
+fn new_run_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The document a run targets, as it was when the run started.
+struct Target {
+    uri: Uri,
+    path: PathBuf,
+    workspace: PathBuf,
+    language_id: String,
+    text: String,
+}
+
+async fn execute(
+    state: Arc<ServerState>,
+    action: Action,
+    params: ActionParams,
+    run_id: String,
+    cancel: CancellationToken,
+) -> Result<ActionResult, ServerError> {
+    let started = Instant::now();
+    let target = match target(&state, &params) {
+        Ok(target) => target,
+        Err(err) => {
+            let result = Err(err);
+            record_metrics(&state, action, started.elapsed(), &result);
+            return result;
+        }
+    };
+    let started_at = now_rfc3339();
+    state.register_run(
+        run_id.clone(),
+        RunEntry {
+            action,
+            uri: target.uri.clone(),
+            started_at,
+            cancel: cancel.clone(),
+            progress_token: None,
+        },
+    );
+    let result = run_with_progress(&state, action, &params, &target, &run_id, cancel).await;
+    state.finish_run(&run_id);
+    record_metrics(&state, action, started.elapsed(), &result);
+    result
+}
+
+async fn run_with_progress(
+    state: &Arc<ServerState>,
+    action: Action,
+    params: &ActionParams,
+    target: &Target,
+    run_id: &str,
+    cancel: CancellationToken,
+) -> Result<ActionResult, ServerError> {
+    let info = state.client_info();
+    let title = format!("Claude: {action}");
+    let progress = Progress::begin(
+        &state.client,
+        params.work_done_token.clone(),
+        info.progress_create,
+        &title,
+        |token| state.set_run_progress_token(run_id, token.clone()),
+    )
+    .await;
+
+    let trace = RunTrace::start(action, params, &target.workspace);
+    let outcome = run_pipeline(state, &trace, target, run_id, &progress, cancel).await;
+    // What the run spent counts whatever becomes of its answer (an edit conflict, say).
+    let usage = outcome.as_ref().ok().map(|outcome| outcome.usage.clone());
+    let result = outcome.and_then(|outcome| {
+        let run_target = findings::RunTarget {
+            path: &target.path,
+            workspace: &target.workspace,
+            text: &target.text,
+        };
+        let collected = findings::collect(state, action, params, &run_target, &outcome)?;
+        to_action_result(state, &target.workspace, outcome)
+            .map(|result| findings::attach(result, collected))
+    });
+    // The answer may quote a key the agent read or was told: never hand it to the client.
+    let result = result.map(|mut result| {
+        result.text = secrets::redacted(&result.text);
+        result
+    });
+    sessions::after_run(state, &trace, &result, usage).await;
+    let summary = match &result {
+        Ok(result) => summary(result),
+        Err(err) if err.kind == ErrorKind::CANCELLED => "Cancelled; nothing was applied".to_owned(),
+        Err(err) => format!("Failed: {}", err.message),
+    };
+    progress.end(summary).await;
+    result
+}
+
+async fn run_pipeline(
+    state: &Arc<ServerState>,
+    trace: &RunTrace,
+    target: &Target,
+    run_id: &str,
+    progress: &Progress,
+    cancel: CancellationToken,
+) -> Result<ActionOutcome, ServerError> {
+    let (action, params) = (trace.action(), trace.params());
+    let mut runner = state.runner().await?;
+    let request = action_request(state, action, params, target).await?;
+
+    let _slot = wait_for_slot(state, &target.workspace, progress, &cancel).await?;
+
+    // Activities are reported from a sync callback; forward them in order on one task.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Activity>();
+    // Permission questions go to this editor and say "Waiting for your permission" in progress.
+    runner.permissions.prompter =
+        Some(crate::lsp_server::handlers::permissions::prompter(state, tx.downgrade()));
+    let mut output = OutputSender::new(state, run_id, progress);
+    let forward = async {
+        while let Some(activity) = rx.recv().await {
+            match activity {
+                Activity::Status(message) | Activity::Writing(message) => {
+                    progress.report(message).await;
+                }
+                Activity::Output { kind, text, tool } => output.send(kind, &text, tool).await,
+                Activity::Session { id, cwd } => trace.saw_session(&id, &cwd),
+            }
+        }
+        output.flush().await;
+    };
+    let run = async {
+        // Moving the sender in means the forwarder ends when the run is done.
+        let mut on_activity = move |activity: Activity| {
+            let _ = tx.send(activity);
+        };
+        runner.run(&request, cancel.clone(), &mut on_activity).await
+    };
+    let (outcome, ()) = tokio::join!(run, forward);
+    let outcome = outcome?;
+    client_output_result(state, run_id, progress, &outcome).await;
+    Ok(outcome)
+}
+
+/// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
+/// at once while the circuit breaker is open, rather than queueing for nothing.
+async fn wait_for_slot(
+    state: &ServerState,
+    workspace: &Path,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<Slot, ServerError> {
+    state.circuit.check().map_err(|open| open.to_error())?;
+    let queued_at = Instant::now();
+    let mut ticket = state.scheduler.enqueue(workspace);
+    let slot = loop {
+        tokio::select! {
+            event = ticket.next_event() => match event {
+                TicketEvent::Ready(slot) => break slot,
+                TicketEvent::Waiting(message) => progress.report(message).await,
+            },
+            () = cancel.cancelled() => return Err(ServerError::cancelled()),
+        }
+    };
+    state.metrics.record_queue_wait(queued_at.elapsed());
+    Ok(slot)
+}
+
+/// Count an answered request in the metrics.
+fn record_metrics(
+    state: &ServerState,
+    action: Action,
+    duration: Duration,
+    result: &Result<ActionResult, ServerError>,
+) {
+    let outcome = match result {
+        Ok(result) => {
+            let meta = &result.metadata;
+            let tokens = TokenCounts {
+                input: meta.input_tokens,
+                output: meta.output_tokens,
+                cache_read: meta.cache_read_tokens,
+            };
+            state.metrics.record_usage(tokens, meta.cost_usd);
+            "success"
+        }
+        Err(err) => err.kind.name,
+    };
+    state.metrics.record_request(&action.to_string(), outcome, duration);
+}
+
+/// Sends `claude/output` with secrets redacted. Streamed text and thinking pass through a
+/// [`StreamRedactor`] each, so a key split across two deltas never shows.
+struct OutputSender {
+    client: crate::protocol::lsp::Client,
+    run_id: String,
+    token: Option<crate::protocol::lsp::NumberOrString>,
+    text: StreamRedactor,
+    thinking: StreamRedactor,
+}
+
+impl OutputSender {
+    fn new(state: &ServerState, run_id: &str, progress: &Progress) -> Self {
+        Self {
+            client: state.client.clone(),
+            run_id: run_id.to_owned(),
+            token: progress.token().cloned(),
+            text: StreamRedactor::default(),
+            thinking: StreamRedactor::default(),
+        }
+    }
+
+    async fn send(&mut self, kind: OutputKind, text: &str, tool: Option<String>) {
+        let text = match kind {
+            OutputKind::Text => self.text.push(text),
+            OutputKind::Thinking => self.thinking.push(text),
+            OutputKind::ToolUse | OutputKind::ToolResult => {
+                // A tool call ends the text before it: send what was held back first.
+                self.flush().await;
+                secrets::redacted(text)
+            }
+        };
+        self.emit(kind, text, tool).await;
+    }
+
+    /// Send what the redactors still hold (the end of a block or of the stream).
+    async fn flush(&mut self) {
+        let text = self.text.flush();
+        self.emit(OutputKind::Text, text, None).await;
+        let thinking = self.thinking.flush();
+        self.emit(OutputKind::Thinking, thinking, None).await;
+    }
+
+    async fn emit(&self, kind: OutputKind, text: String, tool: Option<String>) {
+        if text.is_empty() {
+            return;
+        }
+        let params = OutputParams {
+            run_id: self.run_id.clone(),
+            token: self.token.clone(),
+            kind: wire_kind(kind),
+            text,
+            tool,
+        };
+        self.client.send_notification::<OutputNotification>(params).await;
+    }
+}
+
+async fn client_output_result(
+    state: &ServerState,
+    run_id: &str,
+    progress: &Progress,
+    outcome: &ActionOutcome,
+) {
+    let params = OutputParams {
+        run_id: run_id.to_owned(),
+        token: progress.token().cloned(),
+        kind: WireKind::Result,
+        text: secrets::redacted(&outcome.text),
+        tool: None,
+    };
+    state.client.send_notification::<OutputNotification>(params).await;
+}
+
+fn wire_kind(kind: OutputKind) -> WireKind {
+    match kind {
+        OutputKind::Text => WireKind::Text,
+        OutputKind::Thinking => WireKind::Thinking,
+        OutputKind::ToolUse => WireKind::ToolUse,
+        OutputKind::ToolResult => WireKind::ToolResult,
+    }
+}
+
+/// `claude/output` as a typed notification.
+enum OutputNotification {}
+
+impl crate::protocol::lsp::notification::Notification for OutputNotification {
+    type Params = OutputParams;
+    const METHOD: &'static str = OUTPUT_NOTIFICATION;
+}
+
+fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerError> {
+    let uri = params.text_document.uri.clone();
+    let path =
+        edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
+    let workspace = state.workspace_for(&path);
+    let open = match open_document(&read(&state.documents), &path) {
+        Some(doc) if doc.is_out_of_sync() => return Err(out_of_sync(&path)),
+        doc => doc.map(|doc| (doc.language_id().to_owned(), doc.text())),
+    };
+    let (language_id, text) = match open {
+        Some(open) => open,
+        None => {
+            let text = std::fs::read_to_string(&path).map_err(|err| {
+                ServerError::file_access(format!("cannot read {}: {err}", path.display()))
+            })?;
+            (language_from_path(&path), text)
+        }
+    };
+    Ok(Target { uri, path, workspace, language_id, text })
+}
+
+async fn action_request(
+    state: &ServerState,
+    action: Action,
+    params: &ActionParams,
+    target: &Target,
+) -> Result<ActionRequest, ServerError> {
+    if action.is_edit() && params.instruction.as_deref().is_none_or(|i| i.trim().is_empty()) {
+        return Err(ServerError::invalid_params(format!(
+            "{action} needs an instruction (the `instruction` parameter)"
+        )));
+    }
+    sessions::check_before_run(state, &target.workspace, params.session_id.as_deref()).await?;
+    let encoding = state.encoding();
+    let selection = match params.range {
+        Some(range) if range.start != range.end => {
+            let doc =
+                Document::new(target.uri.clone(), target.language_id.clone(), 0, &target.text);
+            if range.end < range.start {
+                return Err(ServerError::invalid_params("the range ends before it starts"));
+            }
+            Some(Selection {
+                start_line: range.start.line,
+                end_line: range.end.line,
+                text: doc.range_text(range, encoding),
+            })
+        }
+        _ => None,
+    };
+    let options = params.options.clone();
+    let changes_diff = match (action, options.review.scope) {
+        (Action::Review, Some(ReviewScope::Changes)) => {
+            Some(crate::base::git::uncommitted_changes(&target.workspace).await.map_err(|err| {
+                ServerError::new(
+                    ErrorKind::FILE_ACCESS,
+                    err,
+                    "review of changes needs a git repository",
+                )
+            })?)
+        }
+        _ => None,
+    };
+    let overlays = open_documents(state)
+        .into_iter()
+        .filter(|(path, _)| path.starts_with(&target.workspace))
+        .collect();
+    Ok(ActionRequest {
+        action,
+        workspace: target.workspace.clone(),
+        file: target.path.clone(),
+        language_id: target.language_id.clone(),
+        text: target.text.clone(),
+        selection,
+        instruction: params.instruction.clone(),
+        diagnostics: params.diagnostics.iter().map(PromptDiagnostic::from_lsp).collect(),
+        options,
+        changes_diff,
+        overlays,
+        resume: params.session_id.clone(),
+        fork: params.fork,
+    })
+}
+
+/// The unsaved text of every open document: (path, text).
+fn open_documents(state: &ServerState) -> Vec<(PathBuf, String)> {
+    let documents = read(&state.documents);
+    documents
+        .iter()
+        .filter_map(|doc| Some((edits::uri_to_path(doc.uri()).ok()?, doc.text())))
+        .collect()
+}
+
+/// The open document at `path`. Matched by path, not URI text: clients spell URIs differently.
+fn open_document<'a>(documents: &'a DocumentStore, path: &Path) -> Option<&'a Document> {
+    documents.iter().find(|doc| edits::uri_to_path(doc.uri()).is_ok_and(|p| p == path))
+}
+
+/// Turn the run's file changes into one WorkspaceEdit, rebasing onto whatever the user typed
+/// during the run (three-way merge), or refusing on a conflict. A change outside `workspace` is
+/// refused outright (SANDBOX_VIOLATION), whatever produced it.
+fn to_action_result(
+    state: &ServerState,
+    workspace: &Path,
+    outcome: ActionOutcome,
+) -> Result<ActionResult, ServerError> {
+    crate::engine::permissions::check_changes_inside(workspace, &outcome.changes)?;
+    let info = state.client_info();
+    let mut rebased = Vec::with_capacity(outcome.changes.len());
+    let mut versions = Vec::new();
+    for change in &outcome.changes {
+        rebased.push(rebase_onto_buffer(state, change, &mut versions)?);
+    }
+    let files = rebased.iter().filter_map(changed_file).collect();
+    let edit = if rebased.is_empty() {
+        None
+    } else {
+        let open_version =
+            |path: &Path| versions.iter().find(|(p, _)| p == path).map(|(_, version)| *version);
+        let edit = edits::build_workspace_edit(&rebased, &info.edits, info.encoding, &open_version)
+            .map_err(|err| {
+                ServerError::new(
+                    ErrorKind::UNSUPPORTED_BY_CLIENT,
+                    err.to_string(),
+                    "your editor cannot apply this kind of change; nothing was applied",
+                )
+            })?;
+        Some(edit)
+    };
+    let result = &outcome.result;
+    sessions::expect_regions(state, &result.session_id, &outcome.text, &rebased);
+    Ok(ActionResult {
+        session_id: result.session_id.clone(),
+        text: outcome.text.clone(),
+        edit,
+        findings: None,
+        files,
+        metadata: RunMetadata {
+            duration_ms: result.duration_ms,
+            num_turns: result.num_turns,
+            input_tokens: result.usage.input_tokens,
+            output_tokens: result.usage.output_tokens,
+            cache_read_tokens: result.usage.cache_read_tokens,
+            cost_usd: result.cost_usd,
+            model: result.model.clone(),
+        },
+    })
+}
+
+/// A change to an open document is computed against the buffer as it is *now*: unchanged since
+/// the run started → as is; changed → three-way merged, or a conflict error.
+fn rebase_onto_buffer(
+    state: &ServerState,
+    change: &FileChange,
+    versions: &mut Vec<(PathBuf, i32)>,
+) -> Result<FileChange, ServerError> {
+    let FileChange::Modified { path, before, after } = change else {
+        return Ok(change.clone());
+    };
+    let documents = read(&state.documents);
+    let Some(doc) = open_document(&documents, path) else { return Ok(change.clone()) };
+    if doc.is_out_of_sync() {
+        return Err(out_of_sync(path));
+    }
+    let current = doc.text();
+    versions.push((path.clone(), doc.version()));
+    if current == *before {
+        return Ok(change.clone());
+    }
+    let merged = edits::merge3(before, after, &current).map_err(|conflict| {
+        ServerError::new(
+            ErrorKind::EDIT_CONFLICT,
+            format!("{} changed during the run and the edits overlap: {conflict}", path.display()),
+            "nothing was applied; run the action again",
+        )
+    })?;
+    Ok(FileChange::Modified { path: path.clone(), before: current, after: merged })
+}
+
+/// The server's copy of an open document missed a change (see `handlers::documents`): its text
+/// is not what the user sees, so nothing may be built on it.
+fn out_of_sync(path: &Path) -> ServerError {
+    ServerError::new(
+        ErrorKind::FILE_ACCESS,
+        format!(
+            "the server's copy of {} is out of date: the editor sent a change it could not apply",
+            path.display()
+        ),
+        "close and reopen the file, then run the action again",
+    )
+}
+
+fn changed_file(change: &FileChange) -> Option<ChangedFile> {
+    let (path, action) = match change {
+        FileChange::Modified { path, .. } => (path, FileAction::Modified),
+        FileChange::Created { path, .. } => (path, FileAction::Created),
+        FileChange::Deleted { path, .. } => (path, FileAction::Deleted),
+        FileChange::Renamed { to, .. } => (to, FileAction::Renamed),
+    };
+    Some(ChangedFile { uri: edits::path_to_uri(path).ok()?, action })
+}
+
+fn summary(result: &ActionResult) -> String {
+    let meta = &result.metadata;
+    let mut parts = Vec::new();
+    if let Some(edit) = &result.edit {
+        let edits = count_edits(edit);
+        let files = result.files.len();
+        parts.push(format!("{edits} edit{} in {files} file{}", plural(edits), plural(files)));
+    }
+    if let Some(found) = &result.findings {
+        parts.push(format!("{} finding{}", found.len(), plural(found.len())));
+    }
+    parts.push(format!("{} turn{}", meta.num_turns, plural(meta.num_turns as usize)));
+    parts.push(format!("{} tokens", compact_count(meta.input_tokens + meta.output_tokens)));
+    parts.push(format!("${:.4}", meta.cost_usd));
+    parts.join(" · ")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn count_edits(edit: &WorkspaceEdit) -> usize {
+    use crate::protocol::lsp::{DocumentChangeOperation, DocumentChanges};
+    let in_changes: usize = edit.changes.iter().flat_map(|c| c.values()).map(Vec::len).sum();
+    let in_document_changes: usize = match &edit.document_changes {
+        Some(DocumentChanges::Edits(edits)) => edits.iter().map(|e| e.edits.len()).sum(),
+        Some(DocumentChanges::Operations(ops)) => ops
+            .iter()
+            .map(|op| match op {
+                DocumentChangeOperation::Edit(e) => e.edits.len(),
+                DocumentChangeOperation::Op(_) => 1,
+            })
+            .sum(),
+        None => 0,
+    };
+    in_changes + in_document_changes
+}
+
+/// Deliver a command's result: edits through applyEdit, text as a message or a document.
+async fn deliver(
+    state: &ServerState,
+    action: Action,
+    params: &ActionParams,
+    run_id: &str,
+    outcome: Result<ActionResult, ServerError>,
+) {
+    let client = &state.client;
+    let result = match outcome {
+        Ok(result) => result,
+        Err(err) if err.kind == ErrorKind::CANCELLED => {
+            client
+                .show_message(
+                    MessageType::INFO,
+                    format!("Claude: {action} cancelled; nothing was applied"),
+                )
+                .await;
+            return;
+        }
+        Err(err) => {
+            client.show_message(MessageType::ERROR, err.user_message()).await;
+            return;
+        }
+    };
+    if let Some(edit) = result.edit.clone() {
+        let params = ApplyWorkspaceEditParams { label: Some(format!("Claude: {action}")), edit };
+        match client.send_request::<ApplyWorkspaceEdit>(params).await {
+            Ok(response) if response.applied => {}
+            Ok(response) => {
+                let why =
+                    response.failure_reason.unwrap_or_else(|| "the editor refused it".to_owned());
+                client
+                    .show_message(
+                        MessageType::WARNING,
+                        format!("Claude: the {action} edit was not applied: {why}"),
+                    )
+                    .await;
+            }
+            Err(err) => {
+                client
+                    .show_message(
+                        MessageType::ERROR,
+                        format!("Claude: could not apply the {action} edit: {err}"),
+                    )
+                    .await;
+            }
+        }
+    }
+    show_text(state, action, params, run_id, &result.text).await;
+}
+
+/// Short answers as a message; long ones as a markdown document when the client can show one,
+/// else as a hover over the code they are about (announced by a one-line message), else whole
+/// in a message.
+async fn show_text(
+    state: &ServerState,
+    action: Action,
+    params: &ActionParams,
+    run_id: &str,
+    text: &str,
+) {
+    const SHORT: usize = 400;
+    let client = &state.client;
+    let text = text.trim();
+    if text.is_empty() {
+        return;
+    }
+    let info = state.client_info();
+    let show_document = info.show_document;
+    if !show_document && info.hover && !fits_a_status_line(text) {
+        if let Ok(path) = edits::uri_to_path(&params.text_document.uri) {
+            let lines = params.range.map(|range| (range.start.line, range.end.line));
+            let answer = crate::model::answers::Answer { action, text: text.to_owned(), lines };
+            state.answers.keep(path, answer);
+            let about = if lines.is_some() { "the selected code" } else { "the file" };
+            let message = format!(
+                "Claude ({action}): {} — hover over {about} to read the whole answer",
+                // Short enough to leave the hint room on a status line.
+                crate::model::activity::headline(text, 72)
+            );
+            client.show_message(MessageType::INFO, message).await;
+            return;
+        }
+    }
+    if text.chars().count() <= SHORT && !text.contains("\n\n") {
+        client.show_message(MessageType::INFO, format!("Claude: {text}")).await;
+        return;
+    }
+    if show_document {
+        match write_answer(&state.options.cache_dir, &format!("{action}-{run_id}.md"), text) {
+            Ok(uri) if open_in_editor(client, &uri).await => return,
+            Ok(_) => {}
+            Err(err) => tracing::warn!(%err, "could not write the answer document"),
+        }
+    }
+    client.show_message(MessageType::INFO, format!("Claude ({action}):\n{text}")).await;
+}
+
+/// Status lines (Helix's, Zed's) show one line, cut at the window's width.
+const STATUS_LINE_CHARS: usize = 120;
+
+fn fits_a_status_line(text: &str) -> bool {
+    !text.contains('\n') && text.chars().count() <= STATUS_LINE_CHARS
+}
+
+/// Open a document in the editor (`window/showDocument`); whether the editor showed it.
+pub async fn open_in_editor(client: &Client, uri: &Uri) -> bool {
+    let params = ShowDocumentParams {
+        uri: uri.clone(),
+        external: Some(false),
+        take_focus: Some(true),
+        selection: None,
+    };
+    client.show_document(params).await.is_ok_and(|shown| shown)
+}
+
+/// Write `text` as the document `name` among the answers in the cache dir (the oldest are
+/// pruned).
+pub fn write_answer(cache_dir: &Path, name: &str, text: &str) -> std::io::Result<Uri> {
+    let dir = cache_dir.join("answers");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    prune_answers(&dir, KEPT_ANSWERS);
+    edits::path_to_uri(&path).map_err(|err| std::io::Error::other(err.to_string()))
+}
+
+/// Answer documents kept in the cache dir; older ones are removed as new ones come.
+const KEPT_ANSWERS: usize = 50;
+
+/// Remove all but the `keep` newest answer documents in `dir` (best effort: an answer the
+/// editor still shows is only a file it reads once).
+fn prune_answers(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut answers: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "md"))
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
+    if answers.len() <= keep {
+        return;
+    }
+    answers.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, old) in answers.into_iter().skip(keep) {
+        if let Err(err) = std::fs::remove_file(&old) {
+            tracing::debug!(path = %old.display(), %err, "could not remove an old answer");
+        }
+    }
+}
+
+pub fn language_from_path(path: &Path) -> String {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let id = match ext {
+        "rs" => "rust",
+        "py" => "python",
+        "ts" => "typescript",
+        "tsx" => "typescriptreact",
+        "js" | "mjs" | "cjs" => "javascript",
+        "go" => "go",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "hpp" | "cxx" => "cpp",
+        "java" => "java",
+        "lua" => "lua",
+        "rb" => "ruby",
+        "md" => "markdown",
+        "sh" => "shellscript",
+        "toml" => "toml",
+        "json" => "json",
+        "yaml" | "yml" => "yaml",
+        _ => "plaintext",
+    };
+    id.to_owned()
+}
+
+fn now_rfc3339() -> String {
+    crate::base::time::rfc3339(crate::base::time::now_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_newest_answers_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let mut written = Vec::new();
+        for n in 0..5 {
+            let uri = write_answer(cache, &format!("analyze-run{n}.md"), "text").unwrap();
+            written.push(edits::uri_to_path(&uri).unwrap());
+            // Modification times must differ for "newest" to mean something.
+            let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + n);
+            std::fs::File::options()
+                .write(true)
+                .open(written.last().unwrap())
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        std::fs::write(cache.join("answers/notes.txt"), "not an answer").unwrap();
+        prune_answers(&cache.join("answers"), 2);
+        let left: Vec<bool> = written.iter().map(|path| path.exists()).collect();
+        assert_eq!(left, [false, false, false, true, true]);
+        assert!(cache.join("answers/notes.txt").exists(), "only answers are pruned");
+    }
+}

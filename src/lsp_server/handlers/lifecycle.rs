@@ -1,0 +1,165 @@
+//! initialize / initialized / shutdown, settings and workspace folders.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::model::edits;
+use crate::protocol::lsp::*;
+use crate::protocol::lsp_ext;
+use crate::model::settings::{SettingsWarning, parse_settings};
+use crate::lsp_server::state::{ClientInfo, ServerState};
+
+/// The `workspace/configuration` section and `initializationOptions` key of our settings.
+pub const SETTINGS_SECTION: &str = "claude";
+
+pub async fn initialize(state: &ServerState, params: InitializeParams) -> InitializeResult {
+    let info = ClientInfo::from_capabilities(&params.capabilities);
+    let encoding = info.encoding;
+    // Long answers reach clients that cannot show a document as a hover (answers.rs).
+    let hover_answers = !info.show_document && info.hover;
+    state.set_client_info(info);
+    state.set_workspace_folders(workspace_paths(&params));
+    let (settings, warnings) = parse_settings(params.initialization_options.as_ref());
+    state.set_settings(settings).await;
+    *crate::lsp_server::state::lock(&state.pending_warnings) = warnings;
+
+    InitializeResult {
+        capabilities: ServerCapabilities {
+            position_encoding: Some(encoding.kind()),
+            text_document_sync: Some(TextDocumentSyncCapability::Options(
+                TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    ..TextDocumentSyncOptions::default()
+                },
+            )),
+            code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+                code_action_kinds: Some(vec![
+                    CodeActionKind::QUICKFIX,
+                    CodeActionKind::REFACTOR_REWRITE,
+                    CodeActionKind::SOURCE,
+                ]),
+                resolve_provider: Some(true),
+                work_done_progress_options: WorkDoneProgressOptions::default(),
+            })),
+            hover_provider: hover_answers.then_some(HoverProviderCapability::Simple(true)),
+            execute_command_provider: Some(ExecuteCommandOptions {
+                commands: lsp_ext::commands::ALL.iter().map(|c| (*c).to_owned()).collect(),
+                work_done_progress_options: WorkDoneProgressOptions::default(),
+            }),
+            workspace: Some(WorkspaceServerCapabilities {
+                workspace_folders: Some(WorkspaceFoldersServerCapabilities {
+                    supported: Some(true),
+                    change_notifications: Some(OneOf::Left(true)),
+                }),
+                file_operations: None,
+            }),
+            experimental: Some(json!({
+                "claudeLsp": {
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "requests": [lsp_ext::GENERATE, lsp_ext::ANALYZE, lsp_ext::REFACTOR, lsp_ext::REVIEW,
+                                 lsp_ext::RUNS, lsp_ext::METRICS, lsp_ext::SESSIONS,
+                                 lsp_ext::SESSION, lsp_ext::USAGE],
+                    "commands": lsp_ext::commands::ALL,
+                }
+            })),
+            ..ServerCapabilities::default()
+        },
+        server_info: Some(ServerInfo {
+            name: "claude-lsp".to_owned(),
+            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+        }),
+        offset_encoding: None,
+    }
+}
+
+pub async fn initialized(state: &Arc<ServerState>) {
+    let warnings = std::mem::take(&mut *crate::lsp_server::state::lock(&state.pending_warnings));
+    show_warnings(state, &warnings).await;
+    crate::engine::pool::prewarm(state, state.workspace_folders());
+}
+
+pub async fn shutdown(state: &ServerState) {
+    let cancelled = state.cancel_runs(None);
+    if cancelled > 0 {
+        tracing::info!(cancelled, "shutdown cancelled runs in flight");
+    }
+    tracing::info!("metrics at shutdown: {}", state.metrics.summary_line());
+    // Warm processes are idle: they exit as soon as their stdin closes.
+    state.pool.shutdown().await;
+    // So are the processes kept for conversations' next turns.
+    state.conversations.close_all().await;
+}
+
+/// Once the editor is gone (`exit`, or its input ended): cancel every run at once (the
+/// interrupt stops the agent's commands; nothing more goes to the API) and stop every idle CLI,
+/// as `shutdown` does.
+pub async fn client_gone(state: &ServerState) {
+    tracing::info!("the client is gone: cancelling every run");
+    shutdown(state).await;
+}
+
+/// Pull the `claude` section when the client supports workspace/configuration, else take the
+/// pushed settings (`{"claude": {…}}` or the bare object).
+pub async fn did_change_configuration(state: &ServerState, params: DidChangeConfigurationParams) {
+    let value = if state.client_info().configuration {
+        let item =
+            ConfigurationItem { scope_uri: None, section: Some(SETTINGS_SECTION.to_owned()) };
+        match state.client.configuration(vec![item]).await {
+            Ok(mut values) if !values.is_empty() => values.swap_remove(0),
+            Ok(_) => Value::Null,
+            Err(err) => {
+                tracing::warn!(%err, "workspace/configuration failed; using the pushed settings");
+                params.settings
+            }
+        }
+    } else {
+        params.settings
+    };
+    if value.is_null() {
+        return;
+    }
+    let (settings, warnings) = parse_settings(Some(&value));
+    state.set_settings(settings).await;
+    show_warnings(state, &warnings).await;
+}
+
+pub fn did_change_workspace_folders(state: &ServerState, params: DidChangeWorkspaceFoldersParams) {
+    let mut folders = state.workspace_folders();
+    let removed: Vec<PathBuf> = folder_paths(&params.event.removed).collect();
+    folders.retain(|folder| !removed.contains(folder));
+    folders.extend(folder_paths(&params.event.added));
+    state.set_workspace_folders(folders);
+    // Mirrors of a folder the editor no longer has would otherwise stay in the cache for good.
+    // Removing a large mirror takes a while: off the message loop.
+    let staging = state.staging.clone();
+    tokio::spawn(async move {
+        for folder in removed {
+            if let Err(err) = staging.remove(&folder).await {
+                tracing::info!(%err, folder = %folder.display(), "keeping the mirrors of a removed folder");
+            }
+        }
+    });
+}
+
+async fn show_warnings(state: &ServerState, warnings: &[SettingsWarning]) {
+    for warning in warnings {
+        tracing::warn!(%warning, "settings");
+        state.client.show_message(MessageType::WARNING, format!("claude-lsp: {warning}")).await;
+    }
+}
+
+#[allow(deprecated)] // root_uri: clients without workspaceFolders still send it
+fn workspace_paths(params: &InitializeParams) -> Vec<PathBuf> {
+    match &params.workspace_folders {
+        Some(folders) if !folders.is_empty() => folder_paths(folders).collect(),
+        _ => params.root_uri.iter().filter_map(|uri| edits::uri_to_path(uri).ok()).collect(),
+    }
+}
+
+fn folder_paths(folders: &[WorkspaceFolder]) -> impl Iterator<Item = PathBuf> + '_ {
+    folders.iter().filter_map(|folder| edits::uri_to_path(&folder.uri).ok())
+}

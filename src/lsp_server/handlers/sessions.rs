@@ -1,0 +1,501 @@
+//! Conversations and usage on the LSP side: `claude/sessions`, `claude/session`, `claude/usage`,
+//! the `claude.continue` and `claude.showUsage` commands, the `Claude: refine…` code actions,
+//! and the checks before and the bookkeeping after every run (session index, usage ledger,
+//! the `claude/usage` notification, the regions an edit produced).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::model::edits::{self, FileChange};
+use crate::base::error::{ErrorKind, ServerError};
+use crate::lsp_server::handlers::actions;
+use crate::protocol::lsp::notification::Notification;
+use crate::protocol::lsp::{
+    CodeAction, CodeActionKind, CodeActionOrCommand, Command, MessageType, Position, Range,
+    TextDocumentContentChangeEvent, TextDocumentIdentifier, Uri,
+};
+use crate::protocol::lsp_ext::{
+    self, ActionParams, ActionResult, ContinueParams, LastRun, RunStarted, SessionDetail,
+    SessionInfo, SessionParams, SessionsParams, SessionsResult, UsageParams, UsageReport,
+    WorkspaceUsage, commands,
+};
+use crate::model::prompt::{Action, ActionOptions, instruction_comments};
+use crate::model::regions::{ProducedRegion, produced_lines};
+use crate::model::sessions::{
+    self, FinishedRun, Loaded, Outcome, SessionRecord, check_session_id, session_not_found,
+};
+use crate::lsp_server::state::{ServerState, lock, read};
+use crate::model::usage::{RunUsage, UsageLedger, check_daily_budget};
+
+/// `claude/sessions` lists at most this many unless asked for more.
+const DEFAULT_LIMIT: usize = 100;
+/// Refine actions offered at one place (one per conversation, newest first).
+const MAX_REFINE_ACTIONS: usize = 3;
+/// Longest summary kept per run.
+const SUMMARY_CHARS: usize = 160;
+
+/// `claude/sessions`.
+pub async fn sessions(
+    state: &ServerState,
+    params: SessionsParams,
+) -> Result<SessionsResult, ServerError> {
+    let workspaces = match &params.uri {
+        Some(uri) => vec![workspace_of(state, uri)?],
+        None => state.workspace_folders(),
+    };
+    let mut found = Vec::new();
+    for workspace in workspaces {
+        let loaded = state.sessions.sessions(&workspace);
+        show_warnings(state, &loaded.warnings).await;
+        found.extend(loaded.value);
+    }
+    let wanted_path = params.uri.as_ref().and_then(|uri| edits::uri_to_path(uri).ok());
+    found.retain(|session| {
+        params.action.is_none_or(|action| session.action == action)
+            && wanted_path.as_ref().is_none_or(|wanted| {
+                edits::uri_to_path(&session.uri).is_ok_and(|path| path == *wanted)
+            })
+    });
+    found.sort_by(|a, b| b.ended_at.cmp(&a.ended_at));
+    found.truncate(params.limit.unwrap_or(DEFAULT_LIMIT));
+    let sessions = found.into_iter().map(|record| session_info(state, record)).collect();
+    Ok(SessionsResult { sessions })
+}
+
+/// `claude/session`: one conversation with its messages from the CLI's transcript.
+pub async fn session(
+    state: &ServerState,
+    params: SessionParams,
+) -> Result<SessionDetail, ServerError> {
+    check_session_id(&params.session_id)?;
+    let record = find_session(state, &params.session_id, None)
+        .await
+        .ok_or_else(|| session_not_found(&params.session_id, "it is not in the session index"))?;
+    let transcript = sessions::cli_config_dir(&state.settings().env)
+        .and_then(|dir| sessions::find_transcript(&dir, &record.id));
+    let messages = match transcript {
+        Some(path) => sessions::read_transcript(&path).map_err(|err| {
+            ServerError::file_access(format!(
+                "cannot read the transcript {} of conversation {}: {err}",
+                path.display(),
+                record.id
+            ))
+        })?,
+        None => Vec::new(),
+    };
+    Ok(SessionDetail { info: session_info(state, record), messages })
+}
+
+/// `claude/usage`.
+pub async fn usage(state: &ServerState, params: UsageParams) -> Result<UsageReport, ServerError> {
+    let workspaces = match &params.uri {
+        Some(uri) => vec![workspace_of(state, uri)?],
+        None => state.workspace_folders(),
+    };
+    let mut ledgers = Vec::new();
+    for workspace in workspaces {
+        let loaded = state.sessions.usage(&workspace);
+        show_warnings(state, &loaded.warnings).await;
+        ledgers.push((workspace, loaded.value));
+    }
+    Ok(usage_report(state, &ledgers, None))
+}
+
+/// `claude.showUsage`: the report, also shown as a message.
+pub async fn show_usage(state: &ServerState) -> Result<UsageReport, ServerError> {
+    let report = usage(state, UsageParams::default()).await?;
+    let count = |usage: &crate::model::usage::UsageCounts| {
+        format!(
+            "${:.4} ({} run{}, {} tokens)",
+            usage.cost_usd,
+            usage.runs,
+            if usage.runs == 1 { "" } else { "s" },
+            crate::model::activity::compact_count(usage.tokens())
+        )
+    };
+    let mut message =
+        format!("Claude usage today: {}; in all: {}", count(&report.today), count(&report.total));
+    if let Some(budget) = report.daily_budget_usd {
+        message.push_str(&format!("; daily budget ${budget:.2}"));
+    }
+    state.client.show_message(MessageType::INFO, message).await;
+    Ok(report)
+}
+
+/// `claude.continue`: the next turn of a conversation, as a background command of the
+/// conversation's action.
+pub async fn continue_command(
+    state: &Arc<ServerState>,
+    params: ContinueParams,
+) -> Result<RunStarted, ServerError> {
+    check_session_id(&params.session_id)?;
+    let Some(instruction) = params.instruction.filter(|text| !text.trim().is_empty()) else {
+        return Err(ServerError::invalid_params(
+            "claude.continue needs an instruction: say what to change (editors with an input box \
+             ask for it; elsewhere write it as a `claude: …` comment in the code and pick \
+             `Claude: refine: …`)",
+        ));
+    };
+    let hint = params.text_document.as_ref().map(|document| &document.uri);
+    let record = find_session(state, &params.session_id, hint)
+        .await
+        .ok_or_else(|| session_not_found(&params.session_id, "it is not in the session index"))?;
+    let action_params = ActionParams {
+        text_document: params
+            .text_document
+            .unwrap_or_else(|| TextDocumentIdentifier { uri: record.uri.clone() }),
+        range: params.range,
+        instruction: Some(instruction),
+        session_id: Some(record.id.clone()),
+        fork: params.fork,
+        work_done_token: params.work_done_token,
+        diagnostics: Vec::new(),
+        options: ActionOptions::default(),
+    };
+    Ok(actions::command(state.clone(), record.action, action_params))
+}
+
+/// Before a run: the conversation it continues must exist, and the workspace must be within
+/// its daily budget.
+pub async fn check_before_run(
+    state: &ServerState,
+    workspace: &Path,
+    session_id: Option<&str>,
+) -> Result<(), ServerError> {
+    if let Some(id) = session_id {
+        check_session_id(id)?;
+        if state.conversations.live(id).is_none() {
+            check_resumable(state, workspace, id).await?;
+        }
+    }
+    let settings = state.settings();
+    if settings.daily_budget_usd.is_some() {
+        let loaded = state.sessions.usage(workspace);
+        show_warnings(state, &loaded.warnings).await;
+        let today = crate::base::time::day(crate::base::time::now_secs());
+        check_daily_budget(loaded.value.day(&today).cost_usd, settings.daily_budget_usd)?;
+    }
+    Ok(())
+}
+
+/// A conversation without a live process is resumed from the CLI's transcript: say so clearly
+/// when it is gone, instead of letting the CLI fail later.
+async fn check_resumable(
+    state: &ServerState,
+    workspace: &Path,
+    id: &str,
+) -> Result<(), ServerError> {
+    let Some(config_dir) = sessions::cli_config_dir(&state.settings().env) else {
+        // No home directory to look in: the CLI will say whether it knows the conversation.
+        return Ok(());
+    };
+    if sessions::find_transcript(&config_dir, id).is_some() {
+        return Ok(());
+    }
+    let loaded = state.sessions.sessions(workspace);
+    show_warnings(state, &loaded.warnings).await;
+    let why = if loaded.value.iter().any(|session| session.id == id) {
+        format!("its transcript is gone from {} (deleted?)", config_dir.join("projects").display())
+    } else {
+        "it is not in this workspace's session index and Claude Code has no transcript of it"
+            .to_owned()
+    };
+    Err(session_not_found(id, &why))
+}
+
+/// What a run was asked and when it started, and the conversation it turned out to be in
+/// (from the CLI, as the run goes).
+#[derive(Debug)]
+pub struct RunTrace {
+    action: Action,
+    params: ActionParams,
+    workspace: PathBuf,
+    started_at: String,
+    /// The session id and working directory the CLI reported.
+    seen: Mutex<Option<(String, PathBuf)>>,
+}
+
+impl RunTrace {
+    pub fn start(action: Action, params: &ActionParams, workspace: &Path) -> Self {
+        Self {
+            action,
+            params: params.clone(),
+            workspace: workspace.to_path_buf(),
+            started_at: crate::base::time::rfc3339(crate::base::time::now_secs()),
+            seen: Mutex::new(None),
+        }
+    }
+
+    pub fn action(&self) -> Action {
+        self.action
+    }
+
+    pub fn params(&self) -> &ActionParams {
+        &self.params
+    }
+
+    /// `Activity::Session`: the CLI named the conversation and where it runs.
+    pub fn saw_session(&self, id: &str, cwd: &Path) {
+        // Rebuilt from its components: no trailing `/` (a mirror root can carry one).
+        let cwd: PathBuf = cwd.components().collect();
+        *lock(&self.seen) = Some((id.to_owned(), cwd));
+    }
+}
+
+/// After a run: record it in the session index and the usage ledger (`usage`: what the CLI's
+/// result said the run spent, when there was a result), and send the `claude/usage`
+/// notification. Bookkeeping failures are logged and shown, never fail the run.
+pub async fn after_run(
+    state: &ServerState,
+    trace: &RunTrace,
+    result: &Result<ActionResult, ServerError>,
+    usage: Option<RunUsage>,
+) {
+    let seen = lock(&trace.seen).clone();
+    let (session_id, cwd) = match (result, seen) {
+        (Ok(result), seen) => (result.session_id.clone(), seen.map(|(_, cwd)| cwd)),
+        (Err(_), Some((id, cwd))) => (id, Some(cwd)),
+        // The run never reached the CLI: there is no conversation to record.
+        (Err(_), None) => return,
+    };
+    let (outcome, summary) = match result {
+        Ok(result) => (Outcome::Success, summarize(&result.text)),
+        Err(err) if err.kind == ErrorKind::CANCELLED => {
+            (Outcome::Cancelled, "Cancelled".to_owned())
+        }
+        Err(err) => (Outcome::Error, summarize(&err.message)),
+    };
+    let spent = usage.is_some();
+    let usage = usage.unwrap_or_default();
+    let resumed = trace.params.session_id.clone();
+    let parent = resumed.filter(|resumed| trace.params.fork && *resumed != session_id);
+    let run = FinishedRun {
+        session_id: session_id.clone(),
+        parent,
+        action: trace.action,
+        uri: trace.params.text_document.uri.clone(),
+        range: trace.params.range,
+        instruction: trace.params.instruction.clone(),
+        workspace: trace.workspace.clone(),
+        mirror: cwd.filter(|cwd| *cwd != trace.workspace && trace.action.is_edit()),
+        started_at: trace.started_at.clone(),
+        ended_at: crate::base::time::rfc3339(crate::base::time::now_secs()),
+        outcome,
+        summary,
+        usage: usage.clone(),
+    };
+    let recorded = match state.sessions.record(&run) {
+        Ok(recorded) => recorded,
+        Err(err) => {
+            let warning = format!(
+                "could not record conversation {session_id} in the session index under {}: {err}",
+                state.sessions.workspace_dir(&trace.workspace).display()
+            );
+            tracing::warn!("{warning}");
+            show_warnings(state, &[warning]).await;
+            return;
+        }
+    };
+    show_warnings(state, &recorded.warnings).await;
+    // Only to clients that asked for it (a status bar): others would just log it.
+    if spent && state.client_info().usage_notifications {
+        let ledgers = [(trace.workspace.clone(), recorded.value.ledger)];
+        let last_run = LastRun { session_id, usage };
+        let report = usage_report(state, &ledgers, Some(last_run));
+        state.client.send_notification::<UsageNotification>(report).await;
+    }
+}
+
+/// `claude/usage` as a typed notification.
+enum UsageNotification {}
+
+impl Notification for UsageNotification {
+    type Params = UsageReport;
+    const METHOD: &'static str = lsp_ext::USAGE_NOTIFICATION;
+}
+
+/// The first line of an answer or error, shortened.
+fn summarize(text: &str) -> String {
+    crate::model::activity::headline(text, SUMMARY_CHARS)
+}
+
+fn usage_report(
+    state: &ServerState,
+    ledgers: &[(PathBuf, UsageLedger)],
+    last_run: Option<LastRun>,
+) -> UsageReport {
+    let day = crate::base::time::day(crate::base::time::now_secs());
+    let mut all = UsageLedger::default();
+    let mut workspaces = Vec::new();
+    for (workspace, ledger) in ledgers {
+        all.merge(ledger);
+        if let Ok(uri) = edits::path_to_uri(workspace) {
+            workspaces.push(WorkspaceUsage { uri, today: ledger.day(&day), total: ledger.total() });
+        }
+    }
+    UsageReport {
+        today: all.day(&day),
+        total: all.total(),
+        by_day: all.by_day(),
+        by_model: all.by_model(),
+        day,
+        workspaces,
+        daily_budget_usd: state.settings().daily_budget_usd,
+        last_run,
+    }
+}
+
+/// The regions an edit will produce, to offer `Claude: refine…` on them once it is applied.
+/// `changes` are the edit's final file changes (rebased onto the buffers).
+pub fn expect_regions(state: &ServerState, session_id: &str, label: &str, changes: &[FileChange]) {
+    let label = summarize(label);
+    for change in changes {
+        let (path, before, after) = match change {
+            FileChange::Modified { path, before, after } => (path, before.as_str(), after),
+            FileChange::Created { path, content } => (path, "", content),
+            _ => continue,
+        };
+        let regions = produced_lines(before, after)
+            .into_iter()
+            .map(|(start_line, end_line)| ProducedRegion {
+                session_id: session_id.to_owned(),
+                label: label.clone(),
+                start_line,
+                end_line,
+            })
+            .collect();
+        let current = open_text(state, path);
+        state.regions.expect(path.clone(), after.clone(), regions, current.as_deref());
+    }
+}
+
+/// The text of the open document at `path`.
+fn open_text(state: &ServerState, path: &Path) -> Option<String> {
+    let documents = read(&state.documents);
+    let document = documents
+        .iter()
+        .find(|doc| edits::uri_to_path(doc.uri()).is_ok_and(|doc_path| doc_path == path))?;
+    Some(document.text())
+}
+
+/// `didOpen`: an expected edit may arrive as the opening text.
+pub fn document_opened(state: &ServerState, uri: &Uri, text: &str) {
+    if let Ok(path) = edits::uri_to_path(uri) {
+        state.regions.opened(&path, text);
+    }
+}
+
+/// `didChange` (after the store applied it): move produced regions along.
+pub fn document_changed(
+    state: &ServerState,
+    uri: &Uri,
+    changes: &[TextDocumentContentChangeEvent],
+) {
+    if let Ok(path) = edits::uri_to_path(uri) {
+        state
+            .regions
+            .changed(&path, changes, || read(&state.documents).get(uri).map(|doc| doc.text()));
+    }
+}
+
+/// `didClose`.
+pub fn document_closed(state: &ServerState, uri: &Uri) {
+    if let Ok(path) = edits::uri_to_path(uri) {
+        state.regions.closed(&path);
+    }
+}
+
+/// `Claude: refine…` on each conversation that wrote code in `range` (newest first), and
+/// `Claude: refine: <instruction>` for instruction comments there.
+pub fn refine_actions(
+    state: &ServerState,
+    uri: &Uri,
+    range: Range,
+    text: &str,
+) -> Vec<CodeActionOrCommand> {
+    let Ok(path) = edits::uri_to_path(uri) else { return Vec::new() };
+    let mut regions = state.regions.at(&path, range.start.line..=range.end.line);
+    let mut seen = Vec::new();
+    regions.retain(|region| {
+        let first = !seen.contains(&region.session_id);
+        seen.push(region.session_id.clone());
+        first
+    });
+    regions.truncate(MAX_REFINE_ACTIONS);
+    let comments = instruction_comments(text, range.start.line..=range.end.line);
+    let mut actions = Vec::new();
+    for region in regions {
+        let region_range =
+            Range::new(Position::new(region.start_line, 0), Position::new(region.end_line + 1, 0));
+        let base = ContinueParams {
+            session_id: region.session_id.clone(),
+            instruction: None,
+            text_document: Some(TextDocumentIdentifier { uri: uri.clone() }),
+            range: Some(region_range),
+            fork: false,
+            work_done_token: None,
+        };
+        let label =
+            if region.label.is_empty() { String::new() } else { format!(" ({})", region.label) };
+        actions.push(refine_action(&format!("Claude: refine…{label}"), &base));
+        for comment in &comments {
+            let instruction = format!(
+                "{}\n(This comes from the instruction comment on line {}; remove that comment when done.)",
+                comment.instruction,
+                comment.line + 1
+            );
+            let params = ContinueParams { instruction: Some(instruction), ..base.clone() };
+            actions
+                .push(refine_action(&format!("Claude: refine: {}", comment.instruction), &params));
+        }
+    }
+    actions
+}
+
+fn refine_action(title: &str, params: &ContinueParams) -> CodeActionOrCommand {
+    CodeActionOrCommand::CodeAction(CodeAction {
+        title: title.to_owned(),
+        kind: Some(CodeActionKind::REFACTOR_REWRITE),
+        command: Some(Command {
+            title: title.to_owned(),
+            command: commands::CONTINUE.to_owned(),
+            arguments: Some(vec![json!(params)]),
+        }),
+        ..CodeAction::default()
+    })
+}
+
+/// The conversation `id`, from the index of the workspace of `hint` or of any workspace folder.
+async fn find_session(state: &ServerState, id: &str, hint: Option<&Uri>) -> Option<SessionRecord> {
+    let mut workspaces: Vec<PathBuf> =
+        hint.and_then(|uri| workspace_of(state, uri).ok()).into_iter().collect();
+    workspaces.extend(state.workspace_folders());
+    workspaces.dedup();
+    for workspace in workspaces {
+        let Loaded { value, warnings } = state.sessions.sessions(&workspace);
+        show_warnings(state, &warnings).await;
+        if let Some(record) = value.into_iter().find(|session| session.id == id) {
+            return Some(record);
+        }
+    }
+    None
+}
+
+fn session_info(state: &ServerState, record: SessionRecord) -> SessionInfo {
+    let live = state.conversations.live(&record.id);
+    SessionInfo { record, live }
+}
+
+fn workspace_of(state: &ServerState, uri: &Uri) -> Result<PathBuf, ServerError> {
+    let path =
+        edits::uri_to_path(uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
+    Ok(state.workspace_for(&path))
+}
+
+async fn show_warnings(state: &ServerState, warnings: &[String]) {
+    for warning in warnings {
+        state.client.show_message(MessageType::WARNING, format!("claude-lsp: {warning}")).await;
+    }
+}

@@ -1,0 +1,155 @@
+//! The `LanguageServer` implementation: a thin layer that only delegates to `handlers`.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::lsp_server::handlers::{self, actions, lifecycle};
+use crate::protocol::lsp::jsonrpc::Result;
+use crate::protocol::lsp::*;
+use crate::protocol::lsp_ext::{self, ActionParams, ActionResult};
+use crate::model::prompt::Action;
+pub use crate::lsp_server::state::ServerOptions;
+use crate::lsp_server::state::ServerState;
+
+/// Requests run concurrently up to this many; long Claude runs must never stall `didChange`.
+const CONCURRENCY: usize = 256;
+
+pub struct Backend {
+    state: Arc<ServerState>,
+}
+
+/// Serve LSP on `input`/`output` until `exit` or the end of the input (see `transport`).
+pub async fn serve<I, O>(input: I, output: O, options: ServerOptions)
+where
+    I: AsyncRead + Unpin,
+    O: AsyncWrite,
+{
+    let built = Arc::new(std::sync::OnceLock::new());
+    let (service, socket) = LspService::build(|client| {
+        let state = Arc::new(ServerState::new(client, options));
+        let _ = built.set(Arc::clone(&state));
+        Backend { state }
+    })
+    .custom_method(lsp_ext::GENERATE, Backend::generate)
+    .custom_method(lsp_ext::ANALYZE, Backend::analyze)
+    .custom_method(lsp_ext::REFACTOR, Backend::refactor)
+    .custom_method(lsp_ext::REVIEW, Backend::review)
+    .custom_method(lsp_ext::RUNS, Backend::runs)
+    .custom_method(lsp_ext::METRICS, Backend::metrics)
+    .custom_method(lsp_ext::AUDIT, Backend::audit)
+    .custom_method(lsp_ext::SESSIONS, Backend::sessions)
+    .custom_method(lsp_ext::SESSION, Backend::session)
+    .custom_method(lsp_ext::USAGE, Backend::usage)
+    .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
+    .finish();
+    crate::lsp_server::transport::serve(input, output, service, socket, CONCURRENCY).await;
+    // The editor is gone (`exit`, or its input ended): stop every run and process before
+    // returning, since the process exits right after.
+    if let Some(state) = built.get() {
+        lifecycle::client_gone(state).await;
+    }
+}
+
+impl Backend {
+    async fn generate(&self, params: ActionParams) -> Result<ActionResult> {
+        Ok(actions::request(self.state.clone(), Action::Generate, params).await?)
+    }
+
+    async fn analyze(&self, params: ActionParams) -> Result<ActionResult> {
+        Ok(actions::request(self.state.clone(), Action::Analyze, params).await?)
+    }
+
+    async fn refactor(&self, params: ActionParams) -> Result<ActionResult> {
+        Ok(actions::request(self.state.clone(), Action::Refactor, params).await?)
+    }
+
+    async fn review(&self, params: ActionParams) -> Result<ActionResult> {
+        Ok(actions::request(self.state.clone(), Action::Review, params).await?)
+    }
+
+    async fn runs(&self, _params: Option<serde_json::Value>) -> Result<serde_json::Value> {
+        Ok(handlers::commands::runs(&self.state))
+    }
+
+    async fn metrics(
+        &self,
+        _params: Option<serde_json::Value>,
+    ) -> Result<crate::engine::metrics::MetricsReport> {
+        Ok(self.state.metrics_report())
+    }
+
+    async fn audit(&self, params: Option<lsp_ext::AuditParams>) -> Result<lsp_ext::AuditResult> {
+        Ok(handlers::permissions::audit(&self.state, params)?)
+    }
+
+    async fn sessions(
+        &self,
+        params: Option<lsp_ext::SessionsParams>,
+    ) -> Result<lsp_ext::SessionsResult> {
+        Ok(handlers::sessions::sessions(&self.state, params.unwrap_or_default()).await?)
+    }
+
+    async fn session(&self, params: lsp_ext::SessionParams) -> Result<lsp_ext::SessionDetail> {
+        Ok(handlers::sessions::session(&self.state, params).await?)
+    }
+
+    async fn usage(&self, params: Option<lsp_ext::UsageParams>) -> Result<lsp_ext::UsageReport> {
+        Ok(handlers::sessions::usage(&self.state, params.unwrap_or_default()).await?)
+    }
+
+    async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {
+        self.state.cancel_by_progress_token(&params.token);
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        Ok(handlers::lifecycle::initialize(&self.state, params).await)
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        handlers::lifecycle::initialized(&self.state).await;
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        handlers::lifecycle::shutdown(&self.state).await;
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        handlers::documents::did_open(&self.state, params);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        handlers::documents::did_change(&self.state, params).await;
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        handlers::documents::did_close(&self.state, params);
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        handlers::lifecycle::did_change_configuration(&self.state, params).await;
+    }
+
+    async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {
+        handlers::lifecycle::did_change_workspace_folders(&self.state, params);
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        Ok(handlers::code_action::code_actions(&self.state, params))
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        Ok(handlers::hover::hover(&self.state, params))
+    }
+
+    async fn code_action_resolve(&self, action: CodeAction) -> Result<CodeAction> {
+        Ok(action)
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        Ok(handlers::commands::execute(&self.state, params).await?)
+    }
+}

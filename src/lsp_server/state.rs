@@ -1,0 +1,334 @@
+//! The server's shared state. Locks are never held across an `.await`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::claude::discover::{CliBinary, DiscoverOptions, discover};
+use crate::model::documents::{DocumentStore, PositionEncoding};
+use crate::model::edits::EditCapabilities;
+use crate::base::error::ServerError;
+use crate::base::logging::LogControl;
+use crate::protocol::lsp::{Client, ClientCapabilities, NumberOrString, Uri};
+use crate::engine::metrics::{Metrics, MetricsReport};
+use crate::engine::pipeline::{self, Runner};
+use crate::engine::pool::{PoolLimits, WarmPool};
+use crate::model::prompt::Action;
+use crate::engine::retry::Resilience;
+use crate::engine::scheduler::{CircuitBreaker, CircuitConfig, Scheduler};
+use crate::model::settings::Settings;
+use crate::engine::staging::StagingManager;
+
+/// Options of one server instance (set by `main`, or by a test).
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Where mirrors, answers and logs go (default: the user cache dir + `claude-lsp`).
+    pub cache_dir: PathBuf,
+    /// Applies the logLevel/logFile settings; None when logging is not ours to change (tests).
+    pub log: Option<LogControl>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir);
+        Self { cache_dir: base.join("claude-lsp"), log: None }
+    }
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions").field("cache_dir", &self.cache_dir).finish_non_exhaustive()
+    }
+}
+
+/// What the client told us in `initialize`.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub encoding: PositionEncoding,
+    pub edits: EditCapabilities,
+    pub progress_create: bool,
+    pub show_document: bool,
+    /// `textDocument.hover`: the client can show a hover (how clients without showDocument read
+    /// a long answer).
+    pub hover: bool,
+    /// `window.showMessage`: the client answers `window/showMessageRequest` with its actions
+    /// (how permission questions reach the user).
+    pub show_message_request: bool,
+    pub configuration: bool,
+    pub related_information: bool,
+    /// `experimental.claudeLsp.usageNotifications`: send `claude/usage` after each run.
+    pub usage_notifications: bool,
+}
+
+impl ClientInfo {
+    pub fn from_capabilities(caps: &ClientCapabilities) -> Self {
+        let window = caps.window.as_ref();
+        let workspace = caps.workspace.as_ref();
+        Self {
+            encoding: PositionEncoding::negotiate(
+                caps.general.as_ref().and_then(|g| g.position_encodings.as_deref()),
+            ),
+            edits: EditCapabilities::from_client(caps),
+            progress_create: window.and_then(|w| w.work_done_progress).unwrap_or(false),
+            show_document: window
+                .and_then(|w| w.show_document.as_ref())
+                .is_some_and(|sd| sd.support),
+            hover: caps.text_document.as_ref().is_some_and(|td| td.hover.is_some()),
+            show_message_request: window.is_some_and(|w| w.show_message.is_some()),
+            configuration: workspace.and_then(|w| w.configuration).unwrap_or(false),
+            related_information: caps
+                .text_document
+                .as_ref()
+                .and_then(|td| td.publish_diagnostics.as_ref())
+                .and_then(|pd| pd.related_information)
+                .unwrap_or(false),
+            usage_notifications: caps
+                .experimental
+                .as_ref()
+                .and_then(|experimental| experimental.pointer("/claudeLsp/usageNotifications"))
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+        }
+    }
+}
+
+/// A run in flight.
+#[derive(Debug, Clone)]
+pub struct RunEntry {
+    pub action: Action,
+    pub uri: Uri,
+    pub started_at: String,
+    pub cancel: CancellationToken,
+    pub progress_token: Option<NumberOrString>,
+}
+
+pub struct ServerState {
+    pub client: Client,
+    pub options: ServerOptions,
+    pub documents: RwLock<DocumentStore>,
+    settings: RwLock<Settings>,
+    client_info: OnceLock<ClientInfo>,
+    workspace_folders: RwLock<Vec<PathBuf>>,
+    runs: Mutex<HashMap<String, RunEntry>>,
+    pub staging: Arc<StagingManager>,
+    cli: tokio::sync::Mutex<Option<CliBinary>>,
+    /// Who may start a CLI run now (`maxConcurrent`, the queue, `requestsPerMinute`).
+    pub scheduler: Scheduler,
+    /// Refuses runs while the API keeps failing.
+    pub circuit: Arc<CircuitBreaker>,
+    pub metrics: Arc<Metrics>,
+    /// Settings warnings from `initialize`, shown once the client is `initialized`.
+    pub pending_warnings: Mutex<Vec<crate::model::settings::SettingsWarning>>,
+    /// Session grants and the audit log, shared by every run (each run adds its own prompter).
+    pub permissions: crate::engine::permissions::PermissionServices,
+    /// CLI processes started ahead of need (`warmPool`).
+    pub pool: WarmPool,
+    /// Published findings of review/analyze runs, anchored to their documents.
+    findings: Mutex<crate::model::findings::FindingStore>,
+    /// The session index and usage ledger of every workspace (on disk, in the cache dir).
+    pub sessions: crate::model::sessions::SessionStore,
+    /// Conversations whose CLI process stays alive for their next turn.
+    pub conversations: Arc<crate::engine::conversations::Conversations>,
+    /// Regions of documents that conversations wrote (for `Claude: refine…`).
+    pub regions: crate::model::regions::Regions,
+    /// Long answers kept for a hover, for clients that cannot show a document.
+    pub answers: crate::model::answers::Answers,
+}
+
+impl ServerState {
+    pub fn new(client: Client, options: ServerOptions) -> Self {
+        let settings = Settings::default();
+        let scheduler = Scheduler::new(settings.max_concurrent);
+        let circuit = Arc::new(CircuitBreaker::new(circuit_config(&settings)));
+        Self {
+            client,
+            staging: Arc::new(StagingManager::new(options.cache_dir.clone())),
+            sessions: crate::model::sessions::SessionStore::new(&options.cache_dir),
+            permissions: crate::engine::permissions::PermissionServices {
+                audit: Some(Arc::new(crate::model::audit::AuditLog::new(&options.cache_dir))),
+                ..Default::default()
+            },
+            options,
+            documents: RwLock::new(DocumentStore::default()),
+            settings: RwLock::new(settings),
+            client_info: OnceLock::new(),
+            workspace_folders: RwLock::new(Vec::new()),
+            runs: Mutex::new(HashMap::new()),
+            cli: tokio::sync::Mutex::new(None),
+            scheduler,
+            circuit,
+            metrics: Arc::new(Metrics::new()),
+            pending_warnings: Mutex::new(Vec::new()),
+            pool: WarmPool::new(PoolLimits::from_settings(&Settings::default())),
+            findings: Mutex::new(crate::model::findings::FindingStore::default()),
+            conversations: Arc::new(crate::engine::conversations::Conversations::new()),
+            regions: crate::model::regions::Regions::new(),
+            answers: crate::model::answers::Answers::default(),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        read(&self.settings).clone()
+    }
+
+    /// The published findings. Never hold the guard across an `.await`.
+    pub fn findings(&self) -> std::sync::MutexGuard<'_, crate::model::findings::FindingStore> {
+        lock(&self.findings)
+    }
+
+    /// Replace the settings. A changed `cliPath` or `env` forgets the discovered CLI; a changed
+    /// `maxConcurrent` applies at once (a higher limit starts waiting runs).
+    pub async fn set_settings(&self, settings: Settings) {
+        let old = std::mem::replace(&mut *write(&self.settings), settings.clone());
+        if let Some(log) = &self.options.log
+            && (old.log_level != settings.log_level || old.log_file != settings.log_file)
+            && let Err(err) = log.apply(settings.log_level, settings.log_file.as_deref())
+        {
+            tracing::warn!(%err, "logging settings");
+        }
+        if old.cli_path != settings.cli_path {
+            *self.cli.lock().await = None;
+        }
+        self.scheduler.set_max_concurrent(settings.max_concurrent);
+        self.scheduler.set_requests_per_minute(settings.requests_per_minute);
+        self.circuit.set_config(circuit_config(&settings));
+        crate::base::secrets::register(settings.secret_env_values());
+        self.pool.set_limits(PoolLimits::from_settings(&settings));
+        if old.hash_for_pool() != settings.hash_for_pool() {
+            // The warm processes were started with the old flags or environment.
+            self.pool.clear();
+        }
+    }
+
+    pub fn set_client_info(&self, info: ClientInfo) {
+        let _ = self.client_info.set(info);
+    }
+
+    pub fn client_info(&self) -> ClientInfo {
+        self.client_info
+            .get()
+            .cloned()
+            .unwrap_or_else(|| ClientInfo::from_capabilities(&ClientCapabilities::default()))
+    }
+
+    pub fn encoding(&self) -> PositionEncoding {
+        self.client_info().encoding
+    }
+
+    pub fn set_workspace_folders(&self, folders: Vec<PathBuf>) {
+        *write(&self.workspace_folders) = folders;
+    }
+
+    pub fn workspace_folders(&self) -> Vec<PathBuf> {
+        read(&self.workspace_folders).clone()
+    }
+
+    /// The workspace folder holding `file` (the innermost one), else the file's directory.
+    pub fn workspace_for(&self, file: &Path) -> PathBuf {
+        let folders = read(&self.workspace_folders);
+        folders
+            .iter()
+            .filter(|folder| file.starts_with(folder))
+            .max_by_key(|folder| folder.components().count())
+            .cloned()
+            .or_else(|| file.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// The CLI, discovered once and cached until `cliPath` changes.
+    pub async fn runner(&self) -> Result<Runner, ServerError> {
+        let settings = self.settings();
+        let mut cached = self.cli.lock().await;
+        let cli = match cached.as_ref() {
+            Some(cli) => cli.clone(),
+            None => {
+                let workspace = self.workspace_folders().into_iter().next();
+                let options = DiscoverOptions::from_env(settings.cli_path.clone(), workspace);
+                let cli = discover(&options).await.map_err(|err| pipeline::claude_error(&err))?;
+                tracing::info!(path = %cli.path.display(), version = %cli.version, "using the Claude Code CLI");
+                *cached = Some(cli.clone());
+                cli
+            }
+        };
+        Ok(Runner {
+            cli,
+            settings,
+            staging: self.staging.clone(),
+            permissions: self.permissions.clone(),
+            pool: Some(self.pool.clone()),
+            resilience: self.resilience(),
+            conversations: Some(self.conversations.clone()),
+        })
+    }
+
+    /// What retries report to: this server's circuit breaker and metrics.
+    pub fn resilience(&self) -> Resilience {
+        Resilience { circuit: Some(self.circuit.clone()), metrics: Some(self.metrics.clone()) }
+    }
+
+    /// `claude/metrics`: the counters plus the queue and the circuit as they are now.
+    pub fn metrics_report(&self) -> MetricsReport {
+        MetricsReport {
+            metrics: self.metrics.snapshot(),
+            scheduler: self.scheduler.stats(),
+            circuit: self.circuit.snapshot(),
+            pool: self.pool.stats(),
+        }
+    }
+
+    pub fn register_run(&self, run_id: String, entry: RunEntry) {
+        lock(&self.runs).insert(run_id, entry);
+    }
+
+    pub fn set_run_progress_token(&self, run_id: &str, token: NumberOrString) {
+        if let Some(entry) = lock(&self.runs).get_mut(run_id) {
+            entry.progress_token = Some(token);
+        }
+    }
+
+    pub fn finish_run(&self, run_id: &str) {
+        lock(&self.runs).remove(run_id);
+    }
+
+    pub fn runs(&self) -> Vec<(String, RunEntry)> {
+        lock(&self.runs).iter().map(|(id, entry)| (id.clone(), entry.clone())).collect()
+    }
+
+    /// Cancel one run (by id), or every run. Returns how many were cancelled.
+    pub fn cancel_runs(&self, run_id: Option<&str>) -> usize {
+        let runs = lock(&self.runs);
+        let matching = runs.iter().filter(|(id, _)| run_id.is_none_or(|wanted| wanted == *id));
+        matching.map(|(_, entry)| entry.cancel.cancel()).count()
+    }
+
+    /// Cancel the run reporting progress on `token` (window/workDoneProgress/cancel).
+    pub fn cancel_by_progress_token(&self, token: &NumberOrString) -> usize {
+        let runs = lock(&self.runs);
+        let matching = runs.values().filter(|entry| entry.progress_token.as_ref() == Some(token));
+        matching.map(|entry| entry.cancel.cancel()).count()
+    }
+}
+
+// A poisoned lock only means another task panicked mid-update; the data is still usable, and
+// refusing every later request would be worse.
+fn circuit_config(settings: &Settings) -> CircuitConfig {
+    CircuitConfig {
+        failure_threshold: settings.circuit_failure_threshold,
+        cooldown: std::time::Duration::from_secs(settings.circuit_cooldown_secs),
+        ..CircuitConfig::default()
+    }
+}
+
+pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,858 @@
+//! The session index: every conversation a workspace had with Claude (what was asked, how it
+//! ended, what it cost, where it ran), persisted per workspace in the cache dir, and the CLI's
+//! own transcripts of those conversations.
+//!
+//! On disk, `<cache>/sessions/<workspace key>/` holds `index.jsonl` (one [`SessionRecord`] per
+//! line) and `usage.json` (a [`UsageLedger`]). Both are rewritten whole on every change, through
+//! a temporary file and a rename, so a crash never leaves half a file. A damaged file is moved
+//! aside (`….corrupt-<time>`) and rebuilt from what can still be read: the index from its
+//! readable lines, the usage from the index; the caller shows the returned warnings.
+//!
+//! Every operation reads the files again (they are small), so two servers on one workspace see
+//! each other's runs; writes from one server are serialized by a lock.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::base::error::{ErrorKind, ServerError};
+use crate::protocol::lsp::{Range, Uri};
+use crate::model::prompt::Action;
+use crate::base::secrets::redacted;
+use crate::engine::staging::workspace_key;
+use crate::model::usage::{CliTotals, RunUsage, UsageCounts, UsageLedger};
+
+/// Sessions kept per workspace; the oldest are forgotten first (their usage stays counted).
+const MAX_SESSIONS: usize = 500;
+/// Runs kept per session record (the session's totals keep counting all of them).
+const MAX_RUNS_PER_SESSION: usize = 100;
+/// Longest text of one transcript message returned to a client.
+const MAX_MESSAGE_CHARS: usize = 20_000;
+const INDEX_FILE: &str = "index.jsonl";
+const USAGE_FILE: &str = "usage.json";
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Error,
+    Cancelled,
+}
+
+/// One run (turn) of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    pub outcome: Outcome,
+    /// The answer's first line, or the error.
+    pub summary: String,
+    pub usage: RunUsage,
+}
+
+/// One conversation. Its first run named the action, document and range; later runs (continue,
+/// refine) are appended to `runs`, and the totals add up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    pub id: String,
+    pub action: Action,
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::Range>")]
+    pub range: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    /// How the latest run ended.
+    pub outcome: Outcome,
+    /// The latest run's summary.
+    pub summary: String,
+    /// All runs of the conversation added up.
+    pub usage: UsageCounts,
+    pub workspace: PathBuf,
+    /// The staging mirror the CLI ran in (edit actions); else it ran in the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<PathBuf>,
+    /// The conversation this one was forked from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub runs: Vec<RunRecord>,
+}
+
+impl SessionRecord {
+    /// Hide secrets in the texts a record keeps (the instruction, an error's summary).
+    fn redact_texts(&mut self) {
+        self.summary = redacted(&self.summary);
+        self.instruction = self.instruction.as_deref().map(redacted);
+        for run in &mut self.runs {
+            run.summary = redacted(&run.summary);
+            run.instruction = run.instruction.as_deref().map(redacted);
+        }
+    }
+}
+
+/// A run that just ended, to be recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedRun {
+    pub session_id: String,
+    /// Set when the run forked a new conversation off this one.
+    pub parent: Option<String>,
+    pub action: Action,
+    pub uri: Uri,
+    pub range: Option<Range>,
+    pub instruction: Option<String>,
+    pub workspace: PathBuf,
+    pub mirror: Option<PathBuf>,
+    pub started_at: String,
+    pub ended_at: String,
+    pub outcome: Outcome,
+    pub summary: String,
+    pub usage: RunUsage,
+}
+
+/// A value read from disk, and what went wrong on the way (for the user to see).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<T> {
+    pub value: T,
+    pub warnings: Vec<String>,
+}
+
+/// What recording a run changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub session: SessionRecord,
+    pub ledger: UsageLedger,
+}
+
+/// The index and usage files of every workspace, under one cache dir.
+#[derive(Debug)]
+pub struct SessionStore {
+    root: PathBuf,
+    /// Serializes read-modify-write cycles (and recoveries) within this server.
+    files: Mutex<()>,
+}
+
+impl SessionStore {
+    /// Files live under `<cache_dir>/sessions/`.
+    pub fn new(cache_dir: &Path) -> Self {
+        Self { root: cache_dir.join("sessions"), files: Mutex::new(()) }
+    }
+
+    /// The directory holding one workspace's files.
+    pub fn workspace_dir(&self, workspace: &Path) -> PathBuf {
+        let canonical = fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
+        self.root.join(workspace_key(&canonical))
+    }
+
+    /// The workspace's sessions, newest first.
+    pub fn sessions(&self, workspace: &Path) -> Loaded<Vec<SessionRecord>> {
+        let _files = self.lock();
+        let mut loaded = self.read_index(workspace);
+        loaded.value.sort_by(|a, b| b.ended_at.cmp(&a.ended_at));
+        loaded
+    }
+
+    /// The workspace's usage ledger.
+    pub fn usage(&self, workspace: &Path) -> Loaded<UsageLedger> {
+        let _files = self.lock();
+        self.read_usage(workspace)
+    }
+
+    /// Add a run to its session (a new record for a new conversation) and to the usage ledger.
+    pub fn record(&self, run: &FinishedRun) -> io::Result<Loaded<Recorded>> {
+        let _files = self.lock();
+        let dir = self.workspace_dir(&run.workspace);
+        let Loaded { value: mut sessions, mut warnings } = self.read_index(&run.workspace);
+        let session = apply_run(&mut sessions, run);
+        forget_oldest(&mut sessions);
+        write_atomically(&dir.join(INDEX_FILE), &index_text(&sessions))?;
+        let usage = self.read_usage(&run.workspace);
+        warnings.extend(usage.warnings);
+        let mut ledger = usage.value;
+        ledger.add(day_of(&run.ended_at), &run.usage);
+        write_atomically(&dir.join(USAGE_FILE), &usage_text(&ledger)?)?;
+        Ok(Loaded { value: Recorded { session, ledger }, warnings })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_index(&self, workspace: &Path) -> Loaded<Vec<SessionRecord>> {
+        let path = self.workspace_dir(workspace).join(INDEX_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Loaded { value: Vec::new(), warnings: Vec::new() };
+            }
+            Err(err) => {
+                let warning = format!("cannot read the session index {}: {err}", path.display());
+                return Loaded { value: Vec::new(), warnings: vec![warning] };
+            }
+        };
+        let (sessions, unreadable) = parse_index(&bytes);
+        if unreadable == 0 {
+            return Loaded { value: sessions, warnings: Vec::new() };
+        }
+        let warning = match recover(&path, &index_text(&sessions)) {
+            Ok(kept) => format!(
+                "the session index of {} was damaged: {} session(s) recovered, {unreadable} \
+                 unreadable line(s) dropped; the damaged file was kept as {}",
+                workspace.display(),
+                sessions.len(),
+                kept.display()
+            ),
+            Err(err) => format!(
+                "the session index {} is damaged ({unreadable} unreadable line(s)) and could not \
+                 be repaired: {err}",
+                path.display()
+            ),
+        };
+        tracing::warn!("{warning}");
+        Loaded { value: sessions, warnings: vec![warning] }
+    }
+
+    fn read_usage(&self, workspace: &Path) -> Loaded<UsageLedger> {
+        let path = self.workspace_dir(workspace).join(USAGE_FILE);
+        let problem = match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<UsageLedger>(&bytes) {
+                Ok(ledger) => return Loaded { value: ledger, warnings: Vec::new() },
+                Err(err) => err.to_string(),
+            },
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                return Loaded { value: UsageLedger::default(), warnings: Vec::new() };
+            }
+            Err(err) => {
+                let warning = format!("cannot read the usage totals {}: {err}", path.display());
+                return Loaded { value: UsageLedger::default(), warnings: vec![warning] };
+            }
+        };
+        // Rebuilt from the runs the index still holds.
+        let Loaded { value: sessions, mut warnings } = self.read_index(workspace);
+        let mut ledger = UsageLedger::default();
+        for run in sessions.iter().flat_map(|session| &session.runs) {
+            ledger.add(day_of(&run.ended_at), &run.usage);
+        }
+        let warning = match usage_text(&ledger).and_then(|text| recover(&path, &text)) {
+            Ok(kept) => format!(
+                "the usage totals of {} were damaged ({problem}); they were rebuilt from the \
+                 session index; the damaged file was kept as {}",
+                workspace.display(),
+                kept.display()
+            ),
+            Err(err) => format!(
+                "the usage totals {} are damaged ({problem}) and could not be rebuilt: {err}",
+                path.display()
+            ),
+        };
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+        Loaded { value: ledger, warnings }
+    }
+}
+
+/// The readable records of an index file, and how many lines could not be read.
+fn parse_index(bytes: &[u8]) -> (Vec<SessionRecord>, usize) {
+    let mut sessions: Vec<SessionRecord> = Vec::new();
+    let mut unreadable = 0;
+    for line in bytes.split(|byte| *byte == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<SessionRecord>(line) {
+            // A repeated id (two servers raced): the later line is the newer state.
+            Ok(mut record) => {
+                // An index written before a secret was known (or by an older server).
+                record.redact_texts();
+                match sessions.iter_mut().find(|known| known.id == record.id) {
+                    Some(known) => *known = record,
+                    None => sessions.push(record),
+                }
+            }
+            Err(_) => unreadable += 1,
+        }
+    }
+    (sessions, unreadable)
+}
+
+fn index_text(sessions: &[SessionRecord]) -> Vec<u8> {
+    let mut text = Vec::new();
+    for session in sessions {
+        // A record always serializes: its fields are strings, numbers and maps with string keys.
+        if let Ok(line) = serde_json::to_vec(session) {
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+        }
+    }
+    text
+}
+
+fn usage_text(ledger: &UsageLedger) -> io::Result<Vec<u8>> {
+    serde_json::to_vec_pretty(ledger).map_err(io::Error::other)
+}
+
+/// Move a damaged file aside and write its rebuilt content in its place. Returns where the
+/// damaged file went.
+fn recover(path: &Path, rebuilt: &[u8]) -> io::Result<PathBuf> {
+    let stamp = crate::base::time::rfc3339(crate::base::time::now_secs()).replace([':', '-'], "");
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut kept = path.with_file_name(format!("{name}.corrupt-{stamp}"));
+    let mut n = 1;
+    while kept.exists() {
+        kept = path.with_file_name(format!("{name}.corrupt-{stamp}-{n}"));
+        n += 1;
+    }
+    fs::rename(path, &kept)?;
+    write_atomically(path, rebuilt)?;
+    Ok(kept)
+}
+
+fn apply_run(sessions: &mut Vec<SessionRecord>, run: &FinishedRun) -> SessionRecord {
+    let run_record = RunRecord {
+        action: run.action,
+        instruction: run.instruction.clone(),
+        started_at: run.started_at.clone(),
+        ended_at: run.ended_at.clone(),
+        outcome: run.outcome,
+        summary: run.summary.clone(),
+        usage: run.usage.clone(),
+    };
+    if let Some(session) = sessions.iter_mut().find(|session| session.id == run.session_id) {
+        session.ended_at = run.ended_at.clone();
+        session.outcome = run.outcome;
+        session.summary = run.summary.clone();
+        session.usage.add(&run.usage.counts);
+        if run.mirror.is_some() {
+            session.mirror = run.mirror.clone();
+        }
+        session.runs.push(run_record);
+        if session.runs.len() > MAX_RUNS_PER_SESSION {
+            let excess = session.runs.len() - MAX_RUNS_PER_SESSION;
+            session.runs.drain(..excess);
+        }
+        session.redact_texts();
+        return session.clone();
+    }
+    let mut session = SessionRecord {
+        id: run.session_id.clone(),
+        action: run.action,
+        uri: run.uri.clone(),
+        range: run.range,
+        instruction: run.instruction.clone(),
+        started_at: run.started_at.clone(),
+        ended_at: run.ended_at.clone(),
+        outcome: run.outcome,
+        summary: run.summary.clone(),
+        usage: run.usage.counts,
+        workspace: run.workspace.clone(),
+        mirror: run.mirror.clone(),
+        parent: run.parent.clone(),
+        runs: vec![run_record],
+    };
+    session.redact_texts();
+    sessions.push(session.clone());
+    session
+}
+
+fn forget_oldest(sessions: &mut Vec<SessionRecord>) {
+    if sessions.len() > MAX_SESSIONS {
+        sessions.sort_by(|a, b| b.ended_at.cmp(&a.ended_at));
+        sessions.truncate(MAX_SESSIONS);
+    }
+}
+
+/// `YYYY-MM-DD` of an RFC 3339 time.
+fn day_of(time: &str) -> &str {
+    time.get(..10).unwrap_or(time)
+}
+
+/// Write through a temporary file in the same directory and a rename: readers see the old or
+/// the new content, never a part.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| io::Error::other("a file path without a directory"))?;
+    fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let written = fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    match written.and_then(|()| fs::rename(&temporary, path)) {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            let _ = fs::remove_file(&temporary);
+            Err(err)
+        }
+    }
+}
+
+/// A session id is used in file names and on the CLI's command line: letters, digits, `-` and
+/// `_` only, starting with a letter or digit (never a flag).
+pub fn check_session_id(id: &str) -> Result<(), ServerError> {
+    let valid = (1..=128).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(ServerError::invalid_params(format!(
+            "{id:?} is not a session id (expected letters, digits and dashes, as in a sessionId \
+             from an earlier result)"
+        )))
+    }
+}
+
+/// The error for a conversation nobody knows.
+pub fn session_not_found(id: &str, why: &str) -> ServerError {
+    ServerError::new(
+        ErrorKind::SESSION_NOT_FOUND,
+        format!("no conversation {id}: {why}"),
+        "list the workspace's conversations with claude/sessions, or start a new one",
+    )
+}
+
+/// Where the CLI keeps its state (`projects/` holds the transcripts): `CLAUDE_CONFIG_DIR`, else
+/// `$HOME/.claude`. The CLI's environment is ours plus the `env` setting, so `env` is asked
+/// first for each variable. `None` when no home directory is known.
+pub fn cli_config_dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    let var = |key: &str| {
+        env.get(key).cloned().or_else(|| std::env::var(key).ok()).filter(|value| !value.is_empty())
+    };
+    if let Some(dir) = var("CLAUDE_CONFIG_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    var("HOME").map(PathBuf::from).or_else(dirs::home_dir).map(|home| home.join(".claude"))
+}
+
+/// The CLI's name for a working directory under `projects/`: every character but ASCII letters
+/// and digits becomes `-`; past 200 characters the name is cut and a hash of the path added
+/// (cli-protocol.md §7).
+pub fn project_dir_name(cwd: &Path) -> String {
+    const MAX: usize = 200;
+    let path = fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+    let text = path.to_string_lossy();
+    // JavaScript strings are UTF-16: the CLI replaces each code unit.
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let name: String = units
+        .iter()
+        .map(|unit| match char::from_u32(u32::from(*unit)) {
+            Some(c) if c.is_ascii_alphanumeric() => c,
+            _ => '-',
+        })
+        .collect();
+    if name.len() <= MAX {
+        return name;
+    }
+    // JavaScript's classic string hash, as a 32-bit integer, in base 36.
+    let hash = units.iter().fold(0i32, |hash, unit| {
+        hash.wrapping_shl(5).wrapping_sub(hash).wrapping_add(i32::from(*unit))
+    });
+    format!("{}-{}", &name[..MAX], base36(hash.unsigned_abs()))
+}
+
+fn base36(mut n: u32) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The transcript of conversation `id`: the longest `projects/*/<id>.jsonl` (transcripts only
+/// grow, and a conversation continued from another directory may have a copy in each).
+pub fn find_transcript(config_dir: &Path, id: &str) -> Option<PathBuf> {
+    let file_name = format!("{id}.jsonl");
+    let projects = fs::read_dir(config_dir.join("projects")).ok()?;
+    projects
+        .filter_map(Result::ok)
+        .map(|project| project.path().join(&file_name))
+        .filter_map(|path| Some((fs::metadata(&path).ok()?.len(), path)))
+        .max()
+        .map(|(_, path)| path)
+}
+
+/// Make conversation `id` resumable from `cwd`, and return the transcript the CLI will read
+/// (`None`: the CLI has no transcript of it). Older CLIs (2.1.197) look a conversation up only
+/// under their working directory's project folder, so a conversation continued from another
+/// directory (a busy mirror slot, a read-only follow-up of an edit) gets the newest transcript
+/// copied there first.
+pub fn prepare_resume(config_dir: &Path, id: &str, cwd: &Path) -> io::Result<Option<PathBuf>> {
+    let Some(newest) = find_transcript(config_dir, id) else { return Ok(None) };
+    let target =
+        config_dir.join("projects").join(project_dir_name(cwd)).join(format!("{id}.jsonl"));
+    if newest == target {
+        return Ok(Some(target));
+    }
+    let newest_len = fs::metadata(&newest)?.len();
+    let target_len = fs::metadata(&target).map(|meta| meta.len()).ok();
+    if target_len.is_none_or(|len| len < newest_len) {
+        write_atomically(&target, &fs::read(&newest)?)?;
+    }
+    Ok(Some(target))
+}
+
+/// The running totals the CLI restores when it resumes this transcript: its last `cost-state`
+/// line (CLIs that write none start from zero).
+pub fn transcript_cost_state(transcript: &Path) -> CliTotals {
+    let Ok(text) = fs::read(transcript) else { return CliTotals::default() };
+    text.split(|byte| *byte == b'\n')
+        .rev()
+        .filter(|line| memchr::memmem::find(line, b"\"cost-state\"").is_some())
+        .filter_map(|line| serde_json::from_slice::<Value>(line).ok())
+        .find(|line| line.get("type").and_then(Value::as_str) == Some("cost-state"))
+        .map(|line| CliTotals::from_cost_state(&line))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One message of a conversation, as the user would read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptMessage {
+    pub role: Role,
+    pub text: String,
+    /// Tools the assistant called in this message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+}
+
+/// The user and assistant messages of a transcript, in order: the user's prompts, the
+/// assistant's text and tool calls. Tool results, side chains (subagents), replays and the
+/// CLI's bookkeeping lines are left out; unreadable lines are skipped.
+pub fn read_transcript(path: &Path) -> io::Result<Vec<TranscriptMessage>> {
+    let bytes = fs::read(path)?;
+    let mut messages: Vec<TranscriptMessage> = Vec::new();
+    let mut last_assistant_id: Option<String> = None;
+    for line in bytes.split(|byte| *byte == b'\n') {
+        let Ok(entry) = serde_json::from_slice::<Value>(line) else { continue };
+        let flag = |key: &str| entry.get(key).and_then(Value::as_bool).unwrap_or(false);
+        if flag("isSidechain") || flag("isMeta") || flag("isReplay") {
+            continue;
+        }
+        let role = match entry.get("type").and_then(Value::as_str) {
+            Some("user") => Role::User,
+            Some("assistant") => Role::Assistant,
+            _ => continue,
+        };
+        let Some(message) = entry.get("message") else { continue };
+        let (text, tools) = content_text(message.get("content"));
+        if text.is_empty() && tools.is_empty() {
+            // A user line holding only tool results, or an empty block.
+            continue;
+        }
+        let timestamp = entry.get("timestamp").and_then(Value::as_str).map(str::to_owned);
+        // The CLI writes one line per content block of an assistant message: join them.
+        let message_id = message.get("id").and_then(Value::as_str).map(str::to_owned);
+        let continues = role == Role::Assistant
+            && message_id.is_some()
+            && message_id == last_assistant_id
+            && messages.last().is_some_and(|last| last.role == Role::Assistant);
+        last_assistant_id = if role == Role::Assistant { message_id } else { None };
+        match messages.last_mut() {
+            Some(last) if continues => {
+                if !text.is_empty() {
+                    if !last.text.is_empty() {
+                        last.text.push_str("\n\n");
+                    }
+                    last.text.push_str(&text);
+                }
+                last.tools.extend(tools);
+            }
+            _ => messages.push(TranscriptMessage { role, text, tools, timestamp }),
+        }
+    }
+    for message in &mut messages {
+        message.text = redacted(&message.text);
+        if message.text.chars().count() > MAX_MESSAGE_CHARS {
+            message.text = message.text.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "\n…";
+        }
+    }
+    Ok(messages)
+}
+
+/// The text blocks of a message's content (a string or a list of blocks), and its tool calls.
+fn content_text(content: Option<&Value>) -> (String, Vec<String>) {
+    match content {
+        Some(Value::String(text)) => (text.clone(), Vec::new()),
+        Some(Value::Array(blocks)) => {
+            let mut texts = Vec::new();
+            let mut tools = Vec::new();
+            for block in blocks {
+                match block.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        if let Some(text) = block.get("text").and_then(Value::as_str) {
+                            texts.push(text.to_owned());
+                        }
+                    }
+                    Some("tool_use") => {
+                        if let Some(name) = block.get("name").and_then(Value::as_str) {
+                            tools.push(name.to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (texts.join("\n\n"), tools)
+        }
+        _ => (String::new(), Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    fn uri(path: &str) -> Uri {
+        path.parse().unwrap()
+    }
+
+    fn run(id: &str, workspace: &Path, ended_at: &str, cost: f64) -> FinishedRun {
+        FinishedRun {
+            session_id: id.into(),
+            parent: None,
+            action: Action::Refactor,
+            uri: uri("file:///w/src/lib.rs"),
+            range: None,
+            instruction: Some("rename".into()),
+            workspace: workspace.to_path_buf(),
+            mirror: None,
+            started_at: ended_at.into(),
+            ended_at: ended_at.into(),
+            outcome: Outcome::Success,
+            summary: "Renamed.".into(),
+            usage: RunUsage {
+                counts: UsageCounts {
+                    runs: 1,
+                    turns: 3,
+                    cost_usd: cost,
+                    input_tokens: 30,
+                    ..UsageCounts::default()
+                },
+                model: Some("m".into()),
+                models: BTreeMap::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn runs_are_recorded_per_session_and_survive_a_reload() {
+        let cache = tempfile::tempdir().unwrap();
+        let workspace = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(cache.path());
+        store.record(&run("a", workspace.path(), "2026-11-20T10:00:00Z", 1.0)).unwrap();
+        store.record(&run("b", workspace.path(), "2026-11-21T10:00:00Z", 2.0)).unwrap();
+        let recorded =
+            store.record(&run("a", workspace.path(), "2026-11-21T11:00:00Z", 0.5)).unwrap();
+        assert!(recorded.warnings.is_empty());
+        assert_eq!(recorded.value.session.runs.len(), 2);
+        assert_eq!(recorded.value.session.usage.cost_usd, 1.5);
+
+        let reopened = SessionStore::new(cache.path());
+        let sessions = reopened.sessions(workspace.path());
+        assert!(sessions.warnings.is_empty());
+        let ids: Vec<&str> = sessions.value.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"], "newest first");
+        assert_eq!(sessions.value[0].started_at, "2026-11-20T10:00:00Z");
+        let ledger = reopened.usage(workspace.path()).value;
+        assert_eq!(ledger.total().cost_usd, 3.5);
+        assert_eq!(ledger.day("2026-11-21").cost_usd, 2.5);
+        assert_eq!(ledger.day("2026-11-21").runs, 2);
+    }
+
+    #[test]
+    fn a_damaged_index_is_moved_aside_and_rebuilt_from_its_readable_lines() {
+        let cache = tempfile::tempdir().unwrap();
+        let workspace = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(cache.path());
+        store.record(&run("a", workspace.path(), "2026-11-20T10:00:00Z", 1.0)).unwrap();
+        store.record(&run("b", workspace.path(), "2026-11-21T10:00:00Z", 2.0)).unwrap();
+        let dir = store.workspace_dir(workspace.path());
+        let index = dir.join(INDEX_FILE);
+        let mut text = fs::read(&index).unwrap();
+        text.extend_from_slice(b"{\"id\": \"half a rec\n\xff\xfe not json\n");
+        fs::write(&index, &text).unwrap();
+
+        let loaded = store.sessions(workspace.path());
+        assert_eq!(loaded.value.len(), 2);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(
+            loaded.warnings[0].contains("2 session(s) recovered, 2 unreadable line(s)"),
+            "{:?}",
+            loaded.warnings
+        );
+        let kept: Vec<PathBuf> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(".corrupt-"))
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(fs::read(&kept[0]).unwrap(), text, "the damaged file is kept as it was");
+        // Repaired: the next read is clean.
+        assert!(store.sessions(workspace.path()).warnings.is_empty());
+    }
+
+    #[test]
+    fn damaged_usage_totals_are_rebuilt_from_the_index() {
+        let cache = tempfile::tempdir().unwrap();
+        let workspace = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(cache.path());
+        store.record(&run("a", workspace.path(), "2026-11-20T10:00:00Z", 1.0)).unwrap();
+        store.record(&run("a", workspace.path(), "2026-11-21T10:00:00Z", 2.0)).unwrap();
+        let before = store.usage(workspace.path()).value;
+        fs::write(store.workspace_dir(workspace.path()).join(USAGE_FILE), "{\"days\": [").unwrap();
+        let loaded = store.usage(workspace.path());
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("rebuilt from the session index"));
+        assert_eq!(loaded.value, before);
+        assert!(store.usage(workspace.path()).warnings.is_empty());
+    }
+
+    #[test]
+    fn the_index_keeps_the_newest_sessions() {
+        let mut sessions = Vec::new();
+        let workspace = Path::new("/w");
+        for i in 0..MAX_SESSIONS + 3 {
+            apply_run(
+                &mut sessions,
+                &run(
+                    &format!("s{i}"),
+                    workspace,
+                    &format!("2026-11-21T10:{:02}:{:02}Z", i / 60, i % 60),
+                    0.0,
+                ),
+            );
+        }
+        forget_oldest(&mut sessions);
+        assert_eq!(sessions.len(), MAX_SESSIONS);
+        assert!(!sessions.iter().any(|s| s.id == "s0" || s.id == "s2"));
+        assert!(sessions.iter().any(|s| s.id == "s3"));
+    }
+
+    #[test]
+    fn session_ids_that_could_escape_a_path_or_pose_as_a_flag_are_refused() {
+        assert!(check_session_id("3d45c782-8a4b-43c2-b96c-549384b034af").is_ok());
+        for bad in ["", "../etc/passwd", "a/b", "--fork-session", "-x", "a b", &"a".repeat(129)] {
+            let err = check_session_id(bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::INVALID_PARAMS, "{bad}");
+        }
+    }
+
+    #[test]
+    fn project_folders_are_named_like_the_cli_names_them() {
+        assert_eq!(project_dir_name(Path::new("/home/u/proj")), "-home-u-proj");
+        assert_eq!(project_dir_name(Path::new("/tmp/a_b.c/é")), "-tmp-a-b-c--");
+        let long = format!("/{}", "x".repeat(300));
+        let name = project_dir_name(Path::new(&long));
+        assert!(name.starts_with(&format!("-{}", "x".repeat(199))), "{name}");
+        assert_eq!(name.len(), 200 + 1 + name.rsplit('-').next().unwrap().len());
+        assert_ne!(name, project_dir_name(Path::new(&format!("{long}y"))));
+    }
+
+    #[test]
+    fn the_config_dir_comes_from_the_env_setting_first() {
+        let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        assert_eq!(
+            cli_config_dir(&env(&[("CLAUDE_CONFIG_DIR", "/c"), ("HOME", "/h")])),
+            Some(PathBuf::from("/c"))
+        );
+        if std::env::var_os("CLAUDE_CONFIG_DIR").is_none() {
+            assert_eq!(cli_config_dir(&env(&[("HOME", "/h")])), Some(PathBuf::from("/h/.claude")));
+        }
+    }
+
+    #[test]
+    fn a_conversation_continued_elsewhere_gets_its_newest_transcript_copied_there() {
+        let config = tempfile::tempdir().unwrap();
+        let first = tempfile::tempdir().unwrap();
+        let second = tempfile::tempdir().unwrap();
+        let id = "0587b30b-efc8-4667-ae28-47c9bb2c591d";
+        assert_eq!(prepare_resume(config.path(), id, first.path()).unwrap(), None);
+        let home = config.path().join("projects").join(project_dir_name(first.path()));
+        fs::create_dir_all(&home).unwrap();
+        fs::write(home.join(format!("{id}.jsonl")), "line 1\nline 2\n").unwrap();
+
+        let same = prepare_resume(config.path(), id, first.path()).unwrap().unwrap();
+        assert_eq!(same, home.join(format!("{id}.jsonl")));
+        let moved = prepare_resume(config.path(), id, second.path()).unwrap().unwrap();
+        assert_ne!(moved, same);
+        assert_eq!(fs::read_to_string(&moved).unwrap(), "line 1\nline 2\n");
+        // The copy grew there; going back brings the longer one along.
+        fs::write(&moved, "line 1\nline 2\nline 3\n").unwrap();
+        assert_eq!(find_transcript(config.path(), id), Some(moved.clone()));
+        prepare_resume(config.path(), id, first.path()).unwrap();
+        assert_eq!(fs::read_to_string(&same).unwrap(), "line 1\nline 2\nline 3\n");
+    }
+
+    #[test]
+    fn transcripts_read_as_user_and_assistant_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let lines = [
+            json!({"type": "queue-operation", "operation": "enqueue", "content": "first"}),
+            json!({"type": "user", "message": {"role": "user", "content": "rename add to sum"}, "timestamp": "2026-11-21T13:21:42.416Z"}),
+            json!({"type": "attachment", "attachment": {"type": "environment"}}),
+            json!({"type": "assistant", "message": {"id": "msg_1", "role": "assistant", "content": [{"type": "thinking", "thinking": "hmm"}]}}),
+            json!({"type": "assistant", "message": {"id": "msg_1", "role": "assistant", "content": [{"type": "text", "text": "Reading it."}]}}),
+            json!({"type": "assistant", "message": {"id": "msg_1", "role": "assistant", "content": [{"type": "tool_use", "name": "Read", "input": {}}]}}),
+            json!({"type": "user", "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "fn add"}]}}),
+            json!({"type": "assistant", "isSidechain": true, "message": {"id": "msg_s", "content": [{"type": "text", "text": "subagent"}]}}),
+            json!({"type": "assistant", "message": {"id": "msg_2", "role": "assistant", "content": [{"type": "text", "text": "Renamed."}]}}),
+            json!({"type": "cost-state", "totalCostUSD": 0.25, "modelUsage": {"m": {"inputTokens": 7, "costUSD": 0.25}}}),
+            json!({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": "now add docs"}]}}),
+        ];
+        let mut text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        text.push_str("{not json\n");
+        fs::write(&path, text).unwrap();
+        let messages = read_transcript(&path).unwrap();
+        let view: Vec<(Role, &str, Vec<&str>)> = messages
+            .iter()
+            .map(|m| (m.role, m.text.as_str(), m.tools.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                (Role::User, "rename add to sum", vec![]),
+                (Role::Assistant, "Reading it.", vec!["Read"]),
+                (Role::Assistant, "Renamed.", vec![]),
+                (Role::User, "now add docs", vec![]),
+            ]
+        );
+        assert_eq!(messages[0].timestamp.as_deref(), Some("2026-11-21T13:21:42.416Z"));
+        let state = transcript_cost_state(&path);
+        assert_eq!(state.cost_usd, 0.25);
+        assert_eq!(state.models["m"].input_tokens, 7);
+        assert_eq!(transcript_cost_state(&dir.path().join("missing")), CliTotals::default());
+    }
+}

@@ -1,0 +1,381 @@
+//! Usage and cost: what one run used, totals per workspace by day and model (persisted by
+//! [`crate::model::sessions::SessionStore`]), and the daily budget.
+//!
+//! The CLI's `result` line mixes two kinds of numbers. `usage`, `num_turns` and `duration_ms`
+//! are the turn's own. `total_cost_usd` and `modelUsage` are running totals of the process:
+//! a live process's second turn reports both turns' cost, and CLIs that write a `cost-state`
+//! line into the transcript (2.1.330; 2.1.197 does not) restore it on `--resume` and
+//! `--fork-session`. A run's own cost is therefore the difference from the totals the process
+//! started the turn with ([`CliTotals`]), which the pipeline knows.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::claude::session::RunResult;
+use crate::base::error::{ErrorKind, ServerError};
+
+/// Counts that add up: one run's, a session's, a day's or a model's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UsageCounts {
+    pub runs: u64,
+    /// Agent turns (API round trips) as the CLI counts them.
+    pub turns: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub cost_usd: f64,
+    pub duration_ms: u64,
+}
+
+impl UsageCounts {
+    pub fn add(&mut self, other: &UsageCounts) {
+        self.runs += other.runs;
+        self.turns += other.turns;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_creation_tokens += other.cache_creation_tokens;
+        self.cost_usd += other.cost_usd;
+        self.duration_ms += other.duration_ms;
+    }
+
+    /// Input + output tokens (cache reads are reported apart).
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+/// What one run used: its own share, never the process's running total.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunUsage {
+    #[serde(flatten)]
+    pub counts: UsageCounts,
+    /// The model the run started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Per model (a run can use a fallback model or a small model for side tasks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, UsageCounts>,
+}
+
+/// A CLI process's running totals, to take differences from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CliTotals {
+    pub cost_usd: f64,
+    pub models: BTreeMap<String, UsageCounts>,
+}
+
+impl CliTotals {
+    /// From a `result` line: `total_cost_usd` and `modelUsage`.
+    pub fn from_result(raw: &Value) -> Self {
+        Self::parse(raw, "total_cost_usd")
+    }
+
+    /// From a transcript's `cost-state` line: `totalCostUSD` and `modelUsage`.
+    pub fn from_cost_state(line: &Value) -> Self {
+        Self::parse(line, "totalCostUSD")
+    }
+
+    fn parse(value: &Value, cost_key: &str) -> Self {
+        let cost_usd = value.get(cost_key).and_then(Value::as_f64).unwrap_or(0.0);
+        let models = value
+            .get("modelUsage")
+            .and_then(Value::as_object)
+            .map(|models| {
+                models.iter().map(|(name, usage)| (name.clone(), model_counts(usage))).collect()
+            })
+            .unwrap_or_default();
+        Self { cost_usd, models }
+    }
+}
+
+fn model_counts(usage: &Value) -> UsageCounts {
+    let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
+    UsageCounts {
+        input_tokens: count("inputTokens"),
+        output_tokens: count("outputTokens"),
+        cache_read_tokens: count("cacheReadInputTokens"),
+        cache_creation_tokens: count("cacheCreationInputTokens"),
+        cost_usd: usage.get("costUSD").and_then(Value::as_f64).unwrap_or(0.0),
+        ..UsageCounts::default()
+    }
+}
+
+/// The run's own usage, given the totals its process had before the turn, and the totals after
+/// it (the next turn's `before`). A total that went down means the CLI started counting afresh
+/// (it did not restore a resumed conversation's cost), so the new total is the run's own.
+pub fn run_usage(result: &RunResult, before: &CliTotals) -> (RunUsage, CliTotals) {
+    let mut after = CliTotals::from_result(&result.raw);
+    if result.raw.get("total_cost_usd").is_none() {
+        after.cost_usd = result.cost_usd;
+    }
+    let cost_usd = difference(after.cost_usd, before.cost_usd);
+    let models = after
+        .models
+        .iter()
+        .map(|(name, total)| {
+            let own = match before.models.get(name) {
+                Some(earlier) if total.cost_usd >= earlier.cost_usd => UsageCounts {
+                    input_tokens: total.input_tokens.saturating_sub(earlier.input_tokens),
+                    output_tokens: total.output_tokens.saturating_sub(earlier.output_tokens),
+                    cache_read_tokens: total
+                        .cache_read_tokens
+                        .saturating_sub(earlier.cache_read_tokens),
+                    cache_creation_tokens: total
+                        .cache_creation_tokens
+                        .saturating_sub(earlier.cache_creation_tokens),
+                    cost_usd: total.cost_usd - earlier.cost_usd,
+                    ..UsageCounts::default()
+                },
+                _ => *total,
+            };
+            (name.clone(), own)
+        })
+        .filter(|(_, own)| own.tokens() > 0 || own.cost_usd > 0.0)
+        .collect();
+    let usage = RunUsage {
+        counts: UsageCounts {
+            runs: 1,
+            turns: u64::from(result.num_turns),
+            input_tokens: result.usage.input_tokens,
+            output_tokens: result.usage.output_tokens,
+            cache_read_tokens: result.usage.cache_read_tokens,
+            cache_creation_tokens: result.usage.cache_creation_tokens,
+            cost_usd,
+            duration_ms: result.duration_ms,
+        },
+        model: result.model.clone(),
+        models,
+    };
+    (usage, after)
+}
+
+fn difference(after: f64, before: f64) -> f64 {
+    if after >= before { after - before } else { after }
+}
+
+/// One workspace's usage, by UTC day and model. Persisted as `usage.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageLedger {
+    #[serde(default)]
+    pub days: BTreeMap<String, DayUsage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DayUsage {
+    #[serde(default)]
+    pub total: UsageCounts,
+    #[serde(default)]
+    pub models: BTreeMap<String, UsageCounts>,
+}
+
+impl UsageLedger {
+    /// Count `run` on `day` (`YYYY-MM-DD`).
+    pub fn add(&mut self, day: &str, run: &RunUsage) {
+        let entry = self.days.entry(day.to_owned()).or_default();
+        entry.total.add(&run.counts);
+        if run.models.is_empty() {
+            if let Some(model) = &run.model {
+                entry.models.entry(model.clone()).or_default().add(&run.counts);
+            }
+            return;
+        }
+        // The run counts once, under the model it started with; tokens and cost per model.
+        for (name, counts) in &run.models {
+            let mut counts = *counts;
+            counts.runs = u64::from(run.model.as_deref().is_none_or(|model| model == name));
+            entry.models.entry(name.clone()).or_default().add(&counts);
+        }
+    }
+
+    pub fn day(&self, day: &str) -> UsageCounts {
+        self.days.get(day).map(|usage| usage.total).unwrap_or_default()
+    }
+
+    pub fn total(&self) -> UsageCounts {
+        let mut total = UsageCounts::default();
+        for usage in self.days.values() {
+            total.add(&usage.total);
+        }
+        total
+    }
+
+    pub fn by_day(&self) -> BTreeMap<String, UsageCounts> {
+        self.days.iter().map(|(day, usage)| (day.clone(), usage.total)).collect()
+    }
+
+    pub fn by_model(&self) -> BTreeMap<String, UsageCounts> {
+        let mut models: BTreeMap<String, UsageCounts> = BTreeMap::new();
+        for usage in self.days.values() {
+            for (name, counts) in &usage.models {
+                models.entry(name.clone()).or_default().add(counts);
+            }
+        }
+        models
+    }
+
+    /// Fold another ledger in (several workspaces into one report).
+    pub fn merge(&mut self, other: &UsageLedger) {
+        for (day, usage) in &other.days {
+            let entry = self.days.entry(day.clone()).or_default();
+            entry.total.add(&usage.total);
+            for (name, counts) in &usage.models {
+                entry.models.entry(name.clone()).or_default().add(counts);
+            }
+        }
+    }
+}
+
+/// Refuse a run when the workspace has spent its daily budget (`dailyBudgetUsd`) today.
+pub fn check_daily_budget(spent_today: f64, budget: Option<f64>) -> Result<(), ServerError> {
+    match budget {
+        Some(budget) if spent_today >= budget => Err(ServerError::new(
+            ErrorKind::BUDGET_EXCEEDED,
+            format!(
+                "today's Claude spending in this workspace, ${spent_today:.4}, has reached the daily \
+                 budget of ${budget:.4} (dailyBudgetUsd)"
+            ),
+            "raise the `dailyBudgetUsd` setting, or wait until tomorrow (days are counted in UTC)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claude::session::Usage;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    fn result(raw: Value, input: u64, output: u64) -> RunResult {
+        RunResult {
+            session_id: "s".into(),
+            text: String::new(),
+            structured_output: None,
+            usage: Usage { input_tokens: input, output_tokens: output, ..Usage::default() },
+            cost_usd: raw["total_cost_usd"].as_f64().unwrap_or(0.0),
+            num_turns: 1,
+            duration_ms: 40,
+            model: Some("m".into()),
+            permission_denials: vec![],
+            raw,
+        }
+    }
+
+    fn model_usage(input: u64, output: u64, cost: f64) -> Value {
+        json!({"inputTokens": input, "outputTokens": output, "cacheReadInputTokens": 0,
+               "cacheCreationInputTokens": 0, "costUSD": cost})
+    }
+
+    #[test]
+    fn a_live_process_second_turn_costs_only_its_own_share() {
+        // Captured shape: the second turn of one process reports both turns in its totals.
+        let first = result(
+            json!({"total_cost_usd": 0.00014, "modelUsage": {"m": model_usage(10, 5, 0.00014)}}),
+            10,
+            5,
+        );
+        let second = result(
+            json!({"total_cost_usd": 0.00028, "modelUsage": {"m": model_usage(20, 10, 0.00028)}}),
+            10,
+            5,
+        );
+        let (one, totals) = run_usage(&first, &CliTotals::default());
+        let (two, _) = run_usage(&second, &totals);
+        assert_eq!(one.counts.cost_usd, 0.00014);
+        assert!((two.counts.cost_usd - 0.00014).abs() < 1e-12, "{two:?}");
+        assert_eq!(two.models["m"].input_tokens, 10);
+        assert_eq!(
+            (two.counts.input_tokens, two.counts.output_tokens, two.counts.runs),
+            (10, 5, 1)
+        );
+    }
+
+    #[test]
+    fn a_resume_that_restored_the_cost_state_subtracts_it_and_one_that_did_not_counts_all() {
+        let state = CliTotals::from_cost_state(
+            &json!({"type": "cost-state", "totalCostUSD": 0.00028, "modelUsage": {"m": model_usage(20, 10, 0.00028)}}),
+        );
+        let restored = result(
+            json!({"total_cost_usd": 0.00042, "modelUsage": {"m": model_usage(30, 15, 0.00042)}}),
+            10,
+            5,
+        );
+        assert!((run_usage(&restored, &state).0.counts.cost_usd - 0.00014).abs() < 1e-12);
+        let fresh = result(
+            json!({"total_cost_usd": 0.000175, "modelUsage": {"m": model_usage(10, 5, 0.000175)}}),
+            10,
+            5,
+        );
+        let (usage, _) = run_usage(&fresh, &state);
+        assert_eq!(usage.counts.cost_usd, 0.000175);
+        assert_eq!(usage.models["m"].input_tokens, 10);
+    }
+
+    #[test]
+    fn a_result_without_totals_falls_back_to_its_cost() {
+        let mut bare = result(json!({}), 1, 2);
+        bare.cost_usd = 0.5;
+        let (usage, after) = run_usage(&bare, &CliTotals::default());
+        assert_eq!((usage.counts.cost_usd, after.cost_usd), (0.5, 0.5));
+        assert!(usage.models.is_empty());
+    }
+
+    #[test]
+    fn the_ledger_adds_up_by_day_and_model() {
+        let mut ledger = UsageLedger::default();
+        let run = |cost: f64, models: &[(&str, f64)]| RunUsage {
+            counts: UsageCounts {
+                runs: 1,
+                turns: 2,
+                input_tokens: 10,
+                output_tokens: 5,
+                cost_usd: cost,
+                ..UsageCounts::default()
+            },
+            model: Some("big".into()),
+            models: models
+                .iter()
+                .map(|(name, cost)| {
+                    (
+                        (*name).to_owned(),
+                        UsageCounts { cost_usd: *cost, input_tokens: 5, ..UsageCounts::default() },
+                    )
+                })
+                .collect(),
+        };
+        ledger.add("2026-11-20", &run(1.0, &[("big", 0.75), ("small", 0.25)]));
+        ledger.add("2026-11-21", &run(2.0, &[]));
+        assert_eq!(ledger.day("2026-11-21").cost_usd, 2.0);
+        assert_eq!(ledger.day("2026-11-22"), UsageCounts::default());
+        let total = ledger.total();
+        assert_eq!((total.runs, total.turns, total.cost_usd, total.input_tokens), (2, 4, 3.0, 20));
+        let models = ledger.by_model();
+        assert_eq!((models["big"].runs, models["big"].cost_usd), (2, 2.75));
+        assert_eq!((models["small"].runs, models["small"].cost_usd), (0, 0.25));
+        let mut merged = UsageLedger::default();
+        merged.merge(&ledger);
+        merged.merge(&ledger);
+        assert_eq!(merged.total().cost_usd, 6.0);
+        let text = serde_json::to_string(&ledger).unwrap();
+        assert_eq!(serde_json::from_str::<UsageLedger>(&text).unwrap(), ledger);
+    }
+
+    #[test]
+    fn the_daily_budget_refuses_once_reached() {
+        assert!(check_daily_budget(0.5, None).is_ok());
+        assert!(check_daily_budget(0.5, Some(1.0)).is_ok());
+        let err = check_daily_budget(1.0, Some(1.0)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BUDGET_EXCEEDED);
+        assert!(err.message.contains("$1.0000"), "{}", err.message);
+        assert!(err.hint.contains("dailyBudgetUsd"));
+    }
+}

@@ -1,0 +1,369 @@
+//! The protocol extensions claude-lsp adds to LSP: custom requests, commands, notifications and
+//! their parameter types. docs/lsp-extensions.md is the prose version; editors/vscode/src/lsp_ext.ts
+//! mirrors it. Change all three together.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::model::findings::Category;
+use crate::protocol::lsp::{Diagnostic, NumberOrString, Range, TextDocumentIdentifier, Uri, WorkspaceEdit};
+use crate::model::prompt::{Action, ActionOptions};
+pub use crate::model::prompt::{Depth, ReviewScope, Severity};
+
+pub const GENERATE: &str = "claude/generate";
+pub const ANALYZE: &str = "claude/analyze";
+pub const REFACTOR: &str = "claude/refactor";
+pub const REVIEW: &str = "claude/review";
+/// Request: the conversations of a workspace (the session index).
+pub const SESSIONS: &str = "claude/sessions";
+/// Request: one conversation, with its messages from the CLI's transcript.
+pub const SESSION: &str = "claude/session";
+pub const USAGE: &str = "claude/usage";
+pub const RUNS: &str = "claude/runs";
+/// Request: counters and histograms (requests, durations, queue wait, retries, tokens, cost),
+/// the queue and the circuit breaker; the result is `metrics::MetricsReport`.
+pub const METRICS: &str = "claude/metrics";
+/// Request: the newest entries of the permission audit log.
+pub const AUDIT: &str = "claude/audit";
+
+/// Notification: the agent's full stream, for rich clients.
+pub const OUTPUT_NOTIFICATION: &str = "claude/output";
+/// Notification: usage totals after each run, for status bars.
+pub const USAGE_NOTIFICATION: &str = "claude/usage";
+
+pub mod commands {
+    pub const GENERATE: &str = "claude.generate";
+    pub const ANALYZE: &str = "claude.analyze";
+    pub const REFACTOR: &str = "claude.refactor";
+    pub const REVIEW: &str = "claude.review";
+    pub const CONTINUE: &str = "claude.continue";
+    pub const CANCEL: &str = "claude.cancel";
+    pub const APPLY_FINDING: &str = "claude.applyFinding";
+    pub const DISMISS_FINDING: &str = "claude.dismissFinding";
+    pub const SHOW_USAGE: &str = "claude.showUsage";
+
+    pub const ALL: &[&str] = &[
+        GENERATE,
+        ANALYZE,
+        REFACTOR,
+        REVIEW,
+        CONTINUE,
+        CANCEL,
+        APPLY_FINDING,
+        DISMISS_FINDING,
+        SHOW_USAGE,
+    ];
+}
+
+/// The request method or command name of an action.
+pub fn action_method(action: Action) -> &'static str {
+    match action {
+        Action::Generate => GENERATE,
+        Action::Analyze => ANALYZE,
+        Action::Refactor => REFACTOR,
+        Action::Review => REVIEW,
+    }
+}
+
+/// Parameters of the four action requests and commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionParams {
+    #[schemars(with = "crate::protocol::lsp::schema::TextDocumentIdentifier")]
+    pub text_document: TextDocumentIdentifier,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::Range>")]
+    pub range: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// With `sessionId`: branch a new conversation off that one instead of continuing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fork: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::ProgressToken>")]
+    pub work_done_token: Option<NumberOrString>,
+    /// Diagnostics in the range (from the editor) for the agent to see.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<crate::protocol::lsp::schema::Diagnostic>")]
+    pub diagnostics: Vec<Diagnostic>,
+    /// depth / includeTests (analyze), minSeverity / scope / fix (review), directory (generate).
+    #[serde(flatten)]
+    pub options: ActionOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileAction {
+    Created,
+    Modified,
+    Deleted,
+    Renamed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChangedFile {
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    pub action: FileAction,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunMetadata {
+    pub duration_ms: u64,
+    pub num_turns: u32,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cost_usd: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// The result of the four action requests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionResult {
+    pub session_id: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::WorkspaceEdit>")]
+    pub edit: Option<WorkspaceEdit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub findings: Option<Vec<Finding>>,
+    pub files: Vec<ChangedFile>,
+    pub metadata: RunMetadata,
+}
+
+/// A finding of review/analyze, placed in its file (`range` in the negotiated encoding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Names the finding in `claude.applyFinding` / `claude.dismissFinding` (and in the
+    /// diagnostic's `data.findingId`).
+    pub id: String,
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    #[schemars(with = "crate::protocol::lsp::schema::Range")]
+    pub range: Range,
+    pub severity: Severity,
+    pub category: Category,
+    pub title: String,
+    pub explanation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+    /// Checked against the code: `oldText` is exactly the text at `range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<FindingFix>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RelatedLocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingFix {
+    pub old_text: String,
+    pub new_text: String,
+}
+
+/// Another place that matters to a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RelatedLocation {
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    #[schemars(with = "crate::protocol::lsp::schema::Range")]
+    pub range: Range,
+    pub message: String,
+}
+
+/// Argument of `claude.applyFinding` and `claude.dismissFinding`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingRef {
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    /// Required to apply; absent to dismiss every finding in the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding_id: Option<String>,
+}
+
+/// What an action command answers at once; the work goes on in the background.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStarted {
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelParams {
+    #[serde(default)]
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContinueParams {
+    pub session_id: String,
+    /// Required; editors with an input box ask the user for it when a code action leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    /// Default: the conversation's document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::TextDocumentIdentifier>")]
+    pub text_document: Option<TextDocumentIdentifier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::Range>")]
+    pub range: Option<Range>,
+    /// Branch a new conversation off this one instead of continuing it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fork: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::ProgressToken>")]
+    pub work_done_token: Option<NumberOrString>,
+}
+
+/// `claude/sessions` parameters: filters, all optional.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsParams {
+    /// Conversations about this document (default: every workspace folder's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::Uri>")]
+    pub uri: Option<Uri>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Action>,
+    /// At most this many, newest first (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionsResult {
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// One conversation of the session index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    #[serde(flatten)]
+    pub record: crate::model::sessions::SessionRecord,
+    /// Its CLI process, while one is kept alive for the next turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<crate::engine::conversations::LiveProcess>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionParams {
+    pub session_id: String,
+}
+
+/// `claude/session` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub info: SessionInfo,
+    /// The conversation's messages, from the CLI's transcript (empty when it has none).
+    pub messages: Vec<crate::model::sessions::TranscriptMessage>,
+}
+
+/// `claude/usage` parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageParams {
+    /// The workspace of this document only (default: every workspace folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::Uri>")]
+    pub uri: Option<Uri>,
+}
+
+/// `claude/usage` result and notification: totals, by UTC day and by model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageReport {
+    /// Today (UTC), `YYYY-MM-DD`.
+    pub day: String,
+    pub today: crate::model::usage::UsageCounts,
+    pub total: crate::model::usage::UsageCounts,
+    pub by_day: std::collections::BTreeMap<String, crate::model::usage::UsageCounts>,
+    pub by_model: std::collections::BTreeMap<String, crate::model::usage::UsageCounts>,
+    pub workspaces: Vec<WorkspaceUsage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_budget_usd: Option<f64>,
+    /// In the notification: the run that just ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceUsage {
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    pub today: crate::model::usage::UsageCounts,
+    pub total: crate::model::usage::UsageCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRun {
+    pub session_id: String,
+    #[serde(flatten)]
+    pub usage: crate::model::usage::RunUsage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OutputKind {
+    Text,
+    Thinking,
+    ToolUse,
+    ToolResult,
+    Result,
+}
+
+/// `claude/output` notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputParams {
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::ProgressToken>")]
+    pub token: Option<NumberOrString>,
+    pub kind: OutputKind,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInfo {
+    pub run_id: String,
+    pub action: Action,
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    pub started_at: String,
+}
+
+/// `claude/audit` parameters: how many of the newest entries, of which conversation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+/// `claude/audit` result: permission decisions, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditResult {
+    pub entries: Vec<crate::model::audit::AuditEntry>,
+}
