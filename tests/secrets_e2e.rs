@@ -9,7 +9,7 @@ mod support;
 
 use std::path::Path;
 
-use claude_lsp::model::settings::LogLevel;
+use claude_lsp::base::logging::LogLevel;
 use serde_json::{Value, json};
 
 use support::fake_api::{RecordedRequest, Script, Turn};

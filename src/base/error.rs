@@ -3,9 +3,7 @@
 
 use std::fmt;
 
-use serde_json::json;
 
-use crate::protocol::lsp::jsonrpc;
 use crate::base::secrets::redacted;
 
 /// One row of the error table: a stable kind, its code, and whether trying again can help.
@@ -92,19 +90,6 @@ impl ServerError {
         Self::new(ErrorKind::FILE_ACCESS, message, "open the file in the editor, or check its path")
     }
 
-    /// The wire form. Message and hint are redacted: an error can quote the CLI or the API.
-    pub fn to_jsonrpc(&self) -> jsonrpc::Error {
-        jsonrpc::Error {
-            code: jsonrpc::ErrorCode::from(self.kind.code),
-            message: redacted(&self.message).into(),
-            data: Some(json!({
-                "kind": self.kind.name,
-                "retryable": self.kind.retryable,
-                "hint": redacted(&self.hint),
-            })),
-        }
-    }
-
     /// The one-line text shown with window/showMessage on the command path (redacted).
     pub fn user_message(&self) -> String {
         let text = if self.hint.is_empty() {
@@ -124,12 +109,6 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-impl From<ServerError> for jsonrpc::Error {
-    fn from(err: ServerError) -> Self {
-        err.to_jsonrpc()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,30 +121,6 @@ mod tests {
                 assert_ne!(a.name, b.name);
             }
         }
-    }
-
-    #[test]
-    fn wire_shape_carries_kind_retryable_and_hint() {
-        let err = ServerError::new(ErrorKind::RATE_LIMITED, "slow down", "wait a minute");
-        let wire = serde_json::to_value(err.to_jsonrpc()).unwrap();
-        assert_eq!(
-            wire,
-            json!({"code": -32004, "message": "slow down",
-                   "data": {"kind": "rate_limited", "retryable": true, "hint": "wait a minute"}})
-        );
-    }
-
-    #[test]
-    fn secrets_never_reach_the_wire() {
-        let err = ServerError::new(
-            ErrorKind::API_ERROR,
-            "the API said: key sk-ant-api03-abcdef is invalid",
-            "send Bearer abc.def-1 instead",
-        );
-        let wire = serde_json::to_string(&err.to_jsonrpc()).unwrap();
-        assert!(!wire.contains("abcdef") && !wire.contains("abc.def"), "{wire}");
-        let shown = err.user_message();
-        assert!(!shown.contains("abcdef") && !shown.contains("abc.def"), "{shown}");
     }
 
     /// README.md's "Errors" table is the client's reference: one row per kind, in code order,

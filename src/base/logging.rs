@@ -1,18 +1,70 @@
 //! Logging: `tracing` to stderr or a log file, never stdout (it carries the protocol), and every
 //! line passed through secret redaction before it is written.
 
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 
+use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::reload;
 
 use crate::base::secrets::redact;
-use crate::model::settings::LogLevel;
+
+/// How much the server logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 6] = [
+        LogLevel::Off,
+        LogLevel::Error,
+        LogLevel::Warn,
+        LogLevel::Info,
+        LogLevel::Debug,
+        LogLevel::Trace,
+    ];
+
+    /// The name `tracing_subscriber::EnvFilter` understands.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Off => "off",
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<LogLevel> {
+        let name = name.trim().to_ascii_lowercase();
+        if name == "warning" {
+            return Some(LogLevel::Warn);
+        }
+        Self::ALL.into_iter().find(|level| level.as_str() == name)
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The environment variable that overrides the `logLevel` setting (an EnvFilter directive).
 pub const LOG_ENV: &str = "CLAUDE_LSP_LOG";
@@ -35,7 +87,7 @@ impl LogSink {
             }
             None => None,
         };
-        *self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = file;
+        *self.file.lock() = file;
         Ok(())
     }
 }
@@ -61,7 +113,7 @@ impl Drop for RedactingWriter {
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.buffer);
         let clean = redact(&text);
-        let mut file = self.sink.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = self.sink.file.lock();
         // Logging must never take the server down: a failed write is dropped.
         let _ = match file.as_mut() {
             Some(file) => file.write_all(clean.as_bytes()),

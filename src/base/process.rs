@@ -20,7 +20,8 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
@@ -279,23 +280,19 @@ pub struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
 
 impl StderrTail {
     fn push(&self, bytes: &[u8]) {
-        let Ok(mut tail) = self.0.lock() else { return };
+        let mut tail = self.0.lock();
         tail.extend(bytes);
         let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
         tail.drain(..excess);
     }
 
     pub fn text(&self) -> String {
-        match self.0.lock() {
-            Ok(tail) => {
-                let (a, b) = tail.as_slices();
-                let mut bytes = Vec::with_capacity(a.len() + b.len());
-                bytes.extend_from_slice(a);
-                bytes.extend_from_slice(b);
-                String::from_utf8_lossy(&bytes).into_owned()
-            }
-            Err(_) => String::new(),
-        }
+        let tail = self.0.lock();
+        let (a, b) = tail.as_slices();
+        let mut bytes = Vec::with_capacity(a.len() + b.len());
+        bytes.extend_from_slice(a);
+        bytes.extend_from_slice(b);
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 

@@ -16,7 +16,8 @@
 //! last word of each piece until the next one shows where it ends.
 
 use std::borrow::Cow;
-use std::sync::{LazyLock, RwLock};
+use std::sync::LazyLock;
+use parking_lot::RwLock;
 
 use regex::{Captures, Regex};
 
@@ -41,7 +42,7 @@ pub fn is_secret_name(name: &str) -> bool {
 
 /// Hide these values wherever they appear from now on.
 pub fn register(secrets: impl IntoIterator<Item = String>) {
-    let mut registered = REGISTERED.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut registered = REGISTERED.write();
     for secret in secrets {
         if secret.len() >= MIN_SECRET_LEN && !registered.contains(&secret) {
             registered.push(secret);
@@ -57,7 +58,7 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 /// [`redact`], plus `extra` values (e.g. the secrets in one child's environment).
 pub fn redact_with<'a>(text: &'a str, extra: &[String]) -> Cow<'a, str> {
     let mut out = redact_patterns(text);
-    let registered = REGISTERED.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let registered = REGISTERED.read();
     let values = registered.iter().chain(PROCESS_SECRETS.iter()).chain(extra);
     for secret in values.filter(|secret| secret.len() >= MIN_SECRET_LEN) {
         if out.contains(secret.as_str()) {

@@ -222,19 +222,19 @@ fn invalid(message: &str) -> ClaudeError {
 /// A control handler that can be re-bound while its process runs: a warm or live process is
 /// spawned before anyone knows which run it will serve, and permission questions must reach the
 /// run that is asking, not the one that spawned the process.
-pub struct RebindableHandler(std::sync::Mutex<Arc<dyn ControlHandler>>);
+pub struct RebindableHandler(parking_lot::Mutex<Arc<dyn ControlHandler>>);
 
 impl RebindableHandler {
     pub fn new(handler: Arc<dyn ControlHandler>) -> Arc<Self> {
-        Arc::new(Self(std::sync::Mutex::new(handler)))
+        Arc::new(Self(parking_lot::Mutex::new(handler)))
     }
 
     pub fn bind(&self, handler: Arc<dyn ControlHandler>) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = handler;
+        *self.0.lock() = handler;
     }
 
     fn current(&self) -> Arc<dyn ControlHandler> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.0.lock().clone()
     }
 }
 

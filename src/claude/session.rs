@@ -15,7 +15,8 @@ use std::io;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -201,10 +202,6 @@ struct State {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn closed_error(&self) -> Option<ClaudeError> {
         self.closed.borrow().clone()
     }
@@ -304,7 +301,7 @@ impl ClaudeSession {
     pub async fn send(&self, prompt: &str) -> Result<Turn, ClaudeError> {
         let turn_id = self.shared.next_turn.fetch_add(1, Ordering::Relaxed);
         let events = {
-            let mut state = self.shared.lock();
+            let mut state = self.shared.state.lock();
             if let Some(err) = state.early_failure.clone().or_else(|| self.shared.closed_error()) {
                 return Err(err);
             }
@@ -318,7 +315,7 @@ impl ClaudeSession {
         self.shared.busy.send_replace(true);
         if let Err(err) = self.write(protocol::user_message(prompt)).await {
             // The turn never started; unless the reader already ended it, take it back.
-            let mut state = self.shared.lock();
+            let mut state = self.shared.state.lock();
             if state.turn.as_ref().is_some_and(|turn| turn.id == turn_id) {
                 state.turn = None;
                 self.shared.busy.send_replace(false);
@@ -330,7 +327,7 @@ impl ClaudeSession {
 
     /// Stop the running turn. It ends with `Finished(Err(Cancelled))`; the session stays usable.
     pub async fn interrupt(&self) -> Result<(), ClaudeError> {
-        if let Some(turn) = self.shared.lock().turn.as_mut() {
+        if let Some(turn) = self.shared.state.lock().turn.as_mut() {
             turn.interrupted = true;
         }
         self.control(json!({"subtype": "interrupt"}), CONTROL_TIMEOUT).await.map(drop)
@@ -372,7 +369,7 @@ impl ClaudeSession {
     pub async fn shutdown(self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         // A turn that was already interrupted had its chance to end; do not wait twice.
-        let interrupted = self.shared.lock().turn.as_ref().is_some_and(|turn| turn.interrupted);
+        let interrupted = self.shared.state.lock().turn.as_ref().is_some_and(|turn| turn.interrupted);
         if self.is_busy() && self.is_alive() && !interrupted {
             if let Ok(Ok(())) = tokio::time::timeout(SHUTDOWN_STEP, self.interrupt()).await {
                 self.wait_idle(SHUTDOWN_STEP).await;
@@ -410,12 +407,12 @@ impl ClaudeSession {
 
     /// The session id from the latest `system/init`.
     pub fn session_id(&self) -> Option<String> {
-        self.shared.lock().session_id.clone()
+        self.shared.state.lock().session_id.clone()
     }
 
     /// The CLI version from the latest `system/init`.
     pub fn cli_version(&self) -> Option<String> {
-        self.shared.lock().cli_version.clone()
+        self.shared.state.lock().cli_version.clone()
     }
 
     /// The last part of the CLI's stderr, secrets redacted.
@@ -430,14 +427,14 @@ impl ClaudeSession {
         let request_id = format!("req_{n}_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let (tx, rx) = oneshot::channel();
         {
-            let mut state = self.shared.lock();
+            let mut state = self.shared.state.lock();
             if let Some(err) = self.shared.closed_error() {
                 return Err(err);
             }
             state.pending.insert(request_id.clone(), tx);
         }
         if let Err(err) = self.write(protocol::control_request(&request_id, request)).await {
-            self.shared.lock().pending.remove(&request_id);
+            self.shared.state.lock().pending.remove(&request_id);
             return Err(err);
         }
         match tokio::time::timeout(timeout, rx).await {
@@ -454,7 +451,7 @@ impl ClaudeSession {
                 }))
             }
             Err(_) => {
-                self.shared.lock().pending.remove(&request_id);
+                self.shared.state.lock().pending.remove(&request_id);
                 Err(ClaudeError::Timeout { after: timeout, idle: false })
             }
         }
@@ -502,7 +499,7 @@ impl ClaudeSession {
 
     /// True if the CLI wrote something or a control request is being answered within `window`.
     fn active_within(&self, window: Duration) -> bool {
-        let state = self.shared.lock();
+        let state = self.shared.state.lock();
         !state.handlers.is_empty() || state.last_output.is_some_and(|at| at.elapsed() < window)
     }
 }
@@ -807,7 +804,7 @@ async fn read_messages(
         end_of_output_error(&shared, code, cut_off, read_error, reader.diagnostics().text());
     tracing::debug!(pid = shared.pid, error = %error, "the CLI's output ended");
     let (turn, pending, handlers) = {
-        let mut state = shared.lock();
+        let mut state = shared.state.lock();
         // Set under the lock that `send` and `control` check it under: nothing new can start.
         shared.closed.send_replace(Some(error.clone()));
         (state.turn.take(), std::mem::take(&mut state.pending), std::mem::take(&mut state.handlers))
@@ -862,7 +859,7 @@ fn route(
     writer: &mpsc::UnboundedSender<WriteCommand>,
     handler: &Arc<dyn ControlHandler>,
 ) {
-    let mut state = shared.lock();
+    let mut state = shared.state.lock();
     state.last_output = Some(Instant::now());
     match message {
         Message::ControlResponse(response) => match state.pending.remove(&response.request_id) {
@@ -939,7 +936,7 @@ async fn answer_control_request(
             protocol::control_error(&request_id, "the host failed to answer this request")
         }
     };
-    shared.lock().handlers.remove(&request_id);
+    shared.state.lock().handlers.remove(&request_id);
     let _ = writer.send(WriteCommand::Line { bytes: protocol::encode_line(&line), written: None });
 }
 

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,6 @@ use crate::claude::control::RebindableHandler;
 use crate::claude::session::ClaudeSession;
 use crate::engine::pool::Returnable;
 use crate::model::prompt::Action;
-use crate::lsp_server::state::lock;
 use crate::model::usage::CliTotals;
 
 /// What a CLI process was started for; a follow-up must match it to use the process.
@@ -88,7 +88,7 @@ pub struct Conversations {
 
 impl std::fmt::Debug for Conversations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conversations").field("idle", &lock(&self.idle).len()).finish()
+        f.debug_struct("Conversations").field("idle", &self.idle.lock().len()).finish()
     }
 }
 
@@ -101,7 +101,7 @@ impl Conversations {
     /// follow-up waits for the first instead of racing it on the same transcript.
     pub async fn turn(&self, id: &str) -> OwnedMutexGuard<()> {
         let mutex = {
-            let mut turns = lock(&self.turns);
+            let mut turns = self.turns.lock();
             // Forget conversations nobody holds or waits for.
             turns.retain(|_, mutex| Arc::strong_count(mutex) > 1);
             turns.entry(id.to_owned()).or_default().clone()
@@ -112,7 +112,7 @@ impl Conversations {
     /// The idle process of conversation `id`, when it is alive and was started for `key`. A
     /// process that cannot serve `key` is shut down.
     pub async fn take(&self, id: &str, key: &ProcessKey) -> Option<LiveTurn> {
-        let idle = lock(&self.idle).remove(id)?;
+        let idle = self.idle.lock().remove(id)?;
         let session = &idle.turn.session;
         if idle.key == *key
             && idle.cwd_identity.is_some()
@@ -150,7 +150,7 @@ impl Conversations {
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let cwd_identity = directory_identity(&key.cwd);
         let closing = {
-            let mut idle = lock(&self.idle);
+            let mut idle = self.idle.lock();
             let mut closing: Vec<LiveTurn> = Vec::new();
             let stay = IdleProcess { turn, key, cwd_identity, since: Instant::now(), generation };
             if let Some(replaced) = idle.insert(id.clone(), stay) {
@@ -182,7 +182,7 @@ impl Conversations {
 
     async fn close_if_unused(&self, id: &str, generation: u64) {
         let expired = {
-            let mut idle = lock(&self.idle);
+            let mut idle = self.idle.lock();
             match idle.get(id) {
                 Some(process) if process.generation == generation => idle.remove(id),
                 _ => None,
@@ -197,7 +197,7 @@ impl Conversations {
 
     /// The idle process of conversation `id`, if it has one.
     pub fn live(&self, id: &str) -> Option<LiveProcess> {
-        let idle = lock(&self.idle);
+        let idle = self.idle.lock();
         let process = idle.get(id).filter(|process| process.turn.session.is_alive())?;
         Some(LiveProcess {
             pid: process.turn.session.pid(),
@@ -207,7 +207,7 @@ impl Conversations {
 
     /// Close every idle process (server shutdown).
     pub async fn close_all(&self) {
-        let all: Vec<IdleProcess> = lock(&self.idle).drain().map(|(_, process)| process).collect();
+        let all: Vec<IdleProcess> = self.idle.lock().drain().map(|(_, process)| process).collect();
         futures::future::join_all(all.into_iter().map(|process| process.turn.session.shutdown()))
             .await;
     }
@@ -354,6 +354,6 @@ mod tests {
         drop(waiting.await.unwrap());
         drop(other);
         drop(conversations.turn("s").await);
-        assert!(lock(&conversations.turns).len() <= 1);
+        assert!(conversations.turns.lock().len() <= 1);
     }
 }

@@ -4,7 +4,7 @@
 //! handful each) and histograms have fixed buckets.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -174,14 +174,10 @@ impl Metrics {
         Self { started: Instant::now(), counters: Mutex::new(Counters::default()) }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counters> {
-        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// One answered request: its action, its outcome (`success` or an error kind) and how long
     /// it took in all.
     pub fn record_request(&self, action: &str, outcome: &str, duration: Duration) {
-        let mut counters = self.lock();
+        let mut counters = self.counters.lock();
         counters.requests.total += 1;
         *counters
             .requests
@@ -194,18 +190,18 @@ impl Metrics {
     }
 
     pub fn record_queue_wait(&self, wait: Duration) {
-        self.lock().queue_wait.record(wait);
+        self.counters.lock().queue_wait.record(wait);
     }
 
     /// A retry caused by an error of kind `reason`.
     pub fn record_retry(&self, reason: &str) {
-        let mut counters = self.lock();
+        let mut counters = self.counters.lock();
         counters.retries.total += 1;
         *counters.retries.by_reason.entry(reason.to_owned()).or_default() += 1;
     }
 
     pub fn record_usage(&self, tokens: TokenCounts, cost_usd: f64) {
-        let mut counters = self.lock();
+        let mut counters = self.counters.lock();
         counters.tokens.input += tokens.input;
         counters.tokens.output += tokens.output;
         counters.tokens.cache_read += tokens.cache_read;
@@ -215,7 +211,7 @@ impl Metrics {
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let counters = self.lock();
+        let counters = self.counters.lock();
         MetricsSnapshot {
             uptime_secs: self.started.elapsed().as_secs(),
             requests: counters.requests.clone(),

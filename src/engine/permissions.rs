@@ -24,7 +24,8 @@ mod shell;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -40,7 +41,6 @@ use crate::base::error::{ErrorKind, ServerError};
 use crate::engine::sandbox;
 use crate::base::secrets::redacted;
 use crate::model::settings::Settings;
-use crate::lsp_server::state::lock;
 use paths::Roots;
 use rules::{RuleContext, ToolRule};
 
@@ -201,11 +201,11 @@ struct GrantsInner {
 
 impl SessionGrants {
     pub fn contains(&self, session: &str, grant: &str) -> bool {
-        lock(&self.inner).by_session.get(session).is_some_and(|grants| grants.contains(grant))
+        self.inner.lock().by_session.get(session).is_some_and(|grants| grants.contains(grant))
     }
 
     pub fn grant(&self, session: &str, grant: &str) {
-        let mut inner = lock(&self.inner);
+        let mut inner = self.inner.lock();
         if !inner.by_session.contains_key(session) {
             if inner.order.len() >= MAX_REMEMBERED_SESSIONS
                 && let Some(oldest) = inner.order.pop_front()
@@ -618,7 +618,7 @@ struct PendingCall {
 
 impl Gate {
     async fn decide(&self, call: PendingCall) -> PermissionDecision {
-        let session = call.session_id.clone().or_else(|| lock(&self.session_id).clone());
+        let session = call.session_id.clone().or_else(|| self.session_id.lock().clone());
         let session_key = session.clone().unwrap_or_default();
         let grants = &self.services.grants;
         let tool_call = ToolCall { tool: &call.tool, input: &call.input, cwd: call.cwd.as_deref() };
@@ -745,7 +745,7 @@ impl Gate {
 
     fn remember(&self, tool_use_id: Option<String>, decision: &PermissionDecision) {
         if let Some(id) = tool_use_id {
-            let mut decided = lock(&self.decided);
+            let mut decided = self.decided.lock();
             if decided.len() >= MAX_REMEMBERED_CALLS {
                 decided.clear();
             }
@@ -759,7 +759,7 @@ impl ControlHandler for PermissionGate {
         let gate = self.inner.clone();
         Box::pin(async move {
             let earlier =
-                request.tool_use_id.as_ref().and_then(|id| lock(&gate.decided).remove(id));
+                request.tool_use_id.as_ref().and_then(|id| gate.decided.lock().remove(id));
             if let Some(decision) = earlier {
                 return decision;
             }
@@ -782,7 +782,7 @@ impl ControlHandler for PermissionGate {
             let text = |key: &str| input.get(key).and_then(Value::as_str).map(str::to_owned);
             let session_id = text("session_id");
             if let Some(id) = &session_id {
-                *lock(&gate.session_id) = Some(id.clone());
+                *gate.session_id.lock() = Some(id.clone());
             }
             let decision = match text("tool_name") {
                 Some(tool) => {

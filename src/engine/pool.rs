@@ -42,7 +42,8 @@ use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Weak};
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -241,10 +242,6 @@ struct Inner {
 }
 
 impl Inner {
-    fn lock(&self) -> MutexGuard<'_, PoolState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Shut a process down in the background; the pool's shutdown waits for it.
     fn retire(&self, session: ClaudeSession) {
         self.tasks.spawn(session.shutdown());
@@ -285,14 +282,14 @@ impl WarmPool {
 
     /// True when runs should go through the pool: it keeps processes and is not shut down.
     pub fn is_enabled(&self) -> bool {
-        !self.inner.closed.is_cancelled() && self.inner.lock().limits.per_key > 0
+        !self.inner.closed.is_cancelled() && self.inner.state.lock().limits.per_key > 0
     }
 
     /// Apply new `warmPool` / `poolIdleSecs` values. Processes beyond a lowered `warmPool` are
     /// stopped; a raised one fills on the next use.
     pub fn set_limits(&self, limits: PoolLimits) {
         let surplus: Vec<WarmProcess> = {
-            let mut state = self.inner.lock();
+            let mut state = self.inner.state.lock();
             state.limits = limits;
             let mut surplus = Vec::new();
             for entry in state.keys.values_mut() {
@@ -311,7 +308,7 @@ impl WarmPool {
     /// changed). Fills under way discard their process when they finish.
     pub fn clear(&self) {
         let drained: Vec<WarmProcess> = {
-            let mut state = self.inner.lock();
+            let mut state = self.inner.state.lock();
             state.seen_workspaces.clear();
             state.keys.drain().flat_map(|(_, entry)| entry.ready).collect()
         };
@@ -322,7 +319,7 @@ impl WarmPool {
 
     /// True the first time `workspace` is seen (since the pool was created or cleared).
     pub fn first_sight(&self, workspace: &Path) -> bool {
-        self.inner.lock().seen_workspaces.insert(workspace.to_path_buf())
+        self.inner.state.lock().seen_workspaces.insert(workspace.to_path_buf())
     }
 
     /// Top the key of `template` up to `warmPool` processes, in the background.
@@ -339,7 +336,7 @@ impl WarmPool {
         let key = PoolKey::of(&config, &initialize);
         let template = Template { config, initialize };
         let (missing, evicted) = {
-            let mut state = self.inner.lock();
+            let mut state = self.inner.state.lock();
             let per_key = state.limits.per_key;
             if per_key == 0 {
                 return;
@@ -444,7 +441,7 @@ impl WarmPool {
     pub async fn shutdown(&self) {
         self.inner.closed.cancel();
         let drained: Vec<WarmProcess> = {
-            let mut state = self.inner.lock();
+            let mut state = self.inner.state.lock();
             state.keys.drain().flat_map(|(_, entry)| entry.ready).collect()
         };
         for process in drained {
@@ -455,7 +452,7 @@ impl WarmPool {
     }
 
     pub fn stats(&self) -> PoolStats {
-        let state = self.inner.lock();
+        let state = self.inner.state.lock();
         PoolStats {
             warm: state.keys.values().map(|entry| entry.ready.len()).sum(),
             filling: state.keys.values().map(|entry| entry.filling).sum(),
@@ -467,7 +464,7 @@ impl WarmPool {
 
     /// Process ids of the warm processes, for diagnostics and tests.
     pub fn warm_pids(&self) -> Vec<u32> {
-        let state = self.inner.lock();
+        let state = self.inner.state.lock();
         state.keys.values().flat_map(|entry| entry.ready.iter().map(|p| p.session.pid())).collect()
     }
 
@@ -518,7 +515,7 @@ impl WarmPool {
         key: &PoolKey,
         cwd: &Path,
     ) -> (Option<WarmProcess>, Vec<WarmProcess>, usize) {
-        let mut state = self.inner.lock();
+        let mut state = self.inner.state.lock();
         let Some(entry) = state.keys.get_mut(key) else { return (None, Vec::new(), 0) };
         entry.last_used = Instant::now();
         let mut stale = Vec::new();
@@ -573,7 +570,7 @@ async fn fill_one(
         () = start_cancelled.cancelled() => Err(ClaudeError::Cancelled),
     };
     let (rejected, idle) = {
-        let mut state = inner.lock();
+        let mut state = inner.state.lock();
         let per_key = state.limits.per_key;
         let idle = state.limits.idle;
         let mut entry = state.keys.get_mut(&key);
@@ -644,7 +641,7 @@ async fn expire_when_idle(pool: Weak<Inner>, key: PoolKey, id: u64, mut wait: Du
         }
         let Some(inner) = pool.upgrade() else { return };
         let expired = {
-            let mut state = inner.lock();
+            let mut state = inner.state.lock();
             let idle = state.limits.idle;
             let Some(entry) = state.keys.get_mut(&key) else { return };
             let Some(index) = entry.ready.iter().position(|process| process.id == id) else {
@@ -800,7 +797,7 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
         && returnable.cwd_identity.is_some()
         && directory_identity(&returnable.key.cwd) == returnable.cwd_identity;
     let reserved = reusable && {
-        let mut state = inner.lock();
+        let mut state = inner.state.lock();
         let per_key = state.limits.per_key;
         match state.keys.get_mut(&returnable.key) {
             Some(entry) if !inner.closed.is_cancelled() => {
@@ -839,7 +836,7 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (key, uses) = (returnable.key.clone(), returnable.uses);
     let (rejected, idle) = {
-        let mut state = inner.lock();
+        let mut state = inner.state.lock();
         let (per_key, idle) = (state.limits.per_key, state.limits.idle);
         match (cleared, state.keys.get_mut(&key)) {
             (Ok(totals), Some(entry)) => {

@@ -22,7 +22,8 @@
 //! };
 //! ```
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use rand::Rng;
@@ -201,7 +202,7 @@ impl RetryLoop {
         outcome: Result<RunResult, ClaudeError>,
     ) -> Result<Option<RunResult>, ServerError> {
         let Attempt { number, resume, run_cancel, observed, admission, .. } = attempt;
-        let observed = observed.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let observed = observed.into_inner();
         if observed.session_id.is_some() {
             self.session_id = observed.session_id;
         }
@@ -331,22 +332,18 @@ impl Attempt {
     pub fn observe(&self, event: &RunEvent) {
         match event {
             RunEvent::Init { session_id, .. } => {
-                self.lock().session_id = Some(session_id.clone());
+                self.observed.lock().session_id = Some(session_id.clone());
             }
             RunEvent::ApiRetry { status, error, .. }
                 if rejects_credentials(*status, error.as_deref()) =>
             {
                 let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
-                self.lock().auth_failure =
+                self.observed.lock().auth_failure =
                     Some(format!("the Anthropic API rejected the credentials{status}"));
                 self.cancel.cancel();
             }
             _ => {}
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Observed> {
-        self.observed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

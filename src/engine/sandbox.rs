@@ -14,7 +14,8 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+use parking_lot::Mutex;
 
 use serde_json::{Value, json};
 
@@ -23,7 +24,6 @@ use crate::engine::permissions;
 use crate::base::secrets::is_secret_name;
 use crate::model::sessions::cli_config_dir;
 use crate::model::settings::Settings;
-use crate::lsp_server::state::lock;
 
 /// The setting that lets Bash run without a sandbox.
 pub const OPT_OUT_SETTING: &str = "dangerouslyAllowUnsandboxedBash";
@@ -48,7 +48,7 @@ impl Availability {
 pub fn availability(settings: &Settings) -> Availability {
     static CACHE: OnceLock<Mutex<HashMap<Option<OsString>, Availability>>> = OnceLock::new();
     let path = settings.env.get("PATH").map(OsString::from).or_else(|| std::env::var_os("PATH"));
-    let mut cache = lock(CACHE.get_or_init(Mutex::default));
+    let mut cache = CACHE.get_or_init(Mutex::default).lock();
     cache.entry(path.clone()).or_insert_with(|| detect(path.as_deref())).clone()
 }
 

@@ -13,7 +13,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -60,16 +61,12 @@ pub struct SchedulerStats {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn notify(&self) {
         self.changed.send_modify(|version| *version = version.wrapping_add(1));
     }
 
     fn release_slot(&self) {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         state.running = state.running.saturating_sub(1);
         state.dispatch();
         drop(state);
@@ -148,7 +145,7 @@ impl Scheduler {
     /// Change `maxConcurrent`. A lower limit lets running runs finish; a higher one starts
     /// waiters at once.
     pub fn set_max_concurrent(&self, max_concurrent: usize) {
-        let mut state = self.shared.lock();
+        let mut state = self.shared.state.lock();
         state.limit = max_concurrent.max(1);
         state.dispatch();
         drop(state);
@@ -157,7 +154,7 @@ impl Scheduler {
 
     /// Change `requestsPerMinute` (`None`: no limit). Buckets start over full.
     pub fn set_requests_per_minute(&self, requests_per_minute: Option<u32>) {
-        let mut state = self.shared.lock();
+        let mut state = self.shared.state.lock();
         if state.requests_per_minute != requests_per_minute {
             state.requests_per_minute = requests_per_minute;
             state.buckets.clear();
@@ -167,7 +164,7 @@ impl Scheduler {
     /// Ask for a slot for a run in `workspace`. Await [`Ticket::next_event`] until it is ready;
     /// dropping the ticket gives up its place (or its slot, if one was already granted).
     pub fn enqueue(&self, workspace: &Path) -> Ticket {
-        let mut state = self.shared.lock();
+        let mut state = self.shared.state.lock();
         let id = state.next_id;
         state.next_id += 1;
         let rate_limited_until = match state.requests_per_minute {
@@ -198,7 +195,7 @@ impl Scheduler {
     }
 
     pub fn stats(&self) -> SchedulerStats {
-        let state = self.shared.lock();
+        let state = self.shared.state.lock();
         SchedulerStats {
             max_concurrent: state.limit,
             running: state.running,
@@ -265,7 +262,7 @@ impl Ticket {
                 Phase::Queued => {
                     self.changes.borrow_and_update();
                     let ahead = {
-                        let mut state = self.shared.lock();
+                        let mut state = self.shared.state.lock();
                         if state.granted.remove(&self.id) {
                             self.phase = Phase::Done;
                             return TicketEvent::Ready(Slot { shared: self.shared.clone() });
@@ -287,7 +284,7 @@ impl Ticket {
     }
 
     fn join_queue(&mut self) {
-        let mut state = self.shared.lock();
+        let mut state = self.shared.state.lock();
         let queue = state.queues.entry(self.workspace.clone()).or_default();
         queue.push_back(self.id);
         if queue.len() == 1 {
@@ -305,14 +302,14 @@ impl Drop for Ticket {
         match self.phase {
             Phase::RateLimited { until, .. } => {
                 if until.is_some() {
-                    let mut state = self.shared.lock();
+                    let mut state = self.shared.state.lock();
                     if let Some(bucket) = state.buckets.get_mut(&self.workspace) {
                         bucket.refund();
                     }
                 }
             }
             Phase::Queued => {
-                let mut state = self.shared.lock();
+                let mut state = self.shared.state.lock();
                 if state.granted.remove(&self.id) {
                     // Granted but never picked up: the slot goes to the next in line.
                     state.running = state.running.saturating_sub(1);
@@ -523,12 +520,8 @@ impl CircuitBreaker {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, CircuitState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub fn set_config(&self, config: CircuitConfig) {
-        self.lock().config = config;
+        self.state.lock().config = config;
     }
 
     /// Refuse early (e.g. before queueing) when no attempt could be admitted now. Admits nothing.
@@ -537,7 +530,7 @@ impl CircuitBreaker {
     }
 
     fn check_at(&self, now: Instant) -> Result<(), CircuitOpen> {
-        let state = self.lock();
+        let state = self.state.lock();
         match state.phase {
             CircuitPhase::Open { until } if now < until => Err(state.refusal(false, now)),
             CircuitPhase::HalfOpen { probing: true } => Err(state.refusal(true, now)),
@@ -551,7 +544,7 @@ impl CircuitBreaker {
     }
 
     fn admit_at(self: &Arc<Self>, now: Instant) -> Result<Admission, CircuitOpen> {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         let probe = match state.phase {
             CircuitPhase::Closed => false,
             CircuitPhase::Open { until } if now < until => {
@@ -578,7 +571,7 @@ impl CircuitBreaker {
     }
 
     fn settle(&self, probe: bool, outcome: ApiOutcome, now: Instant) {
-        let mut state = self.lock();
+        let mut state = self.state.lock();
         match outcome {
             ApiOutcome::Success => {
                 if state.phase != CircuitPhase::Closed {
@@ -624,7 +617,7 @@ impl CircuitBreaker {
     }
 
     fn snapshot_at(&self, now: Instant) -> CircuitSnapshot {
-        let state = self.lock();
+        let state = self.state.lock();
         let (name, retry_in) = match state.phase {
             CircuitPhase::Closed => ("closed", None),
             CircuitPhase::Open { until } => {
@@ -683,7 +676,7 @@ mod tests {
     }
 
     fn is_granted(ticket: &Ticket) -> bool {
-        ticket.shared.lock().granted.contains(&ticket.id)
+        ticket.shared.state.lock().granted.contains(&ticket.id)
     }
 
     #[tokio::test]
@@ -769,14 +762,14 @@ mod tests {
                 let mut ticket = scheduler.enqueue(&ws(&format!("w{}", n % 3)));
                 let _slot = ready(&mut ticket).await;
                 let running = scheduler.stats().running;
-                served.lock().unwrap().push((n, running));
+                served.lock().push((n, running));
                 tokio::task::yield_now().await;
             }));
         }
         for task in tasks {
             task.await.unwrap();
         }
-        let served = served.lock().unwrap();
+        let served = served.lock();
         let mut ids: Vec<u32> = served.iter().map(|(n, _)| *n).collect();
         ids.sort_unstable();
         assert_eq!(ids, (0..200).collect::<Vec<_>>());

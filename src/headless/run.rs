@@ -11,7 +11,8 @@
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
@@ -862,7 +863,7 @@ impl ProgressView {
                 let mut tick = tokio::time::interval(Duration::from_millis(100));
                 loop {
                     tick.tick().await;
-                    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut state = state.lock();
                     state.frame = state.frame.wrapping_add(1);
                     state.draw();
                 }
@@ -874,7 +875,7 @@ impl ProgressView {
     fn status(&self, message: &str) {
         let line: String =
             message.lines().next().unwrap_or_default().chars().take(STATUS_WIDTH).collect();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.lock();
         if state.status == line {
             return;
         }
@@ -889,7 +890,7 @@ impl ProgressView {
     /// The line the agent is writing: shown on the spinner line, left out of a log (the next
     /// status replaces it).
     fn writing(&self, message: &str) {
-        if self.state.lock().unwrap_or_else(PoisonError::into_inner).terminal {
+        if self.state.lock().terminal {
             self.status(message);
         }
     }
@@ -899,7 +900,7 @@ impl ProgressView {
         if let Some(ticker) = &self.ticker {
             ticker.abort();
         }
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state.lock();
         if state.terminal {
             let mut stderr = std::io::stderr().lock();
             let _ = write!(stderr, "\r\x1b[2K");

@@ -4,4 +4,5 @@
 pub mod handlers;
 pub mod server;
 pub mod state;
+pub mod to_proto;
 pub mod transport;

@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
+use parking_lot::{Mutex, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
@@ -170,18 +171,18 @@ impl ServerState {
     }
 
     pub fn settings(&self) -> Settings {
-        read(&self.settings).clone()
+        self.settings.read().clone()
     }
 
     /// The published findings. Never hold the guard across an `.await`.
-    pub fn findings(&self) -> std::sync::MutexGuard<'_, crate::model::findings::FindingStore> {
-        lock(&self.findings)
+    pub fn findings(&self) -> parking_lot::MutexGuard<'_, crate::model::findings::FindingStore> {
+        self.findings.lock()
     }
 
     /// Replace the settings. A changed `cliPath` or `env` forgets the discovered CLI; a changed
     /// `maxConcurrent` applies at once (a higher limit starts waiting runs).
     pub async fn set_settings(&self, settings: Settings) {
-        let old = std::mem::replace(&mut *write(&self.settings), settings.clone());
+        let old = std::mem::replace(&mut *self.settings.write(), settings.clone());
         if let Some(log) = &self.options.log
             && (old.log_level != settings.log_level || old.log_file != settings.log_file)
             && let Err(err) = log.apply(settings.log_level, settings.log_file.as_deref())
@@ -218,16 +219,16 @@ impl ServerState {
     }
 
     pub fn set_workspace_folders(&self, folders: Vec<PathBuf>) {
-        *write(&self.workspace_folders) = folders;
+        *self.workspace_folders.write() = folders;
     }
 
     pub fn workspace_folders(&self) -> Vec<PathBuf> {
-        read(&self.workspace_folders).clone()
+        self.workspace_folders.read().clone()
     }
 
     /// The workspace folder holding `file` (the innermost one), else the file's directory.
     pub fn workspace_for(&self, file: &Path) -> PathBuf {
-        let folders = read(&self.workspace_folders);
+        let folders = self.workspace_folders.read();
         folders
             .iter()
             .filter(|folder| file.starts_with(folder))
@@ -279,56 +280,42 @@ impl ServerState {
     }
 
     pub fn register_run(&self, run_id: String, entry: RunEntry) {
-        lock(&self.runs).insert(run_id, entry);
+        self.runs.lock().insert(run_id, entry);
     }
 
     pub fn set_run_progress_token(&self, run_id: &str, token: NumberOrString) {
-        if let Some(entry) = lock(&self.runs).get_mut(run_id) {
+        if let Some(entry) = self.runs.lock().get_mut(run_id) {
             entry.progress_token = Some(token);
         }
     }
 
     pub fn finish_run(&self, run_id: &str) {
-        lock(&self.runs).remove(run_id);
+        self.runs.lock().remove(run_id);
     }
 
     pub fn runs(&self) -> Vec<(String, RunEntry)> {
-        lock(&self.runs).iter().map(|(id, entry)| (id.clone(), entry.clone())).collect()
+        self.runs.lock().iter().map(|(id, entry)| (id.clone(), entry.clone())).collect()
     }
 
     /// Cancel one run (by id), or every run. Returns how many were cancelled.
     pub fn cancel_runs(&self, run_id: Option<&str>) -> usize {
-        let runs = lock(&self.runs);
+        let runs = self.runs.lock();
         let matching = runs.iter().filter(|(id, _)| run_id.is_none_or(|wanted| wanted == *id));
         matching.map(|(_, entry)| entry.cancel.cancel()).count()
     }
 
     /// Cancel the run reporting progress on `token` (window/workDoneProgress/cancel).
     pub fn cancel_by_progress_token(&self, token: &NumberOrString) -> usize {
-        let runs = lock(&self.runs);
+        let runs = self.runs.lock();
         let matching = runs.values().filter(|entry| entry.progress_token.as_ref() == Some(token));
         matching.map(|entry| entry.cancel.cancel()).count()
     }
 }
 
-// A poisoned lock only means another task panicked mid-update; the data is still usable, and
-// refusing every later request would be worse.
 fn circuit_config(settings: &Settings) -> CircuitConfig {
     CircuitConfig {
         failure_threshold: settings.circuit_failure_threshold,
         cooldown: std::time::Duration::from_secs(settings.circuit_cooldown_secs),
         ..CircuitConfig::default()
     }
-}
-
-pub(crate) fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-pub(crate) fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-pub(crate) fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

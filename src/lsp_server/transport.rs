@@ -23,6 +23,7 @@ use tower_service::Service;
 use crate::base::error::{ErrorKind, ServerError};
 use crate::protocol::lsp::ClientSocket;
 use crate::protocol::lsp::jsonrpc::{self, Id, Request, Response};
+use crate::lsp_server::to_proto;
 
 /// The largest body accepted. Anything longer is refused and skipped (a length this large is a
 /// broken or hostile client, not a document).
@@ -447,7 +448,7 @@ fn invalid_request(id: Id, problem: String) -> Response {
 }
 
 fn error_response(kind: ErrorKind, id: Id, message: String, hint: &str) -> Response {
-    Response::from_error(id, ServerError::new(kind, message, hint).to_jsonrpc())
+    Response::from_error(id, to_proto::error(&ServerError::new(kind, message, hint)))
 }
 
 fn method_not_found(id: Id, method: &str) -> Response {

@@ -4,12 +4,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::protocol::lsp::TextDocumentContentChangeEvent;
 use crate::model::prompt::Action;
 use crate::model::regions::{follow_change, line_breaks};
-use crate::lsp_server::state::lock;
 
 /// Documents with a kept answer; beyond this the oldest answer goes.
 const MAX_DOCUMENTS: usize = 64;
@@ -39,7 +38,7 @@ impl Answers {
     /// Keep `answer` as `path`'s answer (replacing an older one).
     pub fn keep(&self, path: PathBuf, answer: Answer) {
         let order = self.kept.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut by_path = lock(&self.by_path);
+        let mut by_path = self.by_path.lock();
         by_path.insert(path, (order, answer));
         if by_path.len() > MAX_DOCUMENTS
             && let Some(oldest) =
@@ -52,7 +51,7 @@ impl Answers {
     /// `didChange` (after the store applied it): the answer's lines move with the text; a
     /// whole new text leaves nothing to follow, so the answer goes.
     pub fn changed(&self, path: &Path, changes: &[TextDocumentContentChangeEvent]) {
-        let mut by_path = lock(&self.by_path);
+        let mut by_path = self.by_path.lock();
         let Some((_, answer)) = by_path.get_mut(path) else { return };
         for change in changes {
             match (change.range, answer.lines.as_mut()) {
@@ -71,12 +70,12 @@ impl Answers {
 
     /// `didClose`: changes are no longer seen, so the lines cannot be followed.
     pub fn closed(&self, path: &Path) {
-        lock(&self.by_path).remove(path);
+        self.by_path.lock().remove(path);
     }
 
     /// The answer about `line` of `path`, if any.
     pub fn at(&self, path: &Path, line: u32) -> Option<Answer> {
-        let by_path = lock(&self.by_path);
+        let by_path = self.by_path.lock();
         let (_, answer) = by_path.get(path)?;
         match answer.lines {
             Some((first, last)) if !(first..=last).contains(&line) => None,

@@ -5,12 +5,11 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::base::secrets::redacted;
-use crate::lsp_server::state::lock;
 
 const FILE_NAME: &str = "audit.jsonl";
 const ROTATED_NAME: &str = "audit.jsonl.1";
@@ -102,7 +101,7 @@ impl AuditLog {
     pub fn append(&self, entry: &AuditEntry) -> io::Result<()> {
         let mut line = serde_json::to_string(&entry.redacted()).map_err(io::Error::other)?;
         line.push('\n');
-        let _guard = lock(&self.write);
+        let _guard = self.write.lock();
         fs::create_dir_all(&self.dir)?;
         let path = self.path();
         if fs::metadata(&path).is_ok_and(|meta| meta.len() + line.len() as u64 > MAX_BYTES) {

@@ -11,12 +11,11 @@
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use similar::{DiffOp, TextDiff};
 
 use crate::protocol::lsp::{Position, TextDocumentContentChangeEvent};
-use crate::lsp_server::state::lock;
 
 /// Active regions kept per document (the oldest go first).
 const MAX_ACTIVE: usize = 64;
@@ -72,7 +71,7 @@ impl Regions {
         if regions.is_empty() {
             return;
         }
-        let mut documents = lock(&self.documents);
+        let mut documents = self.documents.lock();
         if current == Some(text.as_str()) {
             activate(&mut documents, &path, regions);
             return;
@@ -86,7 +85,7 @@ impl Regions {
 
     /// `didOpen`: an edit applied to a closed file arrives as its opening text.
     pub fn opened(&self, path: &Path, text: &str) {
-        let mut documents = lock(&self.documents);
+        let mut documents = self.documents.lock();
         arrive(&mut documents, path, text);
     }
 
@@ -99,7 +98,7 @@ impl Regions {
         changes: &[TextDocumentContentChangeEvent],
         text: impl FnOnce() -> Option<String>,
     ) {
-        let mut documents = lock(&self.documents);
+        let mut documents = self.documents.lock();
         if let Some(regions) = documents.active.get_mut(path) {
             for change in changes {
                 match change.range {
@@ -126,12 +125,12 @@ impl Regions {
 
     /// `didClose`: changes are no longer seen, so its regions cannot be followed.
     pub fn closed(&self, path: &Path) {
-        lock(&self.documents).active.remove(path);
+        self.documents.lock().active.remove(path);
     }
 
     /// The regions of `path` that touch `lines`, newest first.
     pub fn at(&self, path: &Path, lines: RangeInclusive<u32>) -> Vec<ProducedRegion> {
-        let documents = lock(&self.documents);
+        let documents = self.documents.lock();
         let Some(regions) = documents.active.get(path) else { return Vec::new() };
         regions
             .iter()

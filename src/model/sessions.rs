@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -160,7 +160,7 @@ impl SessionStore {
 
     /// The workspace's sessions, newest first.
     pub fn sessions(&self, workspace: &Path) -> Loaded<Vec<SessionRecord>> {
-        let _files = self.lock();
+        let _files = self.files.lock();
         let mut loaded = self.read_index(workspace);
         loaded.value.sort_by(|a, b| b.ended_at.cmp(&a.ended_at));
         loaded
@@ -168,13 +168,13 @@ impl SessionStore {
 
     /// The workspace's usage ledger.
     pub fn usage(&self, workspace: &Path) -> Loaded<UsageLedger> {
-        let _files = self.lock();
+        let _files = self.files.lock();
         self.read_usage(workspace)
     }
 
     /// Add a run to its session (a new record for a new conversation) and to the usage ledger.
     pub fn record(&self, run: &FinishedRun) -> io::Result<Loaded<Recorded>> {
-        let _files = self.lock();
+        let _files = self.files.lock();
         let dir = self.workspace_dir(&run.workspace);
         let Loaded { value: mut sessions, mut warnings } = self.read_index(&run.workspace);
         let session = apply_run(&mut sessions, run);
@@ -186,10 +186,6 @@ impl SessionStore {
         ledger.add(day_of(&run.ended_at), &run.usage);
         write_atomically(&dir.join(USAGE_FILE), &usage_text(&ledger)?)?;
         Ok(Loaded { value: Recorded { session, ledger }, warnings })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn read_index(&self, workspace: &Path) -> Loaded<Vec<SessionRecord>> {

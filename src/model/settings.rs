@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::base::logging::LogLevel;
 use crate::base::secrets::is_secret_name;
 
 /// The configuration section (and the prefix of every field name in warnings).
@@ -75,56 +76,6 @@ const SETTING_NAMES: [&str; 31] = [
     // Accepted for symmetry with VS Code's `contributes.configuration`; see `apply_field`.
     "serverPath",
 ];
-
-/// How much the server logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Off,
-    Error,
-    Warn,
-    #[default]
-    Info,
-    Debug,
-    Trace,
-}
-
-impl LogLevel {
-    const ALL: [LogLevel; 6] = [
-        LogLevel::Off,
-        LogLevel::Error,
-        LogLevel::Warn,
-        LogLevel::Info,
-        LogLevel::Debug,
-        LogLevel::Trace,
-    ];
-
-    /// The name `tracing_subscriber::EnvFilter` understands.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Off => "off",
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        }
-    }
-
-    fn parse(name: &str) -> Option<LogLevel> {
-        let name = name.trim().to_ascii_lowercase();
-        if name == "warning" {
-            return Some(LogLevel::Warn);
-        }
-        Self::ALL.into_iter().find(|level| level.as_str() == name)
-    }
-}
-
-impl fmt::Display for LogLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The server's settings. `Debug` and `Serialize` redact secrets (see the module docs).
 #[derive(Clone, PartialEq, Serialize)]

@@ -407,7 +407,7 @@ impl UserPrompter for ScriptedPrompter {
     }
 
     fn status(&self, message: &str) {
-        self.statuses.lock().unwrap().push(message.to_owned());
+        self.statuses.lock().push(message.to_owned());
     }
 }
 
@@ -467,7 +467,7 @@ async fn allow_for_this_session_is_remembered_per_conversation() {
     hook(&g.gate, "s2", "toolu_3", "Bash", bash("cargo test")).await;
     hook(&g.gate, "s1", "toolu_4", "Bash", bash("cargo build")).await;
     assert_eq!(prompter.asked.load(Ordering::SeqCst), 3);
-    let statuses = prompter.statuses.lock().unwrap().clone();
+    let statuses = prompter.statuses.lock().clone();
     let expected = format!(
         "Waiting for your permission: Claude wants to run `cargo test` in {}",
         g.f.root.display()
@@ -528,7 +528,7 @@ async fn an_unanswered_question_is_denied_after_the_timeout() {
     let (decision, reason) = hook_verdict(&output);
     assert_eq!(decision, "deny");
     assert!(reason.contains("did not answer the permission question within 1 s"), "{reason}");
-    assert_eq!(prompter.statuses.lock().unwrap().last().unwrap(), "No answer within 1 s: denied");
+    assert_eq!(prompter.statuses.lock().last().unwrap(), "No answer within 1 s: denied");
     assert_eq!(g.audit.recent(1, None).unwrap()[0].by, DecidedBy::Timeout);
 }
 
@@ -545,7 +545,7 @@ async fn nobody_to_ask_denies_and_says_why() {
     assert!(reason.contains("your editor cannot show permission questions"), "{reason}");
     assert!(reason.contains("`Bash(cargo test)`"), "{reason}");
     assert_eq!(unable.asked.load(Ordering::SeqCst), 0);
-    let status = unable.statuses.lock().unwrap()[0].clone();
+    let status = unable.statuses.lock()[0].clone();
     assert!(status.starts_with("Denied without asking (your editor cannot show permission questions): Claude wants to run `cargo test`"), "{status}");
 
     let headless = gate(None, json!({}));

@@ -29,7 +29,7 @@ use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind
 use crate::model::prompt::{Action, PromptDiagnostic, Selection};
 use crate::engine::scheduler::{Slot, TicketEvent};
 use crate::base::secrets::{self, StreamRedactor};
-use crate::lsp_server::state::{RunEntry, ServerState, read};
+use crate::lsp_server::state::{RunEntry, ServerState};
 
 /// Cancels its token when dropped: a cancelled request's future is dropped by tower-lsp, and the
 /// run (on its own task, so it can shut the CLI down properly) must stop with it.
@@ -351,7 +351,7 @@ fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerEr
     let path =
         edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
     let workspace = state.workspace_for(&path);
-    let open = match open_document(&read(&state.documents), &path) {
+    let open = match open_document(&state.documents.read(), &path) {
         Some(doc) if doc.is_out_of_sync() => return Err(out_of_sync(&path)),
         doc => doc.map(|doc| (doc.language_id().to_owned(), doc.text())),
     };
@@ -431,7 +431,7 @@ async fn action_request(
 
 /// The unsaved text of every open document: (path, text).
 fn open_documents(state: &ServerState) -> Vec<(PathBuf, String)> {
-    let documents = read(&state.documents);
+    let documents = state.documents.read();
     documents
         .iter()
         .filter_map(|doc| Some((edits::uri_to_path(doc.uri()).ok()?, doc.text())))
@@ -504,7 +504,7 @@ fn rebase_onto_buffer(
     let FileChange::Modified { path, before, after } = change else {
         return Ok(change.clone());
     };
-    let documents = read(&state.documents);
+    let documents = state.documents.read();
     let Some(doc) = open_document(&documents, path) else { return Ok(change.clone()) };
     if doc.is_out_of_sync() {
         return Err(out_of_sync(path));

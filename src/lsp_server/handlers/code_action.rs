@@ -8,7 +8,7 @@ use crate::protocol::lsp::{
 };
 use crate::protocol::lsp_ext::{ActionParams, ReviewScope, commands};
 use crate::model::prompt::{ActionOptions, InstructionKind, instruction_comments};
-use crate::lsp_server::state::{ServerState, read};
+use crate::lsp_server::state::{ServerState};
 
 const FIX_DIAGNOSTICS: &str =
     "Fix the diagnostics listed above, with the smallest change that addresses their cause.";
@@ -30,7 +30,7 @@ const PRESETS: &[(&str, &str, &str)] = &[
 
 pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<CodeActionResponse> {
     let uri = params.text_document.uri;
-    let text = read(&state.documents).get(&uri).map(|doc| doc.text())?;
+    let text = state.documents.read().get(&uri).map(|doc| doc.text())?;
     let range = params.range;
     let document = TextDocumentIdentifier { uri };
     let base = ActionParams {

@@ -6,7 +6,7 @@ use crate::model::documents::Document;
 use crate::protocol::lsp::{
     DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams, MessageType,
 };
-use crate::lsp_server::state::{ServerState, write};
+use crate::lsp_server::state::{ServerState};
 
 pub fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
     let doc = params.text_document;
@@ -15,7 +15,7 @@ pub fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
         crate::engine::pool::prewarm(state, vec![state.workspace_for(&path)]);
     }
     crate::lsp_server::handlers::sessions::document_opened(state, &doc.uri, &doc.text);
-    write(&state.documents).open(doc.uri, doc.language_id, doc.version, &doc.text);
+    state.documents.write().open(doc.uri, doc.language_id, doc.version, &doc.text);
 }
 
 /// A stale, out-of-order or malformed change is logged and refused; the document keeps its last
@@ -28,7 +28,7 @@ pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams
     let before =
         crate::lsp_server::handlers::findings::text_before_change(state, &uri, &params.content_changes);
     let (result, newly_out_of_sync) = {
-        let mut documents = write(&state.documents);
+        let mut documents = state.documents.write();
         let was_in_sync = documents.get(&uri).is_some_and(|doc| !doc.is_out_of_sync());
         let result =
             documents.change(&uri, params.text_document.version, &params.content_changes, encoding);
@@ -62,7 +62,7 @@ pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams
 }
 
 pub fn did_close(state: &ServerState, params: DidCloseTextDocumentParams) {
-    write(&state.documents).close(&params.text_document.uri);
+    state.documents.write().close(&params.text_document.uri);
     crate::lsp_server::handlers::sessions::document_closed(state, &params.text_document.uri);
     if let Ok(path) = crate::model::edits::uri_to_path(&params.text_document.uri) {
         state.answers.closed(&path);

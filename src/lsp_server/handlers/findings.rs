@@ -23,7 +23,7 @@ use crate::protocol::lsp::{
 use crate::protocol::lsp_ext::{ActionParams, Finding, FindingRef, ReviewScope, commands};
 use crate::engine::pipeline::ActionOutcome;
 use crate::model::prompt::Action;
-use crate::lsp_server::state::{ServerState, read};
+use crate::lsp_server::state::{ServerState};
 
 /// The document a run looked at, as it was when the run started.
 pub struct RunTarget<'a> {
@@ -113,7 +113,7 @@ fn file_text(state: &ServerState, path: &Path, target: &RunTarget) -> Option<Fil
 
 /// The open document at `path`: its URI as the client spells it, its text and version.
 fn open_document(state: &ServerState, path: &Path) -> Option<(Uri, String, i32)> {
-    let documents = read(&state.documents);
+    let documents = state.documents.read();
     documents
         .iter()
         .find(|doc| edits::uri_to_path(doc.uri()).is_ok_and(|p| p == path))
@@ -202,7 +202,7 @@ pub fn text_before_change(
     if !state.findings().touches(&path) {
         return None;
     }
-    read(&state.documents).get(uri).map(|doc| doc.text())
+    state.documents.read().get(uri).map(|doc| doc.text())
 }
 
 /// Moves the findings of a changed document along with the change (call after applying it):
@@ -221,7 +221,7 @@ pub async fn did_change(
     let encoding = state.encoding();
     let splices: Vec<Splice> = match before {
         Some(before) => {
-            let Some(after) = read(&state.documents).get(uri).map(|doc| doc.text()) else {
+            let Some(after) = state.documents.read().get(uri).map(|doc| doc.text()) else {
                 return;
             };
             findings::splices_between(&before, &after, encoding)

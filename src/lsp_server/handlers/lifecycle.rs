@@ -23,7 +23,7 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
     state.set_workspace_folders(workspace_paths(&params));
     let (settings, warnings) = parse_settings(params.initialization_options.as_ref());
     state.set_settings(settings).await;
-    *crate::lsp_server::state::lock(&state.pending_warnings) = warnings;
+    *state.pending_warnings.lock() = warnings;
 
     InitializeResult {
         capabilities: ServerCapabilities {
@@ -77,7 +77,7 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
 }
 
 pub async fn initialized(state: &Arc<ServerState>) {
-    let warnings = std::mem::take(&mut *crate::lsp_server::state::lock(&state.pending_warnings));
+    let warnings = std::mem::take(&mut *state.pending_warnings.lock());
     show_warnings(state, &warnings).await;
     crate::engine::pool::prewarm(state, state.workspace_folders());
 }

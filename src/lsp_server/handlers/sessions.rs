@@ -4,7 +4,8 @@
 //! the `claude/usage` notification, the regions an edit produced).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 
 use serde_json::json;
 
@@ -26,7 +27,7 @@ use crate::model::regions::{ProducedRegion, produced_lines};
 use crate::model::sessions::{
     self, FinishedRun, Loaded, Outcome, SessionRecord, check_session_id, session_not_found,
 };
-use crate::lsp_server::state::{ServerState, lock, read};
+use crate::lsp_server::state::{ServerState};
 use crate::model::usage::{RunUsage, UsageLedger, check_daily_budget};
 
 /// `claude/sessions` lists at most this many unless asked for more.
@@ -240,7 +241,7 @@ impl RunTrace {
     pub fn saw_session(&self, id: &str, cwd: &Path) {
         // Rebuilt from its components: no trailing `/` (a mirror root can carry one).
         let cwd: PathBuf = cwd.components().collect();
-        *lock(&self.seen) = Some((id.to_owned(), cwd));
+        *self.seen.lock() = Some((id.to_owned(), cwd));
     }
 }
 
@@ -253,7 +254,7 @@ pub async fn after_run(
     result: &Result<ActionResult, ServerError>,
     usage: Option<RunUsage>,
 ) {
-    let seen = lock(&trace.seen).clone();
+    let seen = trace.seen.lock().clone();
     let (session_id, cwd) = match (result, seen) {
         (Ok(result), seen) => (result.session_id.clone(), seen.map(|(_, cwd)| cwd)),
         (Err(_), Some((id, cwd))) => (id, Some(cwd)),
@@ -373,7 +374,7 @@ pub fn expect_regions(state: &ServerState, session_id: &str, label: &str, change
 
 /// The text of the open document at `path`.
 fn open_text(state: &ServerState, path: &Path) -> Option<String> {
-    let documents = read(&state.documents);
+    let documents = state.documents.read();
     let document = documents
         .iter()
         .find(|doc| edits::uri_to_path(doc.uri()).is_ok_and(|doc_path| doc_path == path))?;
@@ -396,7 +397,7 @@ pub fn document_changed(
     if let Ok(path) = edits::uri_to_path(uri) {
         state
             .regions
-            .changed(&path, changes, || read(&state.documents).get(uri).map(|doc| doc.text()));
+            .changed(&path, changes, || state.documents.read().get(uri).map(|doc| doc.text()));
     }
 }
 
