@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use crate::base::error::{ErrorKind, ServerError};
+
 use super::protocol::{ResultMessage, ResultSubtype};
 pub use crate::base::secrets::redact;
 
@@ -100,6 +102,19 @@ fn stderr_text(stderr_tail: &str) -> String {
 }
 
 impl ClaudeError {
+    /// The client-facing form of a CLI error: its kind maps onto the error table.
+    pub fn server_error(&self) -> ServerError {
+        let kind = match self.kind() {
+            "not_logged_in" | "auth_failed" => ErrorKind::AUTH_FAILED,
+            "cancelled" => ErrorKind::CANCELLED,
+            "io" | "execution_failed" => ErrorKind::PROCESS_CRASHED,
+            "invalid_options" => ErrorKind::INVALID_PARAMS,
+            "busy" => ErrorKind::INTERNAL,
+            other => ErrorKind::by_name(other).unwrap_or(ErrorKind::API_ERROR),
+        };
+        ServerError::new(kind, self.to_string(), self.hint())
+    }
+
     /// A stable snake_case name, sent to clients as `data.kind`.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -15,13 +15,3 @@ pub mod errors;
 pub mod lines;
 pub mod protocol;
 pub mod session;
-
-pub use args::{CliOptions, Effort, PermissionMode};
-pub use control::{
-    CanUseToolRequest, ControlHandler, DenyAll, HookMatcher, InitializeRequest, PermissionDecision,
-};
-pub use discover::{CliBinary, CliVersion, DiscoverOptions, MIN_SUPPORTED_VERSION, discover};
-pub use errors::{ClaudeError, classify_exit, classify_result, redact};
-pub use session::{
-    ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, Turn, Usage, run_once, run_turn,
-};

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::{Map, Value, json};
 
-use super::control::CanUseToolRequest;
 
 /// Why a stdout line is not a message at all.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -575,6 +574,39 @@ pub struct ResultUsage {
 pub struct ControlRequest {
     pub request_id: String,
     pub request: ControlRequestKind,
+}
+
+/// A `can_use_tool` request: the CLI wants to run a tool that no rule allows yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanUseToolRequest {
+    pub tool_name: String,
+    pub input: Value,
+    pub tool_use_id: Option<String>,
+    /// `PermissionUpdate`s the CLI proposes (addRules, setMode, addDirectories, …).
+    pub permission_suggestions: Vec<Value>,
+    /// The path that made the call need permission, when there is one.
+    pub blocked_path: Option<String>,
+    /// The whole request body (display_name, description, and anything newer).
+    pub raw: Value,
+}
+
+impl CanUseToolRequest {
+    /// From the `request` object of a control_request; `None` without a tool name.
+    pub(crate) fn from_request(request: &Value) -> Option<Self> {
+        let text = |key: &str| request.get(key).and_then(Value::as_str).map(str::to_owned);
+        Some(Self {
+            tool_name: text("tool_name")?,
+            input: request.get("input").cloned().unwrap_or_else(|| json!({})),
+            tool_use_id: text("tool_use_id"),
+            permission_suggestions: request
+                .get("permission_suggestions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            blocked_path: text("blocked_path"),
+            raw: request.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1236,7 +1236,8 @@ mod tests {
 
     #[tokio::test]
     async fn handlers_answer_every_kind_of_request() {
-        use crate::claude::control::{CanUseToolRequest, DenyAll};
+        use crate::claude::control::DenyAll;
+        use crate::claude::protocol::CanUseToolRequest;
         let handler: Arc<dyn ControlHandler> = Arc::new(DenyAll);
         let request = CanUseToolRequest {
             tool_name: "Bash".into(),

@@ -19,8 +19,9 @@
 //! the CLI sends only for calls its rules leave open) get the same answer as the hook gave.
 
 mod paths;
-mod rules;
+pub(crate) mod rules;
 mod shell;
+pub mod tools;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -33,21 +34,17 @@ use serde_json::{Value, json};
 
 use crate::model::audit::{AuditEntry, AuditLog, DecidedBy, Decision};
 use crate::claude::args::PermissionMode;
-use crate::claude::control::{
-    CanUseToolRequest, ControlHandler, HookMatcher, InitializeRequest, PermissionDecision,
-};
+use crate::claude::control::{ControlHandler, HookMatcher, InitializeRequest, PermissionDecision};
+use crate::claude::protocol::CanUseToolRequest;
 use crate::model::edits::FileChange;
 use crate::base::error::{ErrorKind, ServerError};
 use crate::engine::sandbox;
 use crate::base::secrets::redacted;
 use crate::model::settings::Settings;
 use paths::Roots;
-use rules::{RuleContext, ToolRule};
+use rules::{RuleContext, ToolRule, parse_rules};
+use tools::{EDIT_TOOLS, READ_TOOLS};
 
-/// Tools every run may use: reading and searching.
-pub const READ_TOOLS: &[&str] = &["Read", "Grep", "Glob"];
-/// Tools that change files; only edit runs get them, and only inside their mirror.
-pub const EDIT_TOOLS: &[&str] = &["Edit", "Write", "MultiEdit", "NotebookEdit"];
 /// Built-in tools that reach beyond the files: they need a rule or the user's consent.
 pub const GATED_TOOLS: &[&str] = &["Bash", "WebFetch", "WebSearch"];
 /// Tools with no effect outside the conversation: structured answers, plans, loading deferred
@@ -115,12 +112,6 @@ pub fn check_bash_sandbox(settings: &Settings) -> Result<(), ServerError> {
     }
 }
 
-/// The network domains sandboxed commands may reach: those `WebFetch(domain:…)` rules allow.
-pub fn allowed_domains(settings: &Settings) -> Vec<String> {
-    let rules = parse_rules(&settings.allowed_tools);
-    rules.iter().filter_map(ToolRule::web_fetch_domain).map(str::to_owned).collect()
-}
-
 /// The `initialize` request that registers the gate's `PreToolUse` hook for every tool. Every
 /// CLI process that serves a run must be initialized with it (warm ones included).
 pub fn hook_registration(settings: &Settings) -> InitializeRequest {
@@ -133,16 +124,6 @@ pub fn hook_registration(settings: &Settings) -> InitializeRequest {
         hooks: [("PreToolUse".to_owned(), vec![matcher])].into_iter().collect(),
         ..InitializeRequest::default()
     }
-}
-
-/// The home directory the CLI sees (`~` in its tool inputs): the `HOME` of its environment.
-pub fn cli_home(settings: &Settings) -> PathBuf {
-    settings
-        .env
-        .get("HOME")
-        .map(PathBuf::from)
-        .or_else(dirs::home_dir)
-        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// Refuse a run's file changes unless every path lies inside `workspace` (symlinks resolved):
@@ -306,7 +287,7 @@ impl Policy {
     /// `root` is the run's working directory (the workspace, or the mirror for edit runs).
     pub fn new(root: &Path, settings: &Settings, may_edit: bool) -> Self {
         Self {
-            roots: Roots::new(root, &settings.additional_directories, &cli_home(settings)),
+            roots: Roots::new(root, &settings.additional_directories, &settings.cli_home()),
             may_edit,
             allow: parse_rules(&settings.allowed_tools),
             deny: parse_rules(&settings.disallowed_tools),
@@ -468,19 +449,6 @@ impl Policy {
             .find(|rule| rule.matches_call(call.tool, call.input, &call_paths, &ctx))
             .map(ToString::to_string)
     }
-}
-
-fn parse_rules(texts: &[String]) -> Vec<ToolRule> {
-    texts
-        .iter()
-        .filter_map(|text| match ToolRule::parse(text) {
-            Ok(rule) => Some(rule),
-            Err(err) => {
-                tracing::warn!(%err, "permission rule ignored");
-                None
-            }
-        })
-        .collect()
 }
 
 /// The directory part of a glob pattern, up to its first wildcard.

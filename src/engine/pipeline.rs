@@ -537,15 +537,3 @@ fn display_path(path: &str, cwd: &Path, workspace: Option<&Path>) -> String {
     }
 }
 
-/// The client-facing form of a CLI error: its kind maps onto the error table.
-pub fn claude_error(err: &ClaudeError) -> ServerError {
-    let kind = match err.kind() {
-        "not_logged_in" | "auth_failed" => ErrorKind::AUTH_FAILED,
-        "cancelled" => ErrorKind::CANCELLED,
-        "io" | "execution_failed" => ErrorKind::PROCESS_CRASHED,
-        "invalid_options" => ErrorKind::INVALID_PARAMS,
-        "busy" => ErrorKind::INTERNAL,
-        other => ErrorKind::by_name(other).unwrap_or(ErrorKind::API_ERROR),
-    };
-    ServerError::new(kind, err.to_string(), err.hint())
-}

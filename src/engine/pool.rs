@@ -55,7 +55,7 @@ use crate::claude::args::CliOptions;
 use crate::claude::control::{ControlHandler, InitializeRequest, RebindableHandler};
 use crate::claude::errors::ClaudeError;
 use crate::claude::session::{ClaudeSession, SessionConfig};
-use crate::engine::permissions::{EDIT_TOOLS, READ_TOOLS};
+use crate::engine::permissions::tools::{EDIT_TOOLS, READ_TOOLS};
 use crate::model::usage::CliTotals;
 
 /// The most keys the pool keeps processes for; the least recently used one goes first.

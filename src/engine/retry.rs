@@ -34,7 +34,6 @@ use crate::claude::errors::{ClaudeError, rejects_credentials};
 use crate::claude::session::{RunEvent, RunLimits, RunResult, SessionConfig};
 use crate::base::error::ServerError;
 use crate::engine::metrics::Metrics;
-use crate::engine::pipeline::claude_error;
 use crate::engine::scheduler::{Admission, ApiOutcome, CircuitBreaker};
 use crate::model::settings::Settings;
 
@@ -172,10 +171,7 @@ impl RetryLoop {
         };
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(claude_error(&ClaudeError::Timeout {
-                after: self.total_timeout,
-                idle: false,
-            }));
+            return Err(ClaudeError::Timeout { after: self.total_timeout, idle: false }.server_error());
         }
         self.attempts += 1;
         let model = match (&self.policy.fallback_model, self.use_fallback) {
@@ -257,7 +253,7 @@ impl RetryLoop {
 }
 
 fn final_error(err: &ClaudeError, attempts: u32) -> ServerError {
-    let mut error = claude_error(err);
+    let mut error = err.server_error();
     if attempts > 1 {
         error.message.push_str(&format!(" (gave up after {attempts} attempts)"));
     }

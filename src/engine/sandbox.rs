@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use crate::base::error::{ErrorKind, ServerError};
-use crate::engine::permissions;
+use crate::engine::permissions::rules::{ToolRule, parse_rules};
 use crate::base::secrets::is_secret_name;
 use crate::model::sessions::cli_config_dir;
 use crate::model::settings::Settings;
@@ -109,7 +109,7 @@ pub fn cli_settings(root: &Path, may_edit: bool, settings: &Settings) -> Option<
 }
 
 fn sandbox_config(root: &Path, may_edit: bool, settings: &Settings) -> Value {
-    let home = permissions::cli_home(settings);
+    let home = settings.cli_home();
     let mut allow_read: Vec<PathBuf> = vec![root.to_path_buf()];
     allow_read.extend(settings.additional_directories.iter().cloned());
     let allow_write: Vec<PathBuf> = if may_edit { vec![root.to_path_buf()] } else { Vec::new() };
@@ -138,7 +138,7 @@ fn sandbox_config(root: &Path, may_edit: bool, settings: &Settings) -> Value {
                 "allowRead": allow_read,
             },
             "credentials": { "files": files, "envVars": env_vars },
-            "network": { "allowedDomains": permissions::allowed_domains(settings) },
+            "network": { "allowedDomains": allowed_domains(settings) },
         }
     })
 }
@@ -193,6 +193,12 @@ pub fn denied_reads(home: &Path, config_dir: Option<&Path>) -> Vec<PathBuf> {
     }
     paths.dedup();
     paths
+}
+
+/// The network domains sandboxed commands may reach: those `WebFetch(domain:…)` rules allow.
+fn allowed_domains(settings: &Settings) -> Vec<String> {
+    let rules = parse_rules(&settings.allowed_tools);
+    rules.iter().filter_map(ToolRule::web_fetch_domain).map(str::to_owned).collect()
 }
 
 #[cfg(test)]

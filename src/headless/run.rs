@@ -27,7 +27,7 @@ use crate::model::findings::{self, FileText, PlaceOptions};
 use crate::protocol::lsp::{Position, Range, WorkspaceEdit};
 use crate::protocol::lsp_ext::{Finding, RunMetadata};
 use crate::engine::permissions::PermissionServices;
-use crate::engine::pipeline::{self, ActionOutcome, ActionRequest, Activity, Runner};
+use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
 use crate::model::prompt::{Action, ActionOptions, ReviewOptions, ReviewScope, Selection};
 use crate::model::settings::{Settings, parse_settings};
 use crate::engine::staging::StagingManager;
@@ -281,7 +281,7 @@ async fn execute(
     let discovery = DiscoverOptions::from_env(settings.cli_path.clone(), Some(workspace.clone()));
     let cli = discover(&discovery)
         .await
-        .map_err(|err| Failure::from_server(pipeline::claude_error(&err)))?;
+        .map_err(|err| Failure::from_server(err.server_error()))?;
     let cache_dir = crate::lsp_server::state::ServerOptions::default().cache_dir;
     let runner = Runner {
         cli,

@@ -14,7 +14,7 @@ use crate::base::error::ServerError;
 use crate::base::logging::LogControl;
 use crate::protocol::lsp::{Client, ClientCapabilities, NumberOrString, Uri};
 use crate::engine::metrics::{Metrics, MetricsReport};
-use crate::engine::pipeline::{self, Runner};
+use crate::engine::pipeline::Runner;
 use crate::engine::pool::{PoolLimits, WarmPool};
 use crate::model::prompt::Action;
 use crate::engine::retry::Resilience;
@@ -247,7 +247,7 @@ impl ServerState {
             None => {
                 let workspace = self.workspace_folders().into_iter().next();
                 let options = DiscoverOptions::from_env(settings.cli_path.clone(), workspace);
-                let cli = discover(&options).await.map_err(|err| pipeline::claude_error(&err))?;
+                let cli = discover(&options).await.map_err(|err| err.server_error())?;
                 tracing::info!(path = %cli.path.display(), version = %cli.version, "using the Claude Code CLI");
                 *cached = Some(cli.clone());
                 cli

@@ -1249,6 +1249,15 @@ mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
 
+    #[test]
+    fn the_prompts_findings_example_is_a_valid_report() {
+        for fix in [false, true] {
+            let example = crate::model::prompt::findings_example(fix);
+            let report = read_report(Some(&example), "").unwrap();
+            assert_eq!((report.findings.len(), report.notes.len()), (1, 0), "{report:?}");
+        }
+    }
+
     const WS: &str = "/ws";
     const LIB: &str = "fn main() {\n    let x = parse(input).unwrap();\n    println!(\"{x}\");\n}\n\nfn parse(s: &str) -> Option<u32> {\n    s.parse().ok()\n}\n";
 

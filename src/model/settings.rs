@@ -179,6 +179,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The home directory the CLI sees (`~` in its tool inputs): the `HOME` of its environment.
+    pub fn cli_home(&self) -> PathBuf {
+        self
+            .env
+            .get("HOME")
+            .map(PathBuf::from)
+            .or_else(dirs::home_dir)
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
     /// Environment additions for the CLI: `CLAUDE_CODE_MAX_RETRIES` from `maxRetriesCli`, then
     /// the user's `env`. A variable the user sets in `env` wins over the derived one.
     pub fn cli_env(&self) -> Vec<(String, String)> {

@@ -9,7 +9,22 @@ use globset::GlobBuilder;
 use serde_json::Value;
 use url::Url;
 
-use super::{EDIT_TOOLS, READ_TOOLS, paths};
+use super::paths;
+use super::tools::{EDIT_TOOLS, READ_TOOLS};
+
+/// The rules of a setting; one that does not parse is logged and left out.
+pub fn parse_rules(texts: &[String]) -> Vec<ToolRule> {
+    texts
+        .iter()
+        .filter_map(|text| match ToolRule::parse(text) {
+            Ok(rule) => Some(rule),
+            Err(err) => {
+                tracing::warn!(%err, "permission rule ignored");
+                None
+            }
+        })
+        .collect()
+}
 
 /// One parsed rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
