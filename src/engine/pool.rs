@@ -896,40 +896,6 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
     inner.fill_done.notify_waiters();
 }
 
-/// Fill the read-only key of each workspace not seen before, in the background: after
-/// `initialized` for the workspace folders, and on the first didOpen of a workspace. The
-/// template is built exactly as a run builds its own (same runner, same kind of prompter), so the
-/// warm process matches. A CLI that cannot be found is left for the first run to report.
-pub fn prewarm(state: &Arc<crate::lsp_server::state::ServerState>, workspaces: Vec<PathBuf>) {
-    if !state.pool.is_enabled() {
-        return;
-    }
-    let workspaces: Vec<PathBuf> =
-        workspaces.into_iter().filter(|workspace| state.pool.first_sight(workspace)).collect();
-    if workspaces.is_empty() {
-        return;
-    }
-    let state = state.clone();
-    tokio::spawn(async move {
-        let mut runner = match state.runner().await {
-            Ok(runner) => runner,
-            Err(err) => {
-                tracing::debug!(error = %err.message, "no warm processes: the CLI is not usable");
-                return;
-            }
-        };
-        // Runs ask the user through this editor; the warm process is re-bound to the run's
-        // own prompter when taken, so its status lines may go nowhere until then.
-        let (status, _) = tokio::sync::mpsc::unbounded_channel();
-        runner.permissions.prompter =
-            Some(crate::lsp_server::handlers::permissions::prompter(&state, status.downgrade()));
-        for workspace in workspaces {
-            let (config, initialize) = runner.warm_template(&workspace);
-            state.pool.fill_with(config, initialize);
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::base::paths::workspace_key;
 use crate::model::edits::FileChange;
 use crate::base::git::{Git, GitError, prefixed};
 
@@ -208,26 +209,6 @@ impl StagingManager {
     fn key_dir(&self, canonical_workspace: &Path) -> PathBuf {
         self.mirrors_dir.join(workspace_key(canonical_workspace))
     }
-}
-
-/// The readable last path component plus a stable hash of the whole canonical path: the name of a
-/// workspace's directory under the cache (mirrors, sessions).
-pub(crate) fn workspace_key(canonical: &Path) -> String {
-    // FNV-1a: stable across Rust releases, unlike std's DefaultHasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in canonical.as_os_str().as_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let name: String = canonical
-        .file_name()
-        .map(|name| name.to_string_lossy())
-        .unwrap_or_else(|| "root".into())
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
-        .take(40)
-        .collect();
-    format!("{name}-{hash:016x}")
 }
 
 /// The slot a `<key dir>` entry belongs to: `3`, `3.lock`, `3.git`, `3.base`, `3.ignore.git` → 3.

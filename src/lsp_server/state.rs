@@ -7,6 +7,7 @@ use parking_lot::{Mutex, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::base::paths::default_cache_dir;
 use crate::claude::discover::{CliBinary, DiscoverOptions, discover};
 use crate::model::documents::{DocumentStore, PositionEncoding};
 use crate::model::edits::EditCapabilities;
@@ -33,8 +34,7 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir);
-        Self { cache_dir: base.join("claude-lsp"), log: None }
+        Self { cache_dir: default_cache_dir(), log: None }
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`LineIndex`] below keeps the LSP line starts instead.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use ropey::Rope;
 
@@ -439,6 +440,32 @@ impl DocumentStore {
 }
 
 /// A small deterministic pseudo-random generator for fuzz-like tests (no proptest here).
+
+/// The LSP language id for a file the editor has not opened, from its extension.
+pub fn language_from_path(path: &Path) -> String {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let id = match ext {
+        "rs" => "rust",
+        "py" => "python",
+        "ts" => "typescript",
+        "tsx" => "typescriptreact",
+        "js" | "mjs" | "cjs" => "javascript",
+        "go" => "go",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "hpp" | "cxx" => "cpp",
+        "java" => "java",
+        "lua" => "lua",
+        "rb" => "ruby",
+        "md" => "markdown",
+        "sh" => "shellscript",
+        "toml" => "toml",
+        "json" => "json",
+        "yaml" | "yml" => "yaml",
+        _ => "plaintext",
+    };
+    id.to_owned()
+}
+
 #[cfg(test)]
 pub(crate) mod test_rng {
     pub(crate) struct Rng(u64);

@@ -24,7 +24,7 @@ use crate::base::error::{ErrorKind, ServerError};
 use crate::protocol::lsp::{Range, Uri};
 use crate::model::prompt::Action;
 use crate::base::secrets::redacted;
-use crate::engine::staging::workspace_key;
+use crate::base::paths::workspace_key;
 use crate::model::usage::{CliTotals, RunUsage, UsageCounts, UsageLedger};
 
 /// Sessions kept per workspace; the oldest are forgotten first (their usage stays counted).

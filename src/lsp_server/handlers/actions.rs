@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::model::activity::compact_count;
-use crate::model::documents::{Document, DocumentStore};
+use crate::model::documents::{Document, DocumentStore, language_from_path};
 use crate::model::edits::{self, FileChange};
 use crate::base::error::{ErrorKind, ServerError};
 use crate::lsp_server::handlers::findings;
@@ -734,30 +734,6 @@ fn prune_answers(dir: &Path, keep: usize) {
             tracing::debug!(path = %old.display(), %err, "could not remove an old answer");
         }
     }
-}
-
-pub fn language_from_path(path: &Path) -> String {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let id = match ext {
-        "rs" => "rust",
-        "py" => "python",
-        "ts" => "typescript",
-        "tsx" => "typescriptreact",
-        "js" | "mjs" | "cjs" => "javascript",
-        "go" => "go",
-        "c" | "h" => "c",
-        "cc" | "cpp" | "hpp" | "cxx" => "cpp",
-        "java" => "java",
-        "lua" => "lua",
-        "rb" => "ruby",
-        "md" => "markdown",
-        "sh" => "shellscript",
-        "toml" => "toml",
-        "json" => "json",
-        "yaml" | "yml" => "yaml",
-        _ => "plaintext",
-    };
-    id.to_owned()
 }
 
 fn now_rfc3339() -> String {

@@ -12,7 +12,7 @@ pub fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
     let doc = params.text_document;
     // The first document of a workspace warms a CLI process for it.
     if let Ok(path) = crate::model::edits::uri_to_path(&doc.uri) {
-        crate::engine::pool::prewarm(state, vec![state.workspace_for(&path)]);
+        super::lifecycle::prewarm(state, vec![state.workspace_for(&path)]);
     }
     crate::lsp_server::handlers::sessions::document_opened(state, &doc.uri, &doc.text);
     state.documents.write().open(doc.uri, doc.language_id, doc.version, &doc.text);

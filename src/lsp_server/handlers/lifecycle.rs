@@ -79,7 +79,7 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
 pub async fn initialized(state: &Arc<ServerState>) {
     let warnings = std::mem::take(&mut *state.pending_warnings.lock());
     show_warnings(state, &warnings).await;
-    crate::engine::pool::prewarm(state, state.workspace_folders());
+    prewarm(state, state.workspace_folders());
 }
 
 pub async fn shutdown(state: &ServerState) {
@@ -162,4 +162,38 @@ fn workspace_paths(params: &InitializeParams) -> Vec<PathBuf> {
 
 fn folder_paths(folders: &[WorkspaceFolder]) -> impl Iterator<Item = PathBuf> + '_ {
     folders.iter().filter_map(|folder| edits::uri_to_path(&folder.uri).ok())
+}
+
+/// Fill the read-only key of each workspace not seen before, in the background: after
+/// `initialized` for the workspace folders, and on the first didOpen of a workspace. The
+/// template is built exactly as a run builds its own (same runner, same kind of prompter), so the
+/// warm process matches. A CLI that cannot be found is left for the first run to report.
+pub fn prewarm(state: &Arc<ServerState>, workspaces: Vec<PathBuf>) {
+    if !state.pool.is_enabled() {
+        return;
+    }
+    let workspaces: Vec<PathBuf> =
+        workspaces.into_iter().filter(|workspace| state.pool.first_sight(workspace)).collect();
+    if workspaces.is_empty() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut runner = match state.runner().await {
+            Ok(runner) => runner,
+            Err(err) => {
+                tracing::debug!(error = %err.message, "no warm processes: the CLI is not usable");
+                return;
+            }
+        };
+        // Runs ask the user through this editor; the warm process is re-bound to the run's
+        // own prompter when taken, so its status lines may go nowhere until then.
+        let (status, _) = tokio::sync::mpsc::unbounded_channel();
+        runner.permissions.prompter =
+            Some(super::permissions::prompter(&state, status.downgrade()));
+        for workspace in workspaces {
+            let (config, initialize) = runner.warm_template(&workspace);
+            state.pool.fill_with(config, initialize);
+        }
+    });
 }
