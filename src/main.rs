@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use claude_lsp::base::logging::LogLevel;
 use claude_lsp::headless::doctor::DoctorArgs;
 use claude_lsp::headless::run::RunArgs;
 use claude_lsp::lsp_server::server::{ServerOptions, serve};
-use claude_lsp::base::logging::LogLevel;
 
 #[derive(Parser)]
 #[command(

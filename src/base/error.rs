@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-
 use crate::base::secrets::redacted;
 
 /// One row of the error table: a stable kind, its code, and whether trying again can help.

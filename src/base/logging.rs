@@ -1,12 +1,12 @@
 //! Logging: `tracing` to stderr or a log file, never stdout (it carries the protocol), and every
 //! line passed through secret redaction before it is written.
 
+use parking_lot::Mutex;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
-use parking_lot::Mutex;
 
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;

@@ -15,13 +15,13 @@
 //! thread started. So never call [`ProcessSpec::spawn`] (or `output`) from `spawn_blocking` or
 //! from a short-lived `std::thread`; spawn from a task and hand the blocking work the handles.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};

@@ -15,9 +15,9 @@
 //! Streamed text arrives in pieces that can split a secret; [`StreamRedactor`] holds back the
 //! last word of each piece until the next one shows where it ends.
 
+use parking_lot::RwLock;
 use std::borrow::Cow;
 use std::sync::LazyLock;
-use parking_lot::RwLock;
 
 use regex::{Captures, Regex};
 

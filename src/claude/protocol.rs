@@ -9,7 +9,6 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::{Map, Value, json};
 
-
 /// Why a stdout line is not a message at all.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {

@@ -10,13 +10,13 @@
 //! - a supervisor that owns the child, reports its exit, and signals its process group on request.
 //!   Dropping the session closes the supervisor's channel, which kills the group.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -369,7 +369,8 @@ impl ClaudeSession {
     pub async fn shutdown(self) {
         self.shared.shutting_down.store(true, Ordering::SeqCst);
         // A turn that was already interrupted had its chance to end; do not wait twice.
-        let interrupted = self.shared.state.lock().turn.as_ref().is_some_and(|turn| turn.interrupted);
+        let interrupted =
+            self.shared.state.lock().turn.as_ref().is_some_and(|turn| turn.interrupted);
         if self.is_busy() && self.is_alive() && !interrupted {
             if let Ok(Ok(())) = tokio::time::timeout(SHUTDOWN_STEP, self.interrupt()).await {
                 self.wait_idle(SHUTDOWN_STEP).await;

@@ -9,12 +9,12 @@
 //! first); all close on shutdown. A process let go returns to the warm pool, cleared, when it
 //! can serve another run ([`LiveTurn::release`]); otherwise it shuts down.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};

@@ -3,8 +3,8 @@
 //! shutdown. Everything is in memory and bounded: counters are keyed by action × outcome (a
 //! handful each) and histograms have fixed buckets.
 
-use std::collections::BTreeMap;
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;

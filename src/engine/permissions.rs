@@ -23,23 +23,23 @@ pub(crate) mod rules;
 mod shell;
 pub mod tools;
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
-use crate::model::audit::{AuditEntry, AuditLog, DecidedBy, Decision};
+use crate::base::error::{ErrorKind, ServerError};
+use crate::base::secrets::redacted;
 use crate::claude::args::PermissionMode;
 use crate::claude::control::{ControlHandler, HookMatcher, InitializeRequest, PermissionDecision};
 use crate::claude::protocol::CanUseToolRequest;
-use crate::model::edits::FileChange;
-use crate::base::error::{ErrorKind, ServerError};
 use crate::engine::sandbox;
-use crate::base::secrets::redacted;
+use crate::model::audit::{AuditEntry, AuditLog, DecidedBy, Decision};
+use crate::model::edits::FileChange;
 use crate::model::settings::Settings;
 use paths::Roots;
 use rules::{RuleContext, ToolRule, parse_rules};

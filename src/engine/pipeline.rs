@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::model::activity::{self, TextProgress};
+use crate::base::error::{ErrorKind, ServerError};
 use crate::claude::args::CliOptions;
 use crate::claude::control::InitializeRequest;
 use crate::claude::control::RebindableHandler;
@@ -18,15 +18,17 @@ use crate::claude::session::{
     ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_turn,
 };
 use crate::engine::conversations::{Conversations, LiveTurn, ProcessKey};
-use crate::model::edits::FileChange;
-use crate::base::error::{ErrorKind, ServerError};
 use crate::engine::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
 use crate::engine::pool::{self, Returnable, WarmPool};
-use crate::model::prompt::{self, Action, ActionOptions, PromptContext, PromptDiagnostic, Selection};
 use crate::engine::retry::{Resilience, RetryLoop, RetryPolicy};
+use crate::engine::staging::{StagingManager, StagingSettings};
+use crate::model::activity::{self, TextProgress};
+use crate::model::edits::FileChange;
+use crate::model::prompt::{
+    self, Action, ActionOptions, PromptContext, PromptDiagnostic, Selection,
+};
 use crate::model::sessions;
 use crate::model::settings::Settings;
-use crate::engine::staging::{StagingManager, StagingSettings};
 use crate::model::usage::{self, CliTotals, RunUsage};
 
 /// How long a new process may take to answer `initialize`.
@@ -392,9 +394,10 @@ impl Runner {
             append.push_str(extra);
         }
         let (max_turns, effort) = match request.action {
-            Action::Analyze => {
-                crate::model::findings::analysis_limits(request.options.analyze.depth, settings.max_turns)
-            }
+            Action::Analyze => crate::model::findings::analysis_limits(
+                request.options.analyze.depth,
+                settings.max_turns,
+            ),
             _ => (settings.max_turns, None),
         };
         // Review and analyze answer with findings in this shape (the CLI's StructuredOutput tool).
@@ -536,4 +539,3 @@ fn display_path(path: &str, cwd: &Path, workspace: Option<&Path>) -> String {
         },
     }
 }
-

@@ -37,13 +37,13 @@
 //! A process that died, or whose working directory was replaced since it started (a mirror
 //! recreated), is discarded when found, never handed out.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::sync::Notify;

@@ -22,17 +22,17 @@
 //! };
 //! ```
 
-use std::sync::Arc;
 use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::base::error::ServerError;
 use crate::claude::errors::{ClaudeError, rejects_credentials};
 use crate::claude::session::{RunEvent, RunLimits, RunResult, SessionConfig};
-use crate::base::error::ServerError;
 use crate::engine::metrics::Metrics;
 use crate::engine::scheduler::{Admission, ApiOutcome, CircuitBreaker};
 use crate::model::settings::Settings;
@@ -171,7 +171,9 @@ impl RetryLoop {
         };
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(ClaudeError::Timeout { after: self.total_timeout, idle: false }.server_error());
+            return Err(
+                ClaudeError::Timeout { after: self.total_timeout, idle: false }.server_error()
+            );
         }
         self.attempts += 1;
         let model = match (&self.policy.fallback_model, self.use_fallback) {

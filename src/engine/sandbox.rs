@@ -11,17 +11,17 @@
 //! Where no sandbox is available, Bash is refused unless `dangerouslyAllowUnsandboxedBash` says
 //! otherwise ([`bash_refusal`]).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use parking_lot::Mutex;
 
 use serde_json::{Value, json};
 
 use crate::base::error::{ErrorKind, ServerError};
-use crate::engine::permissions::rules::{ToolRule, parse_rules};
 use crate::base::secrets::is_secret_name;
+use crate::engine::permissions::rules::{ToolRule, parse_rules};
 use crate::model::sessions::cli_config_dir;
 use crate::model::settings::Settings;
 

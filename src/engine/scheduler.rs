@@ -11,10 +11,10 @@
 //!
 //! The time-dependent parts take the current instant as a parameter, so tests control time.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;

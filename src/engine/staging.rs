@@ -30,9 +30,9 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use crate::base::git::{Git, GitError, prefixed};
 use crate::base::paths::workspace_key;
 use crate::model::edits::FileChange;
-use crate::base::git::{Git, GitError, prefixed};
 
 const MIB: u64 = 1024 * 1024;
 /// Budget for one ordinary git call (status, reset, diff, …).

@@ -8,29 +8,29 @@
 //! Exit codes ([`exit`]): 0 success, 1 the run failed, 2 bad arguments or target, 3 Claude Code is
 //! missing, unsupported or not logged in, 4 the edits could not be applied, 130 interrupted.
 
+use parking_lot::Mutex;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::claude::discover::{DiscoverOptions, discover};
-use crate::model::documents::{Document, PositionEncoding};
-use crate::model::edits::{self, EditCapabilities, FileChange};
 use crate::base::error::{ErrorKind, ServerError};
-use crate::model::findings::{self, FileText, PlaceOptions};
-use crate::protocol::lsp::{Position, Range, WorkspaceEdit};
-use crate::protocol::lsp_ext::{Finding, RunMetadata};
+use crate::claude::discover::{DiscoverOptions, discover};
 use crate::engine::permissions::PermissionServices;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
+use crate::engine::staging::StagingManager;
+use crate::model::documents::{Document, PositionEncoding};
+use crate::model::edits::{self, EditCapabilities, FileChange};
+use crate::model::findings::{self, FileText, PlaceOptions};
 use crate::model::prompt::{Action, ActionOptions, ReviewOptions, ReviewScope, Selection};
 use crate::model::settings::{Settings, parse_settings};
-use crate::engine::staging::StagingManager;
+use crate::protocol::lsp::{Position, Range, WorkspaceEdit};
+use crate::protocol::lsp_ext::{Finding, RunMetadata};
 
 /// The process exit codes of `claude-lsp run` (also documented in the README).
 pub mod exit {
@@ -279,9 +279,7 @@ async fn execute(
 
     view.status("Looking for Claude Code");
     let discovery = DiscoverOptions::from_env(settings.cli_path.clone(), Some(workspace.clone()));
-    let cli = discover(&discovery)
-        .await
-        .map_err(|err| Failure::from_server(err.server_error()))?;
+    let cli = discover(&discovery).await.map_err(|err| Failure::from_server(err.server_error()))?;
     let cache_dir = crate::base::paths::default_cache_dir();
     let runner = Runner {
         cli,

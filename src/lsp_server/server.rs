@@ -5,12 +5,12 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::lsp_server::handlers::{self, actions, lifecycle};
+pub use crate::lsp_server::state::ServerOptions;
+use crate::lsp_server::state::ServerState;
+use crate::model::prompt::Action;
 use crate::protocol::lsp::jsonrpc::Result;
 use crate::protocol::lsp::*;
 use crate::protocol::lsp_ext::{self, ActionParams, ActionResult};
-use crate::model::prompt::Action;
-pub use crate::lsp_server::state::ServerOptions;
-use crate::lsp_server::state::ServerState;
 
 /// Requests run concurrently up to this many; long Claude runs must never stall `didChange`.
 const CONCURRENCY: usize = 256;

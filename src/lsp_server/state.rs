@@ -1,27 +1,27 @@
 //! The server's shared state. Locks are never held across an `.await`.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use parking_lot::{Mutex, RwLock};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::base::paths::default_cache_dir;
-use crate::claude::discover::{CliBinary, DiscoverOptions, discover};
-use crate::model::documents::{DocumentStore, PositionEncoding};
-use crate::model::edits::EditCapabilities;
 use crate::base::error::ServerError;
 use crate::base::logging::LogControl;
-use crate::protocol::lsp::{Client, ClientCapabilities, NumberOrString, Uri};
+use crate::base::paths::default_cache_dir;
+use crate::claude::discover::{CliBinary, DiscoverOptions, discover};
 use crate::engine::metrics::{Metrics, MetricsReport};
 use crate::engine::pipeline::Runner;
 use crate::engine::pool::{PoolLimits, WarmPool};
-use crate::model::prompt::Action;
 use crate::engine::retry::Resilience;
 use crate::engine::scheduler::{CircuitBreaker, CircuitConfig, Scheduler};
-use crate::model::settings::Settings;
 use crate::engine::staging::StagingManager;
+use crate::model::documents::{DocumentStore, PositionEncoding};
+use crate::model::edits::EditCapabilities;
+use crate::model::prompt::Action;
+use crate::model::settings::Settings;
+use crate::protocol::lsp::{Client, ClientCapabilities, NumberOrString, Uri};
 
 /// Options of one server instance (set by `main`, or by a test).
 #[derive(Clone)]

@@ -21,9 +21,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tower_service::Service;
 
 use crate::base::error::{ErrorKind, ServerError};
+use crate::lsp_server::to_proto;
 use crate::protocol::lsp::ClientSocket;
 use crate::protocol::lsp::jsonrpc::{self, Id, Request, Response};
-use crate::lsp_server::to_proto;
 
 /// The largest body accepted. Anything longer is refused and skipped (a length this large is a
 /// broken or hostile client, not a document).

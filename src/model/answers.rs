@@ -2,13 +2,14 @@
 //! (Helix, Zed): their status line flattens and cuts a long message, so the whole answer is
 //! served as a hover over the lines it is about. The lines follow the document's edits.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use parking_lot::Mutex;
 
-use crate::protocol::lsp::TextDocumentContentChangeEvent;
+use crate::model::edits;
 use crate::model::prompt::Action;
 use crate::model::regions::{follow_change, line_breaks};
+use crate::protocol::lsp::{TextDocumentContentChangeEvent, Uri};
 
 /// Documents with a kept answer; beyond this the oldest answer goes.
 const MAX_DOCUMENTS: usize = 64;
@@ -84,6 +85,40 @@ impl Answers {
     }
 }
 
+/// Write `text` as the document `name` among the answers in the cache dir (the oldest are
+/// pruned).
+pub fn write_answer(cache_dir: &Path, name: &str, text: &str) -> std::io::Result<Uri> {
+    let dir = cache_dir.join("answers");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    prune_answers(&dir, KEPT_ANSWERS);
+    edits::path_to_uri(&path).map_err(|err| std::io::Error::other(err.to_string()))
+}
+
+/// Answer documents kept in the cache dir; older ones are removed as new ones come.
+const KEPT_ANSWERS: usize = 50;
+
+/// Remove all but the `keep` newest answer documents in `dir` (best effort: an answer the
+/// editor still shows is only a file it reads once).
+fn prune_answers(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut answers: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "md"))
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
+    if answers.len() <= keep {
+        return;
+    }
+    answers.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, old) in answers.into_iter().skip(keep) {
+        if let Err(err) = std::fs::remove_file(&old) {
+            tracing::debug!(path = %old.display(), %err, "could not remove an old answer");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +178,29 @@ mod tests {
         }
         assert!(answers.at(Path::new("/w/0.rs"), 0).is_none(), "the oldest went");
         assert!(answers.at(Path::new(&format!("/w/{MAX_DOCUMENTS}.rs")), 0).is_some());
+    }
+
+    #[test]
+    fn only_the_newest_answers_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path();
+        let mut written = Vec::new();
+        for n in 0..5 {
+            let uri = write_answer(cache, &format!("analyze-run{n}.md"), "text").unwrap();
+            written.push(edits::uri_to_path(&uri).unwrap());
+            // Modification times must differ for "newest" to mean something.
+            let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + n);
+            std::fs::File::options()
+                .write(true)
+                .open(written.last().unwrap())
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        std::fs::write(cache.join("answers/notes.txt"), "not an answer").unwrap();
+        prune_answers(&cache.join("answers"), 2);
+        let left: Vec<bool> = written.iter().map(|path| path.exists()).collect();
+        assert_eq!(left, [false, false, false, true, true]);
+        assert!(cache.join("answers/notes.txt").exists(), "only answers are pruned");
     }
 }

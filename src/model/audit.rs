@@ -2,10 +2,10 @@
 //! `<cache dir>/audit.jsonl`. The file is rotated to `audit.jsonl.1` past a size cap, so it never
 //! grows without bound; `claude/audit` reads the newest entries back.
 
+use parking_lot::Mutex;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 

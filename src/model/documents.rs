@@ -10,7 +10,9 @@ use std::path::Path;
 
 use ropey::Rope;
 
-use crate::protocol::lsp::{Position, PositionEncodingKind, Range, TextDocumentContentChangeEvent, Uri};
+use crate::protocol::lsp::{
+    Position, PositionEncodingKind, Range, TextDocumentContentChangeEvent, Uri,
+};
 
 /// The unit in which a position's `character` counts, as negotiated with the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

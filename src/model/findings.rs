@@ -28,12 +28,12 @@ use serde_json::{Value, json};
 use crate::claude::args::Effort;
 use crate::model::documents::{Document, LineIndex, PositionEncoding};
 use crate::model::edits;
+use crate::model::prompt::{Depth, Severity};
 use crate::protocol::lsp::{
     Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity, Location, NumberOrString,
     Position, Range, TextEdit, Uri,
 };
 use crate::protocol::lsp_ext::{Finding, FindingFix, RelatedLocation};
-use crate::model::prompt::{Depth, Severity};
 
 /// The `source` of every diagnostic claude-lsp publishes.
 pub const SOURCE: &str = "claude";

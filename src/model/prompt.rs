@@ -739,7 +739,6 @@ pub(crate) fn findings_example(fix: bool) -> serde_json::Value {
     serde_json::from_str(&prompt[start..end]).unwrap_or_default()
 }
 
-
 /// How findings come back: the structured output the server turns into diagnostics (the CLI's
 /// StructuredOutput tool, see `findings::schema`), or the same object in a fenced block.
 fn push_findings_format(prompt: &mut String, example_path: &str, fix: bool, summary: &str) {

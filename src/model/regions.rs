@@ -8,10 +8,10 @@
 //! *expected*, with the text the document will have once the edit is in, and become active the
 //! moment the document has exactly that text.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use parking_lot::Mutex;
 
 use similar::{DiffOp, TextDiff};
 

@@ -11,21 +11,21 @@
 //! Every operation reads the files again (they are small), so two servers on one workspace see
 //! each other's runs; writes from one server are serialized by a lock.
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::base::error::{ErrorKind, ServerError};
-use crate::protocol::lsp::{Range, Uri};
-use crate::model::prompt::Action;
-use crate::base::secrets::redacted;
 use crate::base::paths::workspace_key;
+use crate::base::secrets::redacted;
+use crate::model::prompt::Action;
 use crate::model::usage::{CliTotals, RunUsage, UsageCounts, UsageLedger};
+use crate::protocol::lsp::{Range, Uri};
 
 /// Sessions kept per workspace; the oldest are forgotten first (their usage stays counted).
 const MAX_SESSIONS: usize = 500;

@@ -181,8 +181,7 @@ impl Default for Settings {
 impl Settings {
     /// The home directory the CLI sees (`~` in its tool inputs): the `HOME` of its environment.
     pub fn cli_home(&self) -> PathBuf {
-        self
-            .env
+        self.env
             .get("HOME")
             .map(PathBuf::from)
             .or_else(dirs::home_dir)

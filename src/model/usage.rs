@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::claude::session::RunResult;
 use crate::base::error::{ErrorKind, ServerError};
+use crate::claude::session::RunResult;
 
 /// Counts that add up: one run's, a session's, a day's or a model's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -5,9 +5,11 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::findings::Category;
-use crate::protocol::lsp::{Diagnostic, NumberOrString, Range, TextDocumentIdentifier, Uri, WorkspaceEdit};
 use crate::model::prompt::{Action, ActionOptions};
 pub use crate::model::prompt::{Depth, ReviewScope, Severity};
+use crate::protocol::lsp::{
+    Diagnostic, NumberOrString, Range, TextDocumentIdentifier, Uri, WorkspaceEdit,
+};
 
 pub const GENERATE: &str = "claude/generate";
 pub const ANALYZE: &str = "claude/analyze";

@@ -9,27 +9,27 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::activity::compact_count;
-use crate::model::documents::{Document, DocumentStore, language_from_path};
-use crate::model::edits::{self, FileChange};
 use crate::base::error::{ErrorKind, ServerError};
+use crate::base::secrets::{self, StreamRedactor};
+use crate::engine::metrics::TokenCounts;
+use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
+use crate::engine::scheduler::{Slot, TicketEvent};
 use crate::lsp_server::handlers::findings;
 use crate::lsp_server::handlers::progress::Progress;
 use crate::lsp_server::handlers::sessions::{self, RunTrace};
+use crate::lsp_server::handlers::show::open_in_editor;
+use crate::lsp_server::state::{RunEntry, ServerState};
+use crate::model::activity::compact_count;
+use crate::model::answers::write_answer;
+use crate::model::documents::{Document, DocumentStore, language_from_path};
+use crate::model::edits::{self, FileChange};
+use crate::model::prompt::{Action, PromptDiagnostic, Selection};
 use crate::protocol::lsp::request::ApplyWorkspaceEdit;
-use crate::protocol::lsp::{
-    ApplyWorkspaceEditParams, Client, MessageType, ShowDocumentParams, Uri, WorkspaceEdit,
-};
+use crate::protocol::lsp::{ApplyWorkspaceEditParams, MessageType, Uri, WorkspaceEdit};
 use crate::protocol::lsp_ext::{
     ActionParams, ActionResult, ChangedFile, FileAction, OUTPUT_NOTIFICATION,
     OutputKind as WireKind, OutputParams, ReviewScope, RunMetadata, RunStarted,
 };
-use crate::engine::metrics::TokenCounts;
-use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
-use crate::model::prompt::{Action, PromptDiagnostic, Selection};
-use crate::engine::scheduler::{Slot, TicketEvent};
-use crate::base::secrets::{self, StreamRedactor};
-use crate::lsp_server::state::{RunEntry, ServerState};
 
 /// Cancels its token when dropped: a cancelled request's future is dropped by tower-lsp, and the
 /// run (on its own task, so it can shut the CLI down properly) must stop with it.
@@ -691,80 +691,6 @@ fn fits_a_status_line(text: &str) -> bool {
     !text.contains('\n') && text.chars().count() <= STATUS_LINE_CHARS
 }
 
-/// Open a document in the editor (`window/showDocument`); whether the editor showed it.
-pub async fn open_in_editor(client: &Client, uri: &Uri) -> bool {
-    let params = ShowDocumentParams {
-        uri: uri.clone(),
-        external: Some(false),
-        take_focus: Some(true),
-        selection: None,
-    };
-    client.show_document(params).await.is_ok_and(|shown| shown)
-}
-
-/// Write `text` as the document `name` among the answers in the cache dir (the oldest are
-/// pruned).
-pub fn write_answer(cache_dir: &Path, name: &str, text: &str) -> std::io::Result<Uri> {
-    let dir = cache_dir.join("answers");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(name);
-    std::fs::write(&path, text)?;
-    prune_answers(&dir, KEPT_ANSWERS);
-    edits::path_to_uri(&path).map_err(|err| std::io::Error::other(err.to_string()))
-}
-
-/// Answer documents kept in the cache dir; older ones are removed as new ones come.
-const KEPT_ANSWERS: usize = 50;
-
-/// Remove all but the `keep` newest answer documents in `dir` (best effort: an answer the
-/// editor still shows is only a file it reads once).
-fn prune_answers(dir: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut answers: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "md"))
-        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
-        .collect();
-    if answers.len() <= keep {
-        return;
-    }
-    answers.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
-    for (_, old) in answers.into_iter().skip(keep) {
-        if let Err(err) = std::fs::remove_file(&old) {
-            tracing::debug!(path = %old.display(), %err, "could not remove an old answer");
-        }
-    }
-}
-
 fn now_rfc3339() -> String {
     crate::base::time::rfc3339(crate::base::time::now_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_newest_answers_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path();
-        let mut written = Vec::new();
-        for n in 0..5 {
-            let uri = write_answer(cache, &format!("analyze-run{n}.md"), "text").unwrap();
-            written.push(edits::uri_to_path(&uri).unwrap());
-            // Modification times must differ for "newest" to mean something.
-            let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + n);
-            std::fs::File::options()
-                .write(true)
-                .open(written.last().unwrap())
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-        }
-        std::fs::write(cache.join("answers/notes.txt"), "not an answer").unwrap();
-        prune_answers(&cache.join("answers"), 2);
-        let left: Vec<bool> = written.iter().map(|path| path.exists()).collect();
-        assert_eq!(left, [false, false, false, true, true]);
-        assert!(cache.join("answers/notes.txt").exists(), "only answers are pruned");
-    }
 }

@@ -6,11 +6,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::base::error::ServerError;
-use crate::lsp_server::handlers::actions;
+use crate::lsp_server::handlers::{actions, sessions};
+use crate::lsp_server::state::ServerState;
+use crate::model::prompt::Action;
 use crate::protocol::lsp::ExecuteCommandParams;
 use crate::protocol::lsp_ext::{ActionParams, CancelParams, RunInfo, commands};
-use crate::model::prompt::Action;
-use crate::lsp_server::state::ServerState;
 
 pub async fn execute(
     state: &Arc<ServerState>,
@@ -41,11 +41,14 @@ pub async fn execute(
         }
         commands::DISMISS_FINDING => {
             let reference = argument(&params.command, arguments)?;
-            Ok(Some(crate::lsp_server::handlers::findings::dismiss_finding(state, reference).await?))
+            Ok(Some(
+                crate::lsp_server::handlers::findings::dismiss_finding(state, reference).await?,
+            ))
         }
         commands::CONTINUE => {
             let params = argument(&params.command, arguments)?;
-            Ok(Some(json!(crate::lsp_server::handlers::sessions::continue_command(state, params).await?)))
+            let (action, params) = sessions::continuation(state, params).await?;
+            Ok(Some(json!(actions::command(state.clone(), action, params))))
         }
         commands::SHOW_USAGE => {
             Ok(Some(json!(crate::lsp_server::handlers::sessions::show_usage(state).await?)))

@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::lsp_server::state::ServerState;
 use crate::model::documents::Document;
 use crate::protocol::lsp::{
     DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams, MessageType,
 };
-use crate::lsp_server::state::{ServerState};
 
 pub fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
     let doc = params.text_document;
@@ -25,8 +25,11 @@ pub fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
 pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams) {
     let encoding = state.encoding();
     let uri = params.text_document.uri;
-    let before =
-        crate::lsp_server::handlers::findings::text_before_change(state, &uri, &params.content_changes);
+    let before = crate::lsp_server::handlers::findings::text_before_change(
+        state,
+        &uri,
+        &params.content_changes,
+    );
     let (result, newly_out_of_sync) = {
         let mut documents = state.documents.write();
         let was_in_sync = documents.get(&uri).is_some_and(|doc| !doc.is_out_of_sync());
@@ -50,10 +53,19 @@ pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams
         }
         // Findings move with the text (and go when their own code is edited).
         Ok(()) => {
-            crate::lsp_server::handlers::findings::did_change(state, &uri, &params.content_changes, before)
-                .await;
+            crate::lsp_server::handlers::findings::did_change(
+                state,
+                &uri,
+                &params.content_changes,
+                before,
+            )
+            .await;
             // So do the regions conversations wrote, and the lines a kept answer is about.
-            crate::lsp_server::handlers::sessions::document_changed(state, &uri, &params.content_changes);
+            crate::lsp_server::handlers::sessions::document_changed(
+                state,
+                &uri,
+                &params.content_changes,
+            );
             if let Ok(path) = crate::model::edits::uri_to_path(&uri) {
                 state.answers.changed(&path, &params.content_changes);
             }

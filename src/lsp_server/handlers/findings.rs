@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::model::edits::{self, EditCapabilities};
 use crate::base::error::{ErrorKind, ServerError};
+use crate::engine::pipeline::ActionOutcome;
+use crate::lsp_server::state::ServerState;
+use crate::model::edits::{self, EditCapabilities};
 use crate::model::findings::{
     self, FileText, FixError, PlaceOptions, Publication, Reviewed, Splice, read_report,
     summary_text, to_diagnostic,
 };
+use crate::model::prompt::Action;
 use crate::protocol::lsp::request::ApplyWorkspaceEdit;
 use crate::protocol::lsp::{
     ApplyWorkspaceEditParams, CodeAction, CodeActionKind, CodeActionOrCommand, Command, Diagnostic,
@@ -21,9 +24,6 @@ use crate::protocol::lsp::{
     TextDocumentContentChangeEvent, TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
 };
 use crate::protocol::lsp_ext::{ActionParams, Finding, FindingRef, ReviewScope, commands};
-use crate::engine::pipeline::ActionOutcome;
-use crate::model::prompt::Action;
-use crate::lsp_server::state::{ServerState};
 
 /// The document a run looked at, as it was when the run started.
 pub struct RunTarget<'a> {

@@ -1,8 +1,8 @@
 //! `textDocument/hover`: the whole of a long answer, over the code it is about, for clients
 //! that cannot show it as a document (see `answers.rs`).
 
-use crate::protocol::lsp::{Hover, HoverContents, HoverParams, MarkupContent, MarkupKind};
 use crate::lsp_server::state::ServerState;
+use crate::protocol::lsp::{Hover, HoverContents, HoverParams, MarkupContent, MarkupKind};
 
 pub fn hover(state: &ServerState, params: HoverParams) -> Option<Hover> {
     let position = params.text_document_position_params;

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::lsp_server::state::{ClientInfo, ServerState};
 use crate::model::edits;
+use crate::model::settings::{SettingsWarning, parse_settings};
 use crate::protocol::lsp::*;
 use crate::protocol::lsp_ext;
-use crate::model::settings::{SettingsWarning, parse_settings};
-use crate::lsp_server::state::{ClientInfo, ServerState};
 
 /// The `workspace/configuration` section and `initializationOptions` key of our settings.
 pub const SETTINGS_SECTION: &str = "claude";

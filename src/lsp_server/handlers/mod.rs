@@ -10,3 +10,4 @@ pub mod lifecycle;
 pub mod permissions;
 pub mod progress;
 pub mod sessions;
+pub mod show;

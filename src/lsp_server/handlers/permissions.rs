@@ -14,14 +14,15 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc::WeakUnboundedSender;
 
-use crate::model::edits;
 use crate::base::error::{ErrorKind, ServerError};
-use crate::lsp_server::handlers::actions::{open_in_editor, write_answer};
-use crate::protocol::lsp::{Client, MessageActionItem, MessageType};
-use crate::protocol::lsp_ext::{AuditParams, AuditResult};
 use crate::engine::permissions::{Answer, DENY, UserPrompter};
 use crate::engine::pipeline::Activity;
+use crate::lsp_server::handlers::show::open_in_editor;
 use crate::lsp_server::state::ServerState;
+use crate::model::answers::write_answer;
+use crate::model::edits;
+use crate::protocol::lsp::{Client, MessageActionItem, MessageType};
+use crate::protocol::lsp_ext::{AuditParams, AuditResult};
 
 /// Entries `claude/audit` returns when the request names no limit, and at most.
 const DEFAULT_AUDIT_ENTRIES: usize = 100;

@@ -3,32 +3,30 @@
 //! and the checks before and the bookkeeping after every run (session index, usage ledger,
 //! the `claude/usage` notification, the regions an edit produced).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::model::edits::{self, FileChange};
 use crate::base::error::{ErrorKind, ServerError};
-use crate::lsp_server::handlers::actions;
+use crate::lsp_server::state::ServerState;
+use crate::model::edits::{self, FileChange};
+use crate::model::prompt::{Action, ActionOptions, instruction_comments};
+use crate::model::regions::{ProducedRegion, produced_lines};
+use crate::model::sessions::{
+    self, FinishedRun, Loaded, Outcome, SessionRecord, check_session_id, session_not_found,
+};
+use crate::model::usage::{RunUsage, UsageLedger, check_daily_budget};
 use crate::protocol::lsp::notification::Notification;
 use crate::protocol::lsp::{
     CodeAction, CodeActionKind, CodeActionOrCommand, Command, MessageType, Position, Range,
     TextDocumentContentChangeEvent, TextDocumentIdentifier, Uri,
 };
 use crate::protocol::lsp_ext::{
-    self, ActionParams, ActionResult, ContinueParams, LastRun, RunStarted, SessionDetail,
-    SessionInfo, SessionParams, SessionsParams, SessionsResult, UsageParams, UsageReport,
-    WorkspaceUsage, commands,
+    self, ActionParams, ActionResult, ContinueParams, LastRun, SessionDetail, SessionInfo,
+    SessionParams, SessionsParams, SessionsResult, UsageParams, UsageReport, WorkspaceUsage,
+    commands,
 };
-use crate::model::prompt::{Action, ActionOptions, instruction_comments};
-use crate::model::regions::{ProducedRegion, produced_lines};
-use crate::model::sessions::{
-    self, FinishedRun, Loaded, Outcome, SessionRecord, check_session_id, session_not_found,
-};
-use crate::lsp_server::state::{ServerState};
-use crate::model::usage::{RunUsage, UsageLedger, check_daily_budget};
 
 /// `claude/sessions` lists at most this many unless asked for more.
 const DEFAULT_LIMIT: usize = 100;
@@ -125,12 +123,12 @@ pub async fn show_usage(state: &ServerState) -> Result<UsageReport, ServerError>
     Ok(report)
 }
 
-/// `claude.continue`: the next turn of a conversation, as a background command of the
-/// conversation's action.
-pub async fn continue_command(
-    state: &Arc<ServerState>,
+/// `claude.continue`: the next turn of a conversation as the conversation's action and its
+/// parameters (the caller starts it as a background command).
+pub async fn continuation(
+    state: &ServerState,
     params: ContinueParams,
-) -> Result<RunStarted, ServerError> {
+) -> Result<(Action, ActionParams), ServerError> {
     check_session_id(&params.session_id)?;
     let Some(instruction) = params.instruction.filter(|text| !text.trim().is_empty()) else {
         return Err(ServerError::invalid_params(
@@ -155,7 +153,7 @@ pub async fn continue_command(
         diagnostics: Vec::new(),
         options: ActionOptions::default(),
     };
-    Ok(actions::command(state.clone(), record.action, action_params))
+    Ok((record.action, action_params))
 }
 
 /// Before a run: the conversation it continues must exist, and the workspace must be within

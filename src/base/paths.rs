@@ -1,0 +1,30 @@
+//! Where claude-lsp keeps its files: the cache directory and the per-workspace names in it.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The default cache directory: the user's cache dir + `claude-lsp` (mirrors, sessions, the
+/// usage ledger, the audit log, answers, logs).
+pub fn default_cache_dir() -> PathBuf {
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("claude-lsp")
+}
+
+/// The readable last path component plus a stable hash of the whole canonical path: the name of a
+/// workspace's directory under the cache (mirrors, sessions).
+pub fn workspace_key(canonical: &Path) -> String {
+    // FNV-1a: stable across Rust releases, unlike std's DefaultHasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in canonical.as_os_str().as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let name: String = canonical
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_else(|| "root".into())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .take(40)
+        .collect();
+    format!("{name}-{hash:016x}")
+}
