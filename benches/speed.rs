@@ -26,12 +26,12 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use claude_lsp::base::process::{ChildProcess, ProcessSpec};
 use claude_lsp::claude::lines::MessageReader;
+use claude_lsp::engine::staging::{StagingManager, StagingSettings};
+use claude_lsp::lsp_server::server::ServerOptions;
 use claude_lsp::model::documents::{Document, DocumentStore, PositionEncoding};
 use claude_lsp::protocol::lsp::{Position, Range, TextDocumentContentChangeEvent, Uri};
-use claude_lsp::base::process::{ChildProcess, ProcessSpec};
-use claude_lsp::lsp_server::server::ServerOptions;
-use claude_lsp::engine::staging::{StagingManager, StagingSettings};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 

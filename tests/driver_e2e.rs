@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use claude_lsp::base::process::ProcessSpec;
 use claude_lsp::claude::args::{CliOptions, Effort, PermissionMode};
 use claude_lsp::claude::control::{
     CanUseToolRequest, ControlHandler, InitializeRequest, PermissionDecision, mcp_method_not_found,
@@ -18,7 +19,6 @@ use claude_lsp::claude::errors::ClaudeError;
 use claude_lsp::claude::session::{
     ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_once,
 };
-use claude_lsp::base::process::ProcessSpec;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use support::cli::{

@@ -780,7 +780,8 @@ async fn a_long_answer_arrives_as_a_document_or_as_a_message_when_documents_are_
             let shown = ws.client.wait_for_server_request("window/showDocument").await;
             assert_eq!(shown["takeFocus"], true, "{shown}");
             assert_ne!(shown["external"], true, "{shown}");
-            let uri: claude_lsp::protocol::lsp::Uri = shown["uri"].as_str().unwrap().parse().unwrap();
+            let uri: claude_lsp::protocol::lsp::Uri =
+                shown["uri"].as_str().unwrap().parse().unwrap();
             let path = claude_lsp::model::edits::uri_to_path(&uri).unwrap();
             assert_eq!(path.extension().and_then(|e| e.to_str()), Some("md"), "{shown}");
             assert!(path.starts_with(ws.cache_dir()), "{shown}");

@@ -9,9 +9,9 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use claude_lsp::model::edits::FileChange;
 use claude_lsp::base::process::ProcessSpec;
 use claude_lsp::engine::staging::{MirrorLease, StagingError, StagingManager, StagingSettings};
+use claude_lsp::model::edits::FileChange;
 use pretty_assertions::assert_eq;
 use tempfile::TempDir;
 
