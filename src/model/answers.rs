@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use crate::protocol::lsp::TextDocumentContentChangeEvent;
 use crate::model::prompt::Action;
-use crate::model::regions::{follow_change, line_breaks};
+use crate::base::text::line_breaks;
+use crate::model::regions::follow_change;
 use crate::lsp_server::state::lock;
 
 /// Documents with a kept answer; beyond this the oldest answer goes.
