@@ -132,11 +132,6 @@ impl StagingManager {
         Self { mirrors_dir: cache_root.join("mirrors") }
     }
 
-    /// `<user cache dir>/claude-lsp`, where the server keeps its mirrors by default.
-    pub fn default_cache_root() -> Option<PathBuf> {
-        dirs::cache_dir().map(|dir| dir.join("claude-lsp"))
-    }
-
     /// A mirror of `workspace`, re-synced: reset to HEAD, then the working tree's modified,
     /// deleted and untracked-not-ignored files copied in, then `overlays` (absolute workspace
     /// path → unsaved buffer text) written. Overlays outside the workspace are skipped.

@@ -54,16 +54,6 @@ pub mod commands {
     ];
 }
 
-/// The request method or command name of an action.
-pub fn action_method(action: Action) -> &'static str {
-    match action {
-        Action::Generate => GENERATE,
-        Action::Analyze => ANALYZE,
-        Action::Refactor => REFACTOR,
-        Action::Review => REVIEW,
-    }
-}
-
 /// Parameters of the four action requests and commands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
