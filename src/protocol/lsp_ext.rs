@@ -28,7 +28,15 @@ pub const AUDIT: &str = "claude/audit";
 /// Notification: the agent's full stream, for rich clients.
 pub const OUTPUT_NOTIFICATION: &str = "claude/output";
 /// Notification: usage totals after each run, for status bars.
-pub const USAGE_NOTIFICATION: &str = "claude/usage";
+pub const USAGE_NOTIFICATION: &str = "claude/usageChanged";
+/// The same notification under its old name, which is also the `claude/usage` request's: still
+/// sent for one release, for clients that listen to it.
+#[deprecated = "listen to USAGE_NOTIFICATION (`claude/usageChanged`)"]
+pub const DEPRECATED_USAGE_NOTIFICATION: &str = "claude/usage";
+
+/// Every custom request, as advertised in `experimental.claudeLsp.requests`.
+pub const REQUESTS: &[&str] =
+    &[GENERATE, ANALYZE, REFACTOR, REVIEW, RUNS, METRICS, AUDIT, SESSIONS, SESSION, USAGE];
 
 pub mod commands {
     pub const GENERATE: &str = "claude.generate";
@@ -272,7 +280,7 @@ pub struct UsageParams {
     pub uri: Option<Uri>,
 }
 
-/// `claude/usage` result and notification: totals, by UTC day and by model.
+/// `claude/usage` result and `claude/usageChanged` notification: totals, by UTC day and by model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageReport {

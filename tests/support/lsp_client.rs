@@ -91,7 +91,8 @@ impl Inbox {
 }
 
 /// What a finished run leaves for the client besides its answer.
-const RUN_NOTIFICATIONS: &[&str] = &["$/progress", "claude/output", "claude/usage"];
+const RUN_NOTIFICATIONS: &[&str] =
+    &["$/progress", "claude/output", "claude/usageChanged", "claude/usage"];
 
 pub struct TestClient {
     writer: Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>,
@@ -108,7 +109,8 @@ impl TestClient {
     pub fn start(options: ServerOptions) -> Self {
         let (client_end, server_end) = tokio::io::duplex(1 << 20);
         let (server_read, server_write) = tokio::io::split(server_end);
-        let server = tokio::spawn(claude_lsp::lsp_server::server::serve(server_read, server_write, options));
+        let server =
+            tokio::spawn(claude_lsp::lsp_server::server::serve(server_read, server_write, options));
         let (client_read, client_write) = tokio::io::split(client_end);
         let writer = Arc::new(tokio::sync::Mutex::new(client_write));
         let inbox = Arc::new(Mutex::new(Inbox::default()));
