@@ -63,7 +63,9 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 async fn refactor(ws: &mut Workspace, instruction: &str) -> Value {
     let params = json!({"textDocument": {"uri": ws.uri("src/lib.rs")}, "instruction": instruction});
     let result = ws.client.request("claude/refactor", params).await.unwrap();
-    for method in ["$/progress", "claude/output", "claude/usage", "window/showMessage"] {
+    for method in
+        ["$/progress", "claude/output", "claude/usage", "claude/usageChanged", "window/showMessage"]
+    {
         ws.client.take_notifications(method);
     }
     result

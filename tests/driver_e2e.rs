@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use claude_lsp::base::process::ProcessSpec;
 use claude_lsp::claude::args::{CliOptions, Effort, PermissionMode};
 use claude_lsp::claude::control::{
-    CanUseToolRequest, ControlHandler, InitializeRequest, PermissionDecision, mcp_method_not_found,
+    ControlHandler, InitializeRequest, PermissionDecision, mcp_method_not_found,
 };
 use claude_lsp::claude::errors::ClaudeError;
+use claude_lsp::claude::protocol::CanUseToolRequest;
 use claude_lsp::claude::session::{
     ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_once,
 };

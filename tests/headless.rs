@@ -76,6 +76,7 @@ async fn run_gives_the_lsp_edit_and_apply_writes_it() {
     ws.client.take_notifications("$/progress");
     ws.client.take_notifications("claude/output");
     ws.client.take_notifications("claude/usage");
+    ws.client.take_notifications("claude/usageChanged");
     let cli = real_cli().display().to_string();
 
     let json_run =

@@ -5,8 +5,8 @@
 //! The client below replays Helix 25.07.1 (the latest release): its `initialize` capabilities
 //! (helix-lsp/src/client.rs, `Client::initialize`), its code-action flow (helix-term
 //! commands/lsp.rs: the request carries the diagnostics overlapping the selection, `only` unset,
-//! `triggerKind` Invoked; a picked action without an `edit` is first resolved, then its original
-//! `command` is executed), its `:lsp-workspace-command` (no arguments from the picker; typed
+//! `triggerKind` Invoked; a picked action without an `edit` is first resolved when the server
+//! offers `resolveProvider` — ours does not — then its `command` is executed), its `:lsp-workspace-command` (no arguments from the picker; typed
 //! arguments are a stream of JSON values) and its 20-second request timeout. Helix checks the
 //! `version` of a `TextDocumentEdit` against the document exactly, and its documents start at
 //! version 0. The in-process server runs the real CLI against the fake API.
@@ -233,13 +233,10 @@ fn find_action<'a>(actions: &'a [Value], title: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no code action {title:?} in {:#?}", titles(actions)))
 }
 
-/// Pick `action` in Helix's code-action menu: resolve it when it has no edit (Helix blocks on
-/// that), apply a resolved edit, then execute the action's own command. Returns the command's
-/// result.
+/// Pick `action` in Helix's code-action menu: with no `resolveProvider` Helix resolves nothing
+/// and executes the action's command. Returns the command's result.
 async fn pick(client: &mut TestClient, action: &Value) -> Value {
     assert!(action.get("edit").is_none(), "a Claude action must not carry a precomputed edit");
-    let resolved = helix_request(client, "codeAction/resolve", action.clone()).await;
-    assert!(resolved.get("edit").is_none(), "resolving must not run Claude: {resolved}");
     let command = action["command"].clone();
     assert!(command.is_object(), "the action carries no command: {action}");
     helix_request(client, "workspace/executeCommand", command).await
@@ -291,7 +288,8 @@ async fn initialize_negotiates_utf8_and_lists_every_command_for_the_picker() {
     let result = client.initialize(root.path(), helix_capabilities(), options).await;
     let capabilities = &result["capabilities"];
     assert_eq!(capabilities["positionEncoding"], "utf-8", "Helix offers utf-8 first");
-    assert_eq!(capabilities["codeActionProvider"]["resolveProvider"], true);
+    // Helix applies an action as listed: nothing to resolve.
+    assert!(capabilities["codeActionProvider"].get("resolveProvider").is_none());
     // Helix has no window/showDocument: long answers are read as a hover.
     assert_eq!(capabilities["hoverProvider"], true);
     let commands: Vec<&str> = capabilities["executeCommandProvider"]["commands"]
@@ -568,5 +566,6 @@ async fn workspace_commands_typed_in_helix_run_and_cancel() {
     ws.client.take_notifications("window/showMessage");
     ws.client.take_notifications("claude/output");
     ws.client.take_notifications("claude/usage");
+    ws.client.take_notifications("claude/usageChanged");
     ws.client.finish().await;
 }

@@ -1027,3 +1027,90 @@ async fn a_long_answer_streams_into_progress_line_by_line() {
     ws.client.drain().await;
     ws.client.finish().await;
 }
+
+#[tokio::test]
+async fn initialize_advertises_every_custom_request_and_nothing_the_server_does_not_do() {
+    let root = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut client = TestClient::start(claude_lsp::lsp_server::server::ServerOptions {
+        cache_dir: cache.path().to_path_buf(),
+        ..Default::default()
+    });
+    let options = json!({"cliPath": real_cli(), "warmPool": 0});
+    let result = client.initialize(root.path(), full_capabilities(), options).await;
+    let capabilities = &result["capabilities"];
+
+    // Every action is complete when listed: nothing to resolve, and resolving is not served.
+    assert!(capabilities["codeActionProvider"].get("resolveProvider").is_none(), "{result:#}");
+    let resolve = client.request("codeAction/resolve", json!({"title": "Claude: x"})).await;
+    assert_eq!(resolve.unwrap_err()["code"], -32601);
+    // Nothing happens on a save: the client is not asked to send didSave.
+    let sync = &capabilities["textDocumentSync"];
+    assert_eq!(sync["change"], 2, "{sync}");
+    assert!(sync.get("save").is_none(), "{sync}");
+
+    // The custom requests, `claude/audit` among them, and each of them is served: bad or
+    // missing params are refused as such, never as an unknown method.
+    let requests: Vec<&str> = capabilities["experimental"]["claudeLsp"]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for expected in ["claude/generate", "claude/usage", "claude/metrics", "claude/audit"] {
+        assert!(requests.contains(&expected), "{expected} is not advertised: {requests:?}");
+    }
+    for method in requests {
+        if let Err(error) = client.request(method, json!({"sessionId": 7})).await {
+            assert_ne!(error["code"], -32601, "{method} is advertised but not served: {error}");
+        }
+    }
+    client.finish().await;
+}
+
+#[tokio::test]
+async fn removing_a_workspace_folder_removes_its_mirror_and_keeps_the_others() {
+    let script = |request: &RecordedRequest| {
+        let file = if request.all_text().contains("in-sub") { "src/lib.rs" } else { "lib.rs" };
+        edit_script(file, "fn add(a: i32", "fn sum(a: i32", "Renamed.")(request)
+    };
+    let files = [("lib.rs", LIB), ("sub/src/lib.rs", LIB)];
+    let mut ws = Workspace::start(
+        &files,
+        support::fake_api::Script::from_fn(script),
+        full_capabilities(),
+        json!({"warmPool": 0}),
+    )
+    .await;
+    let sub = ws.uri("sub");
+    let folder = json!([{"uri": sub, "name": "sub"}]);
+    ws.client
+        .notify(
+            "workspace/didChangeWorkspaceFolders",
+            json!({"event": {"added": folder, "removed": []}}),
+        )
+        .await;
+    // One run in each folder: each gets its mirror.
+    ws.act("claude/refactor", "sub/src/lib.rs", "rename add, in-sub").await.unwrap();
+    ws.act("claude/refactor", "lib.rs", "rename add, at the root").await.unwrap();
+    let mirrors: Vec<String> = ws.api.requests().iter().map(cli_cwd).collect();
+    let (sub_mirror, root_mirror) = (mirrors[0].clone(), mirrors.last().unwrap().clone());
+    assert_ne!(sub_mirror, root_mirror);
+    for mirror in [&sub_mirror, &root_mirror] {
+        assert!(std::path::Path::new(mirror).starts_with(ws.cache_dir()), "{mirror}");
+        assert!(std::path::Path::new(mirror).is_dir(), "{mirror}");
+    }
+
+    ws.client
+        .notify(
+            "workspace/didChangeWorkspaceFolders",
+            json!({"event": {"added": [], "removed": folder}}),
+        )
+        .await;
+    let gone = || !std::path::Path::new(&sub_mirror).exists();
+    let removed = support::cli::poll(Duration::from_secs(60), gone, |gone| *gone).await;
+    assert!(removed, "the removed folder's mirror is still there: {sub_mirror}");
+    assert!(std::path::Path::new(&root_mirror).is_dir(), "the root's mirror went too");
+    ws.drain().await;
+    ws.client.finish().await;
+}

@@ -98,6 +98,34 @@ fn wrap_described_ref(schema: &mut Value) {
     }
 }
 
+/// The method names, as one object type of string constants: `Methods` in TypeScript, which the
+/// extension's `Method` table must equal.
+fn methods() -> Value {
+    let names = [
+        ("generate", lsp_ext::GENERATE),
+        ("analyze", lsp_ext::ANALYZE),
+        ("refactor", lsp_ext::REFACTOR),
+        ("review", lsp_ext::REVIEW),
+        ("sessions", lsp_ext::SESSIONS),
+        ("session", lsp_ext::SESSION),
+        ("usage", lsp_ext::USAGE),
+        ("runs", lsp_ext::RUNS),
+        ("metrics", lsp_ext::METRICS),
+        ("audit", lsp_ext::AUDIT),
+        ("output", lsp_ext::OUTPUT_NOTIFICATION),
+        ("usageChanged", lsp_ext::USAGE_NOTIFICATION),
+    ];
+    let properties: Map<String, Value> =
+        names.iter().map(|(name, method)| ((*name).to_owned(), json!({"const": method}))).collect();
+    json!({
+        "description": "The custom request and notification method names.",
+        "type": "object",
+        "properties": properties,
+        "required": names.map(|(name, _)| name),
+        "additionalProperties": false,
+    })
+}
+
 fn protocol_schema() -> Value {
     let params = definitions(
         Contract::Deserialize,
@@ -122,6 +150,7 @@ fn protocol_schema() -> Value {
         ],
     );
     let mut all = params;
+    all.insert("Methods".to_owned(), methods());
     for (name, schema) in results {
         if let Some(existing) = all.get(&name) {
             assert_eq!(
@@ -134,7 +163,7 @@ fn protocol_schema() -> Value {
     let mut schema = json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "claude-lsp protocol extensions",
-        "description": "Generated from src/lsp_ext.rs by tests/protocol_schema.rs; do not edit.",
+        "description": "Generated from src/protocol/lsp_ext.rs by tests/protocol_schema.rs; do not edit.",
         "definitions": all,
     });
     drop_null_from_optional(&mut schema);

@@ -166,7 +166,9 @@ async fn no_secret_reaches_the_client_the_index_the_audit_log_or_the_log() {
     let audit = stored.iter().find(|(name, _)| name.ends_with("audit.jsonl")).unwrap();
     assert!(audit.1.contains("echo [REDACTED]"), "{}", audit.1);
 
-    for method in ["$/progress", "claude/usage", "textDocument/publishDiagnostics"] {
+    for method in
+        ["$/progress", "claude/usage", "claude/usageChanged", "textDocument/publishDiagnostics"]
+    {
         ws.client.take_notifications(method);
     }
     ws.client.finish().await;

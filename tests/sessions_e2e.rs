@@ -24,7 +24,7 @@ fn settings(extra: Value) -> Value {
     settings
 }
 
-/// A full client with a status bar: it asks for `claude/usage` after each run.
+/// A full client with a status bar: it asks for `claude/usageChanged` after each run.
 fn full_capabilities() -> Value {
     let mut capabilities = plain_capabilities();
     capabilities["experimental"] = json!({"claudeLsp": {"usageNotifications": true}});
@@ -239,8 +239,10 @@ async fn refining_a_refactor_continues_its_conversation_in_the_live_process() {
     assert_eq!(listed[0]["live"]["pid"], live[0]);
     // Six API calls of the same size: the follow-up costs what the first run did, not the
     // process's running total.
-    let usage = ws.client.take_notifications("claude/usage");
+    let usage = ws.client.take_notifications("claude/usageChanged");
     assert_eq!(usage.len(), 2, "{usage:#?}");
+    // For one release the old name carries the same reports.
+    assert_eq!(ws.client.take_notifications("claude/usage"), usage);
     let (one, two) = (cost(&usage[0]["lastRun"]["costUsd"]), cost(&usage[1]["lastRun"]["costUsd"]));
     assert!(one > 0.0 && (one - two).abs() < 1e-9, "{one} vs {two}");
     assert!((cost(&usage[1]["total"]["costUsd"]) - one - two).abs() < 1e-9);
@@ -378,7 +380,7 @@ async fn a_read_only_follow_up_of_an_edit_conversation_continues_it_from_the_wor
 #[tokio::test]
 async fn a_fork_gets_a_new_conversation_that_remembers_its_parent() {
     let script = |request: &RecordedRequest| Turn::text(format!("answer {}", request.turn_index()));
-    // A client without a status bar: it did not ask for `claude/usage` notifications.
+    // A client without a status bar: it did not ask for usage notifications.
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
         Script::from_fn(script),
@@ -413,6 +415,7 @@ async fn a_fork_gets_a_new_conversation_that_remembers_its_parent() {
     assert!(find(&parent).get("parent").is_none());
     assert_eq!(find(&parent)["runs"].as_array().unwrap().len(), 1, "the parent is unchanged");
     assert!(ws.client.take_notifications("claude/usage").is_empty(), "not asked for");
+    assert!(ws.client.take_notifications("claude/usageChanged").is_empty(), "not asked for");
     ws.client.drain().await;
     ws.client.finish().await;
 }
@@ -477,8 +480,9 @@ async fn usage_totals_are_the_sum_of_the_runs() {
     assert_eq!(for_file["total"], report["total"]);
 
     // After each run, for status bars.
-    let notes = ws.client.take_notifications("claude/usage");
+    let notes = ws.client.take_notifications("claude/usageChanged");
     assert_eq!(notes.len(), 3);
+    assert_eq!(ws.client.take_notifications("claude/usage"), notes);
     assert_eq!(notes[2]["total"], report["total"]);
     let shown = ws
         .client

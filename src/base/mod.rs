@@ -6,4 +6,5 @@ pub mod logging;
 pub mod paths;
 pub mod process;
 pub mod secrets;
+pub mod text;
 pub mod time;

@@ -1,7 +1,8 @@
-//! Where claude-lsp keeps its files: the cache directory and the per-workspace names in it.
+//! Where claude-lsp keeps its files (the cache directory, the per-workspace names in it), and
+//! paths taken lexically, without touching the file system.
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// The default cache directory: the user's cache dir + `claude-lsp` (mirrors, sessions, the
 /// usage ledger, the audit log, answers, logs).
@@ -27,4 +28,39 @@ pub fn workspace_key(canonical: &Path) -> String {
         .take(40)
         .collect();
     format!("{name}-{hash:016x}")
+}
+
+/// `path` with `.` and `..` resolved lexically; `None` when a `..` climbs above the start: the
+/// root of an absolute path, or the first component of a relative one.
+pub fn normalize(path: &Path) -> Option<PathBuf> {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !matches!(normal.components().next_back(), Some(Component::Normal(_))) {
+                    return None;
+                }
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    Some(normal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_resolve_and_nothing_climbs_above_its_start() {
+        assert_eq!(normalize(Path::new("/a/b/../c/./d")), Some(PathBuf::from("/a/c/d")));
+        assert_eq!(normalize(Path::new("/a/..")), Some(PathBuf::from("/")));
+        assert_eq!(normalize(Path::new("/a/../..")), None);
+        assert_eq!(normalize(Path::new("a/./b/..")), Some(PathBuf::from("a")));
+        assert_eq!(normalize(Path::new("a/../..")), None);
+        assert_eq!(normalize(Path::new("../a")), None);
+        assert_eq!(normalize(Path::new("")), Some(PathBuf::new()));
+    }
 }

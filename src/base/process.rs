@@ -17,7 +17,7 @@
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -106,11 +106,6 @@ impl ProcessSpec {
 
     pub fn cwd(&self) -> &Path {
         &self.cwd
-    }
-
-    /// The value this spec sets for `key`, if any (the last one wins, as in the child).
-    pub fn env_value(&self, key: &str) -> Option<&OsStr> {
-        self.env.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_os_str())
     }
 
     /// Start the child. Its stdout is piped; stderr is drained into [`ChildProcess::stderr_tail`].

@@ -27,11 +27,11 @@ use std::hash::Hasher;
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::base::git::{Git, GitError, prefixed};
-use crate::base::paths::workspace_key;
+use crate::base::paths::{self, workspace_key};
 use crate::model::edits::FileChange;
 
 const MIB: u64 = 1024 * 1024;
@@ -130,11 +130,6 @@ impl StagingManager {
     /// Mirrors live under `<cache_root>/mirrors/`.
     pub fn new(cache_root: PathBuf) -> Self {
         Self { mirrors_dir: cache_root.join("mirrors") }
-    }
-
-    /// `<user cache dir>/claude-lsp`, where the server keeps its mirrors by default.
-    pub fn default_cache_root() -> Option<PathBuf> {
-        dirs::cache_dir().map(|dir| dir.join("claude-lsp"))
     }
 
     /// A mirror of `workspace`, re-synced: reset to HEAD, then the working tree's modified,
@@ -376,7 +371,7 @@ impl Workspace {
     /// `path` (absolute, in the workspace) relative to the workspace root, following symbolic
     /// links in the workspace so that a file reached through an alias maps to its real place.
     fn relative(&self, path: &Path) -> Option<PathBuf> {
-        let path = normalize(path)?;
+        let path = normalize_absolute(path)?;
         let resolved = fs::canonicalize(&path).ok().or_else(|| {
             let parent = fs::canonicalize(path.parent()?).ok()?;
             Some(parent.join(path.file_name()?))
@@ -505,15 +500,17 @@ impl MirrorLease {
     /// The workspace path of a path in the mirror (relative paths are taken from the mirror
     /// root); `None` when it lies outside the mirror root.
     pub fn to_workspace_path(&self, mirror_path: &Path) -> Option<PathBuf> {
-        let rel =
-            normalize(&self.root.join(mirror_path))?.strip_prefix(&self.root).ok()?.to_owned();
+        let rel = normalize_absolute(&self.root.join(mirror_path))?
+            .strip_prefix(&self.root)
+            .ok()?
+            .to_owned();
         Some(self.workspace.join(rel))
     }
 
     /// The mirror path of a workspace path (relative paths are taken from the workspace root);
     /// `None` when it lies outside the workspace.
     pub fn to_mirror_path(&self, workspace_path: &Path) -> Option<PathBuf> {
-        let path = normalize(&self.workspace.join(workspace_path))?;
+        let path = normalize_absolute(&self.workspace.join(workspace_path))?;
         let canonical_workspace = self.workspace_top.join(&self.prefix);
         let rel = path
             .strip_prefix(&self.workspace)
@@ -667,7 +664,7 @@ impl MirrorLease {
         if let State::Symlink(target) = &after {
             let link_dir = self.mirror_top.join(rel);
             let link_dir = link_dir.parent().unwrap_or(&self.mirror_top);
-            let inside_root = normalize(&link_dir.join(target))
+            let inside_root = normalize_absolute(&link_dir.join(target))
                 .is_some_and(|resolved| resolved.starts_with(&self.root));
             if !inside_root {
                 return Err(StagingError::OutsideWorkspace { path });
@@ -1687,26 +1684,13 @@ fn make_tree_writable(root: &Path) {
 
 /// Lexically resolve `.` and `..` (no file system access). `None` if `..` climbs above the
 /// root or the path is relative.
-fn normalize(path: &Path) -> Option<PathBuf> {
-    let mut normalized = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Prefix(_) | Component::RootDir => normalized.push(component),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !normalized.pop() || normalized.as_os_str().is_empty() {
-                    return None;
-                }
-            }
-            Component::Normal(name) => normalized.push(name),
-        }
-    }
-    normalized.is_absolute().then_some(normalized)
+fn normalize_absolute(path: &Path) -> Option<PathBuf> {
+    paths::normalize(path).filter(|normal| normal.is_absolute())
 }
 
 fn absolute_normalized(path: &Path) -> Result<PathBuf, StagingError> {
     let absolute = std::path::absolute(path).map_err(io_error(path))?;
-    normalize(&absolute).ok_or(StagingError::NotADirectory { path: absolute })
+    normalize_absolute(&absolute).ok_or(StagingError::NotADirectory { path: absolute })
 }
 
 /// Replace every mention of the path `from` in `text` by `to`, where the mention ends at a
@@ -1834,9 +1818,9 @@ mod tests {
 
     #[test]
     fn normalize_refuses_to_climb_above_the_root() {
-        assert_eq!(normalize(Path::new("/a/b/../c/./d")), Some(PathBuf::from("/a/c/d")));
-        assert_eq!(normalize(Path::new("/a/../..")), None);
-        assert_eq!(normalize(Path::new("relative")), None);
+        assert_eq!(normalize_absolute(Path::new("/a/b/../c/./d")), Some(PathBuf::from("/a/c/d")));
+        assert_eq!(normalize_absolute(Path::new("/a/../..")), None);
+        assert_eq!(normalize_absolute(Path::new("relative")), None);
     }
 
     #[test]

@@ -145,10 +145,6 @@ impl LanguageServer for Backend {
         Ok(handlers::hover::hover(&self.state, params))
     }
 
-    async fn code_action_resolve(&self, action: CodeAction) -> Result<CodeAction> {
-        Ok(action)
-    }
-
     async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
         Ok(handlers::commands::execute(&self.state, params).await?)
     }

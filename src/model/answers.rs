@@ -6,9 +6,10 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::base::text::line_breaks;
 use crate::model::edits;
 use crate::model::prompt::Action;
-use crate::model::regions::{follow_change, line_breaks};
+use crate::model::regions::follow_change;
 use crate::protocol::lsp::{TextDocumentContentChangeEvent, Uri};
 
 /// Documents with a kept answer; beyond this the oldest answer goes.

@@ -441,8 +441,6 @@ impl DocumentStore {
     }
 }
 
-/// A small deterministic pseudo-random generator for fuzz-like tests (no proptest here).
-
 /// The LSP language id for a file the editor has not opened, from its extension.
 pub fn language_from_path(path: &Path) -> String {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -468,6 +466,7 @@ pub fn language_from_path(path: &Path) -> String {
     id.to_owned()
 }
 
+/// A small deterministic pseudo-random generator for fuzz-like tests (no proptest here).
 #[cfg(test)]
 pub(crate) mod test_rng {
     pub(crate) struct Rng(u64);

@@ -8,6 +8,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, percent_e
 use ropey::Rope;
 use similar::{Algorithm, DiffOp, capture_diff_slices};
 
+use crate::base::text::lines_with_breaks;
 use crate::model::documents::{LineIndex, PositionEncoding};
 use crate::protocol::lsp::{
     ClientCapabilities, CreateFile, CreateFileOptions, DeleteFile, DocumentChangeOperation,
@@ -96,28 +97,6 @@ fn show_line_spans(spans: &[std::ops::Range<usize>]) -> String {
         })
         .collect();
     shown.join(", ")
-}
-
-/// Splits `text` into lines that keep their line break (`\n`, `\r\n` or a lone `\r`), so that
-/// joining them gives `text` back byte for byte.
-fn split_lines(text: &str) -> Vec<&str> {
-    let bytes = text.as_bytes();
-    let mut lines = Vec::new();
-    let mut start = 0;
-    while let Some(found) = memchr::memchr2(b'\n', b'\r', &bytes[start..]) {
-        let brk = start + found;
-        let end = if bytes[brk] == b'\r' && bytes.get(brk + 1) == Some(&b'\n') {
-            brk + 2
-        } else {
-            brk + 1
-        };
-        lines.push(&text[start..end]);
-        start = end;
-    }
-    if start < text.len() {
-        lines.push(&text[start..]);
-    }
-    lines
 }
 
 /// Splits one changed hunk into words, runs of horizontal space, line breaks (`\r\n` whole) and
@@ -248,8 +227,8 @@ pub fn text_edits(before: &str, after: &str, enc: PositionEncoding) -> Vec<TextE
     if before == after {
         return Vec::new();
     }
-    let old_lines = split_lines(before);
-    let new_lines = split_lines(after);
+    let old_lines: Vec<&str> = lines_with_breaks(before).collect();
+    let new_lines: Vec<&str> = lines_with_breaks(after).collect();
     let old_at = boundaries(&old_lines);
     let new_at = boundaries(&new_lines);
     let mut replacements = Vec::new();
@@ -365,9 +344,9 @@ pub fn merge3(base: &str, ours: &str, theirs: &str) -> Result<String, MergeConfl
     if base == ours {
         return Ok(theirs.to_owned());
     }
-    let base_lines = split_lines(base);
-    let ours_lines = split_lines(ours);
-    let theirs_lines = split_lines(theirs);
+    let base_lines: Vec<&str> = lines_with_breaks(base).collect();
+    let ours_lines: Vec<&str> = lines_with_breaks(ours).collect();
+    let theirs_lines: Vec<&str> = lines_with_breaks(theirs).collect();
     let side_hunks = |from: Side, lines: &[&str]| -> Vec<Hunk> {
         changed_spans(&base_lines, lines)
             .into_iter()

@@ -18,13 +18,15 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ropey::Rope;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::base::paths::normalize;
+use crate::base::text::json_kind;
 use crate::claude::args::Effort;
 use crate::model::documents::{Document, LineIndex, PositionEncoding};
 use crate::model::edits;
@@ -241,7 +243,7 @@ pub struct MalformedReport {
 pub fn read_report(structured: Option<&Value>, text: &str) -> Result<Report, MalformedReport> {
     if let Some(value) = structured {
         let object = value.as_object().ok_or_else(|| MalformedReport {
-            reason: format!("expected an object, got {}", json_type(value)),
+            reason: format!("expected an object, got {}", json_kind(value)),
         })?;
         let findings = object
             .get("findings")
@@ -294,17 +296,6 @@ fn plain_text(text: &str, note: String) -> Report {
         findings: Vec::new(),
         notes: vec![note],
         source: ReportSource::PlainText,
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -627,7 +618,8 @@ fn resolve_path(workspace: &Path, reported: &str) -> Result<PathBuf, &'static st
     }
     let path = Path::new(reported);
     let joined = if path.is_absolute() { path.to_path_buf() } else { workspace.join(path) };
-    let normal = normalize(&joined);
+    let outside = "its file is outside the workspace";
+    let normal = normalize(&joined).ok_or(outside)?;
     if let Ok(relative) = normal.strip_prefix(workspace) {
         return Ok(workspace.join(relative));
     }
@@ -637,22 +629,7 @@ fn resolve_path(workspace: &Path, reported: &str) -> Result<PathBuf, &'static st
     {
         return Ok(workspace.join(relative));
     }
-    Err("its file is outside the workspace")
-}
-
-/// Resolves `.` and `..` lexically (an absolute path cannot climb above its root).
-fn normalize(path: &Path) -> PathBuf {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                normal.pop();
-            }
-            other => normal.push(other),
-        }
-    }
-    normal
+    Err(outside)
 }
 
 /// Where a finding goes in the text Claude saw.

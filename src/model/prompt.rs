@@ -9,11 +9,13 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::ops::RangeInclusive;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::base::error::ServerError;
+use crate::base::paths::normalize;
+use crate::base::text::lsp_lines;
 use crate::protocol::lsp;
 
 /// Files up to this many lines (and [`MAX_FILE_BYTES`]) are shown whole; longer ones are shown
@@ -972,26 +974,6 @@ fn relative_to_workspace(root: &Path, file: &Path) -> Result<PathBuf, PromptErro
     }
 }
 
-/// Resolves `.` and `..` without touching the file system; `None` when a relative path climbs
-/// above its start.
-fn normalize(path: &Path) -> Option<PathBuf> {
-    let mut normal = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if matches!(normal.components().next_back(), Some(Component::Normal(_))) {
-                    normal.pop();
-                } else if !normal.has_root() {
-                    return None;
-                }
-            }
-            other => normal.push(other),
-        }
-    }
-    Some(normal)
-}
-
 /// A path as shown in prompts: `/`-separated.
 fn display_path(path: &Path) -> String {
     path.components()
@@ -1011,35 +993,6 @@ fn new_files_directory(directory: &str) -> Result<Option<String>, PromptError> {
     let normal = normalize(path).ok_or_else(|| invalid("must stay inside the workspace"))?;
     let shown = display_path(&normal);
     Ok((!shown.is_empty()).then_some(shown))
-}
-
-/// The LSP lines of `text`: `\n`, `\r\n` and `\r` each end a line. Always yields at least one
-/// (possibly empty) line, and an empty last line after a final line break.
-fn lsp_lines(text: &str) -> LspLines<'_> {
-    LspLines { rest: Some(text) }
-}
-
-struct LspLines<'a> {
-    rest: Option<&'a str>,
-}
-
-impl<'a> Iterator for LspLines<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let rest = self.rest?;
-        match memchr::memchr2(b'\n', b'\r', rest.as_bytes()) {
-            Some(at) => {
-                let after = if rest[at..].starts_with("\r\n") { at + 2 } else { at + 1 };
-                self.rest = Some(&rest[after..]);
-                Some(&rest[..at])
-            }
-            None => {
-                self.rest = None;
-                Some(rest)
-            }
-        }
-    }
 }
 
 /// An instruction found in a comment.

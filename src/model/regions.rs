@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use similar::{DiffOp, TextDiff};
 
+use crate::base::text::line_breaks;
 use crate::protocol::lsp::{Position, TextDocumentContentChangeEvent};
 
 /// Active regions kept per document (the oldest go first).
@@ -186,20 +187,6 @@ pub fn follow_change(
     } else {
         (first, last)
     }
-}
-
-/// Line breaks as LSP counts them: `\n`, `\r\n` and a lone `\r`.
-pub fn line_breaks(text: &str) -> u32 {
-    let bytes = text.as_bytes();
-    let mut count = 0u32;
-    for (i, byte) in bytes.iter().enumerate() {
-        match byte {
-            b'\n' => count += 1,
-            b'\r' if bytes.get(i + 1) != Some(&b'\n') => count += 1,
-            _ => {}
-        }
-    }
-    count
 }
 
 /// The line ranges of `after` (inclusive) that are new or changed relative to `before`.

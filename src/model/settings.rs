@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::base::logging::LogLevel;
 use crate::base::secrets::is_secret_name;
+use crate::base::text::json_kind;
 
 /// The configuration section (and the prefix of every field name in warnings).
 const SECTION: &str = "claude";
@@ -666,7 +667,7 @@ impl Parser {
                     field_name(key),
                     format!(
                         "expected an object of strings, got {}; using no extra variables",
-                        kind_of(other)
+                        json_kind(other)
                     ),
                 );
                 return BTreeMap::new();
@@ -687,7 +688,10 @@ impl Parser {
                 Value::Number(number) => number.to_string(),
                 Value::Bool(flag) => flag.to_string(),
                 other => {
-                    self.warn(field, format!("expected a string, got {}; ignored", kind_of(other)));
+                    self.warn(
+                        field,
+                        format!("expected a string, got {}; ignored", json_kind(other)),
+                    );
                     continue;
                 }
             };
@@ -714,7 +718,7 @@ impl Parser {
                     field_name(key),
                     format!(
                         "expected an object of server configs, got {}; using none",
-                        kind_of(other)
+                        json_kind(other)
                     ),
                 );
                 return None;
@@ -729,7 +733,7 @@ impl Parser {
                     format!("{}.{name}", field_name(key)),
                     format!(
                         "expected an object (a server config), got {}; server ignored",
-                        kind_of(config)
+                        json_kind(config)
                     ),
                 );
             }
@@ -759,18 +763,6 @@ fn describe(value: &Value) -> String {
     match text.char_indices().nth(MAX_QUOTED_CHARS) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
-    }
-}
-
-/// A value's JSON type, for warnings about values that must not be quoted.
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 

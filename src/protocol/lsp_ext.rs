@@ -30,7 +30,15 @@ pub const AUDIT: &str = "claude/audit";
 /// Notification: the agent's full stream, for rich clients.
 pub const OUTPUT_NOTIFICATION: &str = "claude/output";
 /// Notification: usage totals after each run, for status bars.
-pub const USAGE_NOTIFICATION: &str = "claude/usage";
+pub const USAGE_NOTIFICATION: &str = "claude/usageChanged";
+/// The same notification under its old name, which is also the `claude/usage` request's: still
+/// sent for one release, for clients that listen to it.
+#[deprecated = "listen to USAGE_NOTIFICATION (`claude/usageChanged`)"]
+pub const DEPRECATED_USAGE_NOTIFICATION: &str = "claude/usage";
+
+/// Every custom request, as advertised in `experimental.claudeLsp.requests`.
+pub const REQUESTS: &[&str] =
+    &[GENERATE, ANALYZE, REFACTOR, REVIEW, RUNS, METRICS, AUDIT, SESSIONS, SESSION, USAGE];
 
 pub mod commands {
     pub const GENERATE: &str = "claude.generate";
@@ -54,16 +62,6 @@ pub mod commands {
         DISMISS_FINDING,
         SHOW_USAGE,
     ];
-}
-
-/// The request method or command name of an action.
-pub fn action_method(action: Action) -> &'static str {
-    match action {
-        Action::Generate => GENERATE,
-        Action::Analyze => ANALYZE,
-        Action::Refactor => REFACTOR,
-        Action::Review => REVIEW,
-    }
 }
 
 /// Parameters of the four action requests and commands.
@@ -284,7 +282,7 @@ pub struct UsageParams {
     pub uri: Option<Uri>,
 }
 
-/// `claude/usage` result and notification: totals, by UTC day and by model.
+/// `claude/usage` result and `claude/usageChanged` notification: totals, by UTC day and by model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsageReport {

@@ -400,7 +400,7 @@ pub fn children_of(pid: u32) -> Vec<ProcInfo> {
 
 /// Probe every 50 ms until `done` holds for what `probe` found, or `timeout` (a hang guard) has
 /// passed; returns what was found last.
-async fn poll<T>(timeout: Duration, probe: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
+pub async fn poll<T>(timeout: Duration, probe: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         let found = probe();

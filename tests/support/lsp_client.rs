@@ -91,7 +91,8 @@ impl Inbox {
 }
 
 /// What a finished run leaves for the client besides its answer.
-const RUN_NOTIFICATIONS: &[&str] = &["$/progress", "claude/output", "claude/usage"];
+const RUN_NOTIFICATIONS: &[&str] =
+    &["$/progress", "claude/output", "claude/usageChanged", "claude/usage"];
 
 pub struct TestClient {
     writer: Arc<tokio::sync::Mutex<WriteHalf<DuplexStream>>>,

@@ -95,7 +95,7 @@ export function createClient(outputChannel: vscode.OutputChannel, intercept: Com
     return client;
 }
 
-/** Opt in to the server's `claude/usage` notification, which feeds the status bar. */
+/** Opt in to the server's `claude/usageChanged` notification, which feeds the status bar. */
 const usageNotificationsFeature: StaticFeature = {
     fillClientCapabilities(capabilities: ClientCapabilities): void {
         const experimental = (capabilities.experimental ?? {}) as Record<string, unknown>;

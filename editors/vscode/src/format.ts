@@ -142,7 +142,7 @@ export class WindowUsage {
     private costUsd = 0;
     private runs = 0;
 
-    /** Adds the run a `claude/usage` notification reports (a report without one adds nothing). */
+    /** Adds the run a `claude/usageChanged` notification reports (a report without one adds nothing). */
     add(report: UsageReport): void {
         if (report.lastRun !== undefined) {
             this.costUsd += report.lastRun.costUsd;

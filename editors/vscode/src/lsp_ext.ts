@@ -140,7 +140,7 @@ export interface WorkspaceUsage {
     total: UsageCounts;
 }
 
-/** `claude/usage` result and notification: totals, by UTC day and by model. */
+/** `claude/usage` result and `claude/usageChanged` notification: totals, by UTC day and by model. */
 export interface UsageReport {
     /** Today (UTC), `YYYY-MM-DD`. */
     day: string;
@@ -220,13 +220,29 @@ export interface RunsResult {
     runs: RunInfo[];
 }
 
-export const generate = new RequestType<ActionParams, ActionResult, void>('claude/generate');
-export const analyze = new RequestType<ActionParams, ActionResult, void>('claude/analyze');
-export const refactor = new RequestType<ActionParams, ActionResult, void>('claude/refactor');
-export const review = new RequestType<ActionParams, ActionResult, void>('claude/review');
-export const sessions = new RequestType<SessionsParams, SessionsResult, void>('claude/sessions');
-export const usage = new RequestType<UsageParams, UsageReport, void>('claude/usage');
-export const runs = new RequestType<Record<string, never>, RunsResult, void>('claude/runs');
+/** The custom method names (checked against the server's by test/protocol_mirror.ts). */
+export const Method = {
+    generate: 'claude/generate',
+    analyze: 'claude/analyze',
+    refactor: 'claude/refactor',
+    review: 'claude/review',
+    sessions: 'claude/sessions',
+    session: 'claude/session',
+    usage: 'claude/usage',
+    runs: 'claude/runs',
+    metrics: 'claude/metrics',
+    audit: 'claude/audit',
+    output: 'claude/output',
+    usageChanged: 'claude/usageChanged',
+} as const;
+
+export const generate = new RequestType<ActionParams, ActionResult, void>(Method.generate);
+export const analyze = new RequestType<ActionParams, ActionResult, void>(Method.analyze);
+export const refactor = new RequestType<ActionParams, ActionResult, void>(Method.refactor);
+export const review = new RequestType<ActionParams, ActionResult, void>(Method.review);
+export const sessions = new RequestType<SessionsParams, SessionsResult, void>(Method.sessions);
+export const usage = new RequestType<UsageParams, UsageReport, void>(Method.usage);
+export const runs = new RequestType<Record<string, never>, RunsResult, void>(Method.runs);
 
 export const actionRequests: Readonly<Record<Action, RequestType<ActionParams, ActionResult, void>>> =
     { generate, analyze, refactor, review };
@@ -242,9 +258,9 @@ export interface OutputParams {
     tool?: string;
 }
 
-export const output = new NotificationType<OutputParams>('claude/output');
-/** Server → client after each run; same method name as the `claude/usage` request. */
-export const usageChanged = new NotificationType<UsageReport>('claude/usage');
+export const output = new NotificationType<OutputParams>(Method.output);
+/** Server → client after each run, to clients that opt in (`usageNotifications`). */
+export const usageChanged = new NotificationType<UsageReport>(Method.usageChanged);
 
 /** `workspace/executeCommand` names. */
 export const Command = {

@@ -89,7 +89,7 @@ export async function deactivate(): Promise<void> {
     await running?.stop();
 }
 
-/** The status-bar item: what this window's runs cost (from `claude/usage`), or the server's state. */
+/** The status-bar item: what this window's runs cost (from `claude/usageChanged`), or the server's state. */
 class UsageStatus implements vscode.Disposable {
     private readonly item = vscode.window.createStatusBarItem('claude-lsp.usage', vscode.StatusBarAlignment.Right, 100);
 

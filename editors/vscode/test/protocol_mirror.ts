@@ -40,7 +40,11 @@ interface Pairs {
     SessionsResult: [ext.SessionsResult, wire.SessionsResult];
     RunInfo: [ext.RunInfo, wire.RunInfo];
     OutputParams: [ext.OutputParams, wire.OutputParams];
+    Methods: [Mutable<typeof ext.Method>, wire.Methods];
 }
+
+/** A `const` object's type without `readonly`, as the generated interfaces have it. */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 type Differing = { [K in keyof Pairs]: Equal<Pairs[K][0], Pairs[K][1]> extends true ? never : K }[keyof Pairs];
 

@@ -32,7 +32,7 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
                 TextDocumentSyncOptions {
                     open_close: Some(true),
                     change: Some(TextDocumentSyncKind::INCREMENTAL),
-                    save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                    // No `save`: the text follows didChange, and nothing happens on a save.
                     ..TextDocumentSyncOptions::default()
                 },
             )),
@@ -42,7 +42,9 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
                     CodeActionKind::REFACTOR_REWRITE,
                     CodeActionKind::SOURCE,
                 ]),
-                resolve_provider: Some(true),
+                // Every action is complete when listed (a command, or a fix's edit checked
+                // against the text): there is nothing to resolve.
+                resolve_provider: None,
                 work_done_progress_options: WorkDoneProgressOptions::default(),
             })),
             hover_provider: hover_answers.then_some(HoverProviderCapability::Simple(true)),
@@ -60,9 +62,7 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
             experimental: Some(json!({
                 "claudeLsp": {
                     "version": env!("CARGO_PKG_VERSION"),
-                    "requests": [lsp_ext::GENERATE, lsp_ext::ANALYZE, lsp_ext::REFACTOR, lsp_ext::REVIEW,
-                                 lsp_ext::RUNS, lsp_ext::METRICS, lsp_ext::SESSIONS,
-                                 lsp_ext::SESSION, lsp_ext::USAGE],
+                    "requests": lsp_ext::REQUESTS,
                     "commands": lsp_ext::commands::ALL,
                 }
             })),

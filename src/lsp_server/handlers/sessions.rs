@@ -303,16 +303,26 @@ pub async fn after_run(
         let ledgers = [(trace.workspace.clone(), recorded.value.ledger)];
         let last_run = LastRun { session_id, usage };
         let report = usage_report(state, &ledgers, Some(last_run));
+        state.client.send_notification::<DeprecatedUsageNotification>(report.clone()).await;
         state.client.send_notification::<UsageNotification>(report).await;
     }
 }
 
-/// `claude/usage` as a typed notification.
+/// `claude/usageChanged` as a typed notification.
 enum UsageNotification {}
 
 impl Notification for UsageNotification {
     type Params = UsageReport;
     const METHOD: &'static str = lsp_ext::USAGE_NOTIFICATION;
+}
+
+/// The same under its old name, `claude/usage`, for clients of the previous release.
+enum DeprecatedUsageNotification {}
+
+impl Notification for DeprecatedUsageNotification {
+    type Params = UsageReport;
+    #[allow(deprecated)] // sent on purpose, for one release
+    const METHOD: &'static str = lsp_ext::DEPRECATED_USAGE_NOTIFICATION;
 }
 
 /// The first line of an answer or error, shortened.

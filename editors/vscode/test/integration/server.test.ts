@@ -188,8 +188,8 @@ describe('claude-lsp as VS Code sees it', () => {
             JSON.stringify(outputs),
         );
         // The status bar's input: the run's usage, sent once it is recorded.
-        const reports = await waitFor('claude/usage after the run', 10_000, () => {
-            const sent = server.notificationsOf('claude/usage') as UsageReport[];
+        const reports = await waitFor('claude/usageChanged after the run', 10_000, () => {
+            const sent = server.notificationsOf('claude/usageChanged') as UsageReport[];
             return sent.length > 0 ? sent : undefined;
         });
         assert.equal(reports.at(-1)?.lastRun?.sessionId, result.sessionId);

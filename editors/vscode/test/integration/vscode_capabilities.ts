@@ -9,7 +9,7 @@ const symbolKinds = Array.from({ length: 26 }, (_, index) => index + 1);
 const completionItemKinds = Array.from({ length: 25 }, (_, index) => index + 1);
 
 export const vscodeClientCapabilities: ClientCapabilities = {
-    // Added by the extension's own feature (src/client.ts): it wants `claude/usage` notifications.
+    // Added by the extension's own feature (src/client.ts): it wants `claude/usageChanged` notifications.
     experimental: { claudeLsp: { usageNotifications: true } },
     general: {
         staleRequestSupport: {
