@@ -35,7 +35,6 @@ use crate::protocol::lsp::{
     Diagnostic, DiagnosticRelatedInformation, DiagnosticSeverity, Location, NumberOrString,
     Position, Range, TextEdit, Uri,
 };
-use crate::protocol::lsp_ext::{Finding, FindingFix, RelatedLocation};
 
 /// The `source` of every diagnostic claude-lsp publishes.
 pub const SOURCE: &str = "claude";
@@ -50,6 +49,47 @@ const MAX_OCCURRENCES: usize = 1_000;
 
 /// The most turns a quick analysis may take (reading a file or two, then answering).
 const QUICK_MAX_TURNS: u32 = 5;
+
+/// A finding of review/analyze, placed in its file (`range` in the negotiated encoding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Names the finding in `claude.applyFinding` / `claude.dismissFinding` (and in the
+    /// diagnostic's `data.findingId`).
+    pub id: String,
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    #[schemars(with = "crate::protocol::lsp::schema::Range")]
+    pub range: Range,
+    pub severity: Severity,
+    pub category: Category,
+    pub title: String,
+    pub explanation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+    /// Checked against the code: `oldText` is exactly the text at `range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<FindingFix>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RelatedLocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingFix {
+    pub old_text: String,
+    pub new_text: String,
+}
+
+/// Another place that matters to a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RelatedLocation {
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    #[schemars(with = "crate::protocol::lsp::schema::Range")]
+    pub range: Range,
+    pub message: String,
+}
 
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]

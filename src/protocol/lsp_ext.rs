@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::findings::Category;
+pub use crate::model::findings::{Category, Finding, FindingFix, RelatedLocation};
 use crate::model::prompt::{Action, ActionOptions};
 pub use crate::model::prompt::{Depth, ReviewScope, Severity};
 use crate::protocol::lsp::{
@@ -134,47 +134,6 @@ pub struct ActionResult {
     pub findings: Option<Vec<Finding>>,
     pub files: Vec<ChangedFile>,
     pub metadata: RunMetadata,
-}
-
-/// A finding of review/analyze, placed in its file (`range` in the negotiated encoding).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Finding {
-    /// Names the finding in `claude.applyFinding` / `claude.dismissFinding` (and in the
-    /// diagnostic's `data.findingId`).
-    pub id: String,
-    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
-    pub uri: Uri,
-    #[schemars(with = "crate::protocol::lsp::schema::Range")]
-    pub range: Range,
-    pub severity: Severity,
-    pub category: Category,
-    pub title: String,
-    pub explanation: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suggestion: Option<String>,
-    /// Checked against the code: `oldText` is exactly the text at `range`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fix: Option<FindingFix>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub related: Vec<RelatedLocation>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct FindingFix {
-    pub old_text: String,
-    pub new_text: String,
-}
-
-/// Another place that matters to a finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct RelatedLocation {
-    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
-    pub uri: Uri,
-    #[schemars(with = "crate::protocol::lsp::schema::Range")]
-    pub range: Range,
-    pub message: String,
 }
 
 /// Argument of `claude.applyFinding` and `claude.dismissFinding`.
