@@ -197,6 +197,17 @@ async fn structured_findings_become_exact_diagnostics_on_every_file() {
     assert!(answer.contains("the code it quotes is not in the file"), "{answer}");
     assert!(!answer.contains("Nitpick"), "below the minimum severity: {answer}");
 
+    // The output channel reads the answer and its findings, not the CLI's JSON report.
+    let outputs = ws.client.take_notifications("claude/output");
+    let result = outputs.iter().find(|o| o["kind"] == "result");
+    let text = result.and_then(|o| o["text"].as_str()).unwrap_or_else(|| panic!("{outputs:#?}"));
+    assert!(text.starts_with("One real bug, one slow spot.\n"), "{text}");
+    assert!(
+        text.contains("\nsrc/lib.rs:4:5: error [bug] Panics on a bad port\n    `unwrap` panics"),
+        "{text}"
+    );
+    assert!(!text.contains("\"findings\""), "{text}");
+
     // The CLI offered the model the StructuredOutput tool with exactly our schema.
     let request = &ws.api.requests()[0];
     let tool = request.body["tools"]

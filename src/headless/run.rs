@@ -530,15 +530,7 @@ fn render(
     }
     let mut out = String::new();
     match findings {
-        Some(findings) => {
-            push_paragraph(&mut out, &text);
-            if !findings.is_empty() {
-                out.push('\n');
-                for finding in &findings {
-                    push_finding(&mut out, finding, workspace);
-                }
-            }
-        }
+        Some(findings) => out.push_str(&findings::plain_answer(&text, &findings, workspace)),
         None => {
             // The diff is the result; the model's words about it go to stderr.
             if !text.trim().is_empty() {
@@ -553,39 +545,6 @@ fn render(
         }
     }
     Ok(out)
-}
-
-fn push_paragraph(out: &mut String, text: &str) {
-    let text = text.trim_end();
-    if !text.is_empty() {
-        out.push_str(text);
-        out.push('\n');
-    }
-}
-
-/// `path:line:col: severity [category] title`, then the explanation indented.
-fn push_finding(out: &mut String, finding: &Finding, workspace: &Path) {
-    let path = edits::uri_to_path(&finding.uri)
-        .map(|path| path.strip_prefix(workspace).map(Path::to_path_buf).unwrap_or(path))
-        .map_or_else(|_| finding.uri.as_str().to_owned(), |path| path.display().to_string());
-    let severity = serde_json::to_value(finding.severity)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "{path}:{}:{}: {severity} [{}] {}",
-        finding.range.start.line + 1,
-        finding.range.start.character + 1,
-        finding.category.as_str(),
-        finding.title
-    );
-    for line in finding.explanation.lines() {
-        let _ = writeln!(out, "    {line}");
-    }
-    if let Some(suggestion) = &finding.suggestion {
-        let _ = writeln!(out, "    suggestion: {suggestion}");
-    }
 }
 
 /// The findings of an analyze/review answer, placed in their files as they are on disk.

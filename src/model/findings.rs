@@ -650,6 +650,42 @@ pub fn summary_text(report: &Report, placement: &Placement) -> String {
     text
 }
 
+/// An answer and its findings as plain text (the headless output, the editor's output channel):
+/// the answer, then each finding as `path:line:col: severity [category] title` with its
+/// explanation and suggestion indented. Paths are relative to `workspace`.
+pub fn plain_answer(text: &str, findings: &[Finding], workspace: &Path) -> String {
+    let mut out = String::new();
+    let text = text.trim_end();
+    if !text.is_empty() {
+        out.push_str(text);
+        out.push('\n');
+    }
+    if !findings.is_empty() {
+        out.push('\n');
+    }
+    for finding in findings {
+        let path = edits::uri_to_path(&finding.uri)
+            .map(|path| path.strip_prefix(workspace).map(Path::to_path_buf).unwrap_or(path))
+            .map_or_else(|_| finding.uri.as_str().to_owned(), |path| path.display().to_string());
+        let _ = writeln!(
+            out,
+            "{path}:{}:{}: {} [{}] {}",
+            finding.range.start.line + 1,
+            finding.range.start.character + 1,
+            severity_name(finding.severity),
+            finding.category.as_str(),
+            finding.title
+        );
+        for line in finding.explanation.lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+        if let Some(suggestion) = &finding.suggestion {
+            let _ = writeln!(out, "    suggestion: {suggestion}");
+        }
+    }
+    out
+}
+
 /// The absolute path of a reported path, which must stay inside the workspace.
 fn resolve_path(workspace: &Path, reported: &str) -> Result<PathBuf, &'static str> {
     let reported = reported.trim();

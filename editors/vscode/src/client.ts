@@ -5,10 +5,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
+    CloseAction,
     DidChangeConfigurationNotification,
     LanguageClient,
     ResponseError,
+    State,
     type ClientCapabilities,
+    type ErrorHandler,
     type LanguageClientOptions,
     type Middleware,
     type ServerOptions,
@@ -81,6 +84,18 @@ export function createClient(outputChannel: vscode.OutputChannel, intercept: Com
             return handled ?? Promise.resolve(next(command, args));
         },
     };
+    let crashHandler: ErrorHandler | undefined;
+    let ran = false;
+    const errorHandler: ErrorHandler = {
+        error: (error, message, count) =>
+            (crashHandler ??= client.createDefaultErrorHandler()).error(error, message, count),
+        // A server that exits before it ever ran is a failed start (reported once, by the
+        // extension): restarting it would only fail again, with a toast each time.
+        closed: () =>
+            ran
+                ? (crashHandler ??= client.createDefaultErrorHandler()).closed()
+                : { action: CloseAction.DoNotRestart, handled: true },
+    };
     const clientOptions: LanguageClientOptions = {
         // Claude works on any file of the workspace, whatever its language.
         documentSelector: [{ scheme: 'file' }],
@@ -88,11 +103,36 @@ export function createClient(outputChannel: vscode.OutputChannel, intercept: Com
         synchronize: { configurationSection: SECTION },
         outputChannel,
         middleware,
+        errorHandler,
     };
-    // The middleware above runs only once the client exists.
-    const client = new LanguageClient(SECTION, 'Claude', serverOptions, clientOptions);
+    // The middleware and error handler above run only once the client exists.
+    const client = new ClaudeLanguageClient(SECTION, 'Claude', serverOptions, clientOptions);
     client.registerFeature(usageNotificationsFeature);
+    client.onDidChangeState((change) => {
+        ran ||= change.newState === State.Running;
+    });
     return client;
+}
+
+/**
+ * The language client, except that its own toast about a failed start is left out: the
+ * extension reports a failed start itself, once, with a way to fix the server's path.
+ */
+class ClaudeLanguageClient extends LanguageClient {
+    private starting = false;
+
+    override async start(): Promise<void> {
+        this.starting = true;
+        try {
+            await super.start();
+        } finally {
+            this.starting = false;
+        }
+    }
+
+    override error(message: string, data?: unknown, showNotification: boolean | 'force' = true): void {
+        super.error(message, data, this.starting ? false : showNotification);
+    }
 }
 
 /** Opt in to the server's `claude/usageChanged` notification, which feeds the status bar. */

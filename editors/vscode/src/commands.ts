@@ -15,6 +15,7 @@ import {
 } from 'vscode-languageclient';
 import type { LanguageClient } from 'vscode-languageclient/node';
 
+import { AnswerDocuments } from './answers';
 import { EditReviewer } from './edit_review';
 import { type WindowUsage, answerMarkdown, errorMessage, isRetryable, runSummary, usageReportLines } from './format';
 import {
@@ -58,6 +59,7 @@ class Cancelled extends Error {}
 
 export class Commands implements vscode.Disposable {
     private readonly reviewer: EditReviewer;
+    private readonly answers = new AnswerDocuments();
     private readonly recent: RecentSession[] = [];
 
     constructor(
@@ -70,6 +72,7 @@ export class Commands implements vscode.Disposable {
 
     dispose(): void {
         this.reviewer.dispose();
+        this.answers.dispose();
     }
 
     /** The VS Code commands, by id. */
@@ -190,13 +193,13 @@ export class Commands implements vscode.Disposable {
     private async present(action: RequestAction, result: ActionResult, summary: string): Promise<void> {
         const title = `Claude: ${action}`;
         if (action === 'analyze') {
-            await showMarkdown(title, result);
+            await this.showAnswer(title, result);
             return;
         }
         if (result.edit === undefined) {
             const choice = await vscode.window.showInformationMessage(`${title}: no files changed.`, 'Show answer');
             if (choice === 'Show answer') {
-                await showMarkdown(title, result);
+                await this.showAnswer(title, result);
             }
             return;
         }
@@ -210,7 +213,7 @@ export class Commands implements vscode.Disposable {
                   `${rejected > 0 ? `, rejected ${rejected}` : ''} (${summary}).`;
         const choice = await vscode.window.showInformationMessage(message, 'Show answer');
         if (choice === 'Show answer') {
-            await showMarkdown(title, result);
+            await this.showAnswer(title, result);
         }
     }
 
@@ -226,45 +229,37 @@ export class Commands implements vscode.Disposable {
                 ? { textDocument: target.textDocument, scope: 'changes' }
                 : { ...target, scope: target.range === undefined ? 'file' : 'selection' };
         const title = scope === 'changes' ? 'Claude: review my changes' : 'Claude: review';
-        let ending: string | undefined;
-        try {
-            await withServerProgress(client, title, async (token, cancel, end) => {
-                const started = (await client.sendRequest(ExecuteCommandRequest.type, {
-                    command: Command.review,
-                    arguments: [{ ...params, workDoneToken: token }],
-                })) as RunStarted | null;
-                if (started?.runId === undefined) {
-                    throw new Error('the server did not start a review run.');
-                }
-                const stopOnCancel = cancel.onCancellationRequested(() => {
-                    void client.sendRequest(ExecuteCommandRequest.type, {
-                        command: Command.cancel,
-                        arguments: [{ runId: started.runId }],
-                    });
-                });
-                try {
-                    ending = await waitForRunEnd(client, started.runId, end);
-                } finally {
-                    stopOnCancel.dispose();
-                }
-                if (cancel.isCancellationRequested) {
-                    throw new Cancelled();
-                }
-            });
-        } catch (error) {
-            if (error instanceof Cancelled) {
-                void vscode.window.showInformationMessage(`${title} cancelled.`);
-                return;
+        const ending = await withServerProgress(client, title, async (token, cancel, end) => {
+            const started = (await client.sendRequest(ExecuteCommandRequest.type, {
+                command: Command.review,
+                arguments: [{ ...params, workDoneToken: token }],
+            })) as RunStarted | null;
+            if (started?.runId === undefined) {
+                throw new Error('the server did not start a review run.');
             }
-            throw error;
-        }
-        const choice = await vscode.window.showInformationMessage(
-            `${title} finished${ending === undefined ? '' : `: ${ending}`}.`,
-            'Show Problems',
+            const stopOnCancel = cancel.onCancellationRequested(() => {
+                void client.sendRequest(ExecuteCommandRequest.type, {
+                    command: Command.cancel,
+                    arguments: [{ runId: started.runId }],
+                });
+            });
+            try {
+                return await waitForRunEnd(client, started.runId, end);
+            } finally {
+                stopOnCancel.dispose();
+            }
+        });
+        // The server delivers the outcome itself: the answer as a message or document, findings
+        // in Problems, a cancellation or failure as a message. A toast of ours would be a second
+        // one for the same review.
+        this.output.appendLine(`── ${title} · ${ending ?? 'ended'}`);
+    }
+
+    private async showAnswer(title: string, result: ActionResult): Promise<void> {
+        const markdown = answerMarkdown(title, result.text, result.findings, (uri) =>
+            vscode.workspace.asRelativePath(vscode.Uri.parse(uri)),
         );
-        if (choice === 'Show Problems') {
-            await vscode.commands.executeCommand('workbench.actions.view.problems');
-        }
+        await this.answers.show(title, markdown);
     }
 
     private remember(action: RequestAction, params: ActionParams, result: ActionResult): void {
@@ -504,15 +499,6 @@ async function askInstruction(prompt: string, placeHolder: string, required: boo
         validateInput: (value) => (required && value.trim() === '' ? 'Tell Claude what to do.' : undefined),
     });
     return answer?.trim();
-}
-
-/** An answer in a markdown preview: an untitled markdown document (never saved) shown rendered. */
-async function showMarkdown(title: string, result: ActionResult): Promise<void> {
-    const content = answerMarkdown(title, result.text, result.findings, (uri) =>
-        vscode.workspace.asRelativePath(vscode.Uri.parse(uri)),
-    );
-    const document = await vscode.workspace.openTextDocument({ language: 'markdown', content });
-    await vscode.commands.executeCommand('markdown.showPreview', document.uri);
 }
 
 function showError(what: string, error: unknown): void {

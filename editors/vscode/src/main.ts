@@ -86,7 +86,10 @@ async function reportFailedStart(executable: string, reason: string): Promise<vo
 export async function deactivate(): Promise<void> {
     const running = client;
     client = undefined;
-    await running?.stop();
+    // A client whose start failed cannot be stopped (the language client throws).
+    if (running?.needsStop() === true) {
+        await running.stop();
+    }
 }
 
 /** The status-bar item: what this window's runs cost (from `claude/usageChanged`), or the server's state. */

@@ -154,6 +154,9 @@ async fn run_with_progress(
         result.text = secrets::redacted(&result.text);
         result
     });
+    if let Ok(result) = &result {
+        output_answer(state, run_id, &progress, result, &target.workspace).await;
+    }
     sessions::after_run(state, &trace, &result, usage).await;
     let summary = match &result {
         Ok(result) => summary(result),
@@ -204,9 +207,7 @@ async fn run_pipeline(
         runner.run(&request, cancel.clone(), &mut on_activity).await
     };
     let (outcome, ()) = tokio::join!(run, forward);
-    let outcome = outcome?;
-    client_output_result(state, run_id, progress, &outcome).await;
-    Ok(outcome)
+    outcome
 }
 
 /// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
@@ -313,17 +314,25 @@ impl OutputSender {
     }
 }
 
-async fn client_output_result(
+/// The run's answer as its last `claude/output` item, as the user reads it: a review's or an
+/// analyze's findings one per line (the CLI's own result is then the raw JSON report).
+async fn output_answer(
     state: &ServerState,
     run_id: &str,
     progress: &Progress,
-    outcome: &ActionOutcome,
+    result: &ActionResult,
+    workspace: &Path,
 ) {
+    let text = match &result.findings {
+        Some(found) => crate::findings::plain_answer(&result.text, found, workspace),
+        None => result.text.clone(),
+    };
     let params = OutputParams {
         run_id: run_id.to_owned(),
         token: progress.token().cloned(),
         kind: WireKind::Result,
-        text: secrets::redacted(&outcome.text),
+        // The findings quote code, which may hold a key.
+        text: secrets::redacted(&text),
         tool: None,
     };
     state.client.send_notification::<OutputNotification>(params).await;

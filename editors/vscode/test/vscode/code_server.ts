@@ -188,9 +188,48 @@ export class CodeServer {
         await this.page.keyboard.press('Control+A');
     }
 
-    /** The text of the visible editor's lines. */
-    async editorText(): Promise<string> {
-        return this.page.locator('.editor-instance .monaco-editor .view-lines').first().innerText();
+    /** Types `value` into the text setting titled `title` of the open Settings editor. */
+    async fillSetting(title: string, value: string): Promise<void> {
+        const setting = this.page.locator('.settings-editor .setting-item', { hasText: title }).first();
+        await setting.locator('input').fill(value, { timeout: UI_TIMEOUT_MS });
+        await setting.locator('input').press('Enter');
+    }
+
+    /** Closes the modal editor the Settings open in (it keeps the palette from opening). */
+    async closeModalEditor(): Promise<void> {
+        await this.page.locator('a[aria-label^="Close Modal Editor"]').click({ timeout: UI_TIMEOUT_MS });
+    }
+
+    /** Opens the editor's context menu on the visible editor; returns the menu. */
+    async openContextMenu(): Promise<Locator> {
+        await this.page.locator('.editor-instance .monaco-editor .view-lines').first().click({ button: 'right' });
+        const menu = this.page.locator('.context-view .monaco-menu');
+        await menu.waitFor({ timeout: UI_TIMEOUT_MS });
+        return menu;
+    }
+
+    /** The Claude output's lines (opens it). */
+    async claudeOutput(): Promise<Locator> {
+        await this.runCommand('Claude: Show Output');
+        return this.page.locator('.output-view .view-lines, .panel .monaco-editor .view-lines').first();
+    }
+
+    /** The text of an editor's lines, with the spaces the editor renders as no-break spaces. */
+    static linesText(lines: Locator): Promise<string> {
+        return lines.innerText().then((text) => text.replace(/\u00a0/g, ' '));
+    }
+
+    /**
+     * The message of every notification so far, shown or hidden, oldest first (opens the
+     * notification center, which hides the toasts).
+     */
+    async notificationMessages(): Promise<string[]> {
+        await this.runCommand('Notifications: Show Notifications');
+        const center = this.page.locator('.notifications-center');
+        await center.waitFor({ timeout: UI_TIMEOUT_MS });
+        const messages = await center.locator('.notification-list-item-message').allInnerTexts();
+        // The center lists the newest first.
+        return messages.reverse();
     }
 
     /** Saves a screenshot named after `name` and returns its path. */

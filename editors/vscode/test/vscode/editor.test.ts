@@ -27,6 +27,37 @@ const RENAME_SCRIPT = {
     ],
 };
 
+/** A review's answer: one finding, through the CLI's StructuredOutput tool. */
+const REVIEW_SCRIPT = {
+    turns: [
+        {
+            toolUse: {
+                name: 'StructuredOutput',
+                input: {
+                    findings: [
+                        {
+                            path: 'src/greet.ts',
+                            startLine: 2,
+                            endLine: 2,
+                            severity: 'warning',
+                            category: 'correctness',
+                            title: 'The name is not trimmed',
+                            explanation: 'Leading spaces end up in the greeting.',
+                            snippet: '${name}',
+                        },
+                    ],
+                    summary: 'One problem.',
+                },
+            },
+        },
+    ],
+};
+
+/** The notifications about Claude or its language server (VS Code's own are left out). */
+function claudeMessages(messages: string[]): string[] {
+    return messages.filter((message) => /claude|server/i.test(message));
+}
+
 /** Opens `files` in code-server with `script` behind the fake API, runs `body`, cleans up; a screenshot on failure. */
 async function inEditor(
     name: string,
@@ -81,10 +112,9 @@ describe('the extension in code-server', () => {
             await editor.statusItem().filter({ hasText: /Claude \$\d+\.\d{2}/ }).waitFor({ timeout: UI_TIMEOUT_MS });
 
             // Item 3: the streamed answer is one line of the Claude output.
-            await editor.runCommand('Claude: Show Output');
-            const output = page.locator('.output-view .view-lines, .panel .monaco-editor .view-lines').first();
+            const output = await editor.claudeOutput();
             await output.filter({ hasText: 'Renamed greet to welcome.' }).waitFor({ timeout: UI_TIMEOUT_MS });
-            assert.doesNotMatch(await output.innerText(), /Renamed greet \n/);
+            assert.doesNotMatch(await CodeServer.linesText(output), /Renamed greet *\n/);
         }),
     );
 
@@ -143,12 +173,114 @@ describe('the extension in code-server', () => {
                 // Items 2 and 5: Open Settings shows the setting in the User tab; its Restart button
                 // restarts with the User value.
                 await failed.first().locator('.monaco-button', { hasText: 'Open Settings' }).click({ timeout: UI_TIMEOUT_MS });
-                const setting = editor.page.locator('.settings-editor .setting-item', { hasText: 'Server Path' }).first();
-                await setting.locator('input').fill(serverBinary, { timeout: UI_TIMEOUT_MS });
-                await setting.locator('input').press('Enter');
+                await editor.fillSetting('Server Path', serverBinary);
                 const prompt = editor.toasts('restart the language server to use the new claude.serverPath');
                 await prompt.locator('.monaco-button', { hasText: 'Restart' }).click({ timeout: UI_TIMEOUT_MS });
                 await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
+            },
+        ),
+    );
+
+    it('a server that exits at once: one error toast; Restart Server from the palette starts the fixed one', { timeout: TEST_TIMEOUT_MS }, () =>
+        inEditor(
+            'restart-palette',
+            { 'src/greet.ts': GREET },
+            { turns: [{ text: 'unused' }] },
+            userSettings({ 'claude.serverPath': '/bin/false' }),
+            async (editor) => {
+                const failed = editor.toasts('could not start the language server "/bin/false"');
+                await failed.first().waitFor({ timeout: UI_TIMEOUT_MS });
+                await editor.statusItem().locator('.codicon-error').waitFor({ timeout: UI_TIMEOUT_MS });
+                // Item 4: one toast, not the language client's as well (it would have come first).
+                assert.equal(await editor.toasts(/claude|server/i).count(), 1, 'one toast for one failed start');
+
+                // Item 2: the path fixed in the Settings editor, restarted from the palette (not the prompt).
+                await failed.first().locator('.monaco-button', { hasText: 'Open Settings' }).click({ timeout: UI_TIMEOUT_MS });
+                await editor.fillSetting('Server Path', serverBinary);
+                await editor.toasts('restart the language server to use the new claude.serverPath').waitFor({ timeout: UI_TIMEOUT_MS });
+                await editor.closeModalEditor();
+                await editor.runCommand('Claude: Restart Server');
+                await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
+                // The server answers: Show Usage asks it for the usage.
+                await editor.runCommand('Claude: Show Usage');
+                await editor.page.locator('.monaco-dialog-box', { hasText: 'This window: $0.0000 in 0 runs' }).waitFor({ timeout: UI_TIMEOUT_MS });
+                await editor.page.keyboard.press('Escape');
+
+                // No restart loop of the server that failed: nothing more was said after the prompt
+                // (the failed start's toast went with its Open Settings click).
+                assert.deepEqual(claudeMessages(await editor.notificationMessages()), [
+                    'Claude: restart the language server to use the new claude.serverPath?',
+                ]);
+            },
+        ),
+    );
+
+    it('reviews from the palette: findings in Problems, the answer as one toast, readable findings in the output', { timeout: TEST_TIMEOUT_MS }, () =>
+        inEditor('review', { 'src/greet.ts': GREET }, REVIEW_SCRIPT, userSettings(), async (editor) => {
+            const { page } = editor;
+            await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
+            await editor.openAndSelectAll('src/greet.ts');
+            await editor.runCommand('Claude: Review');
+            await editor.toasts('Claude: One problem.').waitFor({ timeout: UI_TIMEOUT_MS });
+            await page.keyboard.press('Control+Shift+M');
+            await page.locator('.markers-panel', { hasText: 'The name is not trimmed' }).waitFor({ timeout: UI_TIMEOUT_MS });
+
+            // Item 4: the findings read as lines in the output, not as the CLI's JSON report.
+            const output = await editor.claudeOutput();
+            await output.filter({ hasText: 'src/greet.ts:2:19: warning [correctness] The name is not trimmed' }).waitFor({ timeout: UI_TIMEOUT_MS });
+            // The extension's line about the ended review comes last: the client is done.
+            await output.filter({ hasText: '── Claude: review · 1 finding' }).waitFor({ timeout: UI_TIMEOUT_MS });
+            assert.doesNotMatch(await CodeServer.linesText(output), /"findings"/);
+
+            // Item 4: one toast for one finished review (the server's answer).
+            assert.deepEqual(claudeMessages(await editor.notificationMessages()), ['Claude: One problem.']);
+        }),
+    );
+
+    it('cancels a review from its progress notification: one toast', { timeout: TEST_TIMEOUT_MS }, () =>
+        inEditor('review-cancel', { 'src/greet.ts': GREET }, { turns: [{ hang: true }] }, userSettings(), async (editor) => {
+            await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
+            await editor.openAndSelectAll('src/greet.ts');
+            await editor.runCommand('Claude: Review');
+            const progress = editor.toasts('Claude: review').first();
+            await progress.locator('.monaco-button', { hasText: 'Cancel' }).click({ timeout: UI_TIMEOUT_MS });
+            await editor.toasts('Claude: review cancelled; nothing was applied').waitFor({ timeout: UI_TIMEOUT_MS });
+            const output = await editor.claudeOutput();
+            await output.filter({ hasText: '── Claude: review · Cancelled' }).waitFor({ timeout: UI_TIMEOUT_MS });
+            assert.deepEqual(claudeMessages(await editor.notificationMessages()), [
+                'Claude: review cancelled; nothing was applied',
+            ]);
+        }),
+    );
+
+    it('analyzes from the context menu: labelled Claude entries, the answer in a preview, no unsaved tab', { timeout: TEST_TIMEOUT_MS }, () =>
+        inEditor(
+            'analyze',
+            { 'src/greet.ts': GREET },
+            { turns: [{ text: 'It greets.\n\nThe name is used as given.' }] },
+            userSettings(),
+            async (editor) => {
+                const { page } = editor;
+                await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
+                await editor.openAndSelectAll('src/greet.ts');
+
+                // Item 4: our entries say they are Claude's, next to VS Code's own "Refactor...".
+                const menu = await editor.openContextMenu();
+                for (const title of ['Claude: Refactor…', 'Claude: Analyze…', 'Claude: Review']) {
+                    await menu.locator('.action-label', { hasText: title }).waitFor({ timeout: UI_TIMEOUT_MS });
+                }
+                await menu.locator('.action-item', { hasText: 'Claude: Analyze…' }).click();
+                await editor.answerInput('', 'What should Claude look at?');
+
+                // Item 4: the answer is a read-only preview, not an untitled buffer to save.
+                await page.locator('.tab', { hasText: 'Claude analyze 1.md' }).waitFor({ timeout: UI_TIMEOUT_MS });
+                await page
+                    .frameLocator('iframe.webview.ready')
+                    .frameLocator('#active-frame')
+                    .locator('body', { hasText: 'The name is used as given.' })
+                    .waitFor({ timeout: UI_TIMEOUT_MS });
+                assert.equal(await page.locator('.tab.dirty').count(), 0, 'no unsaved tab');
+                assert.equal(await page.locator('.tab', { hasText: /Untitled/ }).count(), 0, 'no untitled tab');
             },
         ),
     );
