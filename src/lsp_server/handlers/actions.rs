@@ -324,7 +324,7 @@ async fn output_answer(
     workspace: &Path,
 ) {
     let text = match &result.findings {
-        Some(found) => crate::findings::plain_answer(&result.text, found, workspace),
+        Some(found) => crate::model::findings::plain_answer(&result.text, found, workspace),
         None => result.text.clone(),
     };
     let params = OutputParams {
