@@ -3,6 +3,7 @@
 pub mod error;
 pub mod git;
 pub mod logging;
+pub mod paths;
 pub mod process;
 pub mod secrets;
 pub mod time;

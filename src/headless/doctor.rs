@@ -383,7 +383,7 @@ async fn check_git() -> Check {
 
 /// The server keeps mirrors, answers and logs here; it must be writable.
 fn check_cache_dir() -> Check {
-    let dir = crate::lsp_server::state::ServerOptions::default().cache_dir;
+    let dir = crate::base::paths::default_cache_dir();
     let probe = dir.join(format!(".doctor-{}", std::process::id()));
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&probe, b"ok"))

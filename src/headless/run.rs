@@ -259,7 +259,7 @@ async fn execute(
         action,
         workspace: workspace.clone(),
         file: file.clone(),
-        language_id: crate::lsp_server::handlers::actions::language_from_path(&file),
+        language_id: crate::model::documents::language_from_path(&file),
         text: text.clone(),
         selection,
         instruction: args.instruction.clone(),
@@ -282,7 +282,7 @@ async fn execute(
     let cli = discover(&discovery)
         .await
         .map_err(|err| Failure::from_server(pipeline::claude_error(&err)))?;
-    let cache_dir = crate::lsp_server::state::ServerOptions::default().cache_dir;
+    let cache_dir = crate::base::paths::default_cache_dir();
     let runner = Runner {
         cli,
         settings,

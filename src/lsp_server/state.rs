@@ -33,8 +33,7 @@ pub struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        let base = dirs::cache_dir().unwrap_or_else(std::env::temp_dir);
-        Self { cache_dir: base.join("claude-lsp"), log: None }
+        Self { cache_dir: crate::base::paths::default_cache_dir(), log: None }
     }
 }
 

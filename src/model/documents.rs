@@ -6,6 +6,7 @@
 //! [`LineIndex`] below keeps the LSP line starts instead.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use ropey::Rope;
 
@@ -436,6 +437,31 @@ impl DocumentStore {
     pub fn iter(&self) -> impl Iterator<Item = &Document> {
         self.documents.values()
     }
+}
+
+/// The LSP language id of a file that is not open, from its extension.
+pub fn language_from_path(path: &Path) -> String {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let id = match ext {
+        "rs" => "rust",
+        "py" => "python",
+        "ts" => "typescript",
+        "tsx" => "typescriptreact",
+        "js" | "mjs" | "cjs" => "javascript",
+        "go" => "go",
+        "c" | "h" => "c",
+        "cc" | "cpp" | "hpp" | "cxx" => "cpp",
+        "java" => "java",
+        "lua" => "lua",
+        "rb" => "ruby",
+        "md" => "markdown",
+        "sh" => "shellscript",
+        "toml" => "toml",
+        "json" => "json",
+        "yaml" | "yml" => "yaml",
+        _ => "plaintext",
+    };
+    id.to_owned()
 }
 
 /// A small deterministic pseudo-random generator for fuzz-like tests (no proptest here).

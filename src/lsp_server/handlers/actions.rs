@@ -361,7 +361,7 @@ fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerEr
             let text = std::fs::read_to_string(&path).map_err(|err| {
                 ServerError::file_access(format!("cannot read {}: {err}", path.display()))
             })?;
-            (language_from_path(&path), text)
+            (crate::model::documents::language_from_path(&path), text)
         }
     };
     Ok(Target { uri, path, workspace, language_id, text })
@@ -734,30 +734,6 @@ fn prune_answers(dir: &Path, keep: usize) {
             tracing::debug!(path = %old.display(), %err, "could not remove an old answer");
         }
     }
-}
-
-pub fn language_from_path(path: &Path) -> String {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let id = match ext {
-        "rs" => "rust",
-        "py" => "python",
-        "ts" => "typescript",
-        "tsx" => "typescriptreact",
-        "js" | "mjs" | "cjs" => "javascript",
-        "go" => "go",
-        "c" | "h" => "c",
-        "cc" | "cpp" | "hpp" | "cxx" => "cpp",
-        "java" => "java",
-        "lua" => "lua",
-        "rb" => "ruby",
-        "md" => "markdown",
-        "sh" => "shellscript",
-        "toml" => "toml",
-        "json" => "json",
-        "yaml" | "yml" => "yaml",
-        _ => "plaintext",
-    };
-    id.to_owned()
 }
 
 fn now_rfc3339() -> String {
