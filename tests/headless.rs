@@ -18,7 +18,7 @@ use claude_lsp::lsp_server::server::ServerOptions;
 use support::cli::{TestHome, real_cli};
 use support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Script, Turn};
 use support::lsp_client::{TestClient, full_capabilities};
-use support::workspace::{Workspace, cli_cwd, git};
+use support::workspace::{Workspace, cli_cwd, git_repo};
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -274,23 +274,9 @@ async fn an_inherited_git_dir_is_not_followed_when_reviewing_changes() {
     ws.client.finish().await;
 }
 
-/// A git repository holding `files`, committed: a workspace for `claude-lsp run` alone.
-async fn git_workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("claude-lsp-ws-").tempdir().unwrap();
-    for (name, text) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    git(dir.path(), &["init", "-q"]).await;
-    git(dir.path(), &["add", "-A"]).await;
-    git(dir.path(), &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]).await;
-    dir
-}
-
 #[tokio::test]
 async fn apply_refuses_a_change_that_leads_out_of_the_workspace_through_a_symlink() {
-    let ws = git_workspace(&[("src/lib.rs", LIB)]).await;
+    let ws = git_repo(&[("src/lib.rs", LIB)]).await;
     let root = ws.path().canonicalize().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let outside_dir = outside.path().canonicalize().unwrap();
@@ -345,7 +331,7 @@ async fn analyze(root: &Path, api: &FakeApi, home: &TestHome, settings: &str) ->
 
 #[tokio::test]
 async fn a_spent_daily_budget_refuses_the_next_headless_run() {
-    let ws = git_workspace(&[("src/lib.rs", LIB)]).await;
+    let ws = git_repo(&[("src/lib.rs", LIB)]).await;
     let api = FakeApi::start(Turn::text("Looks fine.")).await;
     let home = TestHome::new();
     let budget = r#"{"dailyBudgetUsd": 0.00001}"#;
@@ -363,7 +349,7 @@ async fn a_spent_daily_budget_refuses_the_next_headless_run() {
 
 #[tokio::test]
 async fn headless_runs_show_in_the_usage_and_sessions_of_a_server_on_the_same_cache() {
-    let ws = git_workspace(&[("src/lib.rs", LIB)]).await;
+    let ws = git_repo(&[("src/lib.rs", LIB)]).await;
     let root = ws.path().canonicalize().unwrap();
     let api = FakeApi::start(Script::from_fn(|request: &RecordedRequest| {
         if request.all_text().contains("rename add to sum") {
