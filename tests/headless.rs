@@ -1,6 +1,8 @@
 //! `claude-lsp run` end to end: the real binary, the real CLI, the fake API. The same scripted
 //! refactor gives the same edit as the LSP path; `--apply` writes it; a review of uncommitted
-//! changes takes a directory; bad input gets its documented exit code.
+//! changes takes a directory; bad input gets its documented exit code. The engine's guarantees
+//! hold as in the editor: a change out of the workspace is refused, the daily budget counts, and
+//! the runs are in the session index and usage ledger an editor's server reads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -12,10 +14,11 @@ use claude_lsp::base::process::{ProcessOutput, ProcessSpec};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
+use claude_lsp::lsp_server::server::ServerOptions;
 use support::cli::{TestHome, real_cli};
 use support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Script, Turn};
-use support::lsp_client::full_capabilities;
-use support::workspace::{Workspace, cli_cwd};
+use support::lsp_client::{TestClient, full_capabilities};
+use support::workspace::{Workspace, cli_cwd, git_repo};
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -270,4 +273,128 @@ async fn an_inherited_git_dir_is_not_followed_when_reviewing_changes() {
         assert!(!prompt.contains(theirs), "{theirs} reached the model: {prompt:.3000}");
     }
     ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn apply_refuses_a_change_that_leads_out_of_the_workspace_through_a_symlink() {
+    let ws = git_repo(&[("src/lib.rs", LIB)]).await;
+    let root = ws.path().canonicalize().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let outside_dir = outside.path().canonicalize().unwrap();
+    let (link, target) = (root.join("link"), outside_dir.clone());
+    // The agent edits lib.rs and writes `link/escape.txt` in its mirror, where `link` is a plain
+    // directory. Before it answers, `link` appears in the workspace as a symlink to a directory
+    // outside: the written file would land there.
+    let script = move |request: &RecordedRequest| {
+        let cwd = cli_cwd(request);
+        match request.turn_index() {
+            0 => Turn::tool_use(
+                "Edit",
+                json!({
+                    "file_path": format!("{cwd}/src/lib.rs"),
+                    "old_string": "fn add(a: i32", "new_string": "fn sum(a: i32",
+                }),
+            ),
+            1 => Turn::tool_use(
+                "Write",
+                json!({"file_path": format!("{cwd}/link/escape.txt"), "content": "escaped\n"}),
+            ),
+            _ => {
+                if !link.exists() {
+                    std::os::unix::fs::symlink(&target, &link).unwrap();
+                }
+                Turn::text("Done.")
+            }
+        }
+    };
+    let api = FakeApi::start(Script::from_fn(script)).await;
+    let home = TestHome::new();
+    let cli = real_cli().display().to_string();
+    let args = ["run", "refactor", "src/lib.rs", "-m", "rename", "--apply", "--cli", &cli];
+    let output = run(claude_lsp(&root, &api, &home, &args)).await;
+    assert_eq!(output.status.code(), Some(4), "stderr: {}", output.stderr);
+    assert!(output.stderr.contains("outside the workspace"), "{}", output.stderr);
+    assert!(output.stdout.is_empty(), "nothing is printed as the result: {}", stdout(&output));
+    assert!(
+        api.requests()[2].has_tool_result_for("Write"),
+        "the write happened in the mirror, so only the containment check stopped it"
+    );
+    assert!(!outside_dir.join("escape.txt").exists(), "a file was written outside");
+    assert_eq!(std::fs::read_to_string(root.join("src/lib.rs")).unwrap(), LIB);
+}
+
+/// `claude-lsp run analyze` with `settings`, in the workspace, with the cache dir under `home`.
+async fn analyze(root: &Path, api: &FakeApi, home: &TestHome, settings: &str) -> ProcessOutput {
+    let cli = real_cli().display().to_string();
+    let args = ["run", "analyze", "src/lib.rs", "--settings", settings, "--cli", &cli];
+    run(claude_lsp(root, api, home, &args)).await
+}
+
+#[tokio::test]
+async fn a_spent_daily_budget_refuses_the_next_headless_run() {
+    let ws = git_repo(&[("src/lib.rs", LIB)]).await;
+    let api = FakeApi::start(Turn::text("Looks fine.")).await;
+    let home = TestHome::new();
+    let budget = r#"{"dailyBudgetUsd": 0.00001}"#;
+    let first = analyze(ws.path(), &api, &home, budget).await;
+    assert_eq!(first.status.code(), Some(0), "stderr: {}", first.stderr);
+    let calls = api.requests().len();
+
+    let second = analyze(ws.path(), &api, &home, budget).await;
+    assert_eq!(second.status.code(), Some(5), "stderr: {}", second.stderr);
+    assert!(second.stderr.contains("has reached the daily budget of $0.0000"), "{}", second.stderr);
+    assert!(second.stderr.contains("dailyBudgetUsd"), "the hint names the setting");
+    assert!(second.stdout.is_empty());
+    assert_eq!(api.requests().len(), calls, "the refused run never reached the API");
+}
+
+#[tokio::test]
+async fn headless_runs_show_in_the_usage_and_sessions_of_a_server_on_the_same_cache() {
+    let ws = git_repo(&[("src/lib.rs", LIB)]).await;
+    let root = ws.path().canonicalize().unwrap();
+    let api = FakeApi::start(Script::from_fn(|request: &RecordedRequest| {
+        if request.all_text().contains("rename add to sum") {
+            rename_script(request)
+        } else {
+            Turn::text("Looks fine.")
+        }
+    }))
+    .await;
+    let home = TestHome::new();
+    let cli = real_cli().display().to_string();
+    let analyzed = analyze(&root, &api, &home, "{}").await;
+    assert_eq!(analyzed.status.code(), Some(0), "stderr: {}", analyzed.stderr);
+    let args =
+        ["run", "refactor", "src/lib.rs", "-m", "rename add to sum", "--json", "--cli", &cli];
+    let refactored = run(claude_lsp(&root, &api, &home, &args)).await;
+    assert_eq!(refactored.status.code(), Some(0), "stderr: {}", refactored.stderr);
+    let refactor: Value = serde_json::from_str(&stdout(&refactored)).unwrap();
+    assert_eq!(refactor["files"], json!([{"path": "src/lib.rs", "action": "modified"}]));
+
+    // An editor's server on the same workspace, with the cache dir `claude-lsp run` used.
+    let mut client = TestClient::start(ServerOptions {
+        cache_dir: home.path().join("cache/claude-lsp"),
+        ..ServerOptions::default()
+    });
+    client.initialize(&root, full_capabilities(), json!({"warmPool": 0})).await;
+    let usage = client.request("claude/usage", json!({})).await.unwrap();
+    assert_eq!(usage["total"]["runs"], 2, "{usage}");
+    assert_eq!(usage["today"]["runs"], 2, "{usage}");
+    let cost = usage["total"]["costUsd"].as_f64().unwrap();
+    assert!(cost > 0.0, "{usage}");
+    let refactor_cost = refactor["metadata"]["costUsd"].as_f64().unwrap();
+    assert!(refactor_cost > 0.0 && refactor_cost < cost, "{refactor} {usage}");
+
+    let listed = client.request("claude/sessions", json!({})).await.unwrap();
+    let sessions = listed["sessions"].as_array().unwrap();
+    let mut actions: Vec<&str> = sessions.iter().map(|s| s["action"].as_str().unwrap()).collect();
+    actions.sort_unstable();
+    assert_eq!(actions, ["analyze", "refactor"], "{listed}");
+    let recorded = sessions.iter().find(|s| s["action"] == "refactor").unwrap();
+    assert_eq!(recorded["id"], refactor["sessionId"]);
+    assert_eq!(recorded["uri"], support::lsp_client::file_uri(&root.join("src/lib.rs")));
+    assert_eq!(recorded["runs"][0]["instruction"], "rename add to sum");
+    assert_eq!(recorded["runs"][0]["outcome"], "success");
+    client.drain().await;
+    client.finish().await;
 }

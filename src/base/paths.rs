@@ -4,8 +4,9 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-/// The default cache directory: the user's cache dir + `claude-lsp` (mirrors, sessions, the
-/// usage ledger, the audit log, answers, logs).
+/// The default cache dir (mirrors, answers, the session index, the usage ledger, the audit log):
+/// the user's cache dir + `claude-lsp`. The server and `claude-lsp run` share it, so a headless
+/// run shows up in an editor's `claude/sessions` and `claude/usage`.
 pub fn default_cache_dir() -> PathBuf {
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("claude-lsp")
 }

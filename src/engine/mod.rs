@@ -7,6 +7,7 @@ pub mod permissions;
 pub mod pipeline;
 pub mod pool;
 pub mod retry;
+pub mod run;
 pub mod sandbox;
 pub mod scheduler;
 pub mod staging;

@@ -1,6 +1,6 @@
 //! One action run, independent of any editor: prompt → CLI (in the workspace, or in a staging
-//! mirror for edit actions) → the text, the changed files and the usage. The LSP handlers and the
-//! headless `claude-lsp run` both drive this.
+//! mirror for edit actions) → the text, the changed files and the usage. `run.rs` wraps it in the
+//! guarantees every face gets.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -108,10 +108,14 @@ pub struct Runner {
     /// Live conversations: a follow-up goes to its conversation's idle process, and a finished
     /// run's process waits there for the next turn. `None`: every process ends with its run.
     pub conversations: Option<Arc<Conversations>>,
+    /// The session index and usage ledger every run is recorded in (and budgeted against).
+    pub sessions: Arc<sessions::SessionStore>,
 }
 
 impl Runner {
-    pub async fn run(
+    /// The pipeline alone; the faces run [`Runner::execute`] (run.rs), which adds the budget,
+    /// the containment check and the books.
+    pub(super) async fn run(
         &self,
         request: &ActionRequest,
         cancel: CancellationToken,

@@ -6,7 +6,11 @@
 //! conflicts with them.
 //!
 //! Exit codes ([`exit`]): 0 success, 1 the run failed, 2 bad arguments or target, 3 Claude Code is
-//! missing, unsupported or not logged in, 4 the edits could not be applied, 130 interrupted.
+//! missing, unsupported or not logged in, 4 the edits were refused (a conflict, or a change
+//! outside the workspace), 5 the daily budget is spent, 130 interrupted.
+//!
+//! The run goes through the engine as an editor's does (engine/run.rs): the same budget,
+//! containment check, session index, usage ledger and audit log, in the same cache dir.
 
 use parking_lot::Mutex;
 use std::fmt::Write as _;
@@ -23,11 +27,13 @@ use crate::base::error::{ErrorKind, ServerError};
 use crate::claude::discover::{DiscoverOptions, discover};
 use crate::engine::permissions::PermissionServices;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
+use crate::engine::run::{RunAnswer, RunFailure, RunRequest};
 use crate::engine::staging::StagingManager;
 use crate::model::documents::{Document, PositionEncoding};
 use crate::model::edits::{self, EditCapabilities, FileChange};
 use crate::model::findings::{self, FileText, PlaceOptions};
 use crate::model::prompt::{Action, ActionOptions, ReviewOptions, ReviewScope, Selection};
+use crate::model::sessions::SessionStore;
 use crate::model::settings::{Settings, parse_settings};
 use crate::protocol::lsp::{Position, Range, WorkspaceEdit};
 use crate::protocol::lsp_ext::{Finding, RunMetadata};
@@ -41,8 +47,11 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Claude Code is missing, too old, or not logged in.
     pub const SETUP: u8 = 3;
-    /// `--apply` could not write the edits (a file changed meanwhile in a conflicting way).
+    /// The edits were refused: a file changed meanwhile in a conflicting way, or a change leads
+    /// out of the workspace (through a symlink, say). Nothing was written.
     pub const NOT_APPLIED: u8 = 4;
+    /// The workspace has spent today's `dailyBudgetUsd`; the run did not start.
+    pub const BUDGET: u8 = 5;
     /// Stopped with Ctrl-C; nothing was applied.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -143,10 +152,29 @@ impl Failure {
             kind if kind == ErrorKind::INVALID_PARAMS || kind == ErrorKind::FILE_ACCESS => {
                 exit::USAGE
             }
-            kind if kind == ErrorKind::EDIT_CONFLICT => exit::NOT_APPLIED,
+            kind if kind == ErrorKind::EDIT_CONFLICT || kind == ErrorKind::SANDBOX_VIOLATION => {
+                exit::NOT_APPLIED
+            }
+            kind if kind == ErrorKind::BUDGET_EXCEEDED => exit::BUDGET,
             _ => exit::RUN_FAILED,
         };
         Self { code, message: err.message, hint: err.hint }
+    }
+}
+
+impl From<ServerError> for Failure {
+    fn from(err: ServerError) -> Self {
+        Self::from_server(err)
+    }
+}
+
+impl RunFailure for Failure {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.code == exit::INTERRUPTED
     }
 }
 
@@ -255,6 +283,8 @@ async fn execute(
         Err(err) => return Err(Failure::usage(format!("cannot read {}: {err}", file.display()))),
     };
     let selection = spec.range.map(|range| range.selection(&text)).transpose()?;
+    // The run counts from here in the session index, as an editor's does from its request.
+    let started_at = crate::base::time::rfc3339(crate::base::time::now_secs());
     let request = ActionRequest {
         action,
         workspace: workspace.clone(),
@@ -292,15 +322,22 @@ async fn execute(
         pool: None,
         resilience: crate::engine::retry::Resilience::default(),
         conversations: None,
+        sessions: Arc::new(SessionStore::new(&cache_dir)),
     };
+    let uri = edits::path_to_uri(&file)
+        .map_err(|err| Failure::usage(format!("{}: {err}", file.display())))?;
+    let request = RunRequest { action: request, uri, range: None, started_at };
     let mut on_activity = |activity: Activity| match activity {
         Activity::Status(message) => view.status(&message),
         Activity::Writing(message) => view.writing(&message),
         _ => {}
     };
-    let outcome =
-        runner.run(&request, cancel, &mut on_activity).await.map_err(Failure::from_server)?;
-    render(args, &request, outcome, view)
+    let finish = |outcome| render(args, &request.action, outcome, view);
+    let end = runner.execute(&request, cancel, &mut on_activity, finish).await;
+    for warning in &end.warnings {
+        eprintln!("claude-lsp: warning: {warning}");
+    }
+    end.result.map(|rendered| rendered.output)
 }
 
 /// Settings from `--settings`: inline JSON or `@FILE`. Warnings go to stderr, as an editor would
@@ -479,13 +516,34 @@ fn first_changed_file(diff: &str, workspace: &Path) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-/// What a successful run prints on stdout.
+/// A successful run as `run` reports it.
+struct Rendered {
+    session_id: String,
+    /// The answer's words (the model's, or the findings' summary).
+    text: String,
+    /// What goes to stdout.
+    output: String,
+}
+
+impl RunAnswer for Rendered {
+    fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The run's outcome as `run` reports it, the edits applied first with `--apply` (after the
+/// engine checked that they stay inside the workspace).
 fn render(
     args: &RunArgs,
     request: &ActionRequest,
     outcome: ActionOutcome,
     view: &ProgressView,
-) -> Result<String, Failure> {
+) -> Result<Rendered, Failure> {
+    let session_id = outcome.result.session_id.clone();
     let workspace = &request.workspace;
     let diff = unified_diff(&outcome.changes, workspace);
     let applied = if args.apply && !outcome.changes.is_empty() {
@@ -518,7 +576,7 @@ fn render(
             edit,
             applied,
             findings,
-            metadata: metadata(&outcome),
+            metadata: outcome.metadata(),
         };
         let mut json = serde_json::to_string_pretty(&result).map_err(|err| Failure {
             code: exit::RUN_FAILED,
@@ -526,7 +584,7 @@ fn render(
             hint: String::new(),
         })?;
         json.push('\n');
-        return Ok(json);
+        return Ok(Rendered { session_id, text: result.text, output: json });
     }
     let mut out = String::new();
     match findings {
@@ -544,7 +602,7 @@ fn render(
             out.push_str(&diff);
         }
     }
-    Ok(out)
+    Ok(Rendered { session_id, text, output: out })
 }
 
 /// The findings of an analyze/review answer, placed in their files as they are on disk.
@@ -595,19 +653,6 @@ fn workspace_edit(changes: &[FileChange]) -> Result<Option<WorkspaceEdit>, Failu
             message: err.to_string(),
             hint: String::new(),
         })
-}
-
-fn metadata(outcome: &ActionOutcome) -> RunMetadata {
-    let result = &outcome.result;
-    RunMetadata {
-        duration_ms: result.duration_ms,
-        num_turns: result.num_turns,
-        input_tokens: result.usage.input_tokens,
-        output_tokens: result.usage.output_tokens,
-        cache_read_tokens: result.usage.cache_read_tokens,
-        cost_usd: result.cost_usd,
-        model: result.model.clone(),
-    }
 }
 
 #[derive(Serialize)]

@@ -129,7 +129,7 @@ pub struct ServerState {
     /// Published findings of review/analyze runs, anchored to their documents.
     findings: Mutex<crate::model::findings::FindingStore>,
     /// The session index and usage ledger of every workspace (on disk, in the cache dir).
-    pub sessions: crate::model::sessions::SessionStore,
+    pub sessions: Arc<crate::model::sessions::SessionStore>,
     /// Conversations whose CLI process stays alive for their next turn.
     pub conversations: Arc<crate::engine::conversations::Conversations>,
     /// Regions of documents that conversations wrote (for `Claude: refine…`).
@@ -146,7 +146,7 @@ impl ServerState {
         Self {
             client,
             staging: Arc::new(StagingManager::new(options.cache_dir.clone())),
-            sessions: crate::model::sessions::SessionStore::new(&options.cache_dir),
+            sessions: Arc::new(crate::model::sessions::SessionStore::new(&options.cache_dir)),
             permissions: crate::engine::permissions::PermissionServices {
                 audit: Some(Arc::new(crate::model::audit::AuditLog::new(&options.cache_dir))),
                 ..Default::default()
@@ -261,6 +261,7 @@ impl ServerState {
             pool: Some(self.pool.clone()),
             resilience: self.resilience(),
             conversations: Some(self.conversations.clone()),
+            sessions: self.sessions.clone(),
         })
     }
 

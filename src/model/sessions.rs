@@ -33,6 +33,8 @@ const MAX_SESSIONS: usize = 500;
 const MAX_RUNS_PER_SESSION: usize = 100;
 /// Longest text of one transcript message returned to a client.
 const MAX_MESSAGE_CHARS: usize = 20_000;
+/// Longest summary kept per run.
+const SUMMARY_CHARS: usize = 160;
 const INDEX_FILE: &str = "index.jsonl";
 const USAGE_FILE: &str = "usage.json";
 
@@ -103,6 +105,12 @@ impl SessionRecord {
             run.instruction = run.instruction.as_deref().map(redacted);
         }
     }
+}
+
+/// A run's summary (also the label of the regions it wrote): the first line of its answer or
+/// error, shortened.
+pub fn summarize(text: &str) -> String {
+    crate::model::activity::headline(text, SUMMARY_CHARS)
 }
 
 /// A run that just ended, to be recorded.

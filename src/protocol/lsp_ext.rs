@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::pipeline::ActionOutcome;
+use crate::engine::run::RunAnswer;
 pub use crate::model::findings::{Category, Finding, FindingFix, RelatedLocation};
 use crate::model::prompt::{Action, ActionOptions};
 pub use crate::model::prompt::{Depth, ReviewScope, Severity};
@@ -325,4 +327,30 @@ pub struct AuditParams {
 #[serde(rename_all = "camelCase")]
 pub struct AuditResult {
     pub entries: Vec<crate::model::audit::AuditEntry>,
+}
+
+impl ActionOutcome {
+    /// What the run took, as both faces report it.
+    pub fn metadata(&self) -> RunMetadata {
+        let result = &self.result;
+        RunMetadata {
+            duration_ms: result.duration_ms,
+            num_turns: result.num_turns,
+            input_tokens: result.usage.input_tokens,
+            output_tokens: result.usage.output_tokens,
+            cache_read_tokens: result.usage.cache_read_tokens,
+            cost_usd: result.cost_usd,
+            model: result.model.clone(),
+        }
+    }
+}
+
+impl RunAnswer for ActionResult {
+    fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
 }

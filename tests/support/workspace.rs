@@ -30,28 +30,7 @@ impl Workspace {
         capabilities: Value,
         settings: Value,
     ) -> Self {
-        let dir = tempfile::Builder::new().prefix("claude-lsp-ws-").tempdir().unwrap();
-        for (name, text) in files {
-            let path = dir.path().join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        git(dir.path(), &["init", "-q"]).await;
-        git(dir.path(), &["add", "-A"]).await;
-        git(
-            dir.path(),
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "commit",
-                "-qm",
-                "init",
-                "--allow-empty",
-            ],
-        )
-        .await;
+        let dir = git_repo(files).await;
         let api = FakeApi::start(script).await;
         let home = TestHome::new();
         let cache = tempfile::Builder::new().prefix("claude-lsp-cache-").tempdir().unwrap();
@@ -114,6 +93,21 @@ impl Workspace {
     pub fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.path(name)).unwrap()
     }
+}
+
+/// A temp git repository holding `files`, committed.
+pub async fn git_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("claude-lsp-ws-").tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    git(dir.path(), &["init", "-q"]).await;
+    git(dir.path(), &["add", "-A"]).await;
+    let identity = ["-c", "user.name=t", "-c", "user.email=t@t"];
+    git(dir.path(), &[&identity[..], &["commit", "-qm", "init", "--allow-empty"]].concat()).await;
+    dir
 }
 
 /// Run git in `dir` (failing the test if it fails); its stdout.

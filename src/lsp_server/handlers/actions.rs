@@ -13,22 +13,23 @@ use crate::base::error::{ErrorKind, ServerError};
 use crate::base::secrets::{self, StreamRedactor};
 use crate::engine::metrics::TokenCounts;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
+use crate::engine::run::{RunEnd, RunRequest};
 use crate::engine::scheduler::{Slot, TicketEvent};
 use crate::lsp_server::handlers::findings;
 use crate::lsp_server::handlers::progress::Progress;
-use crate::lsp_server::handlers::sessions::{self, RunTrace};
+use crate::lsp_server::handlers::sessions;
 use crate::lsp_server::handlers::show::open_in_editor;
 use crate::lsp_server::state::{RunEntry, ServerState};
 use crate::model::activity::compact_count;
 use crate::model::answers::write_answer;
-use crate::model::documents::{Document, DocumentStore, language_from_path};
+use crate::model::documents::{Document, DocumentStore};
 use crate::model::edits::{self, FileChange};
 use crate::model::prompt::{Action, PromptDiagnostic, Selection};
 use crate::protocol::lsp::request::ApplyWorkspaceEdit;
 use crate::protocol::lsp::{ApplyWorkspaceEditParams, MessageType, Uri, WorkspaceEdit};
 use crate::protocol::lsp_ext::{
     ActionParams, ActionResult, ChangedFile, FileAction, OUTPUT_NOTIFICATION,
-    OutputKind as WireKind, OutputParams, ReviewScope, RunMetadata, RunStarted,
+    OutputKind as WireKind, OutputParams, ReviewScope, RunStarted,
 };
 
 /// Cancels its token when dropped: a cancelled request's future is dropped by tower-lsp, and the
@@ -135,29 +136,12 @@ async fn run_with_progress(
     )
     .await;
 
-    let trace = RunTrace::start(action, params, &target.workspace);
-    let outcome = run_pipeline(state, &trace, target, run_id, &progress, cancel).await;
-    // What the run spent counts whatever becomes of its answer (an edit conflict, say).
-    let usage = outcome.as_ref().ok().map(|outcome| outcome.usage.clone());
-    let result = outcome.and_then(|outcome| {
-        let run_target = findings::RunTarget {
-            path: &target.path,
-            workspace: &target.workspace,
-            text: &target.text,
-        };
-        let collected = findings::collect(state, action, params, &run_target, &outcome)?;
-        to_action_result(state, &target.workspace, outcome)
-            .map(|result| findings::attach(result, collected))
-    });
-    // The answer may quote a key the agent read or was told: never hand it to the client.
-    let result = result.map(|mut result| {
-        result.text = secrets::redacted(&result.text);
-        result
-    });
-    if let Ok(result) = &result {
+    let end = run_pipeline(state, action, params, target, run_id, &progress, cancel).await;
+    if let Ok(result) = &end.result {
         output_answer(state, run_id, &progress, result, &target.workspace).await;
     }
-    sessions::after_run(state, &trace, &result, usage).await;
+    sessions::after_run(state, &target.workspace, &end).await;
+    let result = end.result;
     let summary = match &result {
         Ok(result) => summary(result),
         Err(err) if err.kind == ErrorKind::CANCELLED => "Cancelled; nothing was applied".to_owned(),
@@ -167,19 +151,30 @@ async fn run_with_progress(
     result
 }
 
+/// The run through the engine (budget, pipeline, containment, the books), its activity
+/// forwarded to the editor, its outcome made an [`ActionResult`].
 async fn run_pipeline(
     state: &Arc<ServerState>,
-    trace: &RunTrace,
+    action: Action,
+    params: &ActionParams,
     target: &Target,
     run_id: &str,
     progress: &Progress,
     cancel: CancellationToken,
-) -> Result<ActionOutcome, ServerError> {
-    let (action, params) = (trace.action(), trace.params());
-    let mut runner = state.runner().await?;
-    let request = action_request(state, action, params, target).await?;
-
-    let _slot = wait_for_slot(state, &target.workspace, progress, &cancel).await?;
+) -> RunEnd<ActionResult, ServerError> {
+    let started_at = now_rfc3339();
+    let prepared = async {
+        let runner = state.runner().await?;
+        let request = action_request(state, action, params, target).await?;
+        let slot = wait_for_slot(state, &target.workspace, progress, &cancel).await?;
+        Ok::<_, ServerError>((runner, request, slot))
+    };
+    let (mut runner, request, _slot) = match prepared.await {
+        Ok(prepared) => prepared,
+        Err(err) => return RunEnd::failed(err),
+    };
+    let request =
+        RunRequest { action: request, uri: target.uri.clone(), range: params.range, started_at };
 
     // Activities are reported from a sync callback; forward them in order on one task.
     let (tx, mut rx) = mpsc::unbounded_channel::<Activity>();
@@ -194,20 +189,33 @@ async fn run_pipeline(
                     progress.report(message).await;
                 }
                 Activity::Output { kind, text, tool } => output.send(kind, &text, tool).await,
-                Activity::Session { id, cwd } => trace.saw_session(&id, &cwd),
+                Activity::Session { .. } => {}
             }
         }
         output.flush().await;
+    };
+    // The outcome as the editor gets it: findings placed, edits rebased onto its buffers.
+    let finish = |outcome: ActionOutcome| {
+        let run_target = findings::RunTarget {
+            path: &target.path,
+            workspace: &target.workspace,
+            text: &target.text,
+        };
+        let collected = findings::collect(state, action, params, &run_target, &outcome)?;
+        let mut result = findings::attach(to_action_result(state, outcome)?, collected);
+        // The answer may quote a key the agent read or was told: never hand it to the client.
+        result.text = secrets::redacted(&result.text);
+        Ok(result)
     };
     let run = async {
         // Moving the sender in means the forwarder ends when the run is done.
         let mut on_activity = move |activity: Activity| {
             let _ = tx.send(activity);
         };
-        runner.run(&request, cancel.clone(), &mut on_activity).await
+        runner.execute(&request, cancel.clone(), &mut on_activity, finish).await
     };
-    let (outcome, ()) = tokio::join!(run, forward);
-    outcome
+    let (end, ()) = tokio::join!(run, forward);
+    end
 }
 
 /// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
@@ -370,7 +378,7 @@ fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerEr
             let text = std::fs::read_to_string(&path).map_err(|err| {
                 ServerError::file_access(format!("cannot read {}: {err}", path.display()))
             })?;
-            (language_from_path(&path), text)
+            (crate::model::documents::language_from_path(&path), text)
         }
     };
     Ok(Target { uri, path, workspace, language_id, text })
@@ -452,15 +460,13 @@ fn open_document<'a>(documents: &'a DocumentStore, path: &Path) -> Option<&'a Do
     documents.iter().find(|doc| edits::uri_to_path(doc.uri()).is_ok_and(|p| p == path))
 }
 
-/// Turn the run's file changes into one WorkspaceEdit, rebasing onto whatever the user typed
-/// during the run (three-way merge), or refusing on a conflict. A change outside `workspace` is
-/// refused outright (SANDBOX_VIOLATION), whatever produced it.
+/// Turn the run's file changes (checked by the engine to stay inside the workspace) into one
+/// WorkspaceEdit, rebasing onto whatever the user typed during the run (three-way merge), or
+/// refusing on a conflict.
 fn to_action_result(
     state: &ServerState,
-    workspace: &Path,
     outcome: ActionOutcome,
 ) -> Result<ActionResult, ServerError> {
-    crate::engine::permissions::check_changes_inside(workspace, &outcome.changes)?;
     let info = state.client_info();
     let mut rebased = Vec::with_capacity(outcome.changes.len());
     let mut versions = Vec::new();
@@ -491,15 +497,7 @@ fn to_action_result(
         edit,
         findings: None,
         files,
-        metadata: RunMetadata {
-            duration_ms: result.duration_ms,
-            num_turns: result.num_turns,
-            input_tokens: result.usage.input_tokens,
-            output_tokens: result.usage.output_tokens,
-            cache_read_tokens: result.usage.cache_read_tokens,
-            cost_usd: result.cost_usd,
-            model: result.model.clone(),
-        },
+        metadata: outcome.metadata(),
     })
 }
 

@@ -3,20 +3,20 @@
 //! and the checks before and the bookkeeping after every run (session index, usage ledger,
 //! the `claude/usage` notification, the regions an edit produced).
 
-use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::base::error::{ErrorKind, ServerError};
+use crate::base::error::ServerError;
+use crate::engine::run::RunEnd;
 use crate::lsp_server::state::ServerState;
 use crate::model::edits::{self, FileChange};
 use crate::model::prompt::{Action, ActionOptions, instruction_comments};
 use crate::model::regions::{ProducedRegion, produced_lines};
 use crate::model::sessions::{
-    self, FinishedRun, Loaded, Outcome, SessionRecord, check_session_id, session_not_found,
+    self, Loaded, SessionRecord, check_session_id, session_not_found, summarize,
 };
-use crate::model::usage::{RunUsage, UsageLedger, check_daily_budget};
+use crate::model::usage::UsageLedger;
 use crate::protocol::lsp::notification::Notification;
 use crate::protocol::lsp::{
     CodeAction, CodeActionKind, CodeActionOrCommand, Command, MessageType, Position, Range,
@@ -32,8 +32,6 @@ use crate::protocol::lsp_ext::{
 const DEFAULT_LIMIT: usize = 100;
 /// Refine actions offered at one place (one per conversation, newest first).
 const MAX_REFINE_ACTIONS: usize = 3;
-/// Longest summary kept per run.
-const SUMMARY_CHARS: usize = 160;
 
 /// `claude/sessions`.
 pub async fn sessions(
@@ -156,8 +154,7 @@ pub async fn continuation(
     Ok((record.action, action_params))
 }
 
-/// Before a run: the conversation it continues must exist, and the workspace must be within
-/// its daily budget.
+/// Before a run: the conversation it continues must exist (the engine checks the budget).
 pub async fn check_before_run(
     state: &ServerState,
     workspace: &Path,
@@ -168,13 +165,6 @@ pub async fn check_before_run(
         if state.conversations.live(id).is_none() {
             check_resumable(state, workspace, id).await?;
         }
-    }
-    let settings = state.settings();
-    if settings.daily_budget_usd.is_some() {
-        let loaded = state.sessions.usage(workspace);
-        show_warnings(state, &loaded.warnings).await;
-        let today = crate::base::time::day(crate::base::time::now_secs());
-        check_daily_budget(loaded.value.day(&today).cost_usd, settings.daily_budget_usd)?;
     }
     Ok(())
 }
@@ -204,104 +194,19 @@ async fn check_resumable(
     Err(session_not_found(id, &why))
 }
 
-/// What a run was asked and when it started, and the conversation it turned out to be in
-/// (from the CLI, as the run goes).
-#[derive(Debug)]
-pub struct RunTrace {
-    action: Action,
-    params: ActionParams,
-    workspace: PathBuf,
-    started_at: String,
-    /// The session id and working directory the CLI reported.
-    seen: Mutex<Option<(String, PathBuf)>>,
-}
-
-impl RunTrace {
-    pub fn start(action: Action, params: &ActionParams, workspace: &Path) -> Self {
-        Self {
-            action,
-            params: params.clone(),
-            workspace: workspace.to_path_buf(),
-            started_at: crate::base::time::rfc3339(crate::base::time::now_secs()),
-            seen: Mutex::new(None),
-        }
-    }
-
-    pub fn action(&self) -> Action {
-        self.action
-    }
-
-    pub fn params(&self) -> &ActionParams {
-        &self.params
-    }
-
-    /// `Activity::Session`: the CLI named the conversation and where it runs.
-    pub fn saw_session(&self, id: &str, cwd: &Path) {
-        // Rebuilt from its components: no trailing `/` (a mirror root can carry one).
-        let cwd: PathBuf = cwd.components().collect();
-        *self.seen.lock() = Some((id.to_owned(), cwd));
-    }
-}
-
-/// After a run: record it in the session index and the usage ledger (`usage`: what the CLI's
-/// result said the run spent, when there was a result), and send the `claude/usage`
-/// notification. Bookkeeping failures are logged and shown, never fail the run.
+/// After a run (recorded by the engine): show what went wrong with the books, and send the
+/// `claude/usage` notification when the run spent something.
 pub async fn after_run(
     state: &ServerState,
-    trace: &RunTrace,
-    result: &Result<ActionResult, ServerError>,
-    usage: Option<RunUsage>,
+    workspace: &Path,
+    end: &RunEnd<ActionResult, ServerError>,
 ) {
-    let seen = trace.seen.lock().clone();
-    let (session_id, cwd) = match (result, seen) {
-        (Ok(result), seen) => (result.session_id.clone(), seen.map(|(_, cwd)| cwd)),
-        (Err(_), Some((id, cwd))) => (id, Some(cwd)),
-        // The run never reached the CLI: there is no conversation to record.
-        (Err(_), None) => return,
-    };
-    let (outcome, summary) = match result {
-        Ok(result) => (Outcome::Success, summarize(&result.text)),
-        Err(err) if err.kind == ErrorKind::CANCELLED => {
-            (Outcome::Cancelled, "Cancelled".to_owned())
-        }
-        Err(err) => (Outcome::Error, summarize(&err.message)),
-    };
-    let spent = usage.is_some();
-    let usage = usage.unwrap_or_default();
-    let resumed = trace.params.session_id.clone();
-    let parent = resumed.filter(|resumed| trace.params.fork && *resumed != session_id);
-    let run = FinishedRun {
-        session_id: session_id.clone(),
-        parent,
-        action: trace.action,
-        uri: trace.params.text_document.uri.clone(),
-        range: trace.params.range,
-        instruction: trace.params.instruction.clone(),
-        workspace: trace.workspace.clone(),
-        mirror: cwd.filter(|cwd| *cwd != trace.workspace && trace.action.is_edit()),
-        started_at: trace.started_at.clone(),
-        ended_at: crate::base::time::rfc3339(crate::base::time::now_secs()),
-        outcome,
-        summary,
-        usage: usage.clone(),
-    };
-    let recorded = match state.sessions.record(&run) {
-        Ok(recorded) => recorded,
-        Err(err) => {
-            let warning = format!(
-                "could not record conversation {session_id} in the session index under {}: {err}",
-                state.sessions.workspace_dir(&trace.workspace).display()
-            );
-            tracing::warn!("{warning}");
-            show_warnings(state, &[warning]).await;
-            return;
-        }
-    };
-    show_warnings(state, &recorded.warnings).await;
+    show_warnings(state, &end.warnings).await;
+    let (Some(recorded), Some(usage)) = (&end.recorded, &end.usage) else { return };
     // Only to clients that asked for it (a status bar): others would just log it.
-    if spent && state.client_info().usage_notifications {
-        let ledgers = [(trace.workspace.clone(), recorded.value.ledger)];
-        let last_run = LastRun { session_id, usage };
+    if state.client_info().usage_notifications {
+        let ledgers = [(workspace.to_path_buf(), recorded.ledger.clone())];
+        let last_run = LastRun { session_id: recorded.session.id.clone(), usage: usage.clone() };
         let report = usage_report(state, &ledgers, Some(last_run));
         state.client.send_notification::<DeprecatedUsageNotification>(report.clone()).await;
         state.client.send_notification::<UsageNotification>(report).await;
@@ -323,11 +228,6 @@ impl Notification for DeprecatedUsageNotification {
     type Params = UsageReport;
     #[allow(deprecated)] // sent on purpose, for one release
     const METHOD: &'static str = lsp_ext::DEPRECATED_USAGE_NOTIFICATION;
-}
-
-/// The first line of an answer or error, shortened.
-fn summarize(text: &str) -> String {
-    crate::model::activity::headline(text, SUMMARY_CHARS)
 }
 
 fn usage_report(

@@ -1,0 +1,181 @@
+//! One run with every guarantee, the same for each face (the LSP handlers and `claude-lsp run`):
+//! the daily budget (`dailyBudgetUsd`), the pipeline (staging, prompt, CLI, retries; each
+//! permission decision goes to the audit log as it is made), the containment check of the
+//! changes, the face's own finish (a `WorkspaceEdit`, files written to disk), and then the run's
+//! place in the books: the session index and the usage ledger.
+
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::base::error::{ErrorKind, ServerError};
+use crate::engine::permissions::check_changes_inside;
+use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
+use crate::model::sessions::{FinishedRun, Outcome, Recorded, summarize};
+use crate::model::usage::{RunUsage, check_daily_budget};
+use crate::protocol::lsp::{Range, Uri};
+
+/// A run to execute: what the pipeline needs, and what the session index records besides.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub action: ActionRequest,
+    /// The target as the face names it (the editor's spelling of the URI).
+    pub uri: Uri,
+    pub range: Option<Range>,
+    /// When the user asked (before any wait in the queue), RFC 3339.
+    pub started_at: String,
+}
+
+/// What a face made of a run, as the session index records it.
+pub trait RunAnswer {
+    fn session_id(&self) -> &str;
+    /// The answer's text: its first line is the run's summary.
+    fn text(&self) -> &str;
+}
+
+/// Why a run failed, in a face's terms (a JSON-RPC error, an exit code).
+pub trait RunFailure: From<ServerError> {
+    fn message(&self) -> &str;
+    fn is_cancelled(&self) -> bool;
+}
+
+/// How a run ended, and what the books say after it.
+#[derive(Debug)]
+pub struct RunEnd<T, E> {
+    pub result: Result<T, E>,
+    /// What the run spent, when the CLI reported a result (whatever became of its answer).
+    pub usage: Option<RunUsage>,
+    /// The run's conversation and the workspace's ledger once the run was recorded; `None` when
+    /// it never reached the CLI or could not be recorded.
+    pub recorded: Option<Recorded>,
+    /// Problems with the index or ledger files, for the user to see.
+    pub warnings: Vec<String>,
+}
+
+impl<T, E> RunEnd<T, E> {
+    /// A run that failed before it reached the engine (a bad request): nothing to record.
+    pub fn failed(err: E) -> Self {
+        Self { result: Err(err), usage: None, recorded: None, warnings: Vec::new() }
+    }
+}
+
+impl Runner {
+    /// Run `request` to the end: refuse it when the workspace has spent its daily budget, run
+    /// the pipeline, refuse changes that lead out of the workspace, let `finish` turn the
+    /// outcome into the face's answer (its error counts as the run's), and record the run in
+    /// the session index and the usage ledger. `on_activity` sees the run as it goes.
+    pub async fn execute<T: RunAnswer, E: RunFailure>(
+        &self,
+        request: &RunRequest,
+        cancel: CancellationToken,
+        on_activity: &mut (dyn FnMut(Activity) + Send),
+        finish: impl FnOnce(ActionOutcome) -> Result<T, E>,
+    ) -> RunEnd<T, E> {
+        let mut warnings = Vec::new();
+        let mut seen: Option<(String, PathBuf)> = None;
+        let outcome = match self.check_budget(&request.action.workspace, &mut warnings) {
+            Err(err) => Err(err),
+            Ok(()) => {
+                let mut watch = |activity: Activity| {
+                    if let Activity::Session { id, cwd } = &activity {
+                        // Rebuilt from its components: no trailing `/` (a mirror root can carry one).
+                        seen = Some((id.clone(), cwd.components().collect()));
+                    }
+                    on_activity(activity);
+                };
+                self.run(&request.action, cancel, &mut watch).await
+            }
+        };
+        let usage = outcome.as_ref().ok().map(|outcome| outcome.usage.clone());
+        let result = outcome
+            .and_then(|outcome| {
+                check_changes_inside(&request.action.workspace, &outcome.changes)?;
+                Ok(outcome)
+            })
+            .map_err(E::from)
+            .and_then(finish);
+        let recorded = self.record(request, seen, &result, usage.clone(), &mut warnings);
+        RunEnd { result, usage, recorded, warnings }
+    }
+
+    /// Refuse a run when its workspace has spent today's `dailyBudgetUsd`.
+    fn check_budget(
+        &self,
+        workspace: &Path,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ServerError> {
+        let budget = self.settings.daily_budget_usd;
+        if budget.is_none() {
+            return Ok(());
+        }
+        let loaded = self.sessions.usage(workspace);
+        warnings.extend(loaded.warnings);
+        let today = crate::base::time::day(crate::base::time::now_secs());
+        check_daily_budget(loaded.value.day(&today).cost_usd, budget)
+    }
+
+    /// Add the run to its conversation in the session index and to the usage ledger. A run
+    /// that never reached the CLI has no conversation to record. Failing to record is a
+    /// warning, never the run's failure.
+    fn record<T: RunAnswer, E: RunFailure>(
+        &self,
+        request: &RunRequest,
+        seen: Option<(String, PathBuf)>,
+        result: &Result<T, E>,
+        usage: Option<RunUsage>,
+        warnings: &mut Vec<String>,
+    ) -> Option<Recorded> {
+        let (session_id, cwd) = match (result, seen) {
+            (Ok(answer), seen) => (answer.session_id().to_owned(), seen.map(|(_, cwd)| cwd)),
+            (Err(_), Some((id, cwd))) => (id, Some(cwd)),
+            (Err(_), None) => return None,
+        };
+        let (outcome, summary) = match result {
+            Ok(answer) => (Outcome::Success, summarize(answer.text())),
+            Err(err) if err.is_cancelled() => (Outcome::Cancelled, "Cancelled".to_owned()),
+            Err(err) => (Outcome::Error, summarize(err.message())),
+        };
+        let action = &request.action;
+        let parent = action.resume.clone().filter(|resumed| action.fork && *resumed != session_id);
+        let run = FinishedRun {
+            session_id: session_id.clone(),
+            parent,
+            action: action.action,
+            uri: request.uri.clone(),
+            range: request.range,
+            instruction: action.instruction.clone(),
+            workspace: action.workspace.clone(),
+            mirror: cwd.filter(|cwd| *cwd != action.workspace && action.action.is_edit()),
+            started_at: request.started_at.clone(),
+            ended_at: crate::base::time::rfc3339(crate::base::time::now_secs()),
+            outcome,
+            summary,
+            usage: usage.unwrap_or_default(),
+        };
+        match self.sessions.record(&run) {
+            Ok(recorded) => {
+                warnings.extend(recorded.warnings);
+                Some(recorded.value)
+            }
+            Err(err) => {
+                let warning = format!(
+                    "could not record conversation {session_id} in the session index under {}: {err}",
+                    self.sessions.workspace_dir(&action.workspace).display()
+                );
+                tracing::warn!("{warning}");
+                warnings.push(warning);
+                None
+            }
+        }
+    }
+}
+
+impl RunFailure for ServerError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.kind == ErrorKind::CANCELLED
+    }
+}
