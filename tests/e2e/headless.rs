@@ -1,10 +1,6 @@
 //! `claude-lsp run` end to end: the real binary, the real CLI, the fake API. The same scripted
 //! refactor gives the same edit as the LSP path; `--apply` writes it; a review of uncommitted
 //! changes takes a directory; bad input gets its documented exit code.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,10 +8,10 @@ use claude_lsp::base::process::{ProcessOutput, ProcessSpec};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
-use support::cli::{TestHome, real_cli};
-use support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Script, Turn};
-use support::lsp_client::full_capabilities;
-use support::workspace::{Workspace, cli_cwd};
+use crate::support::cli::{TestHome, real_cli};
+use crate::support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Script, Turn};
+use crate::support::lsp_client::full_capabilities;
+use crate::support::workspace::{Workspace, cli_cwd};
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -67,7 +63,7 @@ async fn run_gives_the_lsp_edit_and_apply_writes_it() {
     let uri = ws.uri("src/lib.rs");
     let lsp = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum"}),
         )
@@ -223,7 +219,7 @@ async fn ctrl_c_stops_the_run_leaves_no_cli_and_exits_130() {
     assert_eq!(status.code(), Some(130), "stderr: {}", child.stderr_tail());
     assert!(child.stderr_tail().contains("cancelled"), "{}", child.stderr_tail());
     let home_text = home.path().display().to_string();
-    let survivors = support::cli::leftover_processes(
+    let survivors = crate::support::cli::leftover_processes(
         |p| p.runs(&real_cli()) && p.env_var("HOME").as_deref() == Some(home_text.as_str()),
         Duration::from_secs(10),
     )

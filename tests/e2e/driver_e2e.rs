@@ -1,15 +1,17 @@
 //! The CLI driver against the real pinned `claude` CLI (`CLAUDE_LSP_TEST_CLI_VERSION=newest|oldest`)
 //! talking to the fake Anthropic API. These fail, never skip, when the CLI is missing.
 // Helpers outside #[test] fns unwrap too: a failed setup step is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::cli::{
+    ProcInfo, TestHome, expected_cli_version, leftover_processes, live_processes, real_cli,
+};
+use crate::support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, Script, Turn};
+use crate::support::wait::eventually;
+use claude_lsp::base::process::ProcessSpec;
 use claude_lsp::claude::args::{CliOptions, Effort, PermissionMode};
 use claude_lsp::claude::control::{
     CanUseToolRequest, ControlHandler, InitializeRequest, PermissionDecision, mcp_method_not_found,
@@ -18,13 +20,8 @@ use claude_lsp::claude::errors::ClaudeError;
 use claude_lsp::claude::session::{
     ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_once,
 };
-use claude_lsp::base::process::ProcessSpec;
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use support::cli::{
-    ProcInfo, TestHome, expected_cli_version, leftover_processes, live_processes, real_cli,
-};
-use support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, Script, Turn};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -696,11 +693,8 @@ async fn interrupting_a_pending_permission_withdraws_it() {
     let _slot = CLI_SLOTS.acquire().await.unwrap();
     let session = ClaudeSession::spawn(bench.config(handler)).await.unwrap();
     let turn = session.send("touch it").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !asked.load(Ordering::SeqCst) {
-        assert!(Instant::now() < deadline, "the CLI never asked for permission");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the CLI asks for permission", async || asked.load(Ordering::SeqCst).then_some(()))
+        .await;
     session.interrupt().await.unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(10), turn.finish()).await.unwrap();
     assert_eq!(outcome, Err(ClaudeError::Cancelled));

@@ -1,17 +1,14 @@
 //! The staging mirror against real git in temporary directories.
 
-// The helpers below are test code too: a failed setup step must fail the test loudly.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use claude_lsp::model::edits::FileChange;
 use claude_lsp::base::process::ProcessSpec;
 use claude_lsp::engine::staging::{MirrorLease, StagingError, StagingManager, StagingSettings};
+use claude_lsp::model::edits::FileChange;
 use pretty_assertions::assert_eq;
 use tempfile::TempDir;
 
