@@ -473,18 +473,14 @@ async fn cancel_during_a_long_bash_call_leaves_no_process_behind() {
     .await;
     let cancel = CancellationToken::new();
     let config = bench.config(TestHandler::allow_all());
-    let run_task = tokio::spawn(run(config, "wait", LIMITS, cancel.clone()));
+    let mut run_task = tokio::spawn(run(config, "wait", LIMITS, cancel.clone()));
     // Find the CLI and the `sleep 30` it started, remember them, then cancel.
     let home = bench.home.path().display().to_string();
     let cli_binary = real_cli();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (cli, sleep) = loop {
-        assert!(
-            !run_task.is_finished(),
-            "the run ended before `sleep 30` started: {:?}",
-            run_task.await
-        );
-        assert!(Instant::now() < deadline, "never saw the CLI run `sleep 30`");
+    let (cli, sleep) = eventually("the CLI runs `sleep 30`", async || {
+        if run_task.is_finished() {
+            panic!("the run ended before `sleep 30` started: {:?}", (&mut run_task).await);
+        }
         let processes = live_processes();
         let clis: Vec<u32> = processes
             .iter()
@@ -495,11 +491,9 @@ async fn cancel_during_a_long_bash_call_leaves_no_process_behind() {
             p.cmdline.iter().map(String::as_str).eq(["sleep", "30"])
                 && descends_from(p.pid, &clis, &processes)
         });
-        if let (Some(&cli), Some(sleep)) = (clis.first(), sleep) {
-            break (cli, sleep.pid);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        Some((*clis.first()?, sleep?.pid))
+    })
+    .await;
     let cancelled = Instant::now();
     cancel.cancel();
     let (result, _, _) = run_task.await.unwrap();
