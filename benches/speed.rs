@@ -16,7 +16,7 @@
 // A benchmark's setup failures abort it, and its output is the table on stdout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/e2e/support/mod.rs"]
 mod support;
 
 use std::fmt::Write as _;
@@ -33,10 +33,11 @@ use claude_lsp::lsp_server::server::ServerOptions;
 use claude_lsp::model::documents::{Document, DocumentStore, PositionEncoding};
 use claude_lsp::protocol::lsp::{Position, Range, TextDocumentContentChangeEvent, Uri};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use support::cli::{TestHome, expected_cli_version, processes_running, real_cli};
 use support::fake_api::{Block, CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Turn};
+use support::frame::{read_frame, write_frame};
 use support::lsp_client::{TestClient, file_uri, full_capabilities};
 
 /// How much work each measurement does.
@@ -85,6 +86,9 @@ const ANSWER: &str = "The function adds two numbers.";
 const ANSWER_START: &str = "The function";
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const WAIT: Duration = Duration::from_secs(120);
+
+/// What a run leaves for the client besides its progress and output, which no measurement reads.
+const UNEXAMINED: &[&str] = &["textDocument/publishDiagnostics", "window/showMessage"];
 
 struct Row {
     what: String,
@@ -352,9 +356,9 @@ async fn per_message_overhead(table: &mut Table, sizes: Sizes, cli: &Path, scrat
             if run % 2 == 0 { (&without, &mut short) } else { (&with_deltas, &mut long) };
         fs::write(&fixture, text).unwrap();
         let started = Instant::now();
-        client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+        client.request_json("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
         let elapsed = started.elapsed();
-        let outputs = drain(&client).await;
+        let outputs = client.drain_also(UNEXAMINED).await;
         if run > 0 {
             // The first request also found the CLI and warmed caches: not a sample.
             samples.push(elapsed);
@@ -371,16 +375,6 @@ async fn per_message_overhead(table: &mut Table, sizes: Sizes, cli: &Path, scrat
         "< 1 ms",
     );
     client.finish().await;
-}
-
-/// Take every notification a run leaves for the client, so `finish` finds none unread; returns
-/// the `claude/output` ones.
-async fn drain(client: &TestClient) -> Vec<Value> {
-    let output = client.drain().await;
-    for method in ["textDocument/publishDiagnostics", "window/showMessage"] {
-        client.take_notifications(method);
-    }
-    output
 }
 
 // ---- end to end ---------------------------------------------------------------------------
@@ -496,7 +490,7 @@ async fn through_the_server(api: &FakeApi, mode: Mode, runs: usize) -> Vec<Timin
         let result = TestClient::answer(answer).await.unwrap();
         let elapsed = started.elapsed();
         assert!(result["text"].as_str().unwrap().contains("adds two numbers"), "{result}");
-        drain(client).await;
+        client.drain_also(UNEXAMINED).await;
         if run > 0 {
             timings.push(Timing { first_text, result: elapsed });
         }
@@ -505,7 +499,7 @@ async fn through_the_server(api: &FakeApi, mode: Mode, runs: usize) -> Vec<Timin
     if mode == Mode::WarmReused {
         // Once the last run's process is back too.
         quiet_with(home.path(), warm).await;
-        let metrics = client.request("claude/metrics", Value::Null).await.unwrap();
+        let metrics = client.request_json("claude/metrics", Value::Null).await.unwrap();
         assert!(
             metrics["pool"]["recycled"].as_u64().unwrap_or(0) >= runs as u64,
             "the runs were not served by reused processes: {metrics}"
@@ -534,7 +528,7 @@ async fn start_server(
 }
 
 async fn finish(client: TestClient) {
-    drain(&client).await;
+    client.drain_also(UNEXAMINED).await;
     client.finish().await;
 }
 
@@ -692,10 +686,7 @@ impl ServerProcess {
     }
 
     async fn send(&mut self, message: Value) {
-        let body = message.to_string();
-        let frame = format!("Content-Length: {}\r\n\r\n{body}", body.len());
-        self.stdin.write_all(frame.as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
+        write_frame(&mut self.stdin, message.to_string().as_bytes()).await.unwrap();
     }
 
     /// Send a request and read messages until its response.
@@ -704,20 +695,7 @@ impl ServerProcess {
         self.next_id += 1;
         self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
         loop {
-            let mut length = 0usize;
-            loop {
-                let mut header = String::new();
-                self.stdout.read_line(&mut header).await.unwrap();
-                let header = header.trim();
-                if header.is_empty() {
-                    break;
-                }
-                if let Some(value) = header.strip_prefix("Content-Length:") {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            self.stdout.read_exact(&mut body).await.unwrap();
+            let body = read_frame(&mut self.stdout).await.expect("the server's output ended");
             let message: Value = serde_json::from_slice(&body).unwrap();
             if message["id"] == id && message.get("method").is_none() {
                 return message;

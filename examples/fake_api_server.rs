@@ -27,7 +27,7 @@
 //! runs happen in a staging mirror whose path a script cannot know in advance.
 
 #[allow(dead_code)] // shared with the Rust tests, which use more of it
-#[path = "../tests/support/fake_api.rs"]
+#[path = "../tests/e2e/support/fake_api.rs"]
 mod fake_api;
 
 use std::fs::{File, OpenOptions};

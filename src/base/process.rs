@@ -384,10 +384,15 @@ mod tests {
 
     #[tokio::test]
     async fn terminate_escalates_to_kill() {
-        let mut child = sh("trap '' TERM; sleep 60").spawn().unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        use std::os::unix::process::ExitStatusExt;
+        use tokio::io::AsyncBufReadExt;
+        // The child says when it ignores SIGTERM; only then is the escalation what ends it.
+        let mut child = sh("trap '' TERM; echo ignoring; sleep 60").spawn().unwrap();
+        let stdout = child.take_stdout().unwrap();
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ignoring"));
         let status = child.terminate(Duration::from_millis(200)).await.unwrap();
-        assert!(!status.success());
+        assert_eq!(status.signal(), Some(Signal::KILL.as_raw()), "{status:?}");
     }
 
     #[tokio::test]

@@ -1,16 +1,17 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The language server end to end: an in-process claude-lsp, the real CLI, the fake API.
-
-mod support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use support::cli::{processes_running, real_cli};
-use support::fake_api::{RecordedRequest, Turn};
-use support::lsp_client::{TestClient, full_capabilities, minimal_capabilities};
-use support::workspace::{Workspace, cli_cwd};
+use crate::support::cli::{processes_running, real_cli};
+use crate::support::fake_api::{RecordedRequest, Turn};
+use crate::support::lsp_client::{TestClient, full_capabilities, minimal_capabilities};
+use crate::support::wait::eventually;
+use crate::support::workspace::{Workspace, cli_cwd};
+use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
+use claude_lsp::protocol::lsp::request::ExecuteCommand;
+use claude_lsp::protocol::lsp::{DidChangeConfigurationParams, ExecuteCommandParams};
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 
@@ -54,7 +55,7 @@ async fn refactor_of_a_selection_returns_the_exact_workspace_edit_and_leaves_the
     let script = edit_script("src/lib.rs", "fn add(a: i32", "fn sum(a: i32", "Renamed add to sum.");
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         full_capabilities(),
         json!({}),
     )
@@ -66,7 +67,7 @@ async fn refactor_of_a_selection_returns_the_exact_workspace_edit_and_leaves_the
 
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({
                 "textDocument": {"uri": uri}, "range": range(0, 0, 2, 1),
@@ -126,7 +127,7 @@ async fn generate_creating_a_file_yields_create_file_and_its_content() {
     };
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         full_capabilities(),
         json!({}),
     )
@@ -135,7 +136,7 @@ async fn generate_creating_a_file_yields_create_file_and_its_content() {
     let new_uri = ws.uri("src/hello.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/generate",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "add a hello function in a new file",
@@ -163,7 +164,7 @@ async fn an_edit_after_an_emoji_on_a_crlf_line_lands_at_the_utf16_position() {
     let script = edit_script("main.rs", "let x = 1;", "let x = 41;", "Done.");
     let mut ws = Workspace::start(
         &[("main.rs", text)],
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         full_capabilities(),
         json!({}),
     )
@@ -172,7 +173,7 @@ async fn an_edit_after_an_emoji_on_a_crlf_line_lands_at_the_utf16_position() {
     ws.client.did_open(&uri, "rust", 1, text).await;
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "make x 41",
@@ -205,7 +206,7 @@ async fn analyze_and_review_run_read_only_in_the_real_workspace() {
     };
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         full_capabilities(),
         json!({}),
     )
@@ -215,7 +216,7 @@ async fn analyze_and_review_run_read_only_in_the_real_workspace() {
     for method in ["claude/analyze", "claude/review"] {
         let result = ws
             .client
-            .request(method, json!({"textDocument": {"uri": uri}, "range": range(1, 0, 1, 9)}))
+            .request_json(method, json!({"textDocument": {"uri": uri}, "range": range(1, 0, 1, 9)}))
             .await
             .unwrap();
         assert!(result.get("edit").is_none(), "{method}: {result}");
@@ -251,7 +252,7 @@ async fn typing_elsewhere_during_a_run_is_merged_and_typing_on_the_same_lines_co
         };
         let mut ws = Workspace::start(
             &[(file, LIB)],
-            support::fake_api::Script::from_fn(script),
+            crate::support::fake_api::Script::from_fn(script),
             full_capabilities(),
             json!({}),
         )
@@ -329,13 +330,7 @@ async fn cancelling_a_request_mid_run_kills_the_cli_and_applies_nothing() {
     assert_eq!(err["code"], -32800, "{err}");
     let progress = ws.client.progress_until_end(&json!("c1")).await;
     assert_eq!(progress.last().unwrap()["message"], "Cancelled; nothing was applied");
-    for _ in 0..100 {
-        if ours() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(ours(), 0, "a CLI survived the cancel");
+    eventually("the cancelled run's CLI is gone", async || (ours() == 0).then_some(())).await;
     assert!(ws.client.server_requests("workspace/applyEdit").is_empty());
     assert_eq!(ws.read("src/lib.rs"), LIB);
     ws.client.drain().await;
@@ -347,7 +342,7 @@ async fn a_minimal_client_gets_a_changes_map_and_no_progress() {
     let script = edit_script("src/lib.rs", "fn add(a: i32", "fn sum(a: i32", "Renamed.");
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         minimal_capabilities(),
         json!({}),
     )
@@ -355,7 +350,7 @@ async fn a_minimal_client_gets_a_changes_map_and_no_progress() {
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "rename add to sum",
@@ -378,7 +373,7 @@ async fn the_refactor_command_answers_at_once_and_delivers_through_apply_edit() 
     let script = edit_script("src/lib.rs", "fn add(a: i32", "fn sum(a: i32", "Renamed add to sum.");
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         full_capabilities(),
         json!({}),
     )
@@ -387,7 +382,7 @@ async fn the_refactor_command_answers_at_once_and_delivers_through_apply_edit() 
     ws.client.did_open(&uri, "rust", 1, LIB).await;
     let started = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({
                 "command": "claude.refactor",
@@ -429,7 +424,7 @@ async fn slow_background_analyze() -> (Workspace, Value) {
     let uri = ws.uri("src/lib.rs");
     let started = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({"command": "claude.analyze", "arguments": [{"textDocument": {"uri": uri}}]}),
         )
@@ -444,7 +439,7 @@ async fn the_cancel_command_stops_a_background_run() {
     ws.api.wait_for_requests(1, Duration::from_secs(30)).await;
     let cancelled = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({"command": "claude.cancel", "arguments": [{"runId": run_id}]}),
         )
@@ -469,23 +464,26 @@ async fn bad_params_get_clear_errors_and_the_server_keeps_serving() {
     let uri = ws.uri("src/lib.rs");
     let missing = ws
         .client
-        .request("claude/refactor", json!({"textDocument": {"uri": uri}}))
+        .request_json("claude/refactor", json!({"textDocument": {"uri": uri}}))
         .await
         .unwrap_err();
     assert_eq!(missing["data"]["kind"], "invalid_params", "{missing}");
     assert!(missing["message"].as_str().unwrap().contains("instruction"));
     let gone = ws
         .client
-        .request("claude/analyze", json!({"textDocument": {"uri": ws.uri("nope.rs")}}))
+        .request_json("claude/analyze", json!({"textDocument": {"uri": ws.uri("nope.rs")}}))
         .await
         .unwrap_err();
     assert_eq!(gone["data"]["kind"], "file_access", "{gone}");
     let garbage =
-        ws.client.request("claude/analyze", json!({"textDocument": 7})).await.unwrap_err();
+        ws.client.request_json("claude/analyze", json!({"textDocument": 7})).await.unwrap_err();
     assert_eq!(garbage["code"], -32602, "{garbage}");
     let unknown = ws
         .client
-        .request("workspace/executeCommand", json!({"command": "claude.nope"}))
+        .request::<ExecuteCommand>(ExecuteCommandParams {
+            command: "claude.nope".to_owned(),
+            ..ExecuteCommandParams::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(unknown["data"]["kind"], "invalid_params");
@@ -509,7 +507,7 @@ async fn cancelling_from_the_progress_bar_stops_a_background_run() {
     // Cancel as soon as the bar exists: before the run has even reached the CLI.
     let token =
         ws.client.wait_for_server_request("window/workDoneProgress/create").await["token"].clone();
-    ws.client.notify("window/workDoneProgress/cancel", json!({"token": token})).await;
+    ws.client.notify_json("window/workDoneProgress/cancel", json!({"token": token})).await;
     let message = ws.client.next_notification("window/showMessage").await;
     assert_eq!(message["message"], "Claude: analyze cancelled; nothing was applied");
     let progress = ws.client.progress_until_end(&token).await;
@@ -524,14 +522,7 @@ async fn wait_for_api_request(
     what: &str,
     pred: impl Fn(&RecordedRequest) -> bool,
 ) -> RecordedRequest {
-    let deadline = tokio::time::Instant::now() + support::lsp_client::WAIT;
-    loop {
-        if let Some(found) = ws.api.requests().into_iter().find(|r| pred(r)) {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the fake API never saw {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    ws.api.wait_for_request(what, crate::support::wait::WAIT, pred).await
 }
 
 #[tokio::test]
@@ -558,7 +549,7 @@ async fn after_a_cancelled_refactor_the_mirror_serves_the_next_one_without_the_c
     };
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         full_capabilities(),
         json!({}),
     )
@@ -597,7 +588,7 @@ async fn after_a_cancelled_refactor_the_mirror_serves_the_next_one_without_the_c
 
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "rename add to sum",
@@ -637,8 +628,8 @@ async fn after_a_cancelled_refactor_the_mirror_serves_the_next_one_without_the_c
 
 /// An analysis answered the way the server asks for it: one call of the CLI's StructuredOutput
 /// tool with the Markdown `summary` and no findings.
-fn analysis(summary: &'static str) -> support::fake_api::Script {
-    support::fake_api::Script::from_fn(move |request: &RecordedRequest| {
+fn analysis(summary: &'static str) -> crate::support::fake_api::Script {
+    crate::support::fake_api::Script::from_fn(move |request: &RecordedRequest| {
         match request.turn_index() {
             0 => Turn::tool_use("StructuredOutput", json!({"summary": summary, "findings": []})),
             _ => Turn::text("Done."),
@@ -648,7 +639,7 @@ fn analysis(summary: &'static str) -> support::fake_api::Script {
 
 /// `claude/metrics`' view of `maxConcurrent`: the scheduler's limit as it is now.
 async fn max_concurrent(client: &mut TestClient) -> Value {
-    let metrics = client.request("claude/metrics", json!(null)).await.unwrap();
+    let metrics = client.request_json("claude/metrics", json!(null)).await.unwrap();
     metrics["scheduler"]["maxConcurrent"].clone()
 }
 
@@ -691,8 +682,11 @@ async fn bad_settings_warn_by_name_and_fall_back_while_good_ones_apply() {
     assert_eq!(max_concurrent(&mut ws.client).await, 4, "the default replaces the bad value");
     // The server keeps working with the rest of the settings (the CLI path, the fake API).
     let uri = ws.uri("src/lib.rs");
-    let analyzed =
-        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    let analyzed = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
     assert_eq!(analyzed["text"], "It adds two numbers.");
     assert!(!ws.api.requests()[0].system_text().contains(MARKER));
 
@@ -705,7 +699,9 @@ async fn bad_settings_warn_by_name_and_fall_back_while_good_ones_apply() {
         "maxConcurrent": 2, "appendSystemPrompt": MARKER, "timeoutSecs": "soon",
     });
     ws.client.set_behaviour(|b| b.configuration = section);
-    ws.client.notify("workspace/didChangeConfiguration", json!({"settings": null})).await;
+    ws.client
+        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
+        .await;
     let warnings = messages(&ws.client, 1).await;
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
     let (kind, text) = &warnings[0];
@@ -716,8 +712,11 @@ async fn bad_settings_warn_by_name_and_fall_back_while_good_ones_apply() {
         [json!({"items": [{"section": "claude"}]})]
     );
     assert_eq!(max_concurrent(&mut ws.client).await, 2);
-    let analyzed =
-        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    let analyzed = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
     assert_eq!(analyzed["text"], "It adds two numbers.");
     let last = ws.api.requests().pop().unwrap();
     assert!(last.system_text().contains(MARKER), "appendSystemPrompt did not reach the CLI");
@@ -737,7 +736,9 @@ async fn a_client_without_workspace_configuration_pushes_its_settings() {
     let pushed = json!({"claude": {
         "cliPath": real_cli(), "maxConcurrent": 3, "warmPool": 0, "logLevel": "loud",
     }});
-    ws.client.notify("workspace/didChangeConfiguration", json!({"settings": pushed})).await;
+    ws.client
+        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: pushed })
+        .await;
     let warnings = messages(&ws.client, 1).await;
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
     assert!(warnings[0].1.contains("claude.logLevel"), "{warnings:#?}");
@@ -770,7 +771,7 @@ async fn a_long_answer_arrives_as_a_document_or_as_a_message_when_documents_are_
         .await;
         let uri = ws.uri("src/lib.rs");
         ws.client
-            .request(
+            .request_json(
                 "workspace/executeCommand",
                 json!({"command": "claude.analyze", "arguments": [{"textDocument": {"uri": uri}}]}),
             )
@@ -818,7 +819,7 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
     // A document never opened, and params that are not a change at all.
     ws.client.did_change(&ws.uri("src/other.rs"), 9, json!([{"text": "never opened"}])).await;
     ws.client
-        .notify(
+        .notify_json(
             "textDocument/didChange",
             json!({"textDocument": {"uri": uri}, "contentChanges": 7}),
         )
@@ -828,8 +829,11 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
         .did_change(&uri, 4, json!([{"range": range(99, 0, 99, 0), "text": "// tail\n"}]))
         .await;
 
-    let analyzed =
-        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    let analyzed = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
     assert_eq!(analyzed["text"], "It adds two numbers.");
     let prompt = ws.api.requests()[0].all_text();
     let expected =
@@ -850,7 +854,7 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
     assert!(said.contains("src/lib.rs") && said.contains("reopen"), "{said}");
     let refused = ws
         .client
-        .request("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
         .await
         .unwrap_err();
     assert_eq!(refused["data"]["kind"], "file_access", "{refused}");
@@ -858,7 +862,7 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
     assert_eq!(ws.api.requests().len(), 1, "a run on an out-of-date copy reached the model");
     let whole = format!("{LIB}// tail\n// resynced\n");
     ws.client.did_change(&uri, 6, json!([{"text": whole}])).await;
-    ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    ws.client.request_json("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
     let prompt = ws.api.requests().last().unwrap().all_text();
     assert!(
         prompt.contains("   5 | // resynced\n"),
@@ -868,7 +872,7 @@ async fn stale_out_of_order_and_malformed_changes_are_refused_and_the_server_goe
     // The change to a document never opened opened nothing: there is no such file to analyze.
     let never_opened = ws
         .client
-        .request("claude/analyze", json!({"textDocument": {"uri": ws.uri("src/other.rs")}}))
+        .request_json("claude/analyze", json!({"textDocument": {"uri": ws.uri("src/other.rs")}}))
         .await
         .unwrap_err();
     assert_eq!(never_opened["data"]["kind"], "file_access", "{never_opened}");
@@ -902,14 +906,14 @@ async fn new_files_for_a_client_without_resource_operations_are_refused_and_noth
     capabilities["workspace"]["workspaceEdit"] = json!({"documentChanges": true});
     let mut ws = Workspace::start(
         &[("src/lib.rs", LIB)],
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         capabilities,
         json!({}),
     )
     .await;
     let uri = ws.uri("src/lib.rs");
     let params = json!({"textDocument": {"uri": uri}, "instruction": "add hello in a new file"});
-    let err = ws.client.request("claude/generate", params.clone()).await.unwrap_err();
+    let err = ws.client.request_json("claude/generate", params.clone()).await.unwrap_err();
     assert_eq!(err["code"], -32017, "{err}");
     assert_eq!(err["data"]["kind"], "unsupported_by_client", "{err}");
     let message = err["message"].as_str().unwrap();
@@ -918,7 +922,7 @@ async fn new_files_for_a_client_without_resource_operations_are_refused_and_noth
 
     // The command path says so in a message, and applies nothing, not even the edit to lib.rs.
     ws.client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({"command": "claude.generate", "arguments": [params]}),
         )
@@ -945,7 +949,7 @@ async fn a_workspace_outside_git_is_mirrored_by_a_copy_and_one_too_big_is_refuse
         }
         let mut ws = Workspace::start(
             &files,
-            support::fake_api::Script::from_fn(script),
+            crate::support::fake_api::Script::from_fn(script),
             full_capabilities(),
             json!({"stagingMaxCopyMb": 1}),
         )
@@ -955,7 +959,7 @@ async fn a_workspace_outside_git_is_mirrored_by_a_copy_and_one_too_big_is_refuse
         let uri = ws.uri("src/lib.rs");
         let result = ws
             .client
-            .request(
+            .request_json(
                 "claude/refactor",
                 json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum"}),
             )
@@ -1009,7 +1013,10 @@ async fn a_long_answer_streams_into_progress_line_by_line() {
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request("claude/analyze", json!({"textDocument": {"uri": uri}, "workDoneToken": "s1"}))
+        .request_json(
+            "claude/analyze",
+            json!({"textDocument": {"uri": uri}, "workDoneToken": "s1"}),
+        )
         .await
         .unwrap();
     assert!(result["text"].as_str().unwrap().starts_with("The function adds two numbers."));
@@ -1042,7 +1049,7 @@ async fn initialize_advertises_every_custom_request_and_nothing_the_server_does_
 
     // Every action is complete when listed: nothing to resolve, and resolving is not served.
     assert!(capabilities["codeActionProvider"].get("resolveProvider").is_none(), "{result:#}");
-    let resolve = client.request("codeAction/resolve", json!({"title": "Claude: x"})).await;
+    let resolve = client.request_json("codeAction/resolve", json!({"title": "Claude: x"})).await;
     assert_eq!(resolve.unwrap_err()["code"], -32601);
     // Nothing happens on a save: the client is not asked to send didSave.
     let sync = &capabilities["textDocumentSync"];
@@ -1061,7 +1068,7 @@ async fn initialize_advertises_every_custom_request_and_nothing_the_server_does_
         assert!(requests.contains(&expected), "{expected} is not advertised: {requests:?}");
     }
     for method in requests {
-        if let Err(error) = client.request(method, json!({"sessionId": 7})).await {
+        if let Err(error) = client.request_json(method, json!({"sessionId": 7})).await {
             assert_ne!(error["code"], -32601, "{method} is advertised but not served: {error}");
         }
     }
@@ -1077,7 +1084,7 @@ async fn removing_a_workspace_folder_removes_its_mirror_and_keeps_the_others() {
     let files = [("lib.rs", LIB), ("sub/src/lib.rs", LIB)];
     let mut ws = Workspace::start(
         &files,
-        support::fake_api::Script::from_fn(script),
+        crate::support::fake_api::Script::from_fn(script),
         full_capabilities(),
         json!({"warmPool": 0}),
     )
@@ -1085,7 +1092,7 @@ async fn removing_a_workspace_folder_removes_its_mirror_and_keeps_the_others() {
     let sub = ws.uri("sub");
     let folder = json!([{"uri": sub, "name": "sub"}]);
     ws.client
-        .notify(
+        .notify_json(
             "workspace/didChangeWorkspaceFolders",
             json!({"event": {"added": folder, "removed": []}}),
         )
@@ -1102,14 +1109,15 @@ async fn removing_a_workspace_folder_removes_its_mirror_and_keeps_the_others() {
     }
 
     ws.client
-        .notify(
+        .notify_json(
             "workspace/didChangeWorkspaceFolders",
             json!({"event": {"added": [], "removed": folder}}),
         )
         .await;
-    let gone = || !std::path::Path::new(&sub_mirror).exists();
-    let removed = support::cli::poll(Duration::from_secs(60), gone, |gone| *gone).await;
-    assert!(removed, "the removed folder's mirror is still there: {sub_mirror}");
+    eventually("the removed folder's mirror is gone", async || {
+        (!std::path::Path::new(&sub_mirror).exists()).then_some(())
+    })
+    .await;
     assert!(std::path::Path::new(&root_mirror).is_dir(), "the root's mirror went too");
     ws.drain().await;
     ws.client.finish().await;

@@ -11,21 +11,17 @@
 //! `version` of a `TextDocumentEdit` against the document exactly, and its documents start at
 //! version 0. The in-process server runs the real CLI against the fake API.
 
-// Helpers outside `#[test]` functions unwrap too: a test may panic.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use claude_lsp::lsp_server::server::ServerOptions;
 
-use support::cli::{processes_running, real_cli};
-use support::fake_api::{RecordedRequest, Script, Turn};
-use support::lsp_client::{TestClient, apply_edits};
-use support::workspace::{Workspace, cli_cwd};
+use crate::support::cli::{processes_running, real_cli};
+use crate::support::fake_api::{RecordedRequest, Script, Turn};
+use crate::support::lsp_client::{TestClient, apply_edits};
+use crate::support::wait::eventually;
+use crate::support::workspace::{Workspace, cli_cwd};
 
 /// Helix's default `timeout` for a language server request.
 const HELIX_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -260,15 +256,11 @@ async fn workspace_command(client: &mut TestClient, typed: &str) -> Value {
 /// The progress of the run the server started for a command: it creates the token itself
 /// (Helix announces workDoneProgress) and reports begin → … → end on it.
 async fn server_created_progress(client: &TestClient, runs_before: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let token = loop {
+    let token = eventually("the server creates a progress token", async || {
         let created = client.server_requests("window/workDoneProgress/create");
-        if let Some(create) = created.get(runs_before) {
-            break create["token"].clone();
-        }
-        assert!(Instant::now() < deadline, "the server created no progress token");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        created.get(runs_before).map(|create| create["token"].clone())
+    })
+    .await;
     let values = client.progress_until_end(&token).await;
     assert_eq!(values.first().unwrap()["kind"], "begin", "{values:#?}");
     assert_eq!(values.first().unwrap()["cancellable"], true, "{values:#?}");
@@ -552,13 +544,7 @@ async fn workspace_commands_typed_in_helix_run_and_cancel() {
     assert_eq!(cancelled, json!({"cancelled": 1}));
     let progress = server_created_progress(&ws.client, 0).await;
     assert_eq!(progress.last().unwrap()["message"], "Cancelled; nothing was applied");
-    for _ in 0..100 {
-        if ours() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(ours(), 0, "a CLI survived the cancel");
+    eventually("the cancelled run's CLI is gone", async || (ours() == 0).then_some(())).await;
     assert!(ws.client.server_requests("workspace/applyEdit").is_empty());
 
     let usage = workspace_command(&mut ws.client, "claude.showUsage").await;

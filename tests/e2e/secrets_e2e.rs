@@ -1,20 +1,17 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Secrets nowhere (issue 13, finding 8): with secrets in the `env` setting, a model that echoes
 //! them (and an `sk-ant-` key) in its text and tool inputs, and a run that fails quoting them,
 //! no secret reaches the client (answers, `claude/session`, `claude/sessions`, progress,
 //! `claude/output`, errors, the permission question) or the disk (the audit log, the session
 //! index, the log file). The real CLI, the fake API, an in-process server.
 
-mod support;
-
 use std::path::Path;
 
 use claude_lsp::base::logging::LogLevel;
 use serde_json::{Value, json};
 
-use support::fake_api::{RecordedRequest, Script, Turn};
-use support::lsp_client::full_capabilities;
-use support::workspace::Workspace;
+use crate::support::fake_api::{RecordedRequest, Script, Turn};
+use crate::support::lsp_client::full_capabilities;
+use crate::support::workspace::Workspace;
 
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 /// A secret under a secret-looking name in the `env` setting.
@@ -92,7 +89,7 @@ async fn no_secret_reaches_the_client_the_index_the_audit_log_or_the_log() {
     // cannot start in the read-only working directory of an analyze run).
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({"textDocument": {"uri": uri}, "instruction": instruction, "workDoneToken": "p1"}),
         )
@@ -107,7 +104,7 @@ async fn no_secret_reaches_the_client_the_index_the_audit_log_or_the_log() {
 
     let failure = ws
         .client
-        .request(
+        .request_json(
             "claude/analyze",
             json!({"textDocument": {"uri": uri}, "instruction": "PLAN-FAIL", "workDoneToken": "p2"}),
         )
@@ -116,7 +113,7 @@ async fn no_secret_reaches_the_client_the_index_the_audit_log_or_the_log() {
     assert!(failure["message"].as_str().unwrap().contains("[REDACTED]"), "{failure}");
     let failed_progress = ws.client.progress_until_end(&json!("p2")).await;
 
-    let sessions = ws.client.request("claude/sessions", json!({})).await.unwrap();
+    let sessions = ws.client.request_json("claude/sessions", json!({})).await.unwrap();
     let listed = sessions["sessions"].as_array().unwrap();
     assert_eq!(listed.len(), 2, "{sessions:#}");
     assert!(
@@ -129,7 +126,9 @@ async fn no_secret_reaches_the_client_the_index_the_audit_log_or_the_log() {
     let mut details = Vec::new();
     for session in listed {
         let id = session["id"].as_str().unwrap();
-        details.push(ws.client.request("claude/session", json!({"sessionId": id})).await.unwrap());
+        details.push(
+            ws.client.request_json("claude/session", json!({"sessionId": id})).await.unwrap(),
+        );
     }
     let transcript = details.iter().map(Value::to_string).collect::<String>();
     assert!(transcript.contains("The token is [REDACTED]"), "{transcript}");

@@ -2,18 +2,16 @@
 //! behaviour against the real pinned CLI, `CLAUDE_LSP_TEST_CLI_VERSION=newest|oldest`), the
 //! fault-injection fake claude, and the process helpers.
 
-mod support;
-
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use claude_lsp::base::process::ProcessSpec;
-use serde_json::{Value, json};
-use support::cli::{
+use crate::support::cli::{
     STREAM_JSON_ARGS, StreamJsonCli, TestHome, children_of, expected_cli_version, fake_claude,
     leftover_processes, processes_running, real_cli,
 };
-use support::fake_api::{Block, DUMMY_API_KEY, FakeApi, Turn};
+use crate::support::fake_api::{Block, DUMMY_API_KEY, FakeApi, Turn};
+use claude_lsp::base::process::ProcessSpec;
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A hang guard, never a measure: a loaded machine may take many seconds to start the CLI.
@@ -251,8 +249,9 @@ async fn hang_holds_the_request_until_the_fake_is_dropped() {
         }
     });
     fake.wait_for_requests(1, HANG_GUARD).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!pending.is_finished(), "a hanging turn must not answer");
+    let mut pending = pending;
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut pending).await;
+    assert!(early.is_err(), "a hanging turn must not answer: {early:?}");
     drop(fake);
     let answer = tokio::time::timeout(HANG_GUARD, pending).await.unwrap().unwrap();
     assert!(!answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200"), "{answer}");

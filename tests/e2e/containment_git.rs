@@ -1,20 +1,17 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Issue 13, findings 1 and 10, end to end: an edit run whose model is allowed `Bash(git:*)` runs
 //! git in its mirror to plant `core.fsmonitor` and `core.hooksPath` and to move the user's branch.
 //! The user's repository stays byte-for-byte unchanged, nothing it planted runs (not in the
 //! server's next run, its review-of-changes text, nor the user's own `git status`), and the run
 //! still returns its edit. Holds with or without the CLI's OS sandbox around Bash.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use support::fake_api::{RecordedRequest, Turn};
-use support::lsp_client::full_capabilities;
-use support::workspace::{Workspace, cli_cwd, git};
+use crate::support::fake_api::{RecordedRequest, Turn};
+use crate::support::lsp_client::full_capabilities;
+use crate::support::workspace::{Workspace, cli_cwd, git};
 
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 /// Relative, so that wherever git would run it, it lands in that repository's work tree.
@@ -62,7 +59,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 async fn refactor(ws: &mut Workspace, instruction: &str) -> Value {
     let params = json!({"textDocument": {"uri": ws.uri("src/lib.rs")}, "instruction": instruction});
-    let result = ws.client.request("claude/refactor", params).await.unwrap();
+    let result = ws.client.request_json("claude/refactor", params).await.unwrap();
     for method in
         ["$/progress", "claude/output", "claude/usage", "claude/usageChanged", "window/showMessage"]
     {
@@ -77,7 +74,7 @@ async fn git_run_by_the_agent_in_its_mirror_leaves_the_users_repository_alone() 
     git(probe.path(), &["init", "-q"]).await;
     let branch = git(probe.path(), &["symbolic-ref", "--short", "HEAD"]).await.trim().to_owned();
     let script_branch = branch.clone();
-    let script = support::fake_api::Script::from_fn(move |request: &RecordedRequest| {
+    let script = crate::support::fake_api::Script::from_fn(move |request: &RecordedRequest| {
         let first = request.messages().first().map(Value::to_string).unwrap_or_default();
         if first.contains("PLAN-GIT") {
             hostile_turn(request, &script_branch)

@@ -1,16 +1,12 @@
 //! `claude-lsp doctor` as a user runs it: the real binary, with the real CLI and the fake API,
 //! or with no CLI anywhere.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use claude_lsp::base::process::{ProcessOutput, ProcessSpec};
 
-use support::cli::{TestHome, expected_cli_version, real_cli};
-use support::fake_api::{CLI_ENV_TO_REMOVE, DUMMY_API_KEY, FakeApi, Turn};
+use crate::support::cli::{TestHome, expected_cli_version, real_cli};
+use crate::support::fake_api::{CLI_ENV_TO_REMOVE, DUMMY_API_KEY, FakeApi, Turn};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 

@@ -9,14 +9,23 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use claude_lsp::lsp_server::server::ServerOptions;
+use claude_lsp::protocol::lsp::notification::{
+    Cancel, DidChangeTextDocument, DidOpenTextDocument, Exit, Initialized, Notification,
+};
+use claude_lsp::protocol::lsp::request::{Request, Shutdown};
+use claude_lsp::protocol::lsp::{
+    CancelParams, DidChangeTextDocumentParams, DidOpenTextDocumentParams, InitializedParams,
+    NumberOrString, TextDocumentItem,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, WriteHalf};
+use tokio::io::{BufReader, DuplexStream, WriteHalf};
 use tokio::sync::{Notify, oneshot};
 
-use claude_lsp::lsp_server::server::ServerOptions;
-
-/// How long any single wait may take before the test fails (runs of the real CLI included).
-pub const WAIT: Duration = Duration::from_secs(60);
+use super::frame::{read_frame, write_frame};
+use super::wait::WAIT;
 
 /// Notifications a test may leave unread.
 const IGNORABLE: &[&str] = &["window/logMessage", "telemetry/event"];
@@ -133,8 +142,10 @@ impl TestClient {
     /// `initialize` + `initialized`. Returns the server's InitializeResult.
     pub async fn initialize(&mut self, root: &Path, capabilities: Value, options: Value) -> Value {
         let root_uri = file_uri(root);
+        // Untyped: the capabilities go to the server exactly as given (a replayed client's
+        // included), not as far as the LSP types know them.
         let result = self
-            .request(
+            .request_json(
                 "initialize",
                 json!({
                     "processId": null,
@@ -146,16 +157,29 @@ impl TestClient {
             )
             .await
             .expect("initialize failed");
-        self.notify("initialized", json!({})).await;
+        self.notify::<Initialized>(InitializedParams {}).await;
         result
     }
 
-    pub async fn notify(&self, method: &str, params: Value) {
+    /// Send a typed LSP notification.
+    pub async fn notify<N: Notification>(&self, params: N::Params) {
+        self.notify_json(N::METHOD, to_json(&params)).await;
+    }
+
+    /// Send a typed LSP request and wait for its answer: Ok(result, which must parse as the
+    /// method's result type) or Err(error object).
+    pub async fn request<R: Request>(&mut self, params: R::Params) -> Result<R::Result, Value> {
+        let result = self.request_json(R::METHOD, to_json(&params)).await?;
+        Ok(from_json(R::METHOD, result))
+    }
+
+    /// Send a notification given as JSON (custom methods, and malformed params on purpose).
+    pub async fn notify_json(&self, method: &str, params: Value) {
         self.send(json!({"jsonrpc": "2.0", "method": method, "params": params})).await;
     }
 
-    /// Send a request and wait for its answer: Ok(result) or Err(error object).
-    pub async fn request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+    /// Send a request given as JSON and wait for its answer: Ok(result) or Err(error object).
+    pub async fn request_json(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         let (_, answer) = self.start_request(method, params).await;
         Self::answer(answer).await
     }
@@ -186,23 +210,27 @@ impl TestClient {
     }
 
     pub async fn cancel(&self, id: i64) {
-        self.notify("$/cancelRequest", json!({"id": id})).await;
+        let id = i32::try_from(id).expect("request ids stay small");
+        self.notify::<Cancel>(CancelParams { id: NumberOrString::Number(id) }).await;
     }
 
     pub async fn did_open(&self, uri: &str, language_id: &str, version: i32, text: &str) {
-        self.notify(
-            "textDocument/didOpen",
-            json!({"textDocument": {"uri": uri, "languageId": language_id, "version": version, "text": text}}),
-        )
-        .await;
+        let text_document = TextDocumentItem {
+            uri: uri.parse().expect("not a URI"),
+            language_id: language_id.to_owned(),
+            version,
+            text: text.to_owned(),
+        };
+        self.notify::<DidOpenTextDocument>(DidOpenTextDocumentParams { text_document }).await;
     }
 
+    /// `changes`: the `contentChanges` array, as JSON.
     pub async fn did_change(&self, uri: &str, version: i32, changes: Value) {
-        self.notify(
-            "textDocument/didChange",
+        let params: DidChangeTextDocumentParams = from_json(
+            DidChangeTextDocument::METHOD,
             json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": changes}),
-        )
-        .await;
+        );
+        self.notify::<DidChangeTextDocument>(params).await;
     }
 
     /// Wait for the next notification with `method`, taking it (and only it) off the queue.
@@ -307,9 +335,15 @@ impl TestClient {
     /// Settle, then take everything finished runs left that a test does not examine; returns
     /// the `claude/output` notifications.
     pub async fn drain(&self) -> Vec<Value> {
+        self.drain_also(&[]).await
+    }
+
+    /// [`TestClient::drain`], also taking the notifications with the `also` methods (diagnostics,
+    /// messages) a test does not examine.
+    pub async fn drain_also(&self, also: &[&str]) -> Vec<Value> {
         self.settle().await;
         let mut output = Vec::new();
-        for method in RUN_NOTIFICATIONS {
+        for method in RUN_NOTIFICATIONS.iter().chain(also) {
             let taken = self.take_notifications(method);
             if *method == "claude/output" {
                 output = taken;
@@ -337,8 +371,8 @@ impl TestClient {
     /// Shut the server down (`shutdown` + `exit`), check it stopped serving, and fail if any
     /// server notification was left unread or any request was answered more than once.
     pub async fn finish(mut self) {
-        self.request("shutdown", Value::Null).await.expect("shutdown failed");
-        self.notify("exit", Value::Null).await;
+        self.request::<Shutdown>(()).await.expect("shutdown failed");
+        self.notify::<Exit>(()).await;
         tokio::time::timeout(WAIT, &mut self.server)
             .await
             .expect("the server kept serving after exit")
@@ -368,12 +402,20 @@ impl TestClient {
     }
 }
 
+/// Typed params as the JSON the server receives.
+fn to_json(params: &impl Serialize) -> Value {
+    serde_json::to_value(params).expect("LSP params serialize")
+}
+
+/// `value` as the LSP type `T` of `method`'s params or result; panics when it does not fit.
+fn from_json<T: DeserializeOwned>(method: &str, value: Value) -> T {
+    serde_json::from_value(value.clone())
+        .unwrap_or_else(|err| panic!("{method}: not the LSP type ({err}): {value:#}"))
+}
+
 async fn write_message(writer: &tokio::sync::Mutex<WriteHalf<DuplexStream>>, message: &Value) {
     let body = serde_json::to_vec(message).unwrap();
-    let mut writer = writer.lock().await;
-    writer.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes()).await.unwrap();
-    writer.write_all(&body).await.unwrap();
-    writer.flush().await.unwrap();
+    write_frame(&mut *writer.lock().await, &body).await.unwrap();
 }
 
 async fn read_loop(
@@ -443,23 +485,7 @@ async fn answer_server_request(request: &Value, behaviour: &Behaviour) -> Value 
 }
 
 async fn read_message(reader: &mut BufReader<tokio::io::ReadHalf<DuplexStream>>) -> Option<Value> {
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(value) = line.strip_prefix("Content-Length: ") {
-            length = value.parse::<usize>().ok();
-        }
-    }
-    let mut body = vec![0; length?];
-    reader.read_exact(&mut body).await.ok()?;
-    serde_json::from_slice(&body).ok()
+    serde_json::from_slice(&read_frame(reader).await?).ok()
 }
 
 /// `file://` URI of a path (test paths are plain ASCII temp dirs unless a test says otherwise).

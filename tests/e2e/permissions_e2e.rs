@@ -1,9 +1,6 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Permissions end to end: the real CLI (`CLAUDE_LSP_TEST_CLI_VERSION=newest|oldest`) scripted by
 //! the fake API to call tools, an in-process claude-lsp deciding every call (path sandbox, rules,
 //! questions to the editor), and the audit log recording each decision.
-
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,11 +8,11 @@ use std::time::Duration;
 use claude_lsp::base::process::ProcessSpec;
 use serde_json::{Value, json};
 
-use support::cli::cli_version_label;
-use support::fake_api::RecordedRequest;
-use support::lsp_client::full_capabilities;
-use support::plan::{Plan, bash, script};
-use support::workspace::{Workspace, cli_cwd};
+use crate::support::cli::cli_version_label;
+use crate::support::fake_api::RecordedRequest;
+use crate::support::lsp_client::full_capabilities;
+use crate::support::plan::{Plan, bash, script};
+use crate::support::workspace::{Workspace, cli_cwd};
 
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 
@@ -37,7 +34,7 @@ fn last_request(ws: &Workspace) -> RecordedRequest {
 async fn audit(ws: &mut Workspace, session_id: &str) -> Vec<Value> {
     let result = ws
         .client
-        .request("claude/audit", json!({"sessionId": session_id, "limit": 100}))
+        .request_json("claude/audit", json!({"sessionId": session_id, "limit": 100}))
         .await
         .unwrap();
     result["entries"].as_array().unwrap().clone()
@@ -102,7 +99,7 @@ async fn writes_and_reads_outside_the_mirror_are_denied_and_nothing_is_created()
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({"textDocument": {"uri": uri}, "instruction": "PLAN-ESCAPE"}),
         )
@@ -177,7 +174,7 @@ async fn read_only_runs_read_the_workspace_and_additional_directories_only() {
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/analyze",
             json!({"textDocument": {"uri": uri}, "instruction": "PLAN-READ"}),
         )
@@ -227,7 +224,7 @@ async fn bash_by_rule_by_session_grant_and_denied_by_rule() {
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/analyze",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "PLAN-SESSION", "workDoneToken": "p1",
@@ -281,7 +278,7 @@ async fn bash_by_rule_by_session_grant_and_denied_by_rule() {
     let session_id = result["sessionId"].as_str().unwrap().to_owned();
     let next = ws
         .client
-        .request("claude/analyze", json!({
+        .request_json("claude/analyze", json!({
             "textDocument": {"uri": uri}, "instruction": "PLAN-CONTINUE", "sessionId": session_id,
         }))
         .await
@@ -326,7 +323,7 @@ async fn asked_twice(
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/analyze",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "PLAN-ASK", "workDoneToken": "ask",
@@ -442,7 +439,7 @@ async fn a_hostile_instruction_reaches_the_model_verbatim_and_runs_nothing() {
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({"textDocument": {"uri": uri}, "instruction": instruction}),
         )
@@ -487,7 +484,10 @@ async fn mcp_servers_reach_the_cli_and_their_tools_are_asked() {
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request("claude/analyze", json!({"textDocument": {"uri": uri}, "instruction": "PLAN-MCP"}))
+        .request_json(
+            "claude/analyze",
+            json!({"textDocument": {"uri": uri}, "instruction": "PLAN-MCP"}),
+        )
         .await
         .unwrap();
     assert!(result["text"].as_str().unwrap().starts_with("done PLAN-MCP"), "{}", result["text"]);
@@ -532,7 +532,7 @@ async fn long_command_read_then_denied(capabilities: Value) -> (Workspace, Strin
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/analyze",
             json!({"textDocument": {"uri": uri}, "instruction": "PLAN-LONG"}),
         )
@@ -617,7 +617,7 @@ async fn a_domain_rule_reads_the_url_host_as_a_browser_does() {
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/analyze",
             json!({"textDocument": {"uri": uri}, "instruction": "PLAN-FETCH"}),
         )

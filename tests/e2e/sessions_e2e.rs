@@ -1,19 +1,17 @@
 //! Sessions, conversations, usage and budgets end to end: an in-process claude-lsp, the real
 //! CLI, the fake API.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::PathBuf;
-use std::time::Duration;
 
 use claude_lsp::lsp_server::server::ServerOptions;
 use serde_json::{Map, Value, json};
 
-use support::cli::{processes_running, real_cli};
-use support::fake_api::{RecordedRequest, Script, Turn};
-use support::lsp_client::{TestClient, full_capabilities as plain_capabilities};
-use support::workspace::{Workspace, cli_cwd};
+use crate::support::cli::{processes_running, real_cli};
+use crate::support::fake_api::{RecordedRequest, Script, Turn};
+use crate::support::lsp_client::{TestClient, full_capabilities as plain_capabilities};
+use crate::support::wait::eventually;
+use crate::support::workspace::{Workspace, cli_cwd};
+use claude_lsp::protocol::lsp::ExecuteCommandParams;
+use claude_lsp::protocol::lsp::request::ExecuteCommand;
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 
@@ -64,18 +62,8 @@ fn our_clis(ws: &Workspace) -> Vec<u32> {
         .collect()
 }
 
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..600 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never happened: {what}");
-}
-
 async fn sessions(client: &mut TestClient, params: Value) -> Vec<Value> {
-    let listed = client.request("claude/sessions", params).await.unwrap();
+    let listed = client.request_json("claude/sessions", params).await.unwrap();
     listed["sessions"].as_array().unwrap().clone()
 }
 
@@ -148,7 +136,7 @@ async fn refining_a_refactor_continues_its_conversation_in_the_live_process() {
 
     let first = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({
                 "textDocument": {"uri": uri}, "range": range(0, 0, 2, 1),
@@ -182,7 +170,7 @@ async fn refining_a_refactor_continues_its_conversation_in_the_live_process() {
 
     // The editor applies the edit; the line it wrote now offers to refine it.
     ws.client.did_change(&uri, 2, json!([{"range": range(0, 3, 0, 6), "text": "sum"}])).await;
-    let actions = ws.client.request("textDocument/codeAction", json!({
+    let actions = ws.client.request_json("textDocument/codeAction", json!({
         "textDocument": {"uri": uri}, "range": range(0, 4, 0, 4), "context": {"diagnostics": []},
     })).await.unwrap();
     let refine = actions
@@ -201,7 +189,7 @@ async fn refining_a_refactor_continues_its_conversation_in_the_live_process() {
     arguments["instruction"] = json!("swap the operands");
     let started = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({
                 "command": "claude.continue", "arguments": [arguments],
@@ -249,16 +237,13 @@ async fn refining_a_refactor_continues_its_conversation_in_the_live_process() {
     assert_eq!(usage[1]["lastRun"]["sessionId"], session.as_str());
 
     // The live CLI writes its transcript as it goes: read it once the last answer is there.
-    let mut messages = Vec::new();
-    for _ in 0..600 {
+    let messages = eventually("the transcript holds the last answer", async || {
         let detail =
-            ws.client.request("claude/session", json!({"sessionId": session})).await.unwrap();
-        messages = detail["messages"].as_array().unwrap().clone();
-        if messages.iter().any(|m| m["text"] == "Swapped the operands.") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            ws.client.request_json("claude/session", json!({"sessionId": session})).await.unwrap();
+        let messages = detail["messages"].as_array().unwrap().clone();
+        messages.iter().any(|m| m["text"] == "Swapped the operands.").then_some(messages)
+    })
+    .await;
     let users: Vec<&Value> = messages.iter().filter(|m| m["role"] == "user").collect();
     assert_eq!(users.len(), 2, "{messages:#?}");
     assert!(users[0]["text"].as_str().unwrap().contains("rename add to sum"));
@@ -278,7 +263,7 @@ async fn refining_a_refactor_continues_its_conversation_in_the_live_process() {
             .iter()
             .any(|p| p.env_var("HOME").as_deref() == Some(home.as_str()))
     };
-    eventually("the live process closes at shutdown", || !ours()).await;
+    eventually("the live process closes at shutdown", async || (!ours()).then_some(())).await;
 }
 
 #[tokio::test]
@@ -293,7 +278,7 @@ async fn after_a_restart_the_index_is_there_and_a_follow_up_resumes_in_the_same_
     let uri = ws.uri("src/lib.rs");
     let first = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "rename add to sum",
@@ -312,7 +297,7 @@ async fn after_a_restart_the_index_is_there_and_a_follow_up_resumes_in_the_same_
 
     // The disk still has `fn add`: the follow-up's mirror is synced from it, and the agent
     // (scripted) swaps the operands there.
-    let second = ws.client.request("claude/refactor", json!({
+    let second = ws.client.request_json("claude/refactor", json!({
         "textDocument": {"uri": uri}, "instruction": "swap the operands", "sessionId": session,
     })).await.unwrap();
     assert_eq!(second["sessionId"], session.as_str(), "--resume keeps the conversation");
@@ -345,7 +330,7 @@ async fn a_read_only_follow_up_of_an_edit_conversation_continues_it_from_the_wor
     let uri = ws.uri("src/lib.rs");
     let first = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "rename add to sum",
@@ -360,7 +345,7 @@ async fn a_read_only_follow_up_of_an_edit_conversation_continues_it_from_the_wor
     // Its live process runs in the mirror with edit tools: it cannot serve an analyze, so the
     // conversation moves to a new process in the workspace (older CLIs find a conversation only
     // under their working directory: the transcript goes along).
-    let next = ws.client.request("claude/analyze", json!({
+    let next = ws.client.request_json("claude/analyze", json!({
         "textDocument": {"uri": uri}, "instruction": "what did you change?", "sessionId": session,
     })).await.unwrap();
     assert_eq!(next["sessionId"], session.as_str());
@@ -389,11 +374,14 @@ async fn a_fork_gets_a_new_conversation_that_remembers_its_parent() {
     )
     .await;
     let uri = ws.uri("src/lib.rs");
-    let first =
-        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    let first = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
     let parent = first["sessionId"].as_str().unwrap().to_owned();
     let parent_calls = ws.api.requests().len();
-    let fork = ws.client.request("claude/analyze", json!({
+    let fork = ws.client.request_json("claude/analyze", json!({
         "textDocument": {"uri": uri}, "instruction": "and the edge cases?", "sessionId": parent, "fork": true,
     })).await.unwrap();
     let child = fork["sessionId"].as_str().unwrap().to_owned();
@@ -432,14 +420,17 @@ async fn usage_totals_are_the_sum_of_the_runs() {
     .await;
     let uri = ws.uri("src/lib.rs");
     let mut results = Vec::new();
-    let first =
-        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    let first = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
     let session = first["sessionId"].clone();
     results.push(first);
     // A follow-up in the live process, whose CLI reports running totals.
     results.push(
         ws.client
-            .request(
+            .request_json(
                 "claude/analyze",
                 json!({
                     "textDocument": {"uri": uri}, "instruction": "more", "sessionId": session,
@@ -449,11 +440,14 @@ async fn usage_totals_are_the_sum_of_the_runs() {
             .unwrap(),
     );
     results.push(
-        ws.client.request("claude/review", json!({"textDocument": {"uri": uri}})).await.unwrap(),
+        ws.client
+            .request_json("claude/review", json!({"textDocument": {"uri": uri}}))
+            .await
+            .unwrap(),
     );
 
     let sum = |key: &str| results.iter().map(|r| cost(&r["metadata"][key])).sum::<f64>();
-    let report = ws.client.request("claude/usage", json!({})).await.unwrap();
+    let report = ws.client.request_json("claude/usage", json!({})).await.unwrap();
     for (total_key, metadata_key) in [
         ("costUsd", "costUsd"),
         ("inputTokens", "inputTokens"),
@@ -476,7 +470,7 @@ async fn usage_totals_are_the_sum_of_the_runs() {
     // One API call each: the same cost each.
     let costs: Vec<f64> = results.iter().map(|r| cost(&r["metadata"]["costUsd"])).collect();
     assert!(costs.iter().all(|c| *c > 0.0 && (c - costs[0]).abs() < 1e-9), "{costs:?}");
-    let for_file = ws.client.request("claude/usage", json!({"uri": uri})).await.unwrap();
+    let for_file = ws.client.request_json("claude/usage", json!({"uri": uri})).await.unwrap();
     assert_eq!(for_file["total"], report["total"]);
 
     // After each run, for status bars.
@@ -486,9 +480,13 @@ async fn usage_totals_are_the_sum_of_the_runs() {
     assert_eq!(notes[2]["total"], report["total"]);
     let shown = ws
         .client
-        .request("workspace/executeCommand", json!({"command": "claude.showUsage"}))
+        .request::<ExecuteCommand>(ExecuteCommandParams {
+            command: "claude.showUsage".to_owned(),
+            ..ExecuteCommandParams::default()
+        })
         .await
-        .unwrap();
+        .unwrap()
+        .expect("claude.showUsage returns the report");
     assert_eq!(shown["total"], report["total"]);
     let message = ws.client.next_notification("window/showMessage").await;
     assert!(message["message"].as_str().unwrap().starts_with("Claude usage today: $"), "{message}");
@@ -506,11 +504,11 @@ async fn a_daily_budget_stops_the_next_run_before_it_starts() {
     )
     .await;
     let uri = ws.uri("src/lib.rs");
-    ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    ws.client.request_json("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
     let calls = ws.api.requests().len();
     let err = ws
         .client
-        .request("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
         .await
         .unwrap_err();
     assert_eq!(err["code"], -32009, "{err}");
@@ -520,7 +518,7 @@ async fn a_daily_budget_stops_the_next_run_before_it_starts() {
     assert_eq!(ws.api.requests().len(), calls, "the refused run never reached the API");
     // Commands say so too.
     ws.client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({
                 "command": "claude.review", "arguments": [{"textDocument": {"uri": uri}}],
@@ -545,8 +543,11 @@ async fn a_corrupt_index_is_moved_aside_and_rebuilt_with_a_warning() {
     )
     .await;
     let uri = ws.uri("src/lib.rs");
-    let run =
-        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    let run = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
     let dir = index_dir(&ws);
     let index = dir.join("index.jsonl");
     let mut damaged = std::fs::read(&index).unwrap();
@@ -570,7 +571,7 @@ async fn a_corrupt_index_is_moved_aside_and_rebuilt_with_a_warning() {
     assert_eq!(kept.len(), 1, "the damaged file is kept aside");
     assert_eq!(std::fs::read(&kept[0]).unwrap(), damaged);
     // The usage totals come back from the index.
-    let report = ws.client.request("claude/usage", json!({})).await.unwrap();
+    let report = ws.client.request_json("claude/usage", json!({})).await.unwrap();
     assert!(
         (cost(&report["total"]["costUsd"]) - cost(&run["metadata"]["costUsd"])).abs() < 1e-9,
         "{report:#}"
@@ -581,7 +582,7 @@ async fn a_corrupt_index_is_moved_aside_and_rebuilt_with_a_warning() {
         "{warning}"
     );
     // And the server keeps recording.
-    ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    ws.client.request_json("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
     assert_eq!(sessions(&mut ws.client, json!({})).await.len(), 2);
     ws.client.drain().await;
     ws.client.finish().await;
@@ -600,7 +601,7 @@ async fn unknown_and_deleted_conversations_get_clear_errors() {
     let unknown = "00000000-0000-4000-8000-000000000000";
     let err = ws
         .client
-        .request("claude/analyze", json!({"textDocument": {"uri": uri}, "sessionId": unknown}))
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}, "sessionId": unknown}))
         .await
         .unwrap_err();
     assert_eq!(err["data"]["kind"], "session_not_found", "{err}");
@@ -608,25 +609,32 @@ async fn unknown_and_deleted_conversations_get_clear_errors() {
     assert!(err["message"].as_str().unwrap().contains(unknown));
     let err = ws
         .client
-        .request("claude/analyze", json!({"textDocument": {"uri": uri}, "sessionId": "../../etc"}))
+        .request_json(
+            "claude/analyze",
+            json!({"textDocument": {"uri": uri}, "sessionId": "../../etc"}),
+        )
         .await
         .unwrap_err();
     assert_eq!(err["data"]["kind"], "invalid_params", "{err}");
-    let err = ws.client.request("claude/session", json!({"sessionId": unknown})).await.unwrap_err();
+    let err =
+        ws.client.request_json("claude/session", json!({"sessionId": unknown})).await.unwrap_err();
     assert_eq!(err["data"]["kind"], "session_not_found", "{err}");
-    let err = ws.client.request("workspace/executeCommand", json!({
+    let err = ws.client.request_json("workspace/executeCommand", json!({
         "command": "claude.continue", "arguments": [{"sessionId": unknown, "instruction": "go on"}],
     })).await.unwrap_err();
     assert_eq!(err["data"]["kind"], "session_not_found", "{err}");
     assert!(ws.api.requests().is_empty(), "nothing reached the model");
 
     // A conversation whose transcript was deleted, with no live process to fall back on.
-    let run =
-        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    let run = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
     let session = run["sessionId"].as_str().unwrap().to_owned();
     let err = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({
                 "command": "claude.continue", "arguments": [{"sessionId": session}],
@@ -642,7 +650,7 @@ async fn unknown_and_deleted_conversations_get_clear_errors() {
     }
     let err = ws
         .client
-        .request(
+        .request_json(
             "claude/analyze",
             json!({
                 "textDocument": {"uri": uri}, "sessionId": session, "instruction": "go on",
@@ -652,7 +660,8 @@ async fn unknown_and_deleted_conversations_get_clear_errors() {
         .unwrap_err();
     assert_eq!(err["data"]["kind"], "session_not_found", "{err}");
     assert!(err["message"].as_str().unwrap().contains("transcript is gone"), "{err}");
-    let detail = ws.client.request("claude/session", json!({"sessionId": session})).await.unwrap();
+    let detail =
+        ws.client.request_json("claude/session", json!({"sessionId": session})).await.unwrap();
     assert_eq!(detail["messages"], json!([]), "the index still knows it; the transcript is gone");
     assert_eq!(ws.api.requests().len(), calls);
     ws.client.drain().await;
@@ -669,16 +678,19 @@ async fn an_idle_conversation_closes_after_session_idle_secs() {
     )
     .await;
     let uri = ws.uri("src/lib.rs");
-    let run =
-        ws.client.request("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
-    eventually("the idle process closes", || our_clis(&ws).is_empty()).await;
+    let run = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
+    eventually("the idle process closes", async || our_clis(&ws).is_empty().then_some(())).await;
     let listed = sessions(&mut ws.client, json!({})).await;
     assert_eq!(listed[0]["id"], run["sessionId"]);
     assert!(listed[0].get("live").is_none(), "{listed:#?}");
     // The conversation goes on in a new process.
     let next = ws
         .client
-        .request(
+        .request_json(
             "claude/analyze",
             json!({
                 "textDocument": {"uri": uri}, "instruction": "again", "sessionId": run["sessionId"],

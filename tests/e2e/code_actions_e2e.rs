@@ -1,4 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Code actions end to end (issue 3, item 8): listed cheaply — no CLI, no model — with titles
 //! starting `Claude: `, each carrying a `claude.*` command whose arguments, executed through
 //! `workspace/executeCommand`, run the right action. The in-process server runs the real CLI
@@ -8,14 +7,12 @@
 //! file` and `analyze file` from Helix's menu; this file covers the rest of the list and runs
 //! `fix diagnostics` and the `simplify` preset.
 
-mod support;
-
 use serde_json::{Value, json};
 
-use support::cli::{processes_running, real_cli};
-use support::fake_api::{RecordedRequest, Script, Turn};
-use support::lsp_client::{TestClient, apply_edits, full_capabilities};
-use support::workspace::{Workspace, cli_cwd};
+use crate::support::cli::{processes_running, real_cli};
+use crate::support::fake_api::{RecordedRequest, Script, Turn};
+use crate::support::lsp_client::{TestClient, apply_edits, full_capabilities};
+use crate::support::workspace::{Workspace, cli_cwd};
 
 const SOURCE: &str = "\
 // claude: extract the magic number into a constant
@@ -70,7 +67,7 @@ async fn code_actions(
         context["only"] = only;
     }
     let result = client
-        .request(
+        .request_json(
             "textDocument/codeAction",
             json!({"textDocument": {"uri": uri}, "range": range, "context": context}),
         )
@@ -211,8 +208,10 @@ async fn code_actions_are_listed_without_the_cli_and_carry_the_right_commands() 
     .await;
     assert_eq!(titles(&quickfixes), ["Claude: fix diagnostics"]);
     // Each action is complete as listed: resolving is not offered, and asking runs nothing.
-    let resolved =
-        ws.client.request("codeAction/resolve", find(&actions, "Claude: simplify").clone()).await;
+    let resolved = ws
+        .client
+        .request_json("codeAction/resolve", find(&actions, "Claude: simplify").clone())
+        .await;
     assert_eq!(resolved.unwrap_err()["code"], -32601);
 
     let home = ws.home.path().display().to_string();
@@ -278,8 +277,11 @@ async fn run_action(
     title: &str,
 ) -> (String, RecordedRequest) {
     let action = find(actions, title);
-    let started =
-        ws.client.request("workspace/executeCommand", action["command"].clone()).await.unwrap();
+    let started = ws
+        .client
+        .request_json("workspace/executeCommand", action["command"].clone())
+        .await
+        .unwrap();
     assert!(started["runId"].as_str().is_some_and(|id| !id.is_empty()), "{started}");
     let apply = ws.client.wait_for_server_request("workspace/applyEdit").await;
     assert_eq!(apply["label"], "Claude: refactor");

@@ -1,18 +1,15 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The OS sandbox end to end: the real CLI (`CLAUDE_LSP_TEST_CLI_VERSION=newest|oldest`) runs the
 //! Bash commands a hostile model asks for — ones the argument checks let through — and the
 //! sandbox (bubblewrap + socat, configured by claude-lsp through `--settings`) contains them.
-
-mod support;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use support::cli::cli_version_label;
-use support::lsp_client::full_capabilities;
-use support::plan::{Plan, bash, script};
-use support::workspace::{Workspace, cli_cwd};
+use crate::support::cli::cli_version_label;
+use crate::support::lsp_client::full_capabilities;
+use crate::support::plan::{Plan, bash, script};
+use crate::support::workspace::{Workspace, cli_cwd};
 
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const SECRET: &str = "PRIVATE-KEY-MATERIAL-7f3a";

@@ -1,9 +1,6 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Resilience end to end (issue 5): retries that resume the session, the fallback model, fast
 //! failure of errors that waiting cannot fix, timeouts, the queue, the circuit breaker, and a
 //! load test with injected faults. In-process server, the real CLI, the fake API.
-
-mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,10 +12,15 @@ use claude_lsp::base::process::ProcessSpec;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
-use support::cli::{ProcInfo, lasting_zombies, leftover_processes, live_processes, real_cli};
-use support::fake_api::{RecordedRequest, Script, Turn};
-use support::lsp_client::{TestClient, full_capabilities};
-use support::workspace::{Workspace, cli_cwd};
+use crate::support::cli::{
+    ProcInfo, lasting_zombies, leftover_processes, live_processes, real_cli,
+};
+use crate::support::fake_api::{RecordedRequest, Script, Turn};
+use crate::support::lsp_client::{TestClient, full_capabilities};
+use crate::support::wait::eventually;
+use crate::support::workspace::{Workspace, cli_cwd};
+use claude_lsp::protocol::lsp::DidChangeConfigurationParams;
+use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 
@@ -45,19 +47,18 @@ async fn reconfigure(ws: &mut Workspace, cli_retries: u32, extra: Value) {
     settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let wanted = settings["maxConcurrent"].as_u64().expect("reconfigure needs maxConcurrent");
     ws.client.set_behaviour(|b| b.configuration = settings.clone());
-    ws.client.notify("workspace/didChangeConfiguration", json!({"settings": null})).await;
+    ws.client
+        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
+        .await;
     // maxConcurrent shows in claude/metrics: once it does, the new settings are in place.
-    for _ in 0..400 {
-        if metrics(ws).await["scheduler"]["maxConcurrent"].as_u64() == Some(wanted) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the new settings never applied");
+    eventually("the new settings apply", async || {
+        (metrics(ws).await["scheduler"]["maxConcurrent"].as_u64() == Some(wanted)).then_some(())
+    })
+    .await;
 }
 
 async fn metrics(ws: &mut Workspace) -> Value {
-    ws.client.request("claude/metrics", json!({})).await.unwrap()
+    ws.client.request_json("claude/metrics", json!({})).await.unwrap()
 }
 
 fn analyze_params(ws: &Workspace, instruction: &str, token: &str) -> Value {
@@ -77,12 +78,6 @@ async fn answer_within(answer: oneshot::Receiver<Value>, wait: Duration) -> Resu
         Some(error) => Err(error.clone()),
         None => Ok(response["result"].clone()),
     }
-}
-
-/// Progress, output and messages of runs a test does not examine.
-async fn drain(client: &TestClient) {
-    client.drain().await;
-    client.take_notifications("window/showMessage");
 }
 
 /// The progress messages reported on `token` so far (taken off the queue).
@@ -183,14 +178,11 @@ async fn the_process_listing_reports_a_child_nobody_reaped_until_it_is_reaped() 
     // A child that has exited but was never waited for: a zombie of this test process.
     let mut child = ProcessSpec::new("/bin/sh", "/").args(["-c", "exit 0"]).spawn().unwrap();
     let pid = child.pid();
-    let mut zombie = Vec::new();
-    for _ in 0..400 {
-        zombie = leftover_processes(|p| p.pid == pid && p.is_zombie(), Duration::ZERO).await;
-        if !zombie.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let zombie = eventually("the exited child is a zombie", async || {
+        let zombie = leftover_processes(|p| p.pid == pid && p.is_zombie(), Duration::ZERO).await;
+        (!zombie.is_empty()).then_some(zombie)
+    })
+    .await;
     assert_eq!(zombie.len(), 1, "the exited child is not reported");
     assert!(zombie[0].runs(Path::new("/bin/sh")), "{zombie:?}");
     assert!(!live_processes().iter().any(|p| p.pid == pid), "a zombie is not alive");
@@ -224,7 +216,7 @@ async fn a_retry_resumes_the_session_in_the_same_mirror_and_keeps_the_edit_alrea
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum", "workDoneToken": "r1"}),
         )
@@ -256,7 +248,7 @@ async fn a_retry_resumes_the_session_in_the_same_mirror_and_keeps_the_edit_alrea
     let report = metrics(&mut ws).await;
     assert_eq!(report["retries"]["byReason"], json!({"overloaded": 1}));
     assert_eq!(report["requests"]["byAction"]["refactor"]["success"], 1);
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -274,7 +266,7 @@ async fn a_retry_after_an_overload_uses_the_fallback_model() {
     )
     .await;
     let params = analyze_params(&ws, "explain", "f1");
-    let result = ws.client.request("claude/analyze", params).await.unwrap();
+    let result = ws.client.request_json("claude/analyze", params).await.unwrap();
     // Analyze may add a note about findings after the model's text.
     assert!(result["text"].as_str().unwrap().starts_with("Fine."), "{result}");
     let models: Vec<String> =
@@ -282,7 +274,7 @@ async fn a_retry_after_an_overload_uses_the_fallback_model() {
     assert_eq!(models.last().map(String::as_str), Some("claude-fallback-test"), "{models:?}");
     assert_eq!(models[0], "claude-main-test", "{models:?}");
     assert_eq!(metrics(&mut ws).await["retries"]["total"], 1, "the server retried once");
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     ws.client.finish().await;
 }
 
@@ -295,7 +287,8 @@ async fn a_retry_after_a_429_waits_at_least_the_retry_after_the_api_asked_for() 
         if failures.next("all") <= 2 { Turn::rate_limited(3) } else { Turn::text("Fine.") }
     };
     let mut ws = start(Script::from_fn(script), json!({"maxRetries": 3})).await;
-    let result = ws.client.request("claude/analyze", analyze_params(&ws, "explain", "ra1")).await;
+    let result =
+        ws.client.request_json("claude/analyze", analyze_params(&ws, "explain", "ra1")).await;
     assert!(result.unwrap()["text"].as_str().unwrap().starts_with("Fine."));
     let messages = progress_messages(&ws.client, "ra1");
     let waits: Vec<u64> = messages
@@ -308,7 +301,7 @@ async fn a_retry_after_a_429_waits_at_least_the_retry_after_the_api_asked_for() 
     assert!(waits[0] >= 3, "the retry did not wait for the API's retry-after: {messages:#?}");
     let report = metrics(&mut ws).await;
     assert_eq!(report["retries"]["byReason"], json!({"rate_limited": 1}), "{report:#}");
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     ws.client.finish().await;
 }
 
@@ -318,7 +311,7 @@ async fn a_bad_key_fails_in_seconds_with_a_login_hint_even_when_the_cli_would_re
     // Ten CLI retries of a 401 would take about three minutes (cli-protocol.md §6.3).
     reconfigure(&mut ws, 10, json!({"maxConcurrent": 3, "maxRetries": 3})).await;
     let params = analyze_params(&ws, "explain", "a1");
-    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    let error = ws.client.request_json("claude/analyze", params).await.unwrap_err();
     assert_eq!(kind(&error), "auth_failed", "{error}");
     assert_eq!(error["code"], -32003);
     assert_eq!(error["data"]["retryable"], false);
@@ -332,7 +325,7 @@ async fn a_bad_key_fails_in_seconds_with_a_login_hint_even_when_the_cli_would_re
     let progress = progress_messages(&ws.client, "a1");
     assert!(!progress.iter().any(|m| m.contains("retrying")), "{progress:#?}");
     assert!(progress.iter().any(|m| m.contains("rejected the credentials")), "{progress:#?}");
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -342,12 +335,12 @@ async fn a_bad_key_fails_in_seconds_with_a_login_hint_even_when_the_cli_would_re
 async fn a_prompt_too_long_fails_at_once_with_a_hint_to_select_less() {
     let mut ws = start(Turn::prompt_too_long(), json!({"maxRetries": 3})).await;
     let params = analyze_params(&ws, "explain", "p1");
-    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    let error = ws.client.request_json("claude/analyze", params).await.unwrap_err();
     assert_eq!(kind(&error), "prompt_too_long", "{error}");
     assert_eq!(error["data"]["retryable"], false);
     assert!(error["data"]["hint"].as_str().unwrap().contains("Select less"), "{error}");
     assert_eq!(ws.api.requests().len(), 1, "a prompt that is too long is not sent again");
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     ws.client.finish().await;
 }
 
@@ -355,13 +348,13 @@ async fn a_prompt_too_long_fails_at_once_with_a_hint_to_select_less() {
 async fn retries_give_up_after_max_retries_with_the_last_typed_error() {
     let mut ws = start(Turn::server_error(), json!({"maxRetries": 1})).await;
     let params = analyze_params(&ws, "explain", "g1");
-    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    let error = ws.client.request_json("claude/analyze", params).await.unwrap_err();
     assert_eq!(kind(&error), "api_error", "{error}");
     assert_eq!(error["data"]["retryable"], true);
     assert!(error["message"].as_str().unwrap().ends_with("(gave up after 2 attempts)"), "{error}");
     // Two attempts, each one call plus the CLI's own retry.
     assert_eq!(ws.api.requests().len(), 4);
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     ws.client.finish().await;
 }
 
@@ -371,11 +364,11 @@ async fn the_run_timeout_ends_a_run_that_keeps_talking() {
     let mut ws =
         start(Turn::slow_text(chunks, Duration::from_millis(200)), json!({"timeoutSecs": 4})).await;
     let params = analyze_params(&ws, "explain", "t1");
-    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    let error = ws.client.request_json("claude/analyze", params).await.unwrap_err();
     assert_eq!(kind(&error), "timeout", "{error}");
     assert!(error["message"].as_str().unwrap().contains("timed out after 4s"), "{error}");
     assert!(error["data"]["hint"].as_str().unwrap().contains("timeoutSecs"), "{error}");
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -385,11 +378,11 @@ async fn the_run_timeout_ends_a_run_that_keeps_talking() {
 async fn the_idle_timeout_ends_a_run_whose_api_call_hangs() {
     let mut ws = start(Turn::Hang, json!({"idleTimeoutSecs": 3})).await;
     let params = analyze_params(&ws, "explain", "i1");
-    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    let error = ws.client.request_json("claude/analyze", params).await.unwrap_err();
     assert_eq!(kind(&error), "timeout", "{error}");
     assert!(error["message"].as_str().unwrap().contains("no output from Claude Code"), "{error}");
     assert_eq!(ws.api.requests().len(), 1, "a hang is not retried");
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -431,7 +424,7 @@ async fn a_queued_run_reports_its_place_and_can_be_cancelled_before_it_spawns_an
     // A queued command run is cancelled with claude.cancel.
     let started = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({"command": "claude.analyze", "arguments": [analyze_params(&ws, "fourth-run", "q4")]}),
         )
@@ -439,7 +432,7 @@ async fn a_queued_run_reports_its_place_and_can_be_cancelled_before_it_spawns_an
         .unwrap();
     ws.client.wait_for_notification("$/progress", queued("q4", "Queued (1 ahead)")).await;
     let cancel = json!({"command": "claude.cancel", "arguments": [{"runId": started["runId"]}]});
-    let cancelled = ws.client.request("workspace/executeCommand", cancel).await.unwrap();
+    let cancelled = ws.client.request_json("workspace/executeCommand", cancel).await.unwrap();
     assert_eq!(cancelled, json!({"cancelled": 1}));
     let message = ws.client.next_notification("window/showMessage").await;
     assert_eq!(message["message"], "Claude: analyze cancelled; nothing was applied");
@@ -452,7 +445,7 @@ async fn a_queued_run_reports_its_place_and_can_be_cancelled_before_it_spawns_an
     for cancelled in ["second-run", "fourth-run"] {
         assert!(!prompts.iter().any(|p| p.contains(cancelled)), "{cancelled} reached the API");
     }
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;
@@ -466,7 +459,7 @@ async fn start_with_sub_folder(script: impl Into<Script>, extra: Value) -> Works
     let ws = Workspace::start(&files, script, full_capabilities(), settings).await;
     let sub = ws.uri("sub");
     ws.client
-        .notify(
+        .notify_json(
             "workspace/didChangeWorkspaceFolders",
             json!({"event": {"added": [{"uri": sub, "name": "sub"}], "removed": []}}),
         )
@@ -558,7 +551,7 @@ async fn runs_beyond_requests_per_minute_wait_for_the_bucket_then_queue_and_are_
         "{report:#}"
     );
     assert_nothing_left_while_up(&ws).await;
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     ws.client.finish().await;
 }
 
@@ -570,7 +563,8 @@ async fn a_rate_limited_run_spawns_nothing_is_cancellable_and_other_folders_have
     )
     .await;
     // The first run takes this folder's one token of the minute.
-    let first = ws.client.request("claude/analyze", analyze_params(&ws, "first-run", "r1")).await;
+    let first =
+        ws.client.request_json("claude/analyze", analyze_params(&ws, "first-run", "r1")).await;
     assert!(first.unwrap()["text"].as_str().unwrap().starts_with("done"));
 
     // The second waits for the bucket and says so.
@@ -593,7 +587,7 @@ async fn a_rate_limited_run_spawns_nothing_is_cancellable_and_other_folders_have
     // The other folder has a bucket of its own: its run is served meanwhile.
     let sub_params = json!({"textDocument": {"uri": ws.uri("sub/src/lib.rs")},
                             "instruction": "other-folder-run", "workDoneToken": "r3"});
-    let other = ws.client.request("claude/analyze", sub_params).await.unwrap();
+    let other = ws.client.request_json("claude/analyze", sub_params).await.unwrap();
     assert!(other["text"].as_str().unwrap().starts_with("done"), "{other}");
     assert!(
         matches!(second_answer.try_recv(), Err(oneshot::error::TryRecvError::Empty)),
@@ -621,7 +615,7 @@ async fn a_rate_limited_run_spawns_nothing_is_cancellable_and_other_folders_have
         "{report:#}"
     );
     assert_nothing_left_while_up(&ws).await;
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     ws.client.finish().await;
 }
 
@@ -636,12 +630,12 @@ async fn a_budget_overrun_fails_at_once_with_a_hint() {
     };
     let mut ws = start(Script::from_fn(script), json!({"maxBudgetUsd": 0.0001})).await;
     let params = analyze_params(&ws, "explain", "b1");
-    let error = ws.client.request("claude/analyze", params).await.unwrap_err();
+    let error = ws.client.request_json("claude/analyze", params).await.unwrap_err();
     assert_eq!(kind(&error), "budget_exceeded", "{error}");
     assert_eq!(error["data"]["retryable"], false);
     assert!(error["data"]["hint"].as_str().unwrap().contains("maxBudgetUsd"), "{error}");
     assert_eq!(metrics(&mut ws).await["retries"]["total"], 0);
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     ws.client.finish().await;
 }
 
@@ -709,7 +703,7 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
     // A second workspace folder: its runs queue fairly next to the first one's.
     let sub = ws.uri("sub");
     ws.client
-        .notify(
+        .notify_json(
             "workspace/didChangeWorkspaceFolders",
             json!({"event": {"added": [{"uri": sub, "name": "sub"}], "removed": []}}),
         )
@@ -772,7 +766,7 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
     let calls_before = ws.api.requests().len();
     let refused = ws
         .client
-        .request("claude/analyze", analyze_params(&ws, "while-open", "w1"))
+        .request_json("claude/analyze", analyze_params(&ws, "while-open", "w1"))
         .await
         .unwrap_err();
     assert_eq!(kind(&refused), "circuit_open", "{refused}");
@@ -786,20 +780,18 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
 
     // Phase 3: the API recovers; after the cooldown one probe closes the circuit.
     outage.store(false, Ordering::SeqCst);
-    for _ in 0..600 {
-        if metrics(&mut ws).await["circuit"]["retryInSecs"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let probe = ws.client.request("claude/analyze", analyze_params(&ws, "probe", "p1")).await;
+    eventually("the circuit's cooldown ends", async || {
+        (metrics(&mut ws).await["circuit"]["retryInSecs"] == 0).then_some(())
+    })
+    .await;
+    let probe = ws.client.request_json("claude/analyze", analyze_params(&ws, "probe", "p1")).await;
     assert!(probe.is_ok(), "{probe:?}");
     let report = metrics(&mut ws).await;
     assert_eq!(report["circuit"]["state"], "closed", "{report:#}");
     assert!(report["circuit"]["timesOpened"].as_u64().unwrap() >= 1);
     for n in 0..3 {
         let params = analyze_params(&ws, &format!("after-{n}"), &format!("z{n}"));
-        assert!(ws.client.request("claude/analyze", params).await.is_ok());
+        assert!(ws.client.request_json("claude/analyze", params).await.is_ok());
     }
     // Each of the 215 analyze requests (and every other request) was answered exactly once.
     let asked = assert_each_request_answered_once(&ws.client);
@@ -807,7 +799,7 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
     let report = metrics(&mut ws).await;
     assert_eq!(report["requests"]["total"], 200 + 10 + 1 + 1 + 3, "{report:#}");
     assert_nothing_left_while_up(&ws).await;
-    drain(&ws.client).await;
+    ws.client.drain_also(&["window/showMessage"]).await;
     let ours = our_clis(&ws);
     ws.client.finish().await;
     assert_no_cli_left(ours).await;

@@ -381,6 +381,8 @@ fn collect_text(content: Option<&Value>, pieces: &mut Vec<String>) {
 struct Shared {
     script: Script,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Woken on every recorded request.
+    arrived: tokio::sync::Notify,
     next_id: AtomicU64,
     shutdown: CancellationToken,
 }
@@ -412,6 +414,7 @@ impl FakeApi {
         let shared = Arc::new(Shared {
             script,
             requests: Mutex::new(Vec::new()),
+            arrived: tokio::sync::Notify::new(),
             next_id: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
         });
@@ -452,18 +455,44 @@ impl FakeApi {
 
     /// Wait until at least `count` `/v1/messages` requests arrived; panics after `timeout`.
     pub async fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
-        let deadline = Instant::now() + timeout;
+        let requests = self.wait_until(timeout, |requests| requests.len() >= count).await;
+        assert!(
+            requests.len() >= count,
+            "fake API received {} of {count} expected /v1/messages requests within {timeout:?}",
+            requests.len()
+        );
+        requests
+    }
+
+    /// Wait for a `/v1/messages` request that satisfies `pred` (`what` names it); panics after
+    /// `timeout`.
+    pub async fn wait_for_request(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&RecordedRequest) -> bool,
+    ) -> RecordedRequest {
+        let requests = self.wait_until(timeout, |requests| requests.iter().any(&pred)).await;
+        requests
+            .into_iter()
+            .find(|request| pred(request))
+            .unwrap_or_else(|| panic!("the fake API never saw {what} within {timeout:?}"))
+    }
+
+    /// The `/v1/messages` requests once `done` holds for them, or once `timeout` has passed.
+    async fn wait_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[RecordedRequest]) -> bool,
+    ) -> Vec<RecordedRequest> {
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // Registered before the check: a request recorded in between still wakes it.
+            let arrived = self.shared.arrived.notified();
             let requests = self.requests();
-            if requests.len() >= count {
+            if done(&requests) || tokio::time::timeout_at(deadline, arrived).await.is_err() {
                 return requests;
             }
-            assert!(
-                Instant::now() < deadline,
-                "fake API received {} of {count} expected /v1/messages requests within {timeout:?}",
-                requests.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -517,6 +546,7 @@ async fn handle(
     };
     // A test that panicked while holding the lock must not hide later requests.
     shared.requests.lock().unwrap_or_else(PoisonError::into_inner).push(request.clone());
+    shared.arrived.notify_waiters();
     match (method.as_str(), uri.path()) {
         ("POST", "/v1/messages") if request.body.is_object() => {
             let turn = shared.script.turn_for(&request);

@@ -1,15 +1,16 @@
 //! The CLI driver against the real pinned `claude` CLI (`CLAUDE_LSP_TEST_CLI_VERSION=newest|oldest`)
 //! talking to the fake Anthropic API. These fail, never skip, when the CLI is missing.
 // Helpers outside #[test] fns unwrap too: a failed setup step is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::cli::{
+    ProcInfo, TestHome, expected_cli_version, leftover_processes, live_processes, real_cli,
+};
+use crate::support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, Script, Turn};
+use crate::support::wait::eventually;
 use claude_lsp::base::process::ProcessSpec;
 use claude_lsp::claude::args::{CliOptions, Effort, PermissionMode};
 use claude_lsp::claude::control::{
@@ -22,10 +23,6 @@ use claude_lsp::claude::session::{
 };
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
-use support::cli::{
-    ProcInfo, TestHome, expected_cli_version, leftover_processes, live_processes, real_cli,
-};
-use support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, Script, Turn};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -477,18 +474,14 @@ async fn cancel_during_a_long_bash_call_leaves_no_process_behind() {
     .await;
     let cancel = CancellationToken::new();
     let config = bench.config(TestHandler::allow_all());
-    let run_task = tokio::spawn(run(config, "wait", LIMITS, cancel.clone()));
+    let mut run_task = tokio::spawn(run(config, "wait", LIMITS, cancel.clone()));
     // Find the CLI and the `sleep 30` it started, remember them, then cancel.
     let home = bench.home.path().display().to_string();
     let cli_binary = real_cli();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (cli, sleep) = loop {
-        assert!(
-            !run_task.is_finished(),
-            "the run ended before `sleep 30` started: {:?}",
-            run_task.await
-        );
-        assert!(Instant::now() < deadline, "never saw the CLI run `sleep 30`");
+    let (cli, sleep) = eventually("the CLI runs `sleep 30`", async || {
+        if run_task.is_finished() {
+            panic!("the run ended before `sleep 30` started: {:?}", (&mut run_task).await);
+        }
         let processes = live_processes();
         let clis: Vec<u32> = processes
             .iter()
@@ -499,11 +492,9 @@ async fn cancel_during_a_long_bash_call_leaves_no_process_behind() {
             p.cmdline.iter().map(String::as_str).eq(["sleep", "30"])
                 && descends_from(p.pid, &clis, &processes)
         });
-        if let (Some(&cli), Some(sleep)) = (clis.first(), sleep) {
-            break (cli, sleep.pid);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+        Some((*clis.first()?, sleep?.pid))
+    })
+    .await;
     let cancelled = Instant::now();
     cancel.cancel();
     let (result, _, _) = run_task.await.unwrap();
@@ -697,11 +688,8 @@ async fn interrupting_a_pending_permission_withdraws_it() {
     let _slot = CLI_SLOTS.acquire().await.unwrap();
     let session = ClaudeSession::spawn(bench.config(handler)).await.unwrap();
     let turn = session.send("touch it").await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !asked.load(Ordering::SeqCst) {
-        assert!(Instant::now() < deadline, "the CLI never asked for permission");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the CLI asks for permission", async || asked.load(Ordering::SeqCst).then_some(()))
+        .await;
     session.interrupt().await.unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(10), turn.finish()).await.unwrap();
     assert_eq!(outcome, Err(ClaudeError::Cancelled));

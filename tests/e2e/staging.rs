@@ -1,8 +1,5 @@
 //! The staging mirror against real git in temporary directories.
 
-// The helpers below are test code too: a failed setup step must fail the test loudly.
-#![allow(clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};

@@ -1,14 +1,13 @@
 //! The CLI driver against a CLI that misbehaves: the fault-injection fake (examples/fake_claude.rs).
 //! Every fault must end in a typed outcome within bounded time, with no panic and no process left.
 // Helpers outside #[test] fns unwrap too: a failed setup step is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::cli::{
+    ProcInfo, TestHome, fake_claude, leftover_processes, live_processes, wait_for_process,
+};
 use claude_lsp::claude::args::CliOptions;
 use claude_lsp::claude::control::{DenyAll, InitializeRequest};
 use claude_lsp::claude::errors::ClaudeError;
@@ -16,7 +15,6 @@ use claude_lsp::claude::session::{
     ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_once,
 };
 use serde_json::Value;
-use support::cli::{TestHome, fake_claude, leftover_processes, live_processes};
 use tokio_util::sync::CancellationToken;
 
 const GENEROUS: RunLimits = RunLimits { timeout: Duration::from_secs(60), idle_timeout: None };
@@ -196,12 +194,17 @@ async fn cancelling_a_silent_run_kills_the_process() {
     let config = config(&home, "silence", &[]);
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    // Cancel once the fake runs (it never writes anything to wait for).
+    let fake = fake_claude();
+    let home_text = home.path().display().to_string();
+    let ours = |p: &ProcInfo| p.runs(&fake) && p.env_var("HOME").as_deref() == Some(&home_text);
+    let cancel_once_running = async {
+        wait_for_process(ours, Duration::from_secs(60)).await;
         trigger.cancel();
-    });
+    };
     let started = Instant::now();
-    let result = run_once(config, "hi", GENEROUS, cancel, |_| {}).await;
+    let (result, ()) =
+        tokio::join!(run_once(config, "hi", GENEROUS, cancel, |_| {}), cancel_once_running);
     assert_eq!(result, Err(ClaudeError::Cancelled));
     assert!(started.elapsed() < Duration::from_secs(9), "took {:?}", started.elapsed());
     assert_no_fake_left(home.path()).await;

@@ -80,7 +80,7 @@ impl Workspace {
         instruction: &str,
     ) -> Result<Value, Value> {
         let params = json!({"textDocument": {"uri": self.uri(file)}, "instruction": instruction});
-        self.client.request(method, params).await
+        self.client.request_json(method, params).await
     }
 
     /// Drop the notifications a test does not examine, once every run's progress has ended

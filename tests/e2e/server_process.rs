@@ -1,11 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The real `claude-lsp` binary over stdio (issue 5): no CLI survives the server being SIGKILLed
 //! or exiting with runs in flight, waiting requests cost little memory, and no secret reaches
 //! the client or the log file.
 
-mod support;
-
 use std::collections::HashMap;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,16 +11,20 @@ use std::time::Duration;
 use claude_lsp::base::process::{ChildProcess, ProcessSpec};
 use rustix::process::Signal;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::Notify;
 
-use support::cli::{
+use crate::support::cli::{
     ProcInfo, TestHome, children_of, lasting_zombies, leftover_processes, real_cli,
     remaining_processes, wait_for_process,
 };
-use support::fake_api::{CLI_ENV_TO_REMOVE, DUMMY_API_KEY, FakeApi, RecordedRequest, Script, Turn};
-use support::lsp_client::file_uri;
+use crate::support::fake_api::{
+    CLI_ENV_TO_REMOVE, DUMMY_API_KEY, FakeApi, RecordedRequest, Script, Turn,
+};
+use crate::support::frame::{read_frame, write_frame};
+use crate::support::lsp_client::file_uri;
+use crate::support::wait::{eventually, poll};
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const WAIT: Duration = Duration::from_secs(120);
@@ -100,13 +102,7 @@ impl StdioServer {
     async fn write(&self, message: Value) {
         let body = serde_json::to_vec(&message).unwrap();
         let mut stdin = self.stdin.lock().await;
-        let stdin = stdin.as_mut().expect("stdin was closed");
-        stdin
-            .write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
-            .await
-            .unwrap();
-        stdin.write_all(&body).await.unwrap();
-        stdin.flush().await.unwrap();
+        write_frame(stdin.as_mut().expect("stdin was closed"), &body).await.unwrap();
     }
 
     async fn notify(&self, method: &str, params: Value) {
@@ -146,14 +142,11 @@ impl StdioServer {
 
     /// Poll `claude/metrics` until `done` holds for it.
     async fn wait_for_metrics(&mut self, done: impl Fn(&Value) -> bool) -> Value {
-        for _ in 0..1200 {
+        eventually("claude/metrics reaches the expected state", async || {
             let report = self.request("claude/metrics", json!({})).await.unwrap();
-            if done(&report) {
-                return report;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("claude/metrics never reached the expected state");
+            done(&report).then_some(report)
+        })
+        .await
     }
 
     /// Wait for a notification with `method` whose params satisfy `pred` (received at any time
@@ -221,7 +214,8 @@ async fn read_loop(
     settings: Value,
 ) {
     let mut reader = BufReader::new(stdout);
-    while let Some(body) = read_message(&mut reader).await {
+    while let Some(body) = read_frame(&mut reader).await {
+        let body = String::from_utf8(body).unwrap();
         let message: Value = serde_json::from_str(&body).unwrap();
         let is_request = message.get("id").is_some() && message.get("method").is_some();
         {
@@ -247,34 +241,11 @@ async fn read_loop(
             .unwrap();
             let mut stdin = stdin.lock().await;
             let Some(stdin) = stdin.as_mut() else { continue };
-            let _ = stdin
-                .write_all(format!("Content-Length: {}\r\n\r\n", reply.len()).as_bytes())
-                .await;
-            let _ = stdin.write_all(&reply).await;
-            let _ = stdin.flush().await;
+            // The server may be gone already (a test that kills it).
+            let _ = write_frame(stdin, &reply).await;
         }
         arrived.notify_waiters();
     }
-}
-
-async fn read_message(reader: &mut BufReader<ChildStdout>) -> Option<String> {
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).await.ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(value) = line.strip_prefix("Content-Length: ") {
-            length = value.parse::<usize>().ok();
-        }
-    }
-    let mut body = vec![0; length?];
-    reader.read_exact(&mut body).await.ok()?;
-    Some(String::from_utf8(body).unwrap())
 }
 
 /// A temp workspace with `src/lib.rs`, and the settings pointing the server at `api`.
@@ -344,7 +315,7 @@ async fn a_sigkilled_server_leaves_no_cli_behind_and_waiting_requests_cost_littl
 
     server.child.signal_group(Signal::KILL);
     let status = server.wait_exit().await;
-    assert!(!status.success());
+    assert_eq!(status.signal(), Some(Signal::KILL.as_raw()), "{status:?}");
     // The parent-death signal takes every CLI with the server.
     let survivors = leftover_processes(|p| running.contains(&p.pid), Duration::from_secs(20)).await;
     assert!(survivors.is_empty(), "CLI processes survived the server: {survivors:#?}");
@@ -374,15 +345,13 @@ async fn exit_with_runs_in_flight_stops_every_cli_and_logs_the_metrics() {
     assert_eq!(server.response(ids[cancelled]).await.unwrap_err()["code"], -32800);
     let after = setup.api.wait_for_requests(3, WAIT).await;
     assert!(after[2].all_text().contains(instructions[queued]), "the queued run did not start");
-    let mut left = running.clone();
-    for _ in 0..400 {
+    let still_there = async || {
         let remaining = remaining_processes();
-        left.retain(|pid| remaining.iter().any(|p| p.pid == *pid));
-        if left.len() < running.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        running.iter().copied().filter(|pid| remaining.iter().any(|p| p.pid == *pid)).collect()
+    };
+    let left: Vec<u32> =
+        poll(Duration::from_secs(20), still_there, |left: &Vec<u32>| left.len() < running.len())
+            .await;
     assert_eq!(left.len(), 1, "the cancelled run's CLI is still there: {left:?}");
     let zombies = lasting_zombies(server.pid(), Duration::from_secs(20)).await;
     assert!(zombies.is_empty(), "the server left children unreaped: {zombies:#?}");
@@ -423,7 +392,7 @@ async fn secrets_reach_neither_the_client_nor_the_log() {
         match request.turn_index() {
             0 => Turn::tool_use(
                 "Read",
-                json!({"file_path": format!("{}/src/secrets.txt", support::workspace::cli_cwd(request))}),
+                json!({"file_path": format!("{}/src/secrets.txt", crate::support::workspace::cli_cwd(request))}),
             ),
             _ => Turn::text(format!(
                 "The key is {DUMMY_API_KEY}, the token {ENV_SECRET}, and Authorization: Bearer {BEARER} done."

@@ -3,10 +3,6 @@
 //! changes takes a directory; bad input gets its documented exit code. The engine's guarantees
 //! hold as in the editor: a change out of the workspace is refused, the daily budget counts, and
 //! the runs are in the session index and usage ledger an editor's server reads.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,10 +11,11 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use claude_lsp::lsp_server::server::ServerOptions;
-use support::cli::{TestHome, real_cli};
-use support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Script, Turn};
-use support::lsp_client::{TestClient, full_capabilities};
-use support::workspace::{Workspace, cli_cwd, git_repo};
+
+use crate::support::cli::{TestHome, real_cli};
+use crate::support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Script, Turn};
+use crate::support::lsp_client::{TestClient, full_capabilities};
+use crate::support::workspace::{Workspace, cli_cwd, git_repo};
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -70,7 +67,7 @@ async fn run_gives_the_lsp_edit_and_apply_writes_it() {
     let uri = ws.uri("src/lib.rs");
     let lsp = ws
         .client
-        .request(
+        .request_json(
             "claude/refactor",
             json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum"}),
         )
@@ -227,7 +224,7 @@ async fn ctrl_c_stops_the_run_leaves_no_cli_and_exits_130() {
     assert_eq!(status.code(), Some(130), "stderr: {}", child.stderr_tail());
     assert!(child.stderr_tail().contains("cancelled"), "{}", child.stderr_tail());
     let home_text = home.path().display().to_string();
-    let survivors = support::cli::leftover_processes(
+    let survivors = crate::support::cli::leftover_processes(
         |p| p.runs(&real_cli()) && p.env_var("HOME").as_deref() == Some(home_text.as_str()),
         Duration::from_secs(10),
     )
@@ -377,7 +374,7 @@ async fn headless_runs_show_in_the_usage_and_sessions_of_a_server_on_the_same_ca
         ..ServerOptions::default()
     });
     client.initialize(&root, full_capabilities(), json!({"warmPool": 0})).await;
-    let usage = client.request("claude/usage", json!({})).await.unwrap();
+    let usage = client.request_json("claude/usage", json!({})).await.unwrap();
     assert_eq!(usage["total"]["runs"], 2, "{usage}");
     assert_eq!(usage["today"]["runs"], 2, "{usage}");
     let cost = usage["total"]["costUsd"].as_f64().unwrap();
@@ -385,14 +382,14 @@ async fn headless_runs_show_in_the_usage_and_sessions_of_a_server_on_the_same_ca
     let refactor_cost = refactor["metadata"]["costUsd"].as_f64().unwrap();
     assert!(refactor_cost > 0.0 && refactor_cost < cost, "{refactor} {usage}");
 
-    let listed = client.request("claude/sessions", json!({})).await.unwrap();
+    let listed = client.request_json("claude/sessions", json!({})).await.unwrap();
     let sessions = listed["sessions"].as_array().unwrap();
     let mut actions: Vec<&str> = sessions.iter().map(|s| s["action"].as_str().unwrap()).collect();
     actions.sort_unstable();
     assert_eq!(actions, ["analyze", "refactor"], "{listed}");
     let recorded = sessions.iter().find(|s| s["action"] == "refactor").unwrap();
     assert_eq!(recorded["id"], refactor["sessionId"]);
-    assert_eq!(recorded["uri"], support::lsp_client::file_uri(&root.join("src/lib.rs")));
+    assert_eq!(recorded["uri"], crate::support::lsp_client::file_uri(&root.join("src/lib.rs")));
     assert_eq!(recorded["runs"][0]["instruction"], "rename add to sum");
     assert_eq!(recorded["runs"][0]["outcome"], "success");
     client.drain().await;

@@ -1,14 +1,11 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Review and analyze findings end to end: the real CLI's StructuredOutput tool scripted through
 //! the fake API, placement, diagnostics, anchoring while the user types, fixes and dismissal.
 
-mod support;
-
 use serde_json::{Value, json};
 
-use support::fake_api::{RecordedRequest, Script, Turn};
-use support::lsp_client::{TestClient, full_capabilities};
-use support::workspace::Workspace;
+use crate::support::fake_api::{RecordedRequest, Script, Turn};
+use crate::support::lsp_client::{TestClient, full_capabilities};
+use crate::support::workspace::Workspace;
 
 const LIB: &str = "\
 use std::collections::HashMap;
@@ -118,7 +115,7 @@ async fn review_command(ws: &mut Workspace, extra: Value) {
     params.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let started = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({"command": "claude.review", "arguments": [params]}),
         )
@@ -232,7 +229,7 @@ async fn the_review_request_returns_findings_and_publishes_nothing() {
     let uri = ws.uri("src/lib.rs");
     let result = ws
         .client
-        .request("claude/review", json!({"textDocument": {"uri": uri}, "fix": true}))
+        .request_json("claude/review", json!({"textDocument": {"uri": uri}, "fix": true}))
         .await
         .unwrap();
     let findings = result["findings"].as_array().unwrap();
@@ -312,7 +309,7 @@ async fn apply_fix_edits_exactly_the_quoted_code_and_refuses_when_it_changed() {
     diagnostic["data"] = json!({"findingId": ids[0]});
     let actions = ws
         .client
-        .request(
+        .request_json(
             "textDocument/codeAction",
             json!({
                 "textDocument": {"uri": uri}, "range": range(3, 10, 3, 10),
@@ -354,7 +351,7 @@ async fn apply_fix_edits_exactly_the_quoted_code_and_refuses_when_it_changed() {
     // The command applies the same edit through workspace/applyEdit, then drops the finding.
     let applied = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({
                 "command": "claude.applyFinding", "arguments": [{"uri": uri, "findingId": ids[0]}],
@@ -376,7 +373,7 @@ async fn apply_fix_edits_exactly_the_quoted_code_and_refuses_when_it_changed() {
         UTIL.replace("unwrap_or_default()", "unwrap_or_else(|_| String::new())"),
     )
     .unwrap();
-    let refused = ws.client.request("workspace/executeCommand", json!({
+    let refused = ws.client.request_json("workspace/executeCommand", json!({
         "command": "claude.applyFinding", "arguments": [{"uri": util_uri, "findingId": util_ids[0]}],
     })).await.unwrap_err();
     assert_eq!(refused["data"]["kind"], "edit_conflict", "{refused}");
@@ -386,7 +383,7 @@ async fn apply_fix_edits_exactly_the_quoted_code_and_refuses_when_it_changed() {
     // Without an id there is nothing to apply.
     let missing = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({
                 "command": "claude.applyFinding", "arguments": [{"uri": uri}],
@@ -410,7 +407,7 @@ async fn dismissing_one_finding_then_all_of_a_file() {
     next_diagnostics(&ws.client, &ws.uri("src/util.rs")).await;
 
     // The code actions on the second finding offer its dismissal and the file's.
-    let actions = ws.client.request("textDocument/codeAction", json!({
+    let actions = ws.client.request_json("textDocument/codeAction", json!({
         "textDocument": {"uri": uri}, "range": range(9, 25, 9, 25), "context": {"diagnostics": []},
     })).await.unwrap();
     let dismiss = actions
@@ -436,7 +433,7 @@ async fn dismissing_one_finding_then_all_of_a_file() {
     assert_eq!(review_changes["command"]["command"], "claude.review");
     assert_eq!(review_changes["command"]["arguments"][0]["scope"], "changes");
 
-    let dismissed = ws.client.request("workspace/executeCommand", json!({
+    let dismissed = ws.client.request_json("workspace/executeCommand", json!({
         "command": "claude.dismissFinding", "arguments": [dismiss["command"]["arguments"][0]],
     })).await.unwrap();
     assert_eq!(dismissed, json!({"dismissed": 1}));
@@ -445,7 +442,7 @@ async fn dismissing_one_finding_then_all_of_a_file() {
 
     let dismissed = ws
         .client
-        .request(
+        .request_json(
             "workspace/executeCommand",
             json!({
                 "command": "claude.dismissFinding", "arguments": [{"uri": uri}],
@@ -457,7 +454,7 @@ async fn dismissing_one_finding_then_all_of_a_file() {
     let (left, _, _) = next_diagnostics(&ws.client, &uri).await;
     assert!(left.is_empty());
     // Dismissing what is gone dismisses nothing and publishes nothing.
-    let again = ws.client.request("workspace/executeCommand", json!({
+    let again = ws.client.request_json("workspace/executeCommand", json!({
         "command": "claude.dismissFinding", "arguments": [{"uri": uri, "findingId": ids[0]}],
     })).await.unwrap();
     assert_eq!(again, json!({"dismissed": 0}));
@@ -482,7 +479,7 @@ async fn a_review_of_changes_sends_the_diff_and_publishes_on_the_changed_files()
     .unwrap();
     std::fs::write(ws.path("src/new.rs"), "pub fn added() {}\n").unwrap();
     let uri = ws.uri("src/lib.rs");
-    let started = ws.client.request("workspace/executeCommand", json!({
+    let started = ws.client.request_json("workspace/executeCommand", json!({
         "command": "claude.review", "arguments": [{"textDocument": {"uri": uri}, "scope": "changes"}],
     })).await.unwrap();
     assert!(started["runId"].is_string());
@@ -516,7 +513,7 @@ async fn malformed_structured_output_is_a_clear_error_and_nothing_is_published()
 
     let err = ws
         .client
-        .request("claude/review", json!({"textDocument": {"uri": ws.uri("src/lib.rs")}}))
+        .request_json("claude/review", json!({"textDocument": {"uri": ws.uri("src/lib.rs")}}))
         .await
         .unwrap_err();
     assert_eq!(
@@ -544,7 +541,7 @@ async fn a_text_answer_falls_back_to_its_json_block_then_to_a_note() {
     let mut ws = start(script).await;
     let result = ws
         .client
-        .request("claude/review", json!({"textDocument": {"uri": ws.uri("src/lib.rs")}}))
+        .request_json("claude/review", json!({"textDocument": {"uri": ws.uri("src/lib.rs")}}))
         .await
         .unwrap();
     assert_eq!(result["text"], "Mostly fine.");
@@ -554,7 +551,7 @@ async fn a_text_answer_falls_back_to_its_json_block_then_to_a_note() {
 
     let result = ws
         .client
-        .request("claude/review", json!({"textDocument": {"uri": ws.uri("src/util.rs")}}))
+        .request_json("claude/review", json!({"textDocument": {"uri": ws.uri("src/util.rs")}}))
         .await
         .unwrap();
     assert_eq!(result["findings"], json!([]));
@@ -574,7 +571,7 @@ async fn analyze_depth_sets_the_effort_and_answers_with_findings() {
     for (depth, effort) in [("quick", "low"), ("deep", "high")] {
         let result = ws
             .client
-            .request("claude/analyze", json!({"textDocument": {"uri": uri}, "depth": depth}))
+            .request_json("claude/analyze", json!({"textDocument": {"uri": uri}, "depth": depth}))
             .await
             .unwrap();
         assert_eq!(result["text"], "It counts words.");

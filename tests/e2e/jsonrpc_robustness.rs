@@ -1,11 +1,8 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The real `claude-lsp` binary over stdio survives any message (issue 13, finding 7): each
 //! malformed message gets its JSON-RPC error and the next request its answer; unknown `$/`
 //! requests get MethodNotFound; the end of the input, or `exit`, ends the server even with a run
 //! in flight; a client slow or silent on `window/workDoneProgress/create` still gets its run's
 //! answer.
-
-mod support;
 
 use std::path::Path;
 use std::time::Duration;
@@ -17,9 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
 
-use support::cli::{TestHome, real_cli};
-use support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, Script, Turn};
-use support::lsp_client::file_uri;
+use crate::support::cli::{TestHome, real_cli};
+use crate::support::fake_api::{CLI_ENV_TO_REMOVE, FakeApi, Script, Turn};
+use crate::support::lsp_client::file_uri;
 
 /// Hang guard for any single wait.
 const WAIT: Duration = Duration::from_secs(120);

@@ -14,6 +14,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{ChildStdin, ChildStdout};
 
 use super::fake_api::CLI_ENV_TO_REMOVE;
+use super::wait::poll;
 
 /// The flags every headless driver passes (cli-protocol.md §1).
 pub const STREAM_JSON_ARGS: &[&str] =
@@ -398,19 +399,6 @@ pub fn children_of(pid: u32) -> Vec<ProcInfo> {
     all_processes().into_iter().filter(|process| process.ppid == pid).collect()
 }
 
-/// Probe every 50 ms until `done` holds for what `probe` found, or `timeout` (a hang guard) has
-/// passed; returns what was found last.
-pub async fn poll<T>(timeout: Duration, probe: impl Fn() -> T, done: impl Fn(&T) -> bool) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let found = probe();
-        if done(&found) || Instant::now() >= deadline {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Poll until no remaining process (live, or a zombie the test's processes never reaped; see
 /// [`remaining_processes`]) matches `matches`, for up to `timeout`. Returns the survivors
 /// (empty when everything is gone).
@@ -418,7 +406,7 @@ pub async fn leftover_processes(
     matches: impl Fn(&ProcInfo) -> bool,
     timeout: Duration,
 ) -> Vec<ProcInfo> {
-    let survivors = || remaining_processes().into_iter().filter(&matches).collect::<Vec<_>>();
+    let survivors = async || remaining_processes().into_iter().filter(&matches).collect::<Vec<_>>();
     poll(timeout, survivors, Vec::is_empty).await
 }
 
@@ -427,7 +415,7 @@ pub async fn wait_for_process(
     matches: impl Fn(&ProcInfo) -> bool,
     timeout: Duration,
 ) -> Option<ProcInfo> {
-    poll(timeout, || live_processes().into_iter().find(&matches), Option::is_some).await
+    poll(timeout, async || live_processes().into_iter().find(&matches), Option::is_some).await
 }
 
 /// The zombie children of `parent` that stay unreaped for `timeout`: children it never waited
@@ -435,14 +423,9 @@ pub async fn wait_for_process(
 /// seen now that are still zombies after `timeout` are reported (later ones are not looked at:
 /// other tests in the same process may be ending children meanwhile).
 pub async fn lasting_zombies(parent: u32, timeout: Duration) -> Vec<ProcInfo> {
-    let deadline = Instant::now() + timeout;
     let mut zombies: Vec<ProcInfo> =
         children_of(parent).into_iter().filter(ProcInfo::is_zombie).collect();
-    loop {
-        if zombies.is_empty() || Instant::now() >= deadline {
-            return zombies;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let still_zombies = async || {
         let now = children_of(parent);
         zombies.retain(|zombie| {
             now.iter().any(|process| {
@@ -451,5 +434,7 @@ pub async fn lasting_zombies(parent: u32, timeout: Duration) -> Vec<ProcInfo> {
                     && process.is_zombie()
             })
         });
-    }
+        zombies.clone()
+    };
+    poll(timeout, still_zombies, Vec::is_empty).await
 }
