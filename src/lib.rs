@@ -21,6 +21,7 @@ pub mod lsp_ext;
 pub mod metrics;
 pub mod permissions;
 pub mod pipeline;
+pub mod platform;
 pub mod pool;
 pub mod process;
 pub mod prompt;

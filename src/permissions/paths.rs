@@ -176,21 +176,9 @@ fn is_case_insensitive(dir: &Path) -> bool {
     same_file(dir, &twin)
 }
 
-#[cfg(unix)]
 fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+    use crate::platform::file_identity;
+    matches!((file_identity(a), file_identity(b)), (Some(a), Some(b)) if a == b)
 }
 
 #[cfg(test)]
