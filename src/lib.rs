@@ -19,6 +19,7 @@ pub mod logging;
 pub mod lsp;
 pub mod lsp_ext;
 pub mod metrics;
+pub mod path_style;
 pub mod permissions;
 pub mod pipeline;
 pub mod platform;

@@ -2,6 +2,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::path_style::PathStyle;
+
 /// Device files a command may name without reaching outside anything (`2>/dev/null`).
 const HARMLESS_DEVICES: &[&str] = &["/dev/null", "/dev/stdin", "/dev/stdout", "/dev/stderr"];
 
@@ -150,11 +152,14 @@ impl Roots {
     }
 
     fn starts_with(&self, path: &Path, root: &Path) -> bool {
-        if self.case_insensitive {
-            let lower = |p: &Path| p.to_string_lossy().to_lowercase();
-            Path::new(&lower(path)).starts_with(lower(root))
-        } else {
-            path.starts_with(root)
+        match PathStyle::NATIVE {
+            // By component, on the paths as they are (they need not be Unicode).
+            PathStyle::Posix if !self.case_insensitive => path.starts_with(root),
+            style => style.is_within(
+                &path.to_string_lossy(),
+                &root.to_string_lossy(),
+                self.case_insensitive,
+            ),
         }
     }
 }
