@@ -344,6 +344,66 @@ pub fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
     }
 }
 
+/// What claude-lsp offers on an OS (`std::env::consts::OS`), for `claude-lsp doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Support {
+    /// Whether the test suite runs end to end there (otherwise it is only type-checked).
+    pub tested: bool,
+    /// The sandbox around the agent's commands, or why there is none.
+    pub sandbox: &'static str,
+    /// How the CLI and its helpers end when the server dies.
+    pub cleanup: &'static str,
+    /// What does not work there.
+    pub not_supported: &'static str,
+}
+
+pub fn support(os: &str) -> Support {
+    match os {
+        "linux" => Support {
+            tested: true,
+            sandbox: "bubblewrap (with socat), as Claude Code uses it",
+            cleanup: "parent-death signal",
+            not_supported: "nothing known",
+        },
+        "macos" => Support {
+            tested: false,
+            sandbox: "Seatbelt (sandbox-exec), as Claude Code uses it",
+            cleanup: "a watchdog per CLI process, within a second",
+            not_supported: "nothing known, but the test suite has not run here",
+        },
+        "windows" => Support {
+            tested: false,
+            sandbox: "none used: claude-lsp does not configure the Windows sandbox of newer \
+                      Claude Code versions (srt-win)",
+            cleanup: "a Job Object per CLI process",
+            not_supported: "sandboxed Bash (Bash is refused unless dangerouslyAllowUnsandboxedBash; \
+                            the agent's file tools are still held to the workspace by the \
+                            permission checks); the test suite has not run here",
+        },
+        _ => Support {
+            tested: false,
+            sandbox: "none: Claude Code has no command sandbox here",
+            cleanup: "a watchdog per CLI process, within a second",
+            not_supported: "sandboxed Bash; this platform is neither built nor checked",
+        },
+    }
+}
+
+#[cfg(test)]
+mod support_tests {
+    use super::*;
+
+    #[test]
+    fn each_platform_says_what_it_lacks() {
+        assert!(support("linux").tested);
+        assert!(support("macos").sandbox.starts_with("Seatbelt"));
+        let windows = support("windows");
+        assert!(!windows.tested && windows.sandbox.starts_with("none"));
+        assert!(windows.not_supported.contains("sandboxed Bash"));
+        assert!(support("freebsd").not_supported.contains("neither built nor checked"));
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
