@@ -21,7 +21,6 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -102,7 +101,7 @@ impl Git {
     pub fn new(cwd: &Path) -> Self {
         let mut spec = ProcessSpec::new("git", cwd);
         for (key, _) in std::env::vars_os() {
-            if key.as_bytes().starts_with(b"GIT_") {
+            if key.as_encoded_bytes().starts_with(b"GIT_") {
                 spec = spec.env_remove(key);
             }
         }

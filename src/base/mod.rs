@@ -3,7 +3,9 @@
 pub mod error;
 pub mod git;
 pub mod logging;
+pub mod path_style;
 pub mod paths;
+pub mod platform;
 pub mod process;
 pub mod secrets;
 pub mod text;

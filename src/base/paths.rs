@@ -1,7 +1,6 @@
 //! Where claude-lsp keeps its files (the cache directory, the per-workspace names in it), and
 //! paths taken lexically, without touching the file system.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The default cache dir (mirrors, answers, the session index, the usage ledger, the audit log):
@@ -16,7 +15,7 @@ pub fn default_cache_dir() -> PathBuf {
 pub fn workspace_key(canonical: &Path) -> String {
     // FNV-1a: stable across Rust releases, unlike std's DefaultHasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in canonical.as_os_str().as_bytes() {
+    for byte in canonical.as_os_str().as_encoded_bytes() {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }

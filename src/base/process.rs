@@ -8,6 +8,9 @@
 //! - has stderr drained on its own task into a bounded tail (a full pipe would deadlock it);
 //! - is killed, with its group, when its handle is dropped.
 //!
+//! That is Linux; [`crate::base::platform`] holds the OS-specific parts and what they are on macOS
+//! (a watchdog in the group) and Windows (a Job Object per child).
+//!
 //! The parent-death signal (`PR_SET_PDEATHSIG`) fires when the *thread* that spawned the child
 //! exits, not only the process. Tokio's worker threads (and `block_on`'s thread) live as long as
 //! the runtime, so spawning from async code is safe. A `spawn_blocking` thread is not: the
@@ -24,9 +27,11 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, ChildStdin, ChildStdout};
+
+pub use crate::base::platform::Stop;
+use crate::base::platform::{self, ProcessTree};
 
 /// How much of a child's stderr is kept for error reports.
 const STDERR_TAIL_BYTES: usize = 16 * 1024;
@@ -110,15 +115,15 @@ impl ProcessSpec {
 
     /// Start the child. Its stdout is piped; stderr is drained into [`ChildProcess::stderr_tail`].
     pub fn spawn(&self) -> io::Result<ChildProcess> {
+        let (program, args) = platform::guarded_argv(&self.program, &self.args);
         #[allow(clippy::disallowed_methods)] // this is the wrapper
-        let mut command = tokio::process::Command::new(&self.program);
+        let mut command = tokio::process::Command::new(program);
         command
-            .args(&self.args)
+            .args(args)
             .current_dir(&self.cwd)
             .stdin(if self.stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true);
         for key in &self.env_remove {
             command.env_remove(key);
@@ -126,18 +131,19 @@ impl ProcessSpec {
         for (key, value) in &self.env {
             command.env(key, value);
         }
-        set_parent_death_signal(&mut command);
+        platform::prepare_command(&mut command);
         let mut child = command.spawn().map_err(|err| {
             io::Error::new(err.kind(), format!("cannot start {}: {err}", self.program.display()))
         })?;
         let pid =
             child.id().ok_or_else(|| io::Error::other("child exited before it was tracked"))?;
+        let tree = ProcessTree::adopt(&child, pid)?;
         let stderr_tail = StderrTail::default();
         let stderr_drained = child
             .stderr
             .take()
             .map(|stderr| tokio::spawn(drain_stderr(stderr, stderr_tail.clone(), pid)));
-        Ok(ChildProcess { child, pid, stderr_tail, stderr_drained })
+        Ok(ChildProcess { child, pid, tree, stderr_tail, stderr_drained })
     }
 
     /// Run to completion and collect stdout (stderr goes to the tail), killing the child's group
@@ -178,6 +184,7 @@ pub struct ProcessOutput {
 pub struct ChildProcess {
     child: Child,
     pid: u32,
+    tree: ProcessTree,
     stderr_tail: StderrTail,
     stderr_drained: Option<tokio::task::JoinHandle<()>>,
 }
@@ -226,17 +233,20 @@ impl ChildProcess {
         self.child.try_wait()
     }
 
-    /// Send `signal` to the child's process group (it is the group's leader).
-    pub fn signal_group(&self, signal: Signal) {
-        if let Some(pgid) = Pid::from_raw(self.pid as i32) {
-            // ESRCH (already gone) is the common, harmless failure here.
-            let _ = rustix::process::kill_process_group(pgid, signal);
-        }
+    /// End the child's process group (it is the group's leader), or its job on Windows.
+    pub fn stop_group(&self, stop: Stop) {
+        self.tree.stop(stop);
+    }
+
+    /// Send `signal` to the child's process group.
+    #[cfg(unix)]
+    pub fn signal_group(&self, signal: rustix::process::Signal) {
+        self.tree.signal(signal);
     }
 
     pub fn kill_group(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal_group(Signal::KILL);
+            self.stop_group(Stop::Kill);
         }
     }
 
@@ -245,15 +255,15 @@ impl ChildProcess {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Ok(status);
         }
-        self.signal_group(Signal::TERM);
+        self.stop_group(Stop::Terminate);
         let status = match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(status) => {
                 // The leader is gone; anything left in its group goes with it.
-                self.signal_group(Signal::KILL);
+                self.stop_group(Stop::Kill);
                 status
             }
             Err(_) => {
-                self.signal_group(Signal::KILL);
+                self.stop_group(Stop::Kill);
                 self.child.wait().await
             }
         };
@@ -304,28 +314,32 @@ async fn drain_stderr(mut stderr: impl AsyncRead + Unpin, tail: StderrTail, pid:
     }
 }
 
-#[allow(unsafe_code)]
-fn set_parent_death_signal(command: &mut tokio::process::Command) {
-    let parent = rustix::process::getpid();
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe syscalls
-    // (prctl, getppid, kill). If the parent already died before prctl took effect, exit at once.
-    unsafe {
-        command.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-            if rustix::process::getppid() != Some(parent) {
-                return Err(io::Error::other("parent exited during spawn"));
-            }
-            Ok(())
-        });
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
 
     fn sh(script: &str) -> ProcessSpec {
         ProcessSpec::new("/bin/sh", "/").arg("-c").arg(script)
+    }
+
+    /// The macOS guard of `platform`, run here: when the parent goes, the watchdog takes the child's group.
+    #[tokio::test]
+    async fn the_watchdog_kills_the_group_when_the_parent_dies() {
+        let parent = ProcessSpec::new("/bin/sleep", "/").arg("60").spawn().unwrap();
+        let guarded = ProcessSpec::new("/bin/sh", "/")
+            .arg("-c")
+            .arg(crate::base::platform::PARENT_WATCHDOG)
+            .arg("sh")
+            .arg(parent.pid().to_string())
+            .arg("/bin/sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let child = guarded.pid() as i32;
+        assert!(crate::base::platform::process_is_alive(guarded.pid()));
+        drop(parent);
+        assert!(wait_until_gone(child).await, "the guarded child outlived its parent");
     }
 
     #[tokio::test]
@@ -392,7 +406,7 @@ mod tests {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("ignoring"));
         let status = child.terminate(Duration::from_millis(200)).await.unwrap();
-        assert_eq!(status.signal(), Some(Signal::KILL.as_raw()), "{status:?}");
+        assert_eq!(status.signal(), Some(rustix::process::Signal::KILL.as_raw()), "{status:?}");
     }
 
     #[tokio::test]

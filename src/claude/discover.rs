@@ -263,15 +263,8 @@ pub async fn read_version(path: &Path, timeout: Duration) -> Result<CliVersion, 
     stdout.trim().parse().map_err(|err: ParseVersionError| format!("--version printed {err}"))
 }
 
-#[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
+    std::fs::metadata(path).is_ok_and(|meta| crate::base::platform::is_executable(&meta))
 }
 
 #[cfg(windows)]

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
-use rustix::process::Signal;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout};
@@ -29,7 +28,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::base::process::{ChildProcess, ProcessSpec, StderrTail};
+use crate::base::process::{ChildProcess, ProcessSpec, StderrTail, Stop};
 
 use super::args::{CliOptions, PermissionMode};
 use super::control::{ControlHandler, InitializeRequest};
@@ -216,7 +215,7 @@ pub struct ClaudeSession {
     shared: Arc<Shared>,
     writer: mpsc::UnboundedSender<WriteCommand>,
     /// Dropping this makes the supervisor kill the process group.
-    signals: mpsc::UnboundedSender<Signal>,
+    signals: mpsc::UnboundedSender<Stop>,
 }
 
 impl std::fmt::Debug for ClaudeSession {
@@ -384,12 +383,12 @@ impl ClaudeSession {
             pid = self.shared.pid,
             "the CLI did not exit after stdin closed; sending SIGTERM"
         );
-        let _ = self.signals.send(Signal::TERM);
+        let _ = self.signals.send(Stop::Terminate);
         if self.wait_exit(SHUTDOWN_STEP).await {
             return;
         }
         tracing::debug!(pid = self.shared.pid, "the CLI ignored SIGTERM; sending SIGKILL");
-        let _ = self.signals.send(Signal::KILL);
+        let _ = self.signals.send(Stop::Kill);
         self.wait_exit(SHUTDOWN_STEP).await;
     }
 
@@ -715,7 +714,7 @@ impl TurnTracker {
 /// session is dropped.
 async fn supervise(
     mut child: ChildProcess,
-    mut signals: mpsc::UnboundedReceiver<Signal>,
+    mut signals: mpsc::UnboundedReceiver<Stop>,
     exit: watch::Sender<Option<ExitInfo>>,
 ) {
     loop {
@@ -724,12 +723,12 @@ async fn supervise(
                 let code = status.ok().and_then(|status| status.code());
                 tracing::debug!(pid = child.pid(), ?code, "the CLI exited");
                 // Helpers left in its process group go with it.
-                child.signal_group(Signal::KILL);
+                child.stop_group(Stop::Kill);
                 exit.send_replace(Some(ExitInfo { code }));
                 return;
             }
             signal = signals.recv() => match signal {
-                Some(signal) => child.signal_group(signal),
+                Some(stop) => child.stop_group(stop),
                 // The session was dropped: dropping `child` kills the group.
                 None => return,
             },

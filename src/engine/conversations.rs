@@ -11,7 +11,6 @@
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -214,7 +213,7 @@ impl Conversations {
 }
 
 fn directory_identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|meta| (meta.dev(), meta.ino()))
+    crate::base::platform::file_identity(path)
 }
 
 #[cfg(test)]

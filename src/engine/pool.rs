@@ -40,7 +40,6 @@
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::OsString;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -155,7 +154,7 @@ fn spends_an_earlier_budget(totals: &CliTotals, options: &CliOptions) -> bool {
 /// The directory a process was started in, as the file system knows it: a directory removed and
 /// created again at the same path is a different directory.
 fn directory_identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|meta| (meta.dev(), meta.ino()))
+    crate::base::platform::file_identity(path)
 }
 
 /// An initialized process waiting for a run.

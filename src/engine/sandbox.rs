@@ -79,10 +79,8 @@ fn detect(path: Option<&std::ffi::OsStr>) -> Availability {
 
 /// `program` in one of `path`'s directories, executable.
 fn find_executable(program: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(path?).map(|dir| dir.join(program)).find(|candidate| {
-        std::fs::metadata(candidate)
-            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        std::fs::metadata(candidate).is_ok_and(|meta| crate::base::platform::is_executable(&meta))
     })
 }
 

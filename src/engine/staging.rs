@@ -20,13 +20,12 @@
 //!   size. It is kept in step rsync-style (size + mtime quick check) from a pristine baseline copy
 //!   beside it, which also provides the "before" text of changed files.
 
+use crate::base::platform::{self, symlink};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
 use std::hash::Hasher;
 use std::io::{self, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -250,7 +249,7 @@ struct SlotLock {
 
 impl SlotLock {
     fn try_take(path: PathBuf) -> Result<Option<Self>, StagingError> {
-        let owner = lock_owner_id(rustix::process::getpid().as_raw_nonzero().get());
+        let owner = lock_owner_id(std::process::id());
         // Two attempts: the second follows the removal of a stale lock.
         for _ in 0..2 {
             match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
@@ -289,7 +288,7 @@ impl Drop for SlotLock {
 }
 
 /// `"<pid> <start time>"`: the start time tells a live owner from a reused pid.
-fn lock_owner_id(pid: i32) -> String {
+fn lock_owner_id(pid: u32) -> String {
     match process_start_time(pid) {
         Some(start) => format!("{pid} {start}\n"),
         None => format!("{pid}\n"),
@@ -297,7 +296,7 @@ fn lock_owner_id(pid: i32) -> String {
 }
 
 /// Field 22 of `/proc/<pid>/stat` (Linux only; elsewhere the pid alone identifies the owner).
-fn process_start_time(pid: i32) -> Option<u64> {
+fn process_start_time(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and parentheses; fields after it do not.
     let after_name = &stat[stat.rfind(')')? + 1..];
@@ -310,7 +309,7 @@ fn lock_is_held(path: &Path) -> bool {
         return true;
     };
     let mut fields = content.split_whitespace();
-    let Some(pid) = fields.next().and_then(|pid| pid.parse::<i32>().ok()) else {
+    let Some(pid) = fields.next().and_then(|pid| pid.parse::<u32>().ok()) else {
         // Empty: the owner may be between creating the file and writing its pid.
         let age = fs::metadata(path)
             .and_then(|meta| meta.modified())
@@ -318,10 +317,8 @@ fn lock_is_held(path: &Path) -> bool {
             .and_then(|modified| modified.elapsed().ok());
         return age.is_none_or(|age| age < EMPTY_LOCK_GRACE);
     };
-    let Some(raw_pid) = rustix::process::Pid::from_raw(pid) else { return false };
-    match rustix::process::test_kill_process(raw_pid) {
-        Ok(()) | Err(rustix::io::Errno::PERM) => {}
-        Err(_) => return false,
+    if !platform::process_is_alive(pid) {
+        return false;
     }
     let recorded_start = fields.next().and_then(|start| start.parse::<u64>().ok());
     match (recorded_start, process_start_time(pid)) {
@@ -426,8 +423,7 @@ async fn find_repository(dir: &Path) -> Result<Option<Repository>, StagingError>
 async fn excludes_file(dir: &Path) -> Result<Option<PathBuf>, GitError> {
     let (code, stdout) =
         Git::new(dir).args(["config", "--path", "--get", "core.excludesFile"]).run_status().await?;
-    let file =
-        PathBuf::from(OsString::from_vec(stdout.strip_suffix(b"\n").unwrap_or(&stdout).to_vec()));
+    let file = platform::path_from_bytes(stdout.strip_suffix(b"\n").unwrap_or(&stdout).to_vec());
     Ok((code == 0 && file.is_absolute()).then_some(file))
 }
 
@@ -581,7 +577,7 @@ impl MirrorLease {
             before_of.insert(entry.path, before);
         }
         for path in split_nul(&others) {
-            if path.as_os_str().as_bytes().ends_with(b"/") {
+            if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
                 tracing::info!(path = %path.display(), "skipping a repository nested in the mirror");
                 continue;
             }
@@ -801,7 +797,7 @@ impl State {
 
     fn from_blob(bytes: Vec<u8>, symlink: bool) -> Self {
         if symlink {
-            Self::Symlink(PathBuf::from(OsString::from_vec(bytes)))
+            Self::Symlink(platform::path_from_bytes(bytes))
         } else {
             Self::from_bytes(bytes)
         }
@@ -979,13 +975,13 @@ fn private_repository_matches(git_dir: &Path, objects: &Path) -> bool {
 }
 
 fn alternates_line(objects: &Path) -> Vec<u8> {
-    [objects.as_os_str().as_bytes(), b"\n"].concat()
+    [objects.as_os_str().as_encoded_bytes(), b"\n"].concat()
 }
 
 /// A repository at `git_dir` with HEAD detached at `head`, no refs, no hooks, a minimal config,
 /// and objects borrowed read-only from `objects` (git never writes to an alternate).
 fn init_repository(git_dir: &Path, objects: &Path, head: &str) -> Result<(), StagingError> {
-    if objects.as_os_str().as_bytes().contains(&b'\n') {
+    if objects.as_os_str().as_encoded_bytes().contains(&b'\n') {
         return Err(StagingError::Io {
             path: objects.to_path_buf(),
             message: "a repository path with a line break cannot be borrowed from".into(),
@@ -1270,7 +1266,7 @@ fn split_nul(output: &[u8]) -> impl Iterator<Item = PathBuf> + '_ {
 }
 
 fn bytes_to_path(bytes: &[u8]) -> PathBuf {
-    PathBuf::from(OsString::from_vec(bytes.to_vec()))
+    platform::path_from_bytes(bytes.to_vec())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1394,8 +1390,10 @@ async fn ignored_paths(
         }
         IgnoreRules::None => return Ok(BTreeSet::new()),
     };
-    let input: Vec<u8> =
-        paths.iter().flat_map(|path| [path.as_os_str().as_bytes(), b"\0"].concat()).collect();
+    let input: Vec<u8> = paths
+        .iter()
+        .flat_map(|path| [path.as_os_str().as_encoded_bytes(), b"\0"].concat())
+        .collect();
     let output = command
         .args(["check-ignore", "-z", "--stdin"])
         .allow_exit_codes(&[1]) // 1: nothing is ignored
@@ -1418,7 +1416,7 @@ fn entry_of(path: &Path) -> io::Result<Option<Entry>> {
         return Ok(Some(Entry::Symlink(fs::read_link(path)?)));
     }
     if meta.is_file() {
-        let mode = meta.permissions().mode();
+        let mode = platform::file_mode(&meta);
         return Ok(Some(Entry::File { len: meta.len(), modified: meta.modified().ok(), mode }));
     }
     Ok(None)
@@ -1663,9 +1661,7 @@ fn make_writable(dir: &Path) {
     if let Ok(meta) = fs::symlink_metadata(dir)
         && meta.is_dir()
     {
-        let mut permissions = meta.permissions();
-        permissions.set_mode(permissions.mode() | 0o700);
-        let _ = fs::set_permissions(dir, permissions);
+        platform::make_dir_writable(dir, &meta);
     }
 }
 

@@ -1,6 +1,6 @@
 //! `claude-lsp doctor`: is everything in place for claude-lsp to work? Where the Claude Code CLI
 //! was found and whether its version is supported, how it authenticates (the source only, never
-//! a secret), git, the OS sandbox for the agent's commands, and a writable cache directory; `--smoke` also runs one real turn.
+//! a secret), the platform and what it supports, git, the OS sandbox for the agent's commands, and a writable cache directory; `--smoke` also runs one real turn.
 //!
 //! The report goes to stdout, one check per line (`[ok]`, `[warn]`, `[fail]`); the exit code is
 //! 0 when nothing failed, 1 otherwise.
@@ -114,6 +114,7 @@ async fn run_checks(args: &DoctorArgs) -> Vec<Check> {
     let cli_path = flag.or_else(|| settings.cli_path.clone());
     let env = effective_env(&settings);
 
+    checks.push(check_platform());
     let cli = check_cli(&mut checks, cli_path, args.cli.is_some()).await;
     let account = match &cli {
         Some(cli) => ask_account(cli, &settings).await,
@@ -331,6 +332,24 @@ fn check_auth(env: &BTreeMap<String, String>, account: Result<Value, String>) ->
             )
         }
     }
+}
+
+/// The OS, the sandbox it offers, and what is not supported there (a warning where the test
+/// suite does not run end to end).
+fn check_platform() -> Check {
+    let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
+    let support = crate::base::platform::support(os);
+    let status = if support.tested { Status::Ok } else { Status::Warn };
+    let tested = if support.tested { "tested end to end" } else { "type-checked only" };
+    Check::new(
+        "Platform",
+        status,
+        format!(
+            "{os} {arch} ({tested})\nsandbox: {}\nchildren end with the server by: {}\n\
+             not supported: {}",
+            support.sandbox, support.cleanup, support.not_supported
+        ),
+    )
 }
 
 /// Whether the agent's commands run in the OS sandbox, and what it means when they cannot.

@@ -529,20 +529,20 @@ const PATH_ENCODE_SET: &AsciiSet =
     &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// The `file://` URI of an absolute path (percent-encoding spaces, `#`, `%`, non-ASCII, …).
+/// Windows paths become `file:///C:/…`, and UNC shares `file://server/share/…`.
 pub fn path_to_uri(path: &Path) -> Result<Uri, EditError> {
     let invalid = |reason| EditError::InvalidPath { path: path.to_path_buf(), reason };
     if !path.is_absolute() {
         return Err(invalid("the path is relative"));
     }
-    let bytes = path_bytes(path).ok_or_else(|| invalid("the path is not valid Unicode"))?;
+    let (host, bytes) = uri_parts(path).ok_or_else(|| invalid("the path is not valid Unicode"))?;
     let encoded = percent_encode(&bytes, PATH_ENCODE_SET).to_string();
-    // Windows paths (`C:/…`) do not start with `/`, but a file URI path must.
-    let separator = if encoded.starts_with('/') { "" } else { "/" };
-    Uri::from_str(&format!("file://{separator}{encoded}"))
+    Uri::from_str(&format!("file://{host}{encoded}"))
         .map_err(|_| invalid("it does not form a valid URI"))
 }
 
-/// The path of a `file:` URI (`file:///…` or `file://localhost/…`), percent-decoded.
+/// The path of a `file:` URI (`file:///…` or `file://localhost/…`; on Windows also
+/// `file:///c%3A/…` and `file://server/share/…`), percent-decoded.
 pub fn uri_to_path(uri: &Uri) -> Result<PathBuf, EditError> {
     let text = uri.as_str();
     let not_file = |reason| EditError::NotAFileUri { uri: text.to_owned(), reason };
@@ -550,17 +550,14 @@ pub fn uri_to_path(uri: &Uri) -> Result<PathBuf, EditError> {
     if !scheme.eq_ignore_ascii_case("file") {
         return Err(not_file("only file: URIs name local files"));
     }
-    let path = match rest.strip_prefix("//") {
+    let (host, path) = match rest.strip_prefix("//") {
         Some(authority_and_path) => {
             let split = authority_and_path.find('/').unwrap_or(authority_and_path.len());
-            let (host, path) = authority_and_path.split_at(split);
-            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
-                return Err(not_file("it names a remote host"));
-            }
-            path
+            authority_and_path.split_at(split)
         }
-        None => rest,
+        None => ("", rest),
     };
+    let host = if host.eq_ignore_ascii_case("localhost") { "" } else { host };
     if path.contains(['?', '#']) {
         return Err(not_file("it has a query or a fragment"));
     }
@@ -571,33 +568,38 @@ pub fn uri_to_path(uri: &Uri) -> Result<PathBuf, EditError> {
     if bytes.contains(&0) {
         return Err(not_file("its path contains a NUL byte"));
     }
-    path_from_bytes(bytes).ok_or_else(|| not_file("its path is not valid Unicode"))
+    path_of_uri(host, bytes).map_err(not_file)
 }
 
+/// The host and (unencoded) path of `path`'s URI.
 #[cfg(unix)]
-fn path_bytes(path: &Path) -> Option<Vec<u8>> {
+fn uri_parts(path: &Path) -> Option<(String, Vec<u8>)> {
     use std::os::unix::ffi::OsStrExt;
-    Some(path.as_os_str().as_bytes().to_vec())
+    Some((String::new(), path.as_os_str().as_bytes().to_vec()))
 }
 
 #[cfg(not(unix))]
-fn path_bytes(path: &Path) -> Option<Vec<u8>> {
-    Some(path.to_str()?.replace('\\', "/").into_bytes())
+fn uri_parts(path: &Path) -> Option<(String, Vec<u8>)> {
+    let (host, path) = crate::base::path_style::PathStyle::windows_uri_parts(path.to_str()?)?;
+    Some((host, path.into_bytes()))
 }
 
+/// The local path of a URI's host and decoded path, or why there is none.
 #[cfg(unix)]
-fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+fn path_of_uri(host: &str, bytes: Vec<u8>) -> Result<PathBuf, &'static str> {
     use std::os::unix::ffi::OsStringExt;
-    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+    if !host.is_empty() {
+        return Err("it names a remote host");
+    }
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
 }
 
 #[cfg(not(unix))]
-fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
-    let text = String::from_utf8(bytes).ok()?;
-    // `/C:/dir` → `C:/dir`
-    let drive = text.len() >= 3 && text.as_bytes()[2] == b':';
-    let path = if drive { &text[1..] } else { &text[..] };
-    Some(PathBuf::from(path.replace('/', "\\")))
+fn path_of_uri(host: &str, bytes: Vec<u8>) -> Result<PathBuf, &'static str> {
+    let text = String::from_utf8(bytes).map_err(|_| "its path is not valid Unicode")?;
+    crate::base::path_style::PathStyle::windows_path_of_uri(host, &text)
+        .map(PathBuf::from)
+        .ok_or("its path is not absolute")
 }
 
 #[cfg(test)]

@@ -55,6 +55,16 @@ async fn a_missing_cli_is_reported_with_where_we_looked_and_how_to_install() {
     assert!(report.contains("ANTHROPIC_API_KEY is set"), "{report}");
     assert!(!report.contains(secret), "the API key leaked: {report}");
     assert!(report.contains("[ok]   Cache directory"), "{report}");
+    // The platform, its sandbox, and what it lacks.
+    assert!(
+        report.contains(&format!(
+            "[ok]   Platform          linux {} (tested end to end)",
+            std::env::consts::ARCH
+        )),
+        "{report}"
+    );
+    assert!(report.contains("sandbox: bubblewrap"), "{report}");
+    assert!(report.contains("not supported: nothing known"), "{report}");
     // No bwrap or socat on that PATH: what it means and what to do.
     assert!(
         report.contains("[warn] Sandbox           unavailable (bwrap and socat not found on PATH): Bash is refused. Install bubblewrap and socat"),

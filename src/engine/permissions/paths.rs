@@ -2,6 +2,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::base::path_style::PathStyle;
+
 /// Device files a command may name without reaching outside anything (`2>/dev/null`).
 const HARMLESS_DEVICES: &[&str] = &["/dev/null", "/dev/stdin", "/dev/stdout", "/dev/stderr"];
 
@@ -150,11 +152,14 @@ impl Roots {
     }
 
     fn starts_with(&self, path: &Path, root: &Path) -> bool {
-        if self.case_insensitive {
-            let lower = |p: &Path| p.to_string_lossy().to_lowercase();
-            Path::new(&lower(path)).starts_with(lower(root))
-        } else {
-            path.starts_with(root)
+        match PathStyle::NATIVE {
+            // By component, on the paths as they are (they need not be Unicode).
+            PathStyle::Posix if !self.case_insensitive => path.starts_with(root),
+            style => style.is_within(
+                &path.to_string_lossy(),
+                &root.to_string_lossy(),
+                self.case_insensitive,
+            ),
         }
     }
 }
@@ -176,21 +181,9 @@ fn is_case_insensitive(dir: &Path) -> bool {
     same_file(dir, &twin)
 }
 
-#[cfg(unix)]
 fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
+    use crate::base::platform::file_identity;
+    matches!((file_identity(a), file_identity(b)), (Some(a), Some(b)) if a == b)
 }
 
 #[cfg(test)]

@@ -1,0 +1,175 @@
+//! Path text as each OS spells it, as pure functions of a [`PathStyle`], so the Windows rules
+//! (drive letters, `\` and `/`, `\\?\` prefixes, UNC shares, case-insensitive names) are tested
+//! on any machine. Used for `file:` URIs ([`crate::model::edits`]) and containment checks
+//! ([`crate::engine::permissions`]).
+
+/// How an OS spells paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathStyle {
+    /// `/` separates; `/` starts an absolute path; names are bytes.
+    Posix,
+    /// `\` or `/` separate; `C:\`, `\\server\share\` and `\\?\…` start absolute paths; names
+    /// ignore case.
+    Windows,
+}
+
+impl PathStyle {
+    /// This machine's style.
+    pub const NATIVE: PathStyle = if cfg!(windows) { PathStyle::Windows } else { PathStyle::Posix };
+
+    /// `path` in the form paths are compared in: on Windows the `\\?\` (verbatim) prefix that
+    /// `canonicalize` adds is dropped, `/` becomes `\`, a trailing CR/LF (never part of a Windows
+    /// name; left by a CRLF line) and a trailing separator are dropped, and the drive letter is
+    /// upper case. Posix paths are returned as they are.
+    pub fn comparable(self, path: &str) -> String {
+        match self {
+            PathStyle::Posix => path.to_owned(),
+            PathStyle::Windows => {
+                let path = path.trim_end_matches(['\r', '\n']).replace('/', "\\");
+                let path = match path.strip_prefix(r"\\?\UNC\") {
+                    Some(share) => format!(r"\\{share}"),
+                    None => path.strip_prefix(r"\\?\").map(str::to_owned).unwrap_or(path),
+                };
+                let mut path = match drive_letter(&path) {
+                    Some(letter) => format!("{}{}", letter.to_ascii_uppercase(), &path[1..]),
+                    None => path,
+                };
+                while path.len() > 3 && path.ends_with('\\') {
+                    path.pop();
+                }
+                path
+            }
+        }
+    }
+
+    /// Whether `path` is `root` or lies below it (both absolute), by name: `C:\ws` contains
+    /// `c:/WS/src`, and not `C:\ws2`. `case_insensitive` applies to Posix paths (macOS); Windows
+    /// names always ignore case.
+    pub fn is_within(self, path: &str, root: &str, case_insensitive: bool) -> bool {
+        let fold = |text: String| {
+            if case_insensitive || self == PathStyle::Windows { text.to_lowercase() } else { text }
+        };
+        let (path, root) = (fold(self.comparable(path)), fold(self.comparable(root)));
+        let separator = self.separator();
+        match path.strip_prefix(root.trim_end_matches(separator)) {
+            Some(rest) => rest.is_empty() || rest.starts_with(separator),
+            None => false,
+        }
+    }
+
+    fn separator(self) -> char {
+        match self {
+            PathStyle::Posix => '/',
+            PathStyle::Windows => '\\',
+        }
+    }
+
+    /// The URI path (before percent-encoding, always starting with `/`) and host of an absolute
+    /// Windows path: `C:\a b` → (``, `/C:/a b`); `\\server\share\x` → (`server`, `/share/x`).
+    /// `None` when the path is not absolute.
+    pub fn windows_uri_parts(path: &str) -> Option<(String, String)> {
+        let path = PathStyle::Windows.comparable(path).replace('\\', "/");
+        if let Some(unc) = path.strip_prefix("//") {
+            let (host, rest) = unc.split_once('/')?;
+            return (!host.is_empty()).then(|| (host.to_owned(), format!("/{rest}")));
+        }
+        let absolute = drive_letter(&path).is_some() && path[2..].starts_with('/');
+        absolute.then(|| (String::new(), format!("/{path}")))
+    }
+
+    /// The Windows path of a decoded `file:` URI's host and path: `/c:/a` → `C:\a`,
+    /// (`server`, `/share/x`) → `\\server\share\x`. `None` when it names no absolute path.
+    pub fn windows_path_of_uri(host: &str, path: &str) -> Option<String> {
+        if !host.is_empty() {
+            let share = path.strip_prefix('/').filter(|share| !share.is_empty())?;
+            return Some(format!(r"\\{host}\{}", share.replace('/', "\\")));
+        }
+        let path = path.strip_prefix('/')?;
+        let absolute = drive_letter(path).is_some() && path[2..].starts_with('/');
+        absolute.then(|| PathStyle::Windows.comparable(path))
+    }
+}
+
+/// The drive letter of `C:…`.
+fn drive_letter(path: &str) -> Option<char> {
+    let mut chars = path.chars();
+    let letter = chars.next().filter(char::is_ascii_alphabetic)?;
+    (chars.next() == Some(':')).then_some(letter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PathStyle::{Posix, Windows};
+    use super::*;
+
+    #[test]
+    fn windows_paths_compare_in_one_form() {
+        for (given, comparable) in [
+            (r"C:\ws\src", r"C:\ws\src"),
+            (r"c:/ws/src/", r"C:\ws\src"),
+            (r"\\?\C:\ws", r"C:\ws"),
+            (r"\\?\UNC\server\share\x", r"\\server\share\x"),
+            ("C:\\ws\\a.rs\r\n", r"C:\ws\a.rs"),
+            (r"C:\", r"C:\"),
+        ] {
+            assert_eq!(Windows.comparable(given), comparable, "{given:?}");
+        }
+        assert_eq!(Posix.comparable("/ws/a\r"), "/ws/a\r", "a Posix name may end in CR");
+    }
+
+    #[test]
+    fn windows_containment_ignores_case_separators_and_verbatim_prefixes() {
+        let inside = [
+            (r"C:\ws\src\a.rs", r"C:\ws"),
+            (r"c:/WS/Src", r"C:\ws"),
+            (r"\\?\C:\ws\a.rs", r"C:\ws"),
+            (r"C:\ws\a.rs", r"\\?\C:\ws\"),
+            (r"C:\ws", r"c:\ws"),
+            (r"\\server\share\ws\a", r"\\?\UNC\server\share\ws"),
+            (r"D:\any", r"D:\"),
+        ];
+        for (path, root) in inside {
+            assert!(Windows.is_within(path, root, false), "{path} in {root}");
+        }
+        let outside = [
+            (r"C:\ws2\a.rs", r"C:\ws"),
+            (r"D:\ws\a.rs", r"C:\ws"),
+            (r"C:\w", r"C:\ws"),
+            (r"\\other\share\ws", r"\\server\share\ws"),
+        ];
+        for (path, root) in outside {
+            assert!(!Windows.is_within(path, root, false), "{path} not in {root}");
+        }
+    }
+
+    #[test]
+    fn posix_containment_is_exact_unless_the_file_system_ignores_case() {
+        assert!(Posix.is_within("/ws/a", "/ws", false));
+        assert!(Posix.is_within("/ws", "/ws/", false));
+        assert!(!Posix.is_within("/ws2/a", "/ws", false));
+        assert!(!Posix.is_within("/WS/a", "/ws", false));
+        assert!(Posix.is_within("/WS/a", "/ws", true));
+        assert!(Posix.is_within("/a", "/", false));
+    }
+
+    #[test]
+    fn windows_paths_and_uri_parts_convert_both_ways() {
+        for (path, host, uri_path) in [
+            (r"C:\ws\a b.rs", "", "/C:/ws/a b.rs"),
+            (r"\\?\C:\ws\a.rs", "", "/C:/ws/a.rs"),
+            (r"\\server\share\x.rs", "server", "/share/x.rs"),
+        ] {
+            let parts = PathStyle::windows_uri_parts(path).unwrap();
+            assert_eq!(parts, (host.to_owned(), uri_path.to_owned()), "{path}");
+            let back = PathStyle::windows_path_of_uri(host, uri_path).unwrap();
+            assert_eq!(back, Windows.comparable(path));
+        }
+        // VS Code writes the drive letter in lower case (`file:///c%3A/…`, decoded `/c:/…`).
+        assert_eq!(PathStyle::windows_path_of_uri("", "/c:/ws/a.rs").unwrap(), r"C:\ws\a.rs");
+        for relative in [r"ws\a.rs", r"C:ws", r"\ws\a.rs", r"\\server"] {
+            assert_eq!(PathStyle::windows_uri_parts(relative), None, "{relative}");
+        }
+        assert_eq!(PathStyle::windows_path_of_uri("", "/ws/a.rs"), None);
+        assert_eq!(PathStyle::windows_path_of_uri("server", "/"), None);
+    }
+}
