@@ -318,7 +318,6 @@ async fn drain_stderr(mut stderr: impl AsyncRead + Unpin, tail: StderrTail, pid:
 pub(crate) mod tests {
     use super::*;
 
-
     fn sh(script: &str) -> ProcessSpec {
         ProcessSpec::new("/bin/sh", "/").arg("-c").arg(script)
     }
