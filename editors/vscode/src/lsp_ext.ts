@@ -1,5 +1,5 @@
 // The protocol extensions of claude-lsp, typed. Mirrors docs/lsp-extensions.md and
-// src/lsp_ext.rs: change all three together. `npm run typecheck` fails when a type here differs
+// src/protocol/lsp_ext.rs: change all three together. `npm run typecheck` fails when a type here differs
 // from the Rust one (test/protocol_mirror.ts, against the schemas in protocol/).
 //
 // This module is pure (no `vscode` import) so the unit and integration tests can use it.
