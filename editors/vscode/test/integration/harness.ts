@@ -3,7 +3,16 @@
 
 import { type ChildProcessByStdio, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+    existsSync,
+    mkdirSync,
+    mkdtempSync,
+    readdirSync,
+    readFileSync,
+    readlinkSync,
+    rmSync,
+    writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -101,9 +110,37 @@ export class Workspace {
         return readFileSync(this.path(relative), 'utf8');
     }
 
-    remove(): void {
+    /**
+     * Deletes everything, once no process works in it any more: the server, the CLI and git end a
+     * moment after the editor closes, and may still be writing into their cache here.
+     */
+    async remove(): Promise<void> {
+        await waitFor(`no process using ${this.base}`, 60_000, () =>
+            processesUsing(this.base).length === 0 ? true : undefined,
+        );
         rmSync(this.base, { recursive: true, force: true });
     }
+}
+
+/** Live processes (not this one) whose working directory or environment names `dir`. */
+function processesUsing(dir: string): number[] {
+    const found: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+        const pid = Number(entry);
+        if (!Number.isInteger(pid) || pid === process.pid) {
+            continue;
+        }
+        try {
+            // A zombie has no cwd to read: it writes nothing any more.
+            const cwd = readlinkSync(`/proc/${pid}/cwd`);
+            if (cwd.startsWith(dir) || readFileSync(`/proc/${pid}/environ`, 'latin1').includes(dir)) {
+                found.push(pid);
+            }
+        } catch {
+            // Gone meanwhile, or not ours to read.
+        }
+    }
+    return found;
 }
 
 /** One request the fake API received, as its `--record` file states it. */

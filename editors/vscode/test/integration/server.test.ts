@@ -100,7 +100,7 @@ describe('claude-lsp as VS Code sees it', () => {
         await server?.stop();
         await api?.stop();
         api = undefined;
-        workspace?.remove();
+        await workspace?.remove();
         workspace = undefined;
     }
 

@@ -85,7 +85,7 @@ async function inEditor(
     } finally {
         await editor?.close();
         await api.stop();
-        workspace.remove();
+        await workspace.remove();
     }
 }
 
