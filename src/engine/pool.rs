@@ -69,8 +69,6 @@ const CLEAR_TIMEOUT: Duration = Duration::from_secs(10);
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a warm process may take to answer `initialize` (a cold start takes under a second).
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a request waits for a fill already under way before it spawns its own process.
-const FILL_WAIT: Duration = Duration::from_secs(10);
 
 /// The pool's settings: `warmPool` and `poolIdleSecs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -480,14 +478,15 @@ impl WarmPool {
         }
     }
 
-    /// A usable warm process of `key`; waits (up to [`FILL_WAIT`]) for a fill under way.
+    /// A usable warm process of `key`; waits for a fill under way rather than starting another
+    /// process beside it: that start would do the same work on a busier machine and be
+    /// discarded or kept idle. Each fill ends within its own timeouts, so the wait is bounded.
     async fn take_warm(
         &self,
         key: &PoolKey,
         cwd: &Path,
         cancel: &CancellationToken,
     ) -> Result<Option<WarmProcess>, ClaudeError> {
-        let wait_until = Instant::now() + FILL_WAIT;
         loop {
             let notified = self.inner.fill_done.notified();
             tokio::pin!(notified);
@@ -496,12 +495,11 @@ impl WarmPool {
             for process in stale {
                 self.inner.retire(process.session);
             }
-            if found.is_some() || filling == 0 || Instant::now() >= wait_until {
+            if found.is_some() || filling == 0 {
                 return Ok(found);
             }
             tokio::select! {
                 () = &mut notified => {}
-                () = tokio::time::sleep_until(wait_until) => {}
                 () = cancel.cancelled() => return Err(ClaudeError::Cancelled),
             }
         }
