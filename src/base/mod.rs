@@ -1,6 +1,7 @@
 //! The base layer: what every other layer builds on, depending on nothing of ours.
 
 pub mod error;
+pub mod files;
 pub mod git;
 pub mod logging;
 pub mod path_style;

@@ -27,9 +27,9 @@ use crate::model::edits::FileChange;
 use crate::model::prompt::{
     self, Action, ActionOptions, PromptContext, PromptDiagnostic, Selection,
 };
-use crate::model::sessions;
 use crate::model::settings::Settings;
 use crate::model::usage::{self, CliTotals, RunUsage};
+use crate::model::{sessions, transcripts};
 
 /// How long a new process may take to answer `initialize`.
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -321,13 +321,13 @@ impl Runner {
     /// CLI looks (older CLIs look only under their working directory), and read the cost totals
     /// the CLI will restore from it.
     async fn prepare_resume(&self, id: &str, cwd: &Path) -> CliTotals {
-        let Some(config_dir) = sessions::cli_config_dir(&self.settings.env) else {
+        let Some(config_dir) = transcripts::cli_config_dir(&self.settings.env) else {
             return CliTotals::default();
         };
         let (id, cwd) = (id.to_owned(), cwd.to_path_buf());
         let prepared = tokio::task::spawn_blocking(move || {
-            sessions::prepare_resume(&config_dir, &id, &cwd)
-                .map(|transcript| transcript.map(|path| sessions::transcript_cost_state(&path)))
+            transcripts::prepare_resume(&config_dir, &id, &cwd)
+                .map(|transcript| transcript.map(|path| transcripts::transcript_cost_state(&path)))
         })
         .await;
         match prepared {

@@ -22,8 +22,8 @@ use serde_json::{Value, json};
 use crate::base::error::{ErrorKind, ServerError};
 use crate::base::secrets::is_secret_name;
 use crate::engine::permissions::rules::{ToolRule, parse_rules};
-use crate::model::sessions::cli_config_dir;
 use crate::model::settings::Settings;
+use crate::model::transcripts::cli_config_dir;
 
 /// The setting that lets Bash run without a sandbox.
 pub const OPT_OUT_SETTING: &str = "dangerouslyAllowUnsandboxedBash";

@@ -1,5 +1,6 @@
 //! The model layer: pure data and logic — actions and prompts, documents and positions, edits
-//! and merges, findings, settings, and the stores (sessions, usage ledger, audit log).
+//! and merges, findings, settings, and the stores (sessions, usage ledger, audit log) and the
+//! CLI's transcripts.
 
 pub mod activity;
 pub mod answers;
@@ -11,4 +12,5 @@ pub mod prompt;
 pub mod regions;
 pub mod sessions;
 pub mod settings;
+pub mod transcripts;
 pub mod usage;

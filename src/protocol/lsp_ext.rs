@@ -230,7 +230,7 @@ pub struct SessionDetail {
     #[serde(flatten)]
     pub info: SessionInfo,
     /// The conversation's messages, from the CLI's transcript (empty when it has none).
-    pub messages: Vec<crate::model::sessions::TranscriptMessage>,
+    pub messages: Vec<crate::model::transcripts::TranscriptMessage>,
 }
 
 /// `claude/usage` parameters.

@@ -14,8 +14,9 @@ use crate::model::edits::{self, FileChange};
 use crate::model::prompt::{Action, ActionOptions, instruction_comments};
 use crate::model::regions::{ProducedRegion, produced_lines};
 use crate::model::sessions::{
-    self, Loaded, SessionRecord, check_session_id, session_not_found, summarize,
+    Loaded, SessionRecord, check_session_id, session_not_found, summarize,
 };
+use crate::model::transcripts;
 use crate::model::usage::UsageLedger;
 use crate::protocol::lsp::notification::Notification;
 use crate::protocol::lsp::{
@@ -70,10 +71,10 @@ pub async fn session(
     let record = find_session(state, &params.session_id, None)
         .await
         .ok_or_else(|| session_not_found(&params.session_id, "it is not in the session index"))?;
-    let transcript = sessions::cli_config_dir(&state.settings().env)
-        .and_then(|dir| sessions::find_transcript(&dir, &record.id));
+    let transcript = transcripts::cli_config_dir(&state.settings().env)
+        .and_then(|dir| transcripts::find_transcript(&dir, &record.id));
     let messages = match transcript {
-        Some(path) => sessions::read_transcript(&path).map_err(|err| {
+        Some(path) => transcripts::read_transcript(&path).map_err(|err| {
             ServerError::file_access(format!(
                 "cannot read the transcript {} of conversation {}: {err}",
                 path.display(),
@@ -176,11 +177,11 @@ async fn check_resumable(
     workspace: &Path,
     id: &str,
 ) -> Result<(), ServerError> {
-    let Some(config_dir) = sessions::cli_config_dir(&state.settings().env) else {
+    let Some(config_dir) = transcripts::cli_config_dir(&state.settings().env) else {
         // No home directory to look in: the CLI will say whether it knows the conversation.
         return Ok(());
     };
-    if sessions::find_transcript(&config_dir, id).is_some() {
+    if transcripts::find_transcript(&config_dir, id).is_some() {
         return Ok(());
     }
     let loaded = state.sessions.sessions(workspace);
