@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::engine::scheduler::{CircuitSnapshot, SchedulerStats};
+use crate::engine::breaker::CircuitSnapshot;
+use crate::engine::scheduler::SchedulerStats;
 
 /// Upper bounds (inclusive, milliseconds) of the histogram buckets; a last bucket takes the rest.
 const BUCKETS_MS: [u64; 13] =

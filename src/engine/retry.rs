@@ -33,8 +33,8 @@ use tokio_util::sync::CancellationToken;
 use crate::base::error::ServerError;
 use crate::claude::errors::{ClaudeError, rejects_credentials};
 use crate::claude::session::{RunEvent, RunLimits, RunResult, SessionConfig};
+use crate::engine::breaker::{Admission, ApiOutcome, CircuitBreaker};
 use crate::engine::metrics::Metrics;
-use crate::engine::scheduler::{Admission, ApiOutcome, CircuitBreaker};
 use crate::model::settings::Settings;
 
 /// What a resumed attempt says to the model. The failed attempt's prompt is already in the
@@ -349,7 +349,7 @@ impl Attempt {
 mod tests {
     use super::*;
     use crate::base::error::ErrorKind;
-    use crate::engine::scheduler::CircuitConfig;
+    use crate::engine::breaker::CircuitConfig;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use serde_json::Value;
