@@ -24,7 +24,7 @@ import {
     type UsageReport,
 } from '../../src/lsp_ext';
 import { previewWorkspaceEdit } from '../../src/preview';
-import { FakeApi, ServerSession, Workspace, cliPath, waitFor, type ProgressValue } from './harness';
+import { FakeApi, ServerSession, Workspace, cliPath, editScript, waitFor, type ProgressValue } from './harness';
 
 const TEST_TIMEOUT_MS = 180_000;
 /** How much of the server's log a failure shows. */
@@ -37,22 +37,6 @@ const UNSAVED = '// unsaved line only the editor has\n';
 
 function range(startLine: number, startChar: number, endLine: number, endChar: number) {
     return { start: { line: startLine, character: startChar }, end: { line: endLine, character: endChar } };
-}
-
-/** Read the file, replace `oldString` with `newString`, then say `done`. */
-function editScript(file: string, oldString: string, newString: string, done: string) {
-    return {
-        turns: [
-            { toolUse: { name: 'Read', input: { file_path: `{{cwd}}/${file}` } } },
-            {
-                toolUse: {
-                    name: 'Edit',
-                    input: { file_path: `{{cwd}}/${file}`, old_string: oldString, new_string: newString },
-                },
-            },
-            { text: done },
-        ],
-    };
 }
 
 /** begin → report… → end, with the reports naming what the agent did. */
