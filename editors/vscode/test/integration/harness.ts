@@ -91,6 +91,18 @@ export function editScript(file: string, oldString: string, newString: string, a
     };
 }
 
+/** A review finding on line 2 of a src/greet.ts whose line 2 uses `${name}`, as the model reports it. */
+export const NAME_NOT_TRIMMED = {
+    path: 'src/greet.ts',
+    startLine: 2,
+    endLine: 2,
+    severity: 'warning',
+    category: 'correctness',
+    title: 'The name is not trimmed',
+    explanation: 'Leading spaces end up in the greeting.',
+    snippet: '${name}',
+};
+
 /** A temporary git repository holding the given files, committed, plus a HOME for the CLI. */
 export class Workspace {
     readonly base = mkdtempSync(path.join(tmpdir(), 'claude-lsp-vscode-'));

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { FakeApi, Workspace, editScript, serverBinary } from '../integration/harness';
+import { FakeApi, NAME_NOT_TRIMMED, Workspace, editScript, serverBinary } from '../integration/harness';
 import { CodeServer, type Launch, UI_TIMEOUT_MS, bundledVsix, userSettings } from './code_server';
 
 const TEST_TIMEOUT_MS = 600_000;
@@ -25,18 +25,7 @@ const REVIEW_SCRIPT = {
             toolUse: {
                 name: 'StructuredOutput',
                 input: {
-                    findings: [
-                        {
-                            path: 'src/greet.ts',
-                            startLine: 2,
-                            endLine: 2,
-                            severity: 'warning',
-                            category: 'correctness',
-                            title: 'The name is not trimmed',
-                            explanation: 'Leading spaces end up in the greeting.',
-                            snippet: '${name}',
-                        },
-                    ],
+                    findings: [NAME_NOT_TRIMMED],
                     summary: 'One problem.',
                 },
             },
