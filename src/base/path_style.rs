@@ -1,7 +1,9 @@
 //! Path text as each OS spells it, as pure functions of a [`PathStyle`], so the Windows rules
 //! (drive letters, `\` and `/`, `\\?\` prefixes, UNC shares, case-insensitive names) are tested
 //! on any machine. Used for `file:` URIs ([`crate::model::edits`]) and containment checks
-//! ([`crate::engine::permissions`]).
+//! ([`crate::engine::permissions`], [`crate::engine::staging`]).
+
+use std::path::{Path, PathBuf};
 
 /// How an OS spells paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,14 +48,43 @@ impl PathStyle {
     /// `c:/WS/src`, and not `C:\ws2`. `case_insensitive` applies to Posix paths (macOS); Windows
     /// names always ignore case.
     pub fn is_within(self, path: &str, root: &str, case_insensitive: bool) -> bool {
-        let fold = |text: String| {
-            if case_insensitive || self == PathStyle::Windows { text.to_lowercase() } else { text }
-        };
-        let (path, root) = (fold(self.comparable(path)), fold(self.comparable(root)));
+        self.relative(path, root, case_insensitive).is_some()
+    }
+
+    /// The part of `path` below `root` (both absolute; empty when they are the same), by the
+    /// rules of [`Self::is_within`], in `path`'s spelling (on Windows its comparable form):
+    /// `c:/WS/src/a.rs` below `\\?\C:\ws` is `src\a.rs`. `None` when `path` is not within.
+    pub fn relative(self, path: &str, root: &str, case_insensitive: bool) -> Option<String> {
+        let fold = case_insensitive || self == PathStyle::Windows;
+        let same_name =
+            |a: &str, b: &str| if fold { a.to_lowercase() == b.to_lowercase() } else { a == b };
         let separator = self.separator();
-        match path.strip_prefix(root.trim_end_matches(separator)) {
-            Some(rest) => rest.is_empty() || rest.starts_with(separator),
-            None => false,
+        let (path, root) = (self.comparable(path), self.comparable(root));
+        let mut root_names: Vec<&str> = root.split(separator).collect();
+        // A trailing separator (`/`, `C:\`) names no further directory.
+        while root_names.len() > 1 && root_names.last() == Some(&"") {
+            root_names.pop();
+        }
+        let mut names = path.split(separator);
+        for root_name in root_names {
+            if !same_name(names.next()?, root_name) {
+                return None;
+            }
+        }
+        let rest: Vec<&str> = names.filter(|name| !name.is_empty()).collect();
+        Some(rest.join(&separator.to_string()))
+    }
+
+    /// [`Self::relative`] for paths: Posix paths (unless `case_insensitive`) by component as they
+    /// are, since they need not be Unicode; other paths by name, `None` when not Unicode.
+    pub fn strip_root(self, path: &Path, root: &Path, case_insensitive: bool) -> Option<PathBuf> {
+        match self {
+            PathStyle::Posix if !case_insensitive => {
+                path.strip_prefix(root).ok().map(Path::to_path_buf)
+            }
+            style => {
+                style.relative(path.to_str()?, root.to_str()?, case_insensitive).map(PathBuf::from)
+            }
         }
     }
 
@@ -150,6 +181,44 @@ mod tests {
         assert!(!Posix.is_within("/WS/a", "/ws", false));
         assert!(Posix.is_within("/WS/a", "/ws", true));
         assert!(Posix.is_within("/a", "/", false));
+    }
+
+    #[test]
+    fn the_part_below_a_root_keeps_the_path_spelling() {
+        for (path, root, rest) in [
+            (r"c:/WS/Src/a.rs", r"\\?\C:\ws", r"Src\a.rs"),
+            (r"\\?\C:\ws\a.rs", r"C:\ws\", "a.rs"),
+            (r"C:\ws", r"c:\WS", ""),
+            (r"D:\any\x", r"D:\", r"any\x"),
+            (r"\\server\share\ws\a", r"\\?\UNC\server\share\ws", "a"),
+        ] {
+            assert_eq!(
+                Windows.relative(path, root, false).as_deref(),
+                Some(rest),
+                "{path} in {root}"
+            );
+        }
+        assert_eq!(Windows.relative(r"C:\ws2\a", r"C:\ws", false), None);
+        assert_eq!(Posix.relative("/WS/Src/a", "/ws", true).as_deref(), Some("Src/a"));
+        assert_eq!(Posix.relative("/ws//a/", "/ws", false).as_deref(), Some("a"));
+        assert_eq!(Posix.relative("/a/b", "/", false).as_deref(), Some("a/b"));
+        assert_eq!(Posix.relative("/WS/a", "/ws", false), None);
+    }
+
+    #[test]
+    fn strip_root_compares_paths_by_the_style_rules() {
+        let rest = Windows.strip_root(Path::new(r"C:\Ws\src\a.rs"), Path::new(r"\\?\c:\ws"), false);
+        assert_eq!(rest, Some(PathBuf::from(r"src\a.rs")));
+        assert_eq!(Windows.strip_root(Path::new(r"D:\ws\a"), Path::new(r"C:\ws"), false), None);
+        assert_eq!(
+            Posix.strip_root(Path::new("/ws/a/b"), Path::new("/ws"), false),
+            Some(PathBuf::from("a/b"))
+        );
+        assert_eq!(Posix.strip_root(Path::new("/WS/a"), Path::new("/ws"), false), None);
+        assert_eq!(
+            Posix.strip_root(Path::new("/WS/a"), Path::new("/ws"), true),
+            Some(PathBuf::from("a"))
+        );
     }
 
     #[test]

@@ -351,30 +351,57 @@ pub struct Support {
     pub tested: bool,
     /// The sandbox around the agent's commands, or why there is none.
     pub sandbox: &'static str,
+    /// What holds the agent in, and by what (the OS, or claude-lsp's own checks).
+    pub contained: &'static str,
+    /// What nothing holds in.
+    pub not_contained: &'static str,
     /// How the CLI and its helpers end when the server dies.
     pub cleanup: &'static str,
     /// What does not work there.
     pub not_supported: &'static str,
 }
 
+/// Where Claude Code's sandbox (bubblewrap, Seatbelt) holds.
+const UNIX_CONTAINED: &str = "Bash commands, by the OS sandbox: writes only in the run's root \
+                              (the staging mirror of an edit run, nowhere for analyze and \
+                              review), no reads of credentials, network only to WebFetch allow \
+                              rules' domains; the file tools, by claude-lsp's path checks";
+const UNIX_NOT_CONTAINED: &str = "nothing, while the sandbox is available (see Sandbox)";
+
 pub fn support(os: &str) -> Support {
     match os {
         "linux" => Support {
             tested: true,
             sandbox: "bubblewrap (with socat), as Claude Code uses it",
+            contained: UNIX_CONTAINED,
+            not_contained: UNIX_NOT_CONTAINED,
             cleanup: "parent-death signal",
             not_supported: "nothing known",
         },
         "macos" => Support {
             tested: false,
             sandbox: "Seatbelt (sandbox-exec), as Claude Code uses it",
+            contained: UNIX_CONTAINED,
+            not_contained: UNIX_NOT_CONTAINED,
             cleanup: "a watchdog per CLI process, within a second",
             not_supported: "nothing known, but the test suite has not run here",
         },
         "windows" => Support {
             tested: false,
-            sandbox: "none used: claude-lsp does not configure the Windows sandbox of newer \
-                      Claude Code versions (srt-win)",
+            sandbox: "none used: claude-lsp neither detects nor configures Claude Code's own \
+                      Windows sandbox (srt-win: a sandbox user and network filters that \
+                      `claude sandbox install` sets up with one UAC prompt; in Claude Code \
+                      2.1.330 it exists behind a feature gate, 2.1.197 has no `claude sandbox` \
+                      command)",
+            contained: "the agent's file tools (Read, Edit, Write, Grep, Glob) and each path a \
+                        Bash command names, by claude-lsp's path checks (not by the OS); the \
+                        edits of generate and refactor, written in the staging mirror, reach \
+                        your files only through the editor; the CLI's process tree, by a Job \
+                        Object",
+            not_contained: "a program Bash runs: it could read and write whatever you can and \
+                            reach any host, so Bash is refused unless \
+                            dangerouslyAllowUnsandboxedBash; no OS rule keeps the CLI from \
+                            your secrets (~/.ssh, ~/.aws) or the network",
             cleanup: "a Job Object per CLI process",
             not_supported: "sandboxed Bash (Bash is refused unless dangerouslyAllowUnsandboxedBash; \
                             the agent's file tools are still held to the workspace by the \
@@ -383,6 +410,10 @@ pub fn support(os: &str) -> Support {
         _ => Support {
             tested: false,
             sandbox: "none: Claude Code has no command sandbox here",
+            contained: "the agent's file tools and the paths Bash commands name, by claude-lsp's \
+                        path checks (not by the OS)",
+            not_contained: "a program Bash runs (Bash is refused unless \
+                            dangerouslyAllowUnsandboxedBash)",
             cleanup: "a watchdog per CLI process, within a second",
             not_supported: "sandboxed Bash; this platform is neither built nor checked",
         },
@@ -400,6 +431,9 @@ mod support_tests {
         let windows = support("windows");
         assert!(!windows.tested && windows.sandbox.starts_with("none"));
         assert!(windows.not_supported.contains("sandboxed Bash"));
+        assert!(windows.sandbox.contains("claude sandbox install"), "{}", windows.sandbox);
+        assert!(windows.contained.contains("path checks (not by the OS)"));
+        assert!(windows.not_contained.contains("Bash is refused"));
         assert!(support("freebsd").not_supported.contains("neither built nor checked"));
     }
 }

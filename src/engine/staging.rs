@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::base::git::{Git, GitError, prefixed};
+use crate::base::path_style::PathStyle;
 use crate::base::paths::{self, workspace_key};
 use crate::model::edits::FileChange;
 
@@ -375,12 +376,8 @@ impl Workspace {
         });
         let candidates = [resolved, Some(path)];
         candidates.into_iter().flatten().find_map(|candidate| {
-            candidate
-                .strip_prefix(&self.canonical)
-                .or_else(|_| candidate.strip_prefix(&self.given))
-                .ok()
+            relative_to_first(PathStyle::NATIVE, &candidate, &[&self.canonical, &self.given])
                 .filter(|rel| !rel.as_os_str().is_empty())
-                .map(Path::to_path_buf)
         })
     }
 }
@@ -408,7 +405,7 @@ async fn find_repository(dir: &Path) -> Result<Option<Repository>, StagingError>
     };
     let toplevel = fs::canonicalize(toplevel).map_err(io_error(Path::new(toplevel)))?;
     let common_dir = fs::canonicalize(common_dir).map_err(io_error(Path::new(common_dir)))?;
-    let Ok(prefix) = dir.strip_prefix(&toplevel).map(Path::to_path_buf) else {
+    let Some(prefix) = relative_to_first(PathStyle::NATIVE, dir, &[&toplevel]) else {
         return Ok(None);
     };
     let head = Git::new(&toplevel)
@@ -496,10 +493,8 @@ impl MirrorLease {
     /// The workspace path of a path in the mirror (relative paths are taken from the mirror
     /// root); `None` when it lies outside the mirror root.
     pub fn to_workspace_path(&self, mirror_path: &Path) -> Option<PathBuf> {
-        let rel = normalize_absolute(&self.root.join(mirror_path))?
-            .strip_prefix(&self.root)
-            .ok()?
-            .to_owned();
+        let path = normalize_absolute(&self.root.join(mirror_path))?;
+        let rel = relative_to_first(PathStyle::NATIVE, &path, &[&self.root])?;
         Some(self.workspace.join(rel))
     }
 
@@ -508,10 +503,8 @@ impl MirrorLease {
     pub fn to_mirror_path(&self, workspace_path: &Path) -> Option<PathBuf> {
         let path = normalize_absolute(&self.workspace.join(workspace_path))?;
         let canonical_workspace = self.workspace_top.join(&self.prefix);
-        let rel = path
-            .strip_prefix(&self.workspace)
-            .or_else(|_| path.strip_prefix(&canonical_workspace))
-            .ok()?;
+        let rel =
+            relative_to_first(PathStyle::NATIVE, &path, &[&self.workspace, &canonical_workspace])?;
         Some(self.root.join(rel))
     }
 
@@ -660,8 +653,9 @@ impl MirrorLease {
         if let State::Symlink(target) = &after {
             let link_dir = self.mirror_top.join(rel);
             let link_dir = link_dir.parent().unwrap_or(&self.mirror_top);
-            let inside_root = normalize_absolute(&link_dir.join(target))
-                .is_some_and(|resolved| resolved.starts_with(&self.root));
+            let inside_root = normalize_absolute(&link_dir.join(target)).is_some_and(|resolved| {
+                relative_to_first(PathStyle::NATIVE, &resolved, &[&self.root]).is_some()
+            });
             if !inside_root {
                 return Err(StagingError::OutsideWorkspace { path });
             }
@@ -1678,6 +1672,13 @@ fn make_tree_writable(root: &Path) {
     }
 }
 
+/// `path` relative to the first of `roots` it lies in, with names compared as `style` compares
+/// them: on Windows `C:\ws`, `c:/WS` and the `\\?\C:\ws` that `canonicalize` gives are one
+/// directory, so a path the CLI or the editor spells one way maps onto a root spelled the other.
+fn relative_to_first(style: PathStyle, path: &Path, roots: &[&Path]) -> Option<PathBuf> {
+    roots.iter().find_map(|root| style.strip_root(path, root, false))
+}
+
 /// Lexically resolve `.` and `..` (no file system access). `None` if `..` climbs above the
 /// root or the path is relative.
 fn normalize_absolute(path: &Path) -> Option<PathBuf> {
@@ -1810,6 +1811,36 @@ mod tests {
         let expected = "/home/u/p/src/a.rs, /m/10/b.rs and `/home/u/p`. /m/1-x, /m/1.lock stay; \
                         cwd /home/u/p.";
         assert_eq!(mapped, expected);
+    }
+
+    #[test]
+    fn windows_paths_map_onto_roots_spelled_another_way() {
+        let windows = |path: &str, roots: &[&str]| {
+            let roots: Vec<&Path> = roots.iter().map(Path::new).collect();
+            relative_to_first(PathStyle::Windows, Path::new(path), &roots)
+        };
+        // The editor's path (from `file:///c%3A/…`) against the canonical workspace root.
+        let workspace = [r"\\?\C:\Users\me\ws", r"C:\Users\me\ws"];
+        assert_eq!(
+            windows(r"c:\users\ME\ws\src\a.rs", &workspace),
+            Some(PathBuf::from(r"src\a.rs"))
+        );
+        assert_eq!(
+            windows(r"C:/Users/me/ws/src/a.rs", &workspace),
+            Some(PathBuf::from(r"src\a.rs"))
+        );
+        assert_eq!(windows(r"C:\Users\me\ws", &workspace), Some(PathBuf::new()));
+        assert_eq!(windows(r"C:\Users\me\ws2\a.rs", &workspace), None);
+        assert_eq!(windows(r"D:\Users\me\ws\a.rs", &workspace), None);
+        // A path the CLI prints in the mirror (no `\\?\`) against the canonical mirror root.
+        let mirror = [r"\\?\C:\Users\me\AppData\Local\claude-lsp\m\1"];
+        let printed = r"C:\Users\me\AppData\Local\claude-lsp\m\1\src\a.rs";
+        assert_eq!(windows(printed, &mirror), Some(PathBuf::from(r"src\a.rs")));
+        // A symbolic link's target on another share stays outside.
+        assert_eq!(windows(r"\\server\share\a.rs", &mirror), None);
+        // On Linux the same names are exact bytes.
+        let posix = relative_to_first(PathStyle::Posix, Path::new("/WS/a"), &[Path::new("/ws")]);
+        assert_eq!(posix, None);
     }
 
     #[test]

@@ -337,7 +337,10 @@ fn check_auth(env: &BTreeMap<String, String>, account: Result<Value, String>) ->
 /// The OS, the sandbox it offers, and what is not supported there (a warning where the test
 /// suite does not run end to end).
 fn check_platform() -> Check {
-    let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
+    platform_check(std::env::consts::OS, std::env::consts::ARCH)
+}
+
+fn platform_check(os: &str, arch: &str) -> Check {
     let support = crate::base::platform::support(os);
     let status = if support.tested { Status::Ok } else { Status::Warn };
     let tested = if support.tested { "tested end to end" } else { "type-checked only" };
@@ -345,9 +348,13 @@ fn check_platform() -> Check {
         "Platform",
         status,
         format!(
-            "{os} {arch} ({tested})\nsandbox: {}\nchildren end with the server by: {}\n\
-             not supported: {}",
-            support.sandbox, support.cleanup, support.not_supported
+            "{os} {arch} ({tested})\nsandbox: {}\ncontained: {}\nnot contained: {}\n\
+             children end with the server by: {}\nnot supported: {}",
+            support.sandbox,
+            support.contained,
+            support.not_contained,
+            support.cleanup,
+            support.not_supported
         ),
     )
 }
@@ -470,6 +477,21 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn windows_is_reported_with_what_is_and_is_not_contained() {
+        let check = platform_check("windows", "x86_64");
+        assert_eq!(check.status, Status::Warn);
+        let lines: Vec<&str> = check.detail.lines().collect();
+        assert_eq!(lines[0], "windows x86_64 (type-checked only)");
+        assert!(lines[1].starts_with("sandbox: none used") && lines[1].contains("srt-win"));
+        assert!(lines[2].starts_with("contained: the agent's file tools"), "{}", lines[2]);
+        assert!(lines[3].starts_with("not contained: a program Bash runs"), "{}", lines[3]);
+        assert_eq!(lines[4], "children end with the server by: a Job Object per CLI process");
+        let linux = platform_check("linux", "x86_64");
+        assert_eq!(linux.status, Status::Ok);
+        assert!(linux.detail.contains("contained: Bash commands, by the OS sandbox"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The VS Code extension's whole test run, from a fresh clone: installs the npm packages, builds the
 # server and the fake Anthropic API, then type-checks, lints, runs the unit tests, builds the
-# bundle and the VSIX, and runs the integration tests against the real server and the real CLI.
+# bundle and the VSIXes (the universal one, and the linux-x64 one with the server inside), and runs
+# the integration tests against the real server and the real CLI.
 # Ends with one line `N passed, N failed` and exits non-zero when anything failed.
 #
 # The in-editor tests (test/vscode) run the VSIX inside code-server, in Debian's chromium
@@ -116,8 +117,15 @@ check "lint (eslint)" npm run --silent lint
 check "compile tests" bash -c "rm -rf out && npm run --silent compile-tests"
 node_tests unit out/test/unit/
 check "package (bundle + VSIX, offline)" npm run --silent package
+# The Linux VSIX with the server inside, for the in-editor test of the bundled server. The debug
+# binary the tests build anyway: a release build (thin LTO) would add minutes on CI's 2 cores and
+# package the same file layout.
+server="${CARGO_TARGET_DIR:-$repo_dir/target}/debug/claude-lsp"
+if [[ $built == yes ]]; then
+    check "package for linux-x64 with the server inside" bash scripts/package.sh linux-x64 "$server"
+fi
 
-if [[ $built == yes && -x "${CARGO_TARGET_DIR:-$repo_dir/target}/debug/claude-lsp" ]]; then
+if [[ $built == yes && -x $server ]]; then
     node_tests integration out/test/integration/
     node_tests vscode out/test/vscode/
 else

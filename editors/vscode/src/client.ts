@@ -32,9 +32,16 @@ export function currentSettings(scope?: vscode.Uri): Record<string, unknown> {
     return serverSettings((key) => config.inspect(key));
 }
 
-/** The executable the client starts. */
-export function serverExecutable(): string {
-    return serverCommand(vscode.workspace.getConfiguration(SECTION).get('serverPath'), os.homedir());
+/** The server a platform-specific VSIX carries (scripts/package.sh puts it there), if this one does. */
+function bundledServer(extensionPath: string): string | undefined {
+    const file = path.join(extensionPath, 'server', process.platform === 'win32' ? 'claude-lsp.exe' : 'claude-lsp');
+    return fs.existsSync(file) ? file : undefined;
+}
+
+/** The executable the client starts (see `serverCommand` for the order). */
+export function serverExecutable(extensionPath: string): string {
+    const serverPath = vscode.workspace.getConfiguration(SECTION).get('serverPath');
+    return serverCommand(serverPath, os.homedir(), bundledServer(extensionPath));
 }
 
 /** Why `command` cannot be run (a path that is not an executable file, or a name not on `PATH`), or `undefined`. */
@@ -54,8 +61,12 @@ export function missingExecutable(command: string): string | undefined {
     return dirs.some((dir) => runnable(path.join(dir, command))) ? undefined : 'not found on PATH';
 }
 
-export function createClient(outputChannel: vscode.OutputChannel, intercept: CommandInterceptor): LanguageClient {
-    const serverOptions: ServerOptions = { command: serverExecutable(), args: ['--stdio'] };
+export function createClient(
+    executable: string,
+    outputChannel: vscode.OutputChannel,
+    intercept: CommandInterceptor,
+): LanguageClient {
+    const serverOptions: ServerOptions = { command: executable, args: ['--stdio'] };
     const middleware: Middleware = {
         workspace: {
             // Answer the `claude` section with explicit settings only (see config.ts).

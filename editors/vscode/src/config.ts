@@ -90,10 +90,13 @@ export function serverSettings(inspect: (key: ServerSettingName) => Inspection |
     return settings;
 }
 
-/** The executable to start: `claude.serverPath` when set (a leading `~/` is the home dir), else `claude-lsp` from PATH. */
-export function serverCommand(serverPath: unknown, homeDir: string): string {
+/**
+ * The executable to start: `claude.serverPath` when set (a leading `~/` is the home dir), else the
+ * server the VSIX brings (`bundled`, when it is a platform-specific one), else `claude-lsp` from PATH.
+ */
+export function serverCommand(serverPath: unknown, homeDir: string, bundled: string | undefined): string {
     if (typeof serverPath !== 'string' || serverPath.trim() === '') {
-        return 'claude-lsp';
+        return bundled ?? 'claude-lsp';
     }
     const path = serverPath.trim();
     if (path === '~') {

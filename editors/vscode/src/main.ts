@@ -20,7 +20,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     context.subscriptions.push(stream, serverLog, status, commands, ...commands.register());
 
     const start = async (): Promise<void> => {
-        const executable = serverExecutable();
+        const executable = serverExecutable(context.extensionPath);
         // Checked first: the language client reports a failed spawn with a toast of its own.
         const missing = missingExecutable(executable);
         if (missing !== undefined) {
@@ -28,7 +28,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
             await reportFailedStart(executable, missing);
             return;
         }
-        const started = createClient(serverLog, (command, args) => commands.intercept(command, args));
+        const started = createClient(executable, serverLog, (command, args) => commands.intercept(command, args));
         client = started;
         const formatter = new OutputFormatter();
         started.onNotification(output, (params) => stream.append(formatter.format(params)));

@@ -152,15 +152,7 @@ impl Roots {
     }
 
     fn starts_with(&self, path: &Path, root: &Path) -> bool {
-        match PathStyle::NATIVE {
-            // By component, on the paths as they are (they need not be Unicode).
-            PathStyle::Posix if !self.case_insensitive => path.starts_with(root),
-            style => style.is_within(
-                &path.to_string_lossy(),
-                &root.to_string_lossy(),
-                self.case_insensitive,
-            ),
-        }
+        PathStyle::NATIVE.strip_root(path, root, self.case_insensitive).is_some()
     }
 }
 

@@ -77,6 +77,32 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => T
     }
 }
 
+/**
+ * A fake-API script for an edit: read `file`, replace `oldString` with `newString` in it, then
+ * answer `answer` (one text, or chunks streamed 50 ms apart).
+ */
+export function editScript(file: string, oldString: string, newString: string, answer: string | string[]): unknown {
+    return {
+        turns: [
+            { toolUse: { name: 'Read', input: { file_path: `{{cwd}}/${file}` } } },
+            { toolUse: { name: 'Edit', input: { file_path: `{{cwd}}/${file}`, old_string: oldString, new_string: newString } } },
+            typeof answer === 'string' ? { text: answer } : { slowText: { chunks: answer, intervalMs: 50 } },
+        ],
+    };
+}
+
+/** A review finding on line 2 of a src/greet.ts whose line 2 uses `${name}`, as the model reports it. */
+export const NAME_NOT_TRIMMED = {
+    path: 'src/greet.ts',
+    startLine: 2,
+    endLine: 2,
+    severity: 'warning',
+    category: 'correctness',
+    title: 'The name is not trimmed',
+    explanation: 'Leading spaces end up in the greeting.',
+    snippet: '${name}',
+};
+
 /** A temporary git repository holding the given files, committed, plus a HOME for the CLI. */
 export class Workspace {
     readonly base = mkdtempSync(path.join(tmpdir(), 'claude-lsp-vscode-'));

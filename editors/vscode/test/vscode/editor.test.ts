@@ -3,10 +3,12 @@
 // the output channel. The real claude-lsp and the real CLI run against the fake API.
 
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { FakeApi, Workspace, serverBinary } from '../integration/harness';
-import { CodeServer, UI_TIMEOUT_MS, userSettings } from './code_server';
+import { FakeApi, NAME_NOT_TRIMMED, Workspace, editScript, serverBinary } from '../integration/harness';
+import { CodeServer, type Launch, UI_TIMEOUT_MS, bundledVsix, userSettings } from './code_server';
 
 const TEST_TIMEOUT_MS = 600_000;
 const GREET = 'export function greet(name: string): string {\n    return `hello ${name}`;\n}\n';
@@ -14,18 +16,7 @@ const GREET = 'export function greet(name: string): string {\n    return `hello 
 const FAREWELL = 'export function farewell(name: string): string {\n    return `bye ${name}`;\n}\n';
 
 /** Read greet.ts, rename greet to welcome, then answer in three stream chunks. */
-const RENAME_SCRIPT = {
-    turns: [
-        { toolUse: { name: 'Read', input: { file_path: '{{cwd}}/src/greet.ts' } } },
-        {
-            toolUse: {
-                name: 'Edit',
-                input: { file_path: '{{cwd}}/src/greet.ts', old_string: 'function greet(', new_string: 'function welcome(' },
-            },
-        },
-        { slowText: { chunks: ['Renamed greet ', 'to ', 'welcome.'], intervalMs: 50 } },
-    ],
-};
+const RENAME_SCRIPT = editScript('src/greet.ts', 'function greet(', 'function welcome(', ['Renamed greet ', 'to ', 'welcome.']);
 
 /** A review's answer: one finding, through the CLI's StructuredOutput tool. */
 const REVIEW_SCRIPT = {
@@ -34,18 +25,7 @@ const REVIEW_SCRIPT = {
             toolUse: {
                 name: 'StructuredOutput',
                 input: {
-                    findings: [
-                        {
-                            path: 'src/greet.ts',
-                            startLine: 2,
-                            endLine: 2,
-                            severity: 'warning',
-                            category: 'correctness',
-                            title: 'The name is not trimmed',
-                            explanation: 'Leading spaces end up in the greeting.',
-                            snippet: '${name}',
-                        },
-                    ],
+                    findings: [NAME_NOT_TRIMMED],
                     summary: 'One problem.',
                 },
             },
@@ -58,6 +38,48 @@ function claudeMessages(messages: string[]): string[] {
     return messages.filter((message) => /claude|server/i.test(message));
 }
 
+/** This process's PATH without the directories that hold `program`. */
+function pathWithout(program: string): string {
+    return (process.env.PATH ?? '')
+        .split(path.delimiter)
+        .filter((dir) => dir !== '' && !existsSync(path.join(dir, program)))
+        .join(path.delimiter);
+}
+
+/** The executables of live processes that lie under `dir`. */
+function executablesUnder(dir: string): string[] {
+    const found: string[] = [];
+    for (const entry of readdirSync('/proc')) {
+        try {
+            const exe = readlinkSync(`/proc/${entry}/exe`);
+            if (exe.startsWith(dir + path.sep)) {
+                found.push(exe);
+            }
+        } catch {
+            // Not a process, gone meanwhile, or not ours to read.
+        }
+    }
+    return found;
+}
+
+/** Selects all of src/greet.ts, refactors it from the palette and accepts the one changed file. */
+async function refactorGreetToWelcome(editor: CodeServer): Promise<void> {
+    const { page } = editor;
+    await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
+    await editor.openAndSelectAll('src/greet.ts');
+    await editor.runCommand('Claude: Refactor…');
+    await editor.answerInput('rename greet to welcome', 'How should Claude refactor the selection?');
+    await editor.toasts('Claude: refactor').first().waitFor({ timeout: UI_TIMEOUT_MS });
+
+    // The diff review: one changed file, checked; Enter applies it.
+    const review = page.locator('.quick-input-widget', { hasText: '1 changed file' });
+    await review.waitFor({ timeout: UI_TIMEOUT_MS });
+    await review.locator('.quick-input-list .monaco-list-row', { hasText: 'greet.ts' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await review.locator('input').press('Enter');
+    await editor.toasts(/Claude: refactor: applied 1 file/).waitFor({ timeout: UI_TIMEOUT_MS });
+    await page.locator('.editor-instance .view-lines', { hasText: 'function welcome(' }).first().waitFor({ timeout: UI_TIMEOUT_MS });
+}
+
 /** Opens `files` in code-server with `script` behind the fake API, runs `body`, cleans up; a screenshot on failure. */
 async function inEditor(
     name: string,
@@ -65,12 +87,13 @@ async function inEditor(
     script: unknown,
     settings: Record<string, unknown>,
     body: (editor: CodeServer, workspace: Workspace) => Promise<void>,
+    launch: Launch = {},
 ): Promise<void> {
     const workspace = new Workspace(files);
     const api = await FakeApi.start(script, workspace.base);
     let editor: CodeServer | undefined;
     try {
-        editor = await CodeServer.open(workspace, api, settings);
+        editor = await CodeServer.open(workspace, api, settings, launch);
         await body(editor, workspace);
     } catch (error) {
         if (editor !== undefined) {
@@ -92,20 +115,7 @@ async function inEditor(
 describe('the extension in code-server', () => {
     it('refactors from the palette: progress, diff review, whole lines in the output, cost in the status bar', { timeout: TEST_TIMEOUT_MS }, () =>
         inEditor('refactor', { 'src/greet.ts': GREET }, RENAME_SCRIPT, userSettings(), async (editor, workspace) => {
-            const { page } = editor;
-            await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
-            await editor.openAndSelectAll('src/greet.ts');
-            await editor.runCommand('Claude: Refactor…');
-            await editor.answerInput('rename greet to welcome', 'How should Claude refactor the selection?');
-            await editor.toasts('Claude: refactor').first().waitFor({ timeout: UI_TIMEOUT_MS });
-
-            // The diff review: one changed file, checked; Enter applies it.
-            const review = page.locator('.quick-input-widget', { hasText: '1 changed file' });
-            await review.waitFor({ timeout: UI_TIMEOUT_MS });
-            await review.locator('.quick-input-list .monaco-list-row', { hasText: 'greet.ts' }).waitFor({ timeout: UI_TIMEOUT_MS });
-            await review.locator('input').press('Enter');
-            await editor.toasts(/Claude: refactor: applied 1 file/).waitFor({ timeout: UI_TIMEOUT_MS });
-            await page.locator('.editor-instance .view-lines', { hasText: 'function welcome(' }).first().waitFor({ timeout: UI_TIMEOUT_MS });
+            await refactorGreetToWelcome(editor);
             assert.equal(workspace.read('src/greet.ts'), GREET, 'the edit waits in the editor, unsaved');
 
             // Item 1: the status bar shows what the run cost.
@@ -116,6 +126,26 @@ describe('the extension in code-server', () => {
             await output.filter({ hasText: 'Renamed greet to welcome.' }).waitFor({ timeout: UI_TIMEOUT_MS });
             assert.doesNotMatch(await CodeServer.linesText(output), /Renamed greet *\n/);
         }),
+    );
+
+    it('the Linux VSIX brings its server: no claude.serverPath, no claude-lsp on PATH, a refactor served', { timeout: TEST_TIMEOUT_MS }, () =>
+        inEditor(
+            'bundled-server',
+            { 'src/greet.ts': GREET },
+            RENAME_SCRIPT,
+            // An undefined value is left out of settings.json: serverPath stays unset.
+            userSettings({ 'claude.serverPath': undefined }),
+            async (editor, workspace) => {
+                await refactorGreetToWelcome(editor);
+                // The server that answered is the one inside the installed extension.
+                const servers = executablesUnder(CodeServer.extensionsDir(workspace));
+                assert.deepEqual(
+                    servers.map((exe) => path.relative(CodeServer.extensionsDir(workspace), exe).split(path.sep).slice(1)),
+                    [['server', 'claude-lsp']],
+                );
+            },
+            { vsix: bundledVsix, path: pathWithout('claude-lsp') },
+        ),
     );
 
     it('generates a new file: accepted, it is on disk with its content', { timeout: TEST_TIMEOUT_MS }, () =>
