@@ -141,6 +141,9 @@ impl<'ast> Visit<'ast> for Paths {
         syn::visit::visit_macro(self, mac);
     }
 
+    /// `pub(super)` and `pub(in crate::a)` say who may see an item; they import nothing.
+    fn visit_visibility(&mut self, _: &'ast syn::Visibility) {}
+
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
         self.scope.push(item.ident.to_string());
         syn::visit::visit_item_mod(self, item);
