@@ -143,6 +143,8 @@ impl ServerState {
         let settings = Settings::default();
         let scheduler = Scheduler::new(settings.max_concurrent);
         let circuit = Arc::new(CircuitBreaker::new(circuit_config(&settings)));
+        let pool = WarmPool::new(PoolLimits::from_settings(&settings));
+        pool.count_waiting_runs(scheduler.waiting_runs());
         Self {
             client,
             staging: Arc::new(StagingManager::new(options.cache_dir.clone())),
@@ -162,7 +164,7 @@ impl ServerState {
             circuit,
             metrics: Arc::new(Metrics::new()),
             pending_warnings: Mutex::new(Vec::new()),
-            pool: WarmPool::new(PoolLimits::from_settings(&Settings::default())),
+            pool,
             findings: Mutex::new(crate::model::findings::FindingStore::default()),
             conversations: Arc::new(crate::engine::conversations::Conversations::new()),
             regions: crate::model::regions::Regions::new(),

@@ -491,3 +491,123 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
 
     shut_down(ws).await;
 }
+
+#[tokio::test]
+async fn a_used_process_coming_back_cancels_the_replacement_still_starting() {
+    let key = OneKey::start().await;
+    let used = the_warm_pid(&key.pool).await;
+
+    // A conversation keeps the process; its key starts a replacement.
+    let (taken, _) = key.converse("q").await;
+    let (session, _, returnable) = taken.into_parts();
+    let mut returnable = returnable.expect("a pooled run's process can go back");
+    returnable.refill();
+    let starting = eventually("the replacement's process runs", async || {
+        let others: Vec<u32> =
+            pids(&cli_processes(key.home.path())).into_iter().filter(|pid| *pid != used).collect();
+        (others.len() == 1).then(|| others[0])
+    })
+    .await;
+    let stats = key.pool.stats();
+    assert_eq!((stats.warm, stats.filling), (0, 1), "still starting: {stats:?}");
+
+    // The conversation lets its process go before the replacement is ready: the used process
+    // takes its place and the start is cancelled, its process stopped.
+    returnable.give_back(session, true);
+    eventually("the used process is back, alone", async || {
+        let back = key.pool.warm_pids() == [used] && key.pool.stats().filling == 0;
+        (back && pids(&cli_processes(key.home.path())) == [used]).then_some(())
+    })
+    .await;
+    assert!(leftover_processes(|p| p.pid == starting, WAIT).await.is_empty());
+    let stats = key.pool.stats();
+    assert_eq!((stats.recycled, stats.started, stats.discarded), (1, 2, 1), "{stats:?}");
+    key.finish().await;
+}
+
+/// The pool's counts as `claude/metrics` reports them, once nothing is being started or cleared.
+async fn settled_pool(ws: &mut Workspace) -> Value {
+    let client = &mut ws.client;
+    eventually("the pool settles", async || {
+        let metrics = client.request_json("claude/metrics", Value::Null).await.unwrap();
+        (metrics["pool"]["filling"] == 0).then(|| metrics["pool"].clone())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sequential_requests_at_default_settings_start_only_processes_they_use() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::text("It adds."),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    const REQUESTS: u64 = 6;
+    for question in 0..REQUESTS {
+        let params = json!({"textDocument": {"uri": uri}, "instruction": format!("q{question}")});
+        let result = ws.client.request_json("claude/analyze", params).await.unwrap();
+        assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
+    }
+    let pool = settled_pool(&mut ws).await;
+    // Defaults: warmPool 1, liveSessions 2. The first requests take fresh processes (the warm
+    // one, then one refill each while their conversations keep theirs); from the third on, the
+    // conversation let go makes way for the new one and its process comes back cleared for the
+    // next request, so nothing else starts, and nothing started is thrown away.
+    assert_eq!(pool["hits"], REQUESTS, "{pool}");
+    assert_eq!(pool["misses"], 0, "{pool}");
+    assert_eq!(pool["started"], 3, "{pool}");
+    assert_eq!(pool["discarded"], 0, "{pool}");
+    assert_eq!(pool["recycled"], REQUESTS - 2, "{pool}");
+    assert_eq!(cli_processes(&home).len(), 3, "one warm process and two conversations' idle");
+    shut_down(ws).await;
+}
+
+#[tokio::test]
+async fn a_burst_beyond_max_concurrent_runs_no_more_than_it_plus_the_warm_pool() {
+    const BURST: usize = 8;
+    const MAX_CONCURRENT: usize = 4;
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::delayed(Duration::from_millis(500), Turn::text("It adds.")),
+        full_capabilities(),
+        json!({"maxConcurrent": MAX_CONCURRENT, "warmPool": 1}),
+    )
+    .await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    eventually("the warm process", async || (cli_processes(&home).len() == 1).then_some(())).await;
+
+    // Look at the process tree throughout the burst.
+    let done = CancellationToken::new();
+    let sampler = {
+        let (done, home) = (done.clone(), home.clone());
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !done.is_cancelled() {
+                most = most.max(cli_processes(&home).len());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            most
+        })
+    };
+    let mut answers = Vec::new();
+    for question in 0..BURST {
+        let params = json!({"textDocument": {"uri": uri}, "instruction": format!("q{question}")});
+        answers.push(ws.client.start_request("claude/analyze", params).await.1);
+    }
+    for answer in answers {
+        let result = crate::support::lsp_client::TestClient::answer(answer).await.unwrap();
+        assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
+    }
+    done.cancel();
+    let most = sampler.await.unwrap();
+    assert!(most <= MAX_CONCURRENT + 1, "{most} CLI processes ran at once");
+    let pool = settled_pool(&mut ws).await;
+    // The queued runs took the processes of the runs before them: none spawned its own.
+    assert_eq!(pool["misses"], MAX_CONCURRENT as u64 - 1, "{pool}");
+    shut_down(ws).await;
+}
