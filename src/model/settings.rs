@@ -27,6 +27,14 @@ const SECTION: &str = "claude";
 /// The env var the CLI reads for its own API retry count (cli-protocol.md §1.3).
 const CLI_MAX_RETRIES_VAR: &str = "CLAUDE_CODE_MAX_RETRIES";
 
+/// The env var that keeps the CLI's git snapshot (branch, `git status`, the last five commits)
+/// and its commit/PR instructions out of the system prompt. Without it the CLI runs six git
+/// commands when it starts and again after every `/clear`; a run's prompt carries what it needs
+/// (a review its diff), commits are never the agent's to make, and in a staging mirror that
+/// snapshot describes the mirror, not the user's repository. `env` can set it to the empty
+/// string to have the snapshot back (the CLI reads any other value as "disable").
+const CLI_GIT_CONTEXT_VAR: &str = "CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS";
+
 /// What secret values are shown as (`env` names that hold secrets: [`is_secret_name`]).
 const REDACTED: &str = "<redacted>";
 
@@ -189,12 +197,16 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("/"))
     }
 
-    /// Environment additions for the CLI: `CLAUDE_CODE_MAX_RETRIES` from `maxRetriesCli`, then
-    /// the user's `env`. A variable the user sets in `env` wins over the derived one.
+    /// Environment additions for the CLI: `CLAUDE_CODE_MAX_RETRIES` from `maxRetriesCli`, no
+    /// git snapshot in the system prompt ([`CLI_GIT_CONTEXT_VAR`]), then the user's `env`. A
+    /// variable the user sets in `env` wins over the derived one.
     pub fn cli_env(&self) -> Vec<(String, String)> {
-        let mut vars = Vec::with_capacity(self.env.len() + 1);
+        let mut vars = Vec::with_capacity(self.env.len() + 2);
         if !self.env.contains_key(CLI_MAX_RETRIES_VAR) {
             vars.push((CLI_MAX_RETRIES_VAR.to_owned(), self.max_retries_cli.to_string()));
+        }
+        if !self.env.contains_key(CLI_GIT_CONTEXT_VAR) {
+            vars.push((CLI_GIT_CONTEXT_VAR.to_owned(), "1".to_owned()));
         }
         vars.extend(self.env.iter().map(|(key, value)| (key.clone(), value.clone())));
         vars
@@ -1354,12 +1366,16 @@ mod tests {
             settings.cli_env(),
             [
                 ("CLAUDE_CODE_MAX_RETRIES".to_owned(), "1".to_owned()),
+                ("CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS".to_owned(), "1".to_owned()),
                 ("HTTPS_PROXY".to_owned(), "http://p".to_owned()),
             ]
         );
         assert_eq!(
             Settings::default().cli_env(),
-            [("CLAUDE_CODE_MAX_RETRIES".to_owned(), "2".to_owned())]
+            [
+                ("CLAUDE_CODE_MAX_RETRIES".to_owned(), "2".to_owned()),
+                ("CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS".to_owned(), "1".to_owned()),
+            ]
         );
     }
 
@@ -1375,9 +1391,18 @@ mod tests {
 
     #[test]
     fn an_explicit_env_variable_wins_over_max_retries_cli() {
-        let (settings, _) =
-            parse(json!({"maxRetriesCli": 1, "env": {"CLAUDE_CODE_MAX_RETRIES": 7}}));
-        assert_eq!(settings.cli_env(), [("CLAUDE_CODE_MAX_RETRIES".to_owned(), "7".to_owned())]);
+        let (settings, _) = parse(json!({"maxRetriesCli": 1, "env": {
+            "CLAUDE_CODE_MAX_RETRIES": 7, "CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS": "",
+        }}));
+        let mut env = settings.cli_env();
+        env.sort();
+        assert_eq!(
+            env,
+            [
+                ("CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS".to_owned(), String::new()),
+                ("CLAUDE_CODE_MAX_RETRIES".to_owned(), "7".to_owned()),
+            ]
+        );
     }
 
     #[test]

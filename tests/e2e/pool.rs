@@ -611,3 +611,30 @@ async fn a_burst_beyond_max_concurrent_runs_no_more_than_it_plus_the_warm_pool()
     assert_eq!(pool["misses"], MAX_CONCURRENT as u64 - 1, "{pool}");
     shut_down(ws).await;
 }
+
+/// The sentence the CLI puts before its git snapshot in the system prompt.
+const GIT_SNAPSHOT: &str = "This is the git status at the start of the conversation";
+
+#[tokio::test]
+async fn the_cli_puts_no_git_snapshot_in_the_prompt_unless_env_asks_for_it() {
+    // By default the CLI runs no git status (at its start and after each /clear) for a
+    // snapshot in its prompt; a user's `env` can bring it back (the CLI reads any non-empty
+    // value as "disable").
+    for (env, snapshot) in
+        [(json!({}), false), (json!({"CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS": ""}), true)]
+    {
+        let mut ws = Workspace::start(
+            &[("src/lib.rs", LIB)],
+            Turn::text("It adds."),
+            full_capabilities(),
+            json!({"env": env}),
+        )
+        .await;
+        let uri = ws.uri("src/lib.rs");
+        let params = json!({"textDocument": {"uri": uri}});
+        ws.client.request_json("claude/analyze", params).await.unwrap();
+        let body = ws.api.requests()[0].body.to_string();
+        assert_eq!(body.contains(GIT_SNAPSHOT), snapshot, "env {env}: {body}");
+        shut_down(ws).await;
+    }
+}
