@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::claude::control::RebindableHandler;
 use crate::claude::session::ClaudeSession;
-use crate::engine::pool::Returnable;
+use crate::engine::pool::{IdleHolder, Returnable};
 use crate::model::prompt::Action;
 use crate::model::usage::CliTotals;
 
@@ -212,6 +212,32 @@ impl Conversations {
         let all: Vec<IdleProcess> = self.idle.lock().drain().map(|(_, process)| process).collect();
         futures::future::join_all(all.into_iter().map(|process| process.turn.session.shutdown()))
             .await;
+    }
+}
+
+/// The idle memory budget (`maxIdleMemoryMb`) covers the live conversations' processes.
+impl IdleHolder for Conversations {
+    fn idle_processes(&self) -> Vec<crate::engine::pool::IdleProcess> {
+        let idle = self.idle.lock();
+        idle.iter()
+            .map(|(id, process)| crate::engine::pool::IdleProcess {
+                handle: id.clone(),
+                pid: process.turn.session.pid(),
+                idle_since: process.since,
+            })
+            .collect()
+    }
+
+    /// The process goes, not back to the pool: it is over the memory budget.
+    fn stop_idle(&self, handle: &str) {
+        let Some(process) = self.idle.lock().remove(handle) else { return };
+        let LiveTurn { session, returnable, .. } = process.turn;
+        match returnable {
+            Some(returnable) => returnable.retire(session),
+            None => {
+                tokio::spawn(session.shutdown());
+            }
+        }
     }
 }
 

@@ -367,6 +367,9 @@ impl Runner {
             Duration::from_secs(self.settings.session_idle_secs),
             self.settings.live_sessions,
         );
+        if let Some(pool) = &self.pool {
+            pool.check_idle_memory();
+        }
     }
 
     /// What a new read-only run in `workspace` spawns (its config and `initialize` request): the

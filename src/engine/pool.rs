@@ -45,6 +45,11 @@
 //! after `poolIdleSecs` unused. An idle, initialized CLI holds about 170 MB RSS (README, "Speed").
 //! A process that died, or whose working directory was replaced since it started (a mirror
 //! recreated), is discarded when found, never handed out.
+//!
+//! **Idle memory budget** (`maxIdleMemoryMb`): the idle processes, the pool's and those live
+//! conversations keep ([`IdleHolder`]), together hold at most that much RSS, each measured with
+//! its process tree (`/proc`; on other systems nothing is measured and there is no budget).
+//! Whenever one becomes idle, the least recently used go first until the rest fit.
 
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -235,6 +240,8 @@ impl KeyEntry {
 
 struct PoolState {
     limits: PoolLimits,
+    /// `maxIdleMemoryMb` in bytes.
+    idle_memory_budget: Option<u64>,
     keys: HashMap<PoolKey, KeyEntry>,
     /// Workspaces warmed already (so only the first didOpen of a workspace fills).
     seen_workspaces: HashSet<PathBuf>,
@@ -255,6 +262,25 @@ struct Inner {
     discarded: AtomicU64,
     /// How many runs wait in the scheduler's queue (none when nothing was connected).
     waiting_runs: std::sync::OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
+    /// The other idle processes the memory budget covers (live conversations').
+    idle_elsewhere: std::sync::OnceLock<Weak<dyn IdleHolder>>,
+}
+
+/// An idle CLI process the pool does not hold (a live conversation's), as the idle memory budget
+/// sees it.
+#[derive(Debug, Clone)]
+pub struct IdleProcess {
+    /// What its holder knows it by.
+    pub handle: String,
+    pub pid: u32,
+    pub idle_since: Instant,
+}
+
+/// Holds idle CLI processes outside the pool that the idle memory budget also covers.
+pub trait IdleHolder: Send + Sync {
+    fn idle_processes(&self) -> Vec<IdleProcess>;
+    /// Stop idle process `handle` (it does not fit in the budget).
+    fn stop_idle(&self, handle: &str);
 }
 
 impl Inner {
@@ -296,6 +322,7 @@ impl WarmPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(PoolState {
                     limits,
+                    idle_memory_budget: None,
                     keys: HashMap::new(),
                     seen_workspaces: HashSet::new(),
                 }),
@@ -309,6 +336,7 @@ impl WarmPool {
                 started: AtomicU64::new(0),
                 discarded: AtomicU64::new(0),
                 waiting_runs: std::sync::OnceLock::new(),
+                idle_elsewhere: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -321,6 +349,23 @@ impl WarmPool {
     /// Runs waiting for a slot now: a finished run's process should go to them, not stay idle.
     pub fn runs_waiting(&self) -> usize {
         self.inner.runs_waiting()
+    }
+
+    /// Let the idle memory budget cover `holder`'s idle processes too; set once.
+    pub fn share_idle_memory_with(&self, holder: Weak<dyn IdleHolder>) {
+        let _ = self.inner.idle_elsewhere.set(holder);
+    }
+
+    /// Apply `maxIdleMemoryMb` (`None`: no budget), at once.
+    pub fn set_idle_memory_budget(&self, megabytes: Option<u64>) {
+        self.inner.state.lock().idle_memory_budget = megabytes.map(|mb| mb.saturating_mul(1 << 20));
+        self.check_idle_memory();
+    }
+
+    /// An idle process was added: stop the least recently used idle ones until all fit in the
+    /// budget (in the background: measuring reads `/proc`).
+    pub fn check_idle_memory(&self) {
+        check_idle_memory(&self.inner);
     }
 
     /// True when runs should go through the pool: it keeps processes and is not shut down.
@@ -674,8 +719,86 @@ async fn fill_one(
     }
     if let Some(idle) = idle {
         tokio::spawn(expire_when_idle(Arc::downgrade(&inner), key, id, idle));
+        check_idle_memory(&inner);
     }
     inner.fill_done.notify_waiters();
+}
+
+/// [`WarmPool::check_idle_memory`].
+fn check_idle_memory(inner: &Arc<Inner>) {
+    let Some(budget) = inner.state.lock().idle_memory_budget else { return };
+    let inner = inner.clone();
+    inner.tasks.clone().spawn(async move {
+        let measured = tokio::task::spawn_blocking(move || keep_idle_memory_within(&inner, budget));
+        if let Err(err) = measured.await {
+            tracing::warn!(%err, "could not measure the idle processes' memory");
+        }
+    });
+}
+
+/// Who holds an idle process, for the budget.
+enum Holder {
+    Pool(PoolKey, u64),
+    Elsewhere(String),
+}
+
+/// Stop idle processes, least recently used first, until the rest hold at most `budget` bytes.
+/// Runs on a blocking thread.
+fn keep_idle_memory_within(inner: &Arc<Inner>, budget: u64) {
+    let mut idle: Vec<(Instant, u32, Holder)> = {
+        let state = inner.state.lock();
+        state
+            .keys
+            .iter()
+            .flat_map(|(key, entry)| {
+                entry.ready.iter().map(|process| {
+                    let holder = Holder::Pool(key.clone(), process.id);
+                    (process.idle_since, process.session.pid(), holder)
+                })
+            })
+            .collect()
+    };
+    let elsewhere = inner.idle_elsewhere.get().and_then(Weak::upgrade);
+    if let Some(elsewhere) = &elsewhere {
+        idle.extend(
+            elsewhere.idle_processes().into_iter().map(|process| {
+                (process.idle_since, process.pid, Holder::Elsewhere(process.handle))
+            }),
+        );
+    }
+    idle.sort_by_key(|(since, _, _)| *since);
+    let sizes: Vec<Option<u64>> =
+        idle.iter().map(|(_, pid, _)| crate::base::platform::tree_rss_bytes(*pid)).collect();
+    let mut total: u64 = sizes.iter().flatten().sum();
+    for ((_, pid, holder), size) in idle.into_iter().zip(sizes) {
+        if total <= budget {
+            break;
+        }
+        // Not measurable (gone, or no `/proc` here): not counted, not stopped.
+        let Some(size) = size else { continue };
+        total -= size;
+        tracing::info!(
+            pid,
+            rss_mb = size >> 20,
+            "stopping an idle Claude Code process: maxIdleMemoryMb"
+        );
+        match holder {
+            Holder::Pool(key, id) => {
+                let stopped = inner.state.lock().keys.get_mut(&key).and_then(|entry| {
+                    let index = entry.ready.iter().position(|process| process.id == id)?;
+                    entry.ready.remove(index)
+                });
+                if let Some(process) = stopped {
+                    inner.retire_warm(process);
+                }
+            }
+            Holder::Elsewhere(handle) => {
+                if let Some(elsewhere) = &elsewhere {
+                    elsewhere.stop_idle(&handle);
+                }
+            }
+        }
+    }
 }
 
 /// Let a warm process build its next turn's request ahead of it (best effort: a CLI that cannot
@@ -968,6 +1091,7 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, reserved: b
     returnable.refill();
     if let Some(idle) = idle {
         tokio::spawn(expire_when_idle(Arc::downgrade(&inner), key, id, idle));
+        check_idle_memory(&inner);
     }
     inner.fill_done.notify_waiters();
 }

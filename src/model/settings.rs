@@ -51,7 +51,7 @@ pub const PERMISSION_MODES: [&str; 5] =
     ["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"];
 
 /// Every setting name, as written by the user (camelCase, without the `claude.` prefix).
-const SETTING_NAMES: [&str; 31] = [
+const SETTING_NAMES: [&str; 32] = [
     "cliPath",
     "model",
     "fallbackModel",
@@ -77,6 +77,7 @@ const SETTING_NAMES: [&str; 31] = [
     "maxRetries",
     "sessionIdleSecs",
     "liveSessions",
+    "maxIdleMemoryMb",
     "stagingMaxCopyMb",
     "maxRetriesCli",
     "circuitFailureThreshold",
@@ -136,6 +137,10 @@ pub struct Settings {
     /// At most this many conversations keep their CLI process alive between turns (~230 MB
     /// each); 0: every follow-up resumes its conversation in a new process.
     pub live_sessions: usize,
+    /// The most memory (RSS, MB) the idle CLI processes may hold together: warm ones and live
+    /// conversations'; beyond it the least recently used goes. `None`: no budget. Measured on
+    /// Linux only (elsewhere there is no budget).
+    pub max_idle_memory_mb: Option<u64>,
     /// Size cap of the plain copy used as a mirror for workspaces outside git.
     pub staging_max_copy_mb: u64,
     /// `CLAUDE_CODE_MAX_RETRIES` given to the CLI (its own default of 10 means minutes of
@@ -178,6 +183,7 @@ impl Default for Settings {
             max_retries: 3,
             session_idle_secs: 900,
             live_sessions: 2,
+            max_idle_memory_mb: None,
             staging_max_copy_mb: 200,
             max_retries_cli: 2,
             circuit_failure_threshold: 5,
@@ -287,6 +293,7 @@ impl fmt::Debug for Settings {
             max_retries,
             session_idle_secs,
             live_sessions,
+            max_idle_memory_mb,
             staging_max_copy_mb,
             max_retries_cli,
             circuit_failure_threshold,
@@ -319,6 +326,7 @@ impl fmt::Debug for Settings {
             .field("max_retries", max_retries)
             .field("session_idle_secs", session_idle_secs)
             .field("live_sessions", live_sessions)
+            .field("max_idle_memory_mb", max_idle_memory_mb)
             .field("staging_max_copy_mb", staging_max_copy_mb)
             .field("max_retries_cli", max_retries_cli)
             .field("circuit_failure_threshold", circuit_failure_threshold)
@@ -564,6 +572,10 @@ impl Parser {
             "liveSessions" => {
                 settings.live_sessions =
                     self.defaulted(key, value, defaults.live_sessions, int_in(0, 64));
+            }
+            "maxIdleMemoryMb" => {
+                settings.max_idle_memory_mb =
+                    self.optional(key, value, present(int_in(1, 1_000_000)));
             }
             "stagingMaxCopyMb" => {
                 settings.staging_max_copy_mb =
@@ -920,6 +932,7 @@ mod tests {
             "maxRetries": 5,
             "sessionIdleSecs": 60,
             "liveSessions": 1,
+            "maxIdleMemoryMb": 512,
             "stagingMaxCopyMb": 50,
             "maxRetriesCli": 0,
             "circuitFailureThreshold": 3,
@@ -958,6 +971,7 @@ mod tests {
             max_retries: 5,
             session_idle_secs: 60,
             live_sessions: 1,
+            max_idle_memory_mb: Some(512),
             staging_max_copy_mb: 50,
             max_retries_cli: 0,
             circuit_failure_threshold: 3,
@@ -979,6 +993,7 @@ mod tests {
         assert_eq!(defaults.max_retries, 3);
         assert_eq!(defaults.session_idle_secs, 900);
         assert_eq!(defaults.live_sessions, 2);
+        assert_eq!(defaults.max_idle_memory_mb, None);
         assert_eq!(defaults.staging_max_copy_mb, 200);
         assert_eq!(defaults.max_retries_cli, 2);
         assert_eq!(defaults.circuit_failure_threshold, 5);

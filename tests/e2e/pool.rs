@@ -638,3 +638,73 @@ async fn the_cli_puts_no_git_snapshot_in_the_prompt_unless_env_asks_for_it() {
         shut_down(ws).await;
     }
 }
+
+/// Point the server at `maxIdleMemoryMb` (everything else as `Workspace::start` set it).
+async fn set_idle_memory_budget(ws: &mut Workspace, megabytes: u64) {
+    use claude_lsp::protocol::lsp::DidChangeConfigurationParams;
+    use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
+    let env: serde_json::Map<String, Value> =
+        ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let section = json!({"cliPath": real_cli(), "env": env, "maxIdleMemoryMb": megabytes});
+    ws.client.set_behaviour(|b| b.configuration = section);
+    ws.client
+        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
+        .await;
+}
+
+#[tokio::test]
+async fn idle_processes_beyond_max_idle_memory_mb_stop_least_recently_used_first() {
+    use claude_lsp::base::platform::tree_rss_bytes;
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::text("It adds."),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    for question in ["q1", "q2"] {
+        let params = json!({"textDocument": {"uri": uri}, "instruction": question});
+        ws.client.request_json("claude/analyze", params).await.unwrap();
+    }
+    // Idle now: the two conversations' processes and a fresh warm one.
+    settled_pool(&mut ws).await;
+    let sessions = ws.client.request_json("claude/sessions", json!({})).await.unwrap();
+    let live: Vec<u32> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|session| session["live"]["pid"].as_u64().unwrap() as u32)
+        .collect();
+    let [newer, older] = live[..] else { panic!("two live conversations: {sessions}") };
+    let warm = eventually("the warm process", async || {
+        let rest: Vec<u32> =
+            pids(&cli_processes(&home)).into_iter().filter(|pid| !live.contains(pid)).collect();
+        (rest.len() == 1).then(|| rest[0])
+    })
+    .await;
+    let rss = |pid: u32| tree_rss_bytes(pid).expect("a live CLI process is measurable");
+    // Room for two of the three, with half a process to spare either way.
+    let budget = (rss(newer) + rss(warm) + rss(older) / 2) >> 20;
+    set_idle_memory_budget(&mut ws, budget).await;
+    let mut left = vec![newer, warm];
+    left.sort_unstable();
+    eventually("the least recently used idle process stops", async || {
+        (pids(&cli_processes(&home)) == left).then_some(())
+    })
+    .await;
+
+    // A tiny budget: no process stays idle, and requests are still answered.
+    set_idle_memory_budget(&mut ws, 1).await;
+    eventually("no idle process is left", async || cli_processes(&home).is_empty().then_some(()))
+        .await;
+    let params = json!({"textDocument": {"uri": uri}, "instruction": "q3"});
+    let result = ws.client.request_json("claude/analyze", params).await.unwrap();
+    assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
+    eventually("its process does not stay either", async || {
+        cli_processes(&home).is_empty().then_some(())
+    })
+    .await;
+    shut_down(ws).await;
+}
