@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use claude_lsp::claude::args::CliOptions;
 use claude_lsp::claude::control::{DenyAll, InitializeRequest};
-use claude_lsp::claude::session::{RunLimits, RunResult, SessionConfig, run_turn};
-use claude_lsp::engine::pool::{MAX_KEYS, MAX_USES, PoolLimits, PooledSession, WarmPool};
+use claude_lsp::claude::session::{ClaudeSession, RunLimits, RunResult, SessionConfig, run_turn};
+use claude_lsp::engine::pool::{
+    MAX_KEYS, MAX_USES, PoolLimits, PooledSession, Returnable, WarmPool,
+};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -322,6 +324,17 @@ impl OneKey {
         (taken, result)
     }
 
+    /// The warm process serves a conversation that keeps it, as a live conversation does: its
+    /// key is asked for a replacement. Returns its pid and how it goes back.
+    async fn kept_by_a_conversation(&self) -> (u32, ClaudeSession, Returnable) {
+        let used = the_warm_pid(&self.pool).await;
+        let (taken, _) = self.converse("q").await;
+        let (session, _, returnable) = taken.into_parts();
+        let mut returnable = returnable.expect("a pooled run's process can go back");
+        returnable.refill();
+        (used, session, returnable)
+    }
+
     /// Shut the pool down and check that none of its processes is left.
     async fn finish(self) {
         self.pool.shutdown().await;
@@ -394,13 +407,8 @@ async fn a_process_is_not_given_back_after_a_stateful_tool_or_its_last_use() {
 #[tokio::test]
 async fn a_used_process_let_go_by_its_conversation_takes_a_fresh_ones_place() {
     let key = OneKey::start().await;
-    let used = the_warm_pid(&key.pool).await;
-
     // A conversation keeps the process; the key is topped up with a fresh one meanwhile.
-    let (taken, _) = key.converse("q").await;
-    let (session, _, returnable) = taken.into_parts();
-    let mut returnable = returnable.expect("a pooled run's process can go back");
-    returnable.refill();
+    let (used, session, returnable) = key.kept_by_a_conversation().await;
     let fresh = the_warm_pid(&key.pool).await;
     assert_ne!(fresh, used);
 
@@ -495,13 +503,8 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
 #[tokio::test]
 async fn a_used_process_coming_back_cancels_the_replacement_still_starting() {
     let key = OneKey::start().await;
-    let used = the_warm_pid(&key.pool).await;
-
     // A conversation keeps the process; its key starts a replacement.
-    let (taken, _) = key.converse("q").await;
-    let (session, _, returnable) = taken.into_parts();
-    let mut returnable = returnable.expect("a pooled run's process can go back");
-    returnable.refill();
+    let (used, session, returnable) = key.kept_by_a_conversation().await;
     let starting = eventually("the replacement's process runs", async || {
         let others: Vec<u32> =
             pids(&cli_processes(key.home.path())).into_iter().filter(|pid| *pid != used).collect();
