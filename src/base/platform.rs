@@ -344,6 +344,53 @@ pub fn path_from_bytes(bytes: Vec<u8>) -> PathBuf {
     }
 }
 
+/// The resident memory (RSS, bytes) of process `pid` and all its descendants, or `None` where it
+/// cannot be measured: the process is gone, or the OS is not Linux (no `/proc`; the idle memory
+/// budget then does nothing).
+pub fn tree_rss_bytes(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        proc_tree_rss(pid)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn proc_tree_rss(root: u32) -> Option<u64> {
+    // `VmRSS` is in kB; a kernel thread or a process that just ended has none.
+    let rss = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:"));
+        let kb = line.and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok());
+        kb.unwrap_or(0u64) * 1024
+    };
+    // `stat` is "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    };
+    if !Path::new(&format!("/proc/{root}")).exists() {
+        return None;
+    }
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let parents: Vec<(u32, u32)> =
+        pids.iter().filter_map(|&pid| Some((pid, parent(pid)?))).collect();
+    let mut tree = vec![root];
+    let mut index = 0;
+    while let Some(&pid) = tree.get(index) {
+        tree.extend(parents.iter().filter(|(_, ppid)| *ppid == pid).map(|(child, _)| *child));
+        index += 1;
+    }
+    Some(tree.into_iter().map(rss).sum())
+}
+
 /// What claude-lsp offers on an OS (`std::env::consts::OS`), for `claude-lsp doctor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Support {
@@ -446,5 +493,13 @@ mod tests {
     fn a_missing_pid_is_not_alive() {
         assert!(process_is_alive(std::process::id()));
         assert!(!process_is_alive(u32::MAX));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_memory_of_a_process_tree_is_measured() {
+        let own = tree_rss_bytes(std::process::id()).expect("this process is measurable");
+        assert!(own > 1024 * 1024, "{own}");
+        assert_eq!(tree_rss_bytes(u32::MAX), None);
     }
 }

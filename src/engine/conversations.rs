@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::claude::control::RebindableHandler;
 use crate::claude::session::ClaudeSession;
-use crate::engine::pool::Returnable;
+use crate::engine::pool::{IdleHolder, Returnable};
 use crate::model::prompt::Action;
 use crate::model::usage::CliTotals;
 
@@ -57,11 +57,13 @@ pub struct LiveTurn {
 
 impl LiveTurn {
     /// The conversation lets the process go: back to the warm pool (cleared) when it can serve
-    /// another run, else shut down.
-    pub async fn release(self) {
+    /// another run, else shut down. The pool counts it as coming back before this returns.
+    pub fn release(self) {
         match self.returnable {
             Some(returnable) => returnable.give_back(self.session, self.clean),
-            None => self.session.shutdown().await,
+            None => {
+                tokio::spawn(self.session.shutdown());
+            }
         }
     }
 }
@@ -123,7 +125,7 @@ impl Conversations {
             return Some(idle.turn);
         }
         tracing::debug!(session = id, "the live process cannot serve this turn; letting it go");
-        idle.turn.release().await;
+        idle.turn.release();
         None
     }
 
@@ -138,24 +140,18 @@ impl Conversations {
         max_idle: usize,
     ) {
         if max_idle == 0 || !turn.session.is_alive() {
-            tokio::spawn(turn.release());
+            turn.release();
             return;
         }
         let mut turn = turn;
-        // The pool lost this process to the conversation: replace it for the next new run.
-        if let Some(returnable) = &mut turn.returnable {
-            returnable.refill();
-        }
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let cwd_identity = directory_identity(&key.cwd);
+        // Make room first: the processes let go go back to the pool before the refill below.
         let closing = {
             let mut idle = self.idle.lock();
-            let mut closing: Vec<LiveTurn> = Vec::new();
-            let stay = IdleProcess { turn, key, cwd_identity, since: Instant::now(), generation };
-            if let Some(replaced) = idle.insert(id.clone(), stay) {
-                closing.push(replaced.turn);
-            }
-            while idle.len() > max_idle {
+            let mut closing: Vec<LiveTurn> =
+                idle.remove(&id).map(|old| old.turn).into_iter().collect();
+            while idle.len() >= max_idle {
                 let oldest = idle
                     .iter()
                     .min_by_key(|(_, process)| process.since)
@@ -168,8 +164,15 @@ impl Conversations {
             closing
         };
         for turn in closing {
-            tokio::spawn(turn.release());
+            turn.release();
         }
+        // The pool lost this process to the conversation: replace it for the next new run,
+        // unless a process let go above is already on its way back to the same key.
+        if let Some(returnable) = &mut turn.returnable {
+            returnable.refill();
+        }
+        let stay = IdleProcess { turn, key, cwd_identity, since: Instant::now(), generation };
+        self.idle.lock().insert(id.clone(), stay);
         let conversations: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             tokio::time::sleep(idle_for).await;
@@ -190,7 +193,7 @@ impl Conversations {
         if let Some(process) = expired {
             let pid = process.turn.session.pid();
             tracing::debug!(session = id, pid, "letting go of an idle conversation's process");
-            process.turn.release().await;
+            process.turn.release();
         }
     }
 
@@ -209,6 +212,32 @@ impl Conversations {
         let all: Vec<IdleProcess> = self.idle.lock().drain().map(|(_, process)| process).collect();
         futures::future::join_all(all.into_iter().map(|process| process.turn.session.shutdown()))
             .await;
+    }
+}
+
+/// The idle memory budget (`maxIdleMemoryMb`) covers the live conversations' processes.
+impl IdleHolder for Conversations {
+    fn idle_processes(&self) -> Vec<crate::engine::pool::IdleProcess> {
+        let idle = self.idle.lock();
+        idle.iter()
+            .map(|(id, process)| crate::engine::pool::IdleProcess {
+                handle: id.clone(),
+                pid: process.turn.session.pid(),
+                idle_since: process.since,
+            })
+            .collect()
+    }
+
+    /// The process goes, not back to the pool: it is over the memory budget.
+    fn stop_idle(&self, handle: &str) {
+        let Some(process) = self.idle.lock().remove(handle) else { return };
+        let LiveTurn { session, returnable, .. } = process.turn;
+        match returnable {
+            Some(returnable) => returnable.retire(session),
+            None => {
+                tokio::spawn(session.shutdown());
+            }
+        }
     }
 }
 

@@ -265,7 +265,7 @@ impl Runner {
             Ok(mut result) => {
                 let (usage, totals) = usage::run_usage(&result, &process.totals);
                 result.cost_usd = usage.counts.cost_usd;
-                self.keep_for_next_turn(&result.session_id, process, key, totals).await;
+                self.keep_for_next_turn(&result.session_id, process, key, totals);
                 Ok((result, usage))
             }
             Err(err) => {
@@ -344,8 +344,9 @@ impl Runner {
     }
 
     /// After a successful turn: the conversation keeps the process for its next turn, or lets
-    /// it go at once (no conversations here, or `liveSessions` 0).
-    async fn keep_for_next_turn(
+    /// it go at once (no conversations here, `liveSessions` 0, or runs waiting for a slot: a
+    /// process cleared and handed on spares them a start; a follow-up resumes in a new one).
+    fn keep_for_next_turn(
         &self,
         id: &str,
         process: TurnProcess,
@@ -354,8 +355,9 @@ impl Runner {
     ) {
         let TurnProcess { session, returnable, handler, clean, .. } = process;
         let turn = LiveTurn { session, handler, totals, returnable, clean };
-        let Some(conversations) = &self.conversations else {
-            turn.release().await;
+        let runs_waiting = self.pool.as_ref().is_some_and(|pool| pool.runs_waiting() > 0);
+        let Some(conversations) = self.conversations.as_ref().filter(|_| !runs_waiting) else {
+            turn.release();
             return;
         };
         conversations.keep(
@@ -365,6 +367,9 @@ impl Runner {
             Duration::from_secs(self.settings.session_idle_secs),
             self.settings.live_sessions,
         );
+        if let Some(pool) = &self.pool {
+            pool.check_idle_memory();
+        }
     }
 
     /// What a new read-only run in `workspace` spawns (its config and `initialize` request): the

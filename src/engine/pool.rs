@@ -25,7 +25,16 @@
 //! to its key if the key has room, or in place of a fresh process there (which then stops). A
 //! conversation's process that is released later (idle timeout, least recently used) is given
 //! back the same way. A used process answers its next first turn 2–3× sooner than a freshly
-//! started one (README, "Speed"), and giving it back costs no spawn. A process is never given back when its run failed or was cancelled, when the
+//! started one (README, "Speed"), and giving it back costs no spawn. So no fresh process is
+//! started for a place a used process is coming back to: a conversation that keeps a process
+//! first lets go of the one it evicts (which takes its place in the key at once), and only then
+//! asks for a refill, which starts what is still missing.
+//!
+//! **Runs waiting for a slot** (the scheduler's queue) come first: while any wait, nothing is
+//! started (the CPU is theirs), a finished run's process is given back rather than kept by its
+//! conversation, and the key keeps a place for each waiting run, so the next run takes a process
+//! cleared in 15–40 ms instead of spawning one. A burst then runs at most `maxConcurrent` CLIs
+//! plus the idle ones. A process is never given back when its run failed or was cancelled, when the
 //! conversation ran a tool that leaves state in the process (Bash: its shell and background
 //! tasks; any tool but the file, web and structured-output ones), when its working directory
 //! was replaced, or after [`MAX_USES`] conversations (its memory grows with use). Resumed runs
@@ -36,6 +45,11 @@
 //! after `poolIdleSecs` unused. An idle, initialized CLI holds about 170 MB RSS (README, "Speed").
 //! A process that died, or whose working directory was replaced since it started (a mirror
 //! recreated), is discarded when found, never handed out.
+//!
+//! **Idle memory budget** (`maxIdleMemoryMb`): the idle processes, the pool's and those live
+//! conversations keep ([`IdleHolder`]), together hold at most that much RSS, each measured with
+//! its process tree (`/proc`; on other systems nothing is measured and there is no budget).
+//! Whenever one becomes idle, the least recently used go first until the rest fit.
 
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -99,6 +113,11 @@ pub struct PoolStats {
     pub misses: u64,
     /// Used processes cleared and returned for another run.
     pub recycled: u64,
+    /// CLI processes started, by fills and by runs that found none warm.
+    pub started: u64,
+    /// Started processes stopped without serving a run: a start cancelled or a fresh process
+    /// displaced by a used one coming back, one beyond the limits, one unused for `poolIdleSecs`.
+    pub discarded: u64,
 }
 
 /// Everything that makes two spawns interchangeable.
@@ -201,11 +220,12 @@ impl KeyEntry {
         self.ready.iter().any(|process| process.uses == 0)
     }
 
-    /// Make room for a used process coming back: there is a free place, a fresh ready process
-    /// it will displace, or a fresh process still starting, which is cancelled here (a used
-    /// process answers its first turn sooner, and it is ready now).
-    fn make_room(&mut self, per_key: usize) -> bool {
-        if self.ready.len() + self.filling < per_key || self.has_fresh() {
+    /// Make room for a used process coming back: there is a free place (runs waiting for a slot
+    /// count as places: each will want a process), a fresh ready process it will displace, or a
+    /// fresh process still starting, which is cancelled here (a used process answers its first
+    /// turn sooner, and it is ready now).
+    fn make_room(&mut self, places: usize) -> bool {
+        if self.ready.len() + self.filling < places || self.has_fresh() {
             return true;
         }
         match self.starting.pop() {
@@ -220,6 +240,8 @@ impl KeyEntry {
 
 struct PoolState {
     limits: PoolLimits,
+    /// `maxIdleMemoryMb` in bytes.
+    idle_memory_budget: Option<u64>,
     keys: HashMap<PoolKey, KeyEntry>,
     /// Workspaces warmed already (so only the first didOpen of a workspace fills).
     seen_workspaces: HashSet<PathBuf>,
@@ -236,12 +258,49 @@ struct Inner {
     hits: AtomicU64,
     misses: AtomicU64,
     recycled: AtomicU64,
+    started: AtomicU64,
+    discarded: AtomicU64,
+    /// How many runs wait in the scheduler's queue (none when nothing was connected).
+    waiting_runs: std::sync::OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
+    /// The other idle processes the memory budget covers (live conversations').
+    idle_elsewhere: std::sync::OnceLock<Weak<dyn IdleHolder>>,
+}
+
+/// An idle CLI process the pool does not hold (a live conversation's), as the idle memory budget
+/// sees it.
+#[derive(Debug, Clone)]
+pub struct IdleProcess {
+    /// What its holder knows it by.
+    pub handle: String,
+    pub pid: u32,
+    pub idle_since: Instant,
+}
+
+/// Holds idle CLI processes outside the pool that the idle memory budget also covers.
+pub trait IdleHolder: Send + Sync {
+    fn idle_processes(&self) -> Vec<IdleProcess>;
+    /// Stop idle process `handle` (it does not fit in the budget).
+    fn stop_idle(&self, handle: &str);
 }
 
 impl Inner {
     /// Shut a process down in the background; the pool's shutdown waits for it.
     fn retire(&self, session: ClaudeSession) {
         self.tasks.spawn(session.shutdown());
+    }
+
+    /// Retire a warm process, counting it as discarded when it never served a run.
+    fn retire_warm(&self, process: WarmProcess) {
+        if process.uses == 0 {
+            self.discarded.fetch_add(1, Ordering::Relaxed);
+        }
+        self.retire(process.session);
+    }
+
+    /// Runs waiting for a slot: while there are any, the pool starts nothing (the CPU is theirs,
+    /// and the processes of runs that finish go to them), and keeps a used process for each.
+    fn runs_waiting(&self) -> usize {
+        self.waiting_runs.get().map_or(0, |waiting| waiting())
     }
 }
 
@@ -263,6 +322,7 @@ impl WarmPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(PoolState {
                     limits,
+                    idle_memory_budget: None,
                     keys: HashMap::new(),
                     seen_workspaces: HashSet::new(),
                 }),
@@ -273,8 +333,39 @@ impl WarmPool {
                 hits: AtomicU64::new(0),
                 misses: AtomicU64::new(0),
                 recycled: AtomicU64::new(0),
+                started: AtomicU64::new(0),
+                discarded: AtomicU64::new(0),
+                waiting_runs: std::sync::OnceLock::new(),
+                idle_elsewhere: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Tell the pool how many runs wait for a slot (the scheduler's queue); set once.
+    pub fn count_waiting_runs(&self, waiting: impl Fn() -> usize + Send + Sync + 'static) {
+        let _ = self.inner.waiting_runs.set(Box::new(waiting));
+    }
+
+    /// Runs waiting for a slot now: a finished run's process should go to them, not stay idle.
+    pub fn runs_waiting(&self) -> usize {
+        self.inner.runs_waiting()
+    }
+
+    /// Let the idle memory budget cover `holder`'s idle processes too; set once.
+    pub fn share_idle_memory_with(&self, holder: Weak<dyn IdleHolder>) {
+        let _ = self.inner.idle_elsewhere.set(holder);
+    }
+
+    /// Apply `maxIdleMemoryMb` (`None`: no budget), at once.
+    pub fn set_idle_memory_budget(&self, megabytes: Option<u64>) {
+        self.inner.state.lock().idle_memory_budget = megabytes.map(|mb| mb.saturating_mul(1 << 20));
+        self.check_idle_memory();
+    }
+
+    /// An idle process was added: stop the least recently used idle ones until all fit in the
+    /// budget (in the background: measuring reads `/proc`).
+    pub fn check_idle_memory(&self) {
+        check_idle_memory(&self.inner);
     }
 
     /// True when runs should go through the pool: it keeps processes and is not shut down.
@@ -297,7 +388,7 @@ impl WarmPool {
             surplus
         };
         for process in surplus {
-            self.inner.retire(process.session);
+            self.inner.retire_warm(process);
         }
     }
 
@@ -310,7 +401,7 @@ impl WarmPool {
             state.keys.drain().flat_map(|(_, entry)| entry.ready).collect()
         };
         for process in drained {
-            self.inner.retire(process.session);
+            self.inner.retire_warm(process);
         }
     }
 
@@ -326,8 +417,13 @@ impl WarmPool {
 
     /// [`WarmPool::fill`] for processes that need a particular `initialize` request (hooks,
     /// SDK MCP servers); the request is part of the key.
+    /// Nothing starts while runs wait for a slot: they would compete with it for the CPU, and
+    /// each run that finishes hands its process to the next (see [`Returnable::give_back`]).
     pub fn fill_with(&self, config: SessionConfig, initialize: InitializeRequest) {
-        if !is_poolable(&config.options) || self.inner.closed.is_cancelled() {
+        if !is_poolable(&config.options)
+            || self.inner.closed.is_cancelled()
+            || self.inner.runs_waiting() > 0
+        {
             return;
         }
         let key = PoolKey::of(&config, &initialize);
@@ -361,7 +457,7 @@ impl WarmPool {
             (starts, evict_least_recent(&mut state))
         };
         for process in evicted {
-            self.inner.retire(process.session);
+            self.inner.retire_warm(process);
         }
         for (id, start) in missing {
             let fill = fill_one(self.inner.clone(), key.clone(), template.clone(), id, start);
@@ -415,6 +511,7 @@ impl WarmPool {
             ..template.config.clone()
         };
         let session = ClaudeSession::spawn(config).await?;
+        self.inner.started.fetch_add(1, Ordering::Relaxed);
         if *initialize != InitializeRequest::default()
             && let Err(err) = session.initialize(initialize.clone(), INITIALIZE_TIMEOUT).await
         {
@@ -456,6 +553,8 @@ impl WarmPool {
             hits: self.inner.hits.load(Ordering::Relaxed),
             misses: self.inner.misses.load(Ordering::Relaxed),
             recycled: self.inner.recycled.load(Ordering::Relaxed),
+            started: self.inner.started.load(Ordering::Relaxed),
+            discarded: self.inner.discarded.load(Ordering::Relaxed),
         }
     }
 
@@ -493,7 +592,7 @@ impl WarmPool {
             notified.as_mut().enable();
             let (found, stale, filling) = self.take_ready(key, cwd);
             for process in stale {
-                self.inner.retire(process.session);
+                self.inner.retire_warm(process);
             }
             if found.is_some() || filling == 0 {
                 return Ok(found);
@@ -554,8 +653,11 @@ async fn fill_one(
     let config =
         SessionConfig { handler: handler.clone() as Arc<dyn ControlHandler>, ..template.config };
     let cwd_identity = directory_identity(&config.cwd);
+    let spawned = std::sync::atomic::AtomicBool::new(false);
     let start = async {
         let session = ClaudeSession::spawn(config).await?;
+        inner.started.fetch_add(1, Ordering::Relaxed);
+        spawned.store(true, Ordering::Relaxed);
         session.initialize(template.initialize, INITIALIZE_TIMEOUT).await?;
         prepare_next_turn(&session).await;
         Ok::<_, ClaudeError>(session)
@@ -600,7 +702,11 @@ async fn fill_one(
                 if let Some(entry) = entry {
                     entry.filling = entry.filling.saturating_sub(1);
                 }
-                if err != ClaudeError::Cancelled {
+                if err == ClaudeError::Cancelled {
+                    if spawned.load(Ordering::Relaxed) {
+                        inner.discarded.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else {
                     tracing::warn!(error = %err, "could not start a warm Claude Code process");
                 }
                 (None, None)
@@ -608,12 +714,91 @@ async fn fill_one(
         }
     };
     if let Some(session) = rejected {
+        inner.discarded.fetch_add(1, Ordering::Relaxed);
         inner.retire(session);
     }
     if let Some(idle) = idle {
         tokio::spawn(expire_when_idle(Arc::downgrade(&inner), key, id, idle));
+        check_idle_memory(&inner);
     }
     inner.fill_done.notify_waiters();
+}
+
+/// [`WarmPool::check_idle_memory`].
+fn check_idle_memory(inner: &Arc<Inner>) {
+    let Some(budget) = inner.state.lock().idle_memory_budget else { return };
+    let inner = inner.clone();
+    inner.tasks.clone().spawn(async move {
+        let measured = tokio::task::spawn_blocking(move || keep_idle_memory_within(&inner, budget));
+        if let Err(err) = measured.await {
+            tracing::warn!(%err, "could not measure the idle processes' memory");
+        }
+    });
+}
+
+/// Who holds an idle process, for the budget.
+enum Holder {
+    Pool(PoolKey, u64),
+    Elsewhere(String),
+}
+
+/// Stop idle processes, least recently used first, until the rest hold at most `budget` bytes.
+/// Runs on a blocking thread.
+fn keep_idle_memory_within(inner: &Arc<Inner>, budget: u64) {
+    let mut idle: Vec<(Instant, u32, Holder)> = {
+        let state = inner.state.lock();
+        state
+            .keys
+            .iter()
+            .flat_map(|(key, entry)| {
+                entry.ready.iter().map(|process| {
+                    let holder = Holder::Pool(key.clone(), process.id);
+                    (process.idle_since, process.session.pid(), holder)
+                })
+            })
+            .collect()
+    };
+    let elsewhere = inner.idle_elsewhere.get().and_then(Weak::upgrade);
+    if let Some(elsewhere) = &elsewhere {
+        idle.extend(
+            elsewhere.idle_processes().into_iter().map(|process| {
+                (process.idle_since, process.pid, Holder::Elsewhere(process.handle))
+            }),
+        );
+    }
+    idle.sort_by_key(|(since, _, _)| *since);
+    let sizes: Vec<Option<u64>> =
+        idle.iter().map(|(_, pid, _)| crate::base::platform::tree_rss_bytes(*pid)).collect();
+    let mut total: u64 = sizes.iter().flatten().sum();
+    for ((_, pid, holder), size) in idle.into_iter().zip(sizes) {
+        if total <= budget {
+            break;
+        }
+        // Not measurable (gone, or no `/proc` here): not counted, not stopped.
+        let Some(size) = size else { continue };
+        total -= size;
+        tracing::info!(
+            pid,
+            rss_mb = size >> 20,
+            "stopping an idle Claude Code process: maxIdleMemoryMb"
+        );
+        match holder {
+            Holder::Pool(key, id) => {
+                let stopped = inner.state.lock().keys.get_mut(&key).and_then(|entry| {
+                    let index = entry.ready.iter().position(|process| process.id == id)?;
+                    entry.ready.remove(index)
+                });
+                if let Some(process) = stopped {
+                    inner.retire_warm(process);
+                }
+            }
+            Holder::Elsewhere(handle) => {
+                if let Some(elsewhere) = &elsewhere {
+                    elsewhere.stop_idle(&handle);
+                }
+            }
+        }
+    }
 }
 
 /// Let a warm process build its next turn's request ahead of it (best effort: a CLI that cannot
@@ -658,7 +843,7 @@ async fn expire_when_idle(pool: Weak<Inner>, key: PoolKey, id: u64, mut wait: Du
                 pid = process.session.pid(),
                 "stopping a warm process unused for poolIdleSecs"
             );
-            inner.retire(process.session);
+            inner.retire_warm(process);
             return;
         }
     }
@@ -765,9 +950,36 @@ impl Returnable {
     /// conversation ran no tool that leaves state in it; alive; its directory unchanged; under
     /// [`MAX_USES`]) and its key has room, clear it (`/clear`) and return it to the key in the
     /// background. Otherwise shut it down, and top the key up if it is still owed a process.
+    ///
+    /// Its place in the key is taken here, before this returns, so a refill asked for right
+    /// after (a conversation that keeps another process) sees the process coming back and
+    /// starts none: no fresh process is started only to be displaced.
     pub fn give_back(self, session: ClaudeSession, clean: bool) {
         let inner = self.pool.inner.clone();
-        inner.tasks.spawn(recycle(self, session, clean));
+        let reserved = self.reserve_place(&session, clean);
+        inner.tasks.spawn(recycle(self, session, reserved));
+    }
+
+    /// Take a place in the key for `session` when it can serve another run; counted as a fill,
+    /// so a run that finds the key empty waits for it rather than spawning.
+    fn reserve_place(&self, session: &ClaudeSession, clean: bool) -> bool {
+        let inner = &self.pool.inner;
+        let reusable = clean
+            && self.uses + 1 < MAX_USES
+            && session.is_alive()
+            && !session.is_busy()
+            && self.cwd_identity.is_some()
+            && directory_identity(&self.key.cwd) == self.cwd_identity;
+        if !reusable || inner.closed.is_cancelled() {
+            return false;
+        }
+        let waiting = inner.runs_waiting();
+        let mut state = inner.state.lock();
+        let places = state.limits.per_key + waiting;
+        let Some(entry) = state.keys.get_mut(&self.key) else { return false };
+        let room = entry.make_room(places);
+        entry.filling += usize::from(room);
+        room
     }
 
     /// The process must end (its run failed, was cancelled, or timed out): shut it down, then
@@ -783,28 +995,10 @@ impl Returnable {
     }
 }
 
-/// [`Returnable::give_back`]'s work: reserve a place in the key (counted as a fill, so a run
-/// that finds the key empty waits for it rather than spawning), clear, and return the process.
-async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool) {
+/// [`Returnable::give_back`]'s work once the process has its place (`reserved`): clear it and
+/// return it to the key.
+async fn recycle(mut returnable: Returnable, session: ClaudeSession, reserved: bool) {
     let inner = returnable.pool.inner.clone();
-    let reusable = clean
-        && returnable.uses + 1 < MAX_USES
-        && session.is_alive()
-        && !session.is_busy()
-        && returnable.cwd_identity.is_some()
-        && directory_identity(&returnable.key.cwd) == returnable.cwd_identity;
-    let reserved = reusable && {
-        let mut state = inner.state.lock();
-        let per_key = state.limits.per_key;
-        match state.keys.get_mut(&returnable.key) {
-            Some(entry) if !inner.closed.is_cancelled() => {
-                let room = entry.make_room(per_key);
-                entry.filling += usize::from(room);
-                room
-            }
-            _ => false,
-        }
-    };
     if !reserved {
         session.shutdown().await;
         returnable.refill();
@@ -832,20 +1026,21 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
     });
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let (key, uses) = (returnable.key.clone(), returnable.uses);
+    let waiting = inner.runs_waiting();
     let (rejected, idle) = {
         let mut state = inner.state.lock();
-        let (per_key, idle) = (state.limits.per_key, state.limits.idle);
+        let (places, idle) = (state.limits.per_key + waiting, state.limits.idle);
         match (cleared, state.keys.get_mut(&key)) {
             (Ok(totals), Some(entry)) => {
                 entry.filling = entry.filling.saturating_sub(1);
                 // A used process answers its first turn sooner than a fresh one: it takes a
                 // fresh one's place rather than go.
-                let displaced = if entry.ready.len() < per_key {
+                let displaced = if entry.ready.len() < places {
                     None
                 } else {
                     entry.ready.iter().position(|p| p.uses == 0).and_then(|i| entry.ready.remove(i))
                 };
-                if entry.ready.len() < per_key && !inner.closed.is_cancelled() && session.is_alive()
+                if entry.ready.len() < places && !inner.closed.is_cancelled() && session.is_alive()
                 {
                     tracing::debug!(
                         pid = session.pid(),
@@ -863,6 +1058,9 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
                         totals,
                     });
                     returnable.refill_owed = false;
+                    if displaced.is_some() {
+                        inner.discarded.fetch_add(1, Ordering::Relaxed);
+                    }
                     (displaced.map(|fresh| fresh.session), Some(idle))
                 } else {
                     if let Some(fresh) = displaced {
@@ -885,10 +1083,15 @@ async fn recycle(mut returnable: Returnable, session: ClaudeSession, clean: bool
     if let Some(session) = rejected {
         session.shutdown().await;
     }
+    if idle.is_none() {
+        // Its place may have kept a refill from starting: the key is owed a process.
+        returnable.refill_owed = true;
+    }
     // A process that did not make it back still owes its key a replacement.
     returnable.refill();
     if let Some(idle) = idle {
         tokio::spawn(expire_when_idle(Arc::downgrade(&inner), key, id, idle));
+        check_idle_memory(&inner);
     }
     inner.fill_done.notify_waiters();
 }

@@ -190,6 +190,13 @@ impl Scheduler {
         ticket
     }
 
+    /// How many runs wait for a slot, readable from anywhere (the warm pool starts nothing
+    /// while any do).
+    pub fn waiting_runs(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.state.lock().queued()
+    }
+
     pub fn stats(&self) -> SchedulerStats {
         let state = self.shared.state.lock();
         SchedulerStats {

@@ -144,6 +144,12 @@ impl ServerState {
         let settings = Settings::default();
         let scheduler = Scheduler::new(settings.max_concurrent);
         let circuit = Arc::new(CircuitBreaker::new(circuit_config(&settings)));
+        let pool = WarmPool::new(PoolLimits::from_settings(&settings));
+        pool.count_waiting_runs(scheduler.waiting_runs());
+        let conversations = Arc::new(crate::engine::conversations::Conversations::new());
+        let idle_elsewhere: std::sync::Weak<dyn crate::engine::pool::IdleHolder> =
+            Arc::downgrade(&conversations) as _;
+        pool.share_idle_memory_with(idle_elsewhere);
         Self {
             client,
             staging: Arc::new(StagingManager::new(options.cache_dir.clone())),
@@ -163,9 +169,9 @@ impl ServerState {
             circuit,
             metrics: Arc::new(Metrics::new()),
             pending_warnings: Mutex::new(Vec::new()),
-            pool: WarmPool::new(PoolLimits::from_settings(&Settings::default())),
+            pool,
             findings: Mutex::new(crate::model::findings::FindingStore::default()),
-            conversations: Arc::new(crate::engine::conversations::Conversations::new()),
+            conversations,
             regions: crate::model::regions::Regions::new(),
             answers: crate::model::answers::Answers::default(),
         }
@@ -198,6 +204,7 @@ impl ServerState {
         self.circuit.set_config(circuit_config(&settings));
         crate::base::secrets::register(settings.secret_env_values());
         self.pool.set_limits(PoolLimits::from_settings(&settings));
+        self.pool.set_idle_memory_budget(settings.max_idle_memory_mb);
         if old.hash_for_pool() != settings.hash_for_pool() {
             // The warm processes were started with the old flags or environment.
             self.pool.clear();

@@ -27,6 +27,14 @@ const SECTION: &str = "claude";
 /// The env var the CLI reads for its own API retry count (cli-protocol.md §1.3).
 const CLI_MAX_RETRIES_VAR: &str = "CLAUDE_CODE_MAX_RETRIES";
 
+/// The env var that keeps the CLI's git snapshot (branch, `git status`, the last five commits)
+/// and its commit/PR instructions out of the system prompt. Without it the CLI runs six git
+/// commands when it starts and again after every `/clear`; a run's prompt carries what it needs
+/// (a review its diff), commits are never the agent's to make, and in a staging mirror that
+/// snapshot describes the mirror, not the user's repository. `env` can set it to the empty
+/// string to have the snapshot back (the CLI reads any other value as "disable").
+const CLI_GIT_CONTEXT_VAR: &str = "CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS";
+
 /// What secret values are shown as (`env` names that hold secrets: [`is_secret_name`]).
 const REDACTED: &str = "<redacted>";
 
@@ -43,7 +51,7 @@ pub const PERMISSION_MODES: [&str; 5] =
     ["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"];
 
 /// Every setting name, as written by the user (camelCase, without the `claude.` prefix).
-const SETTING_NAMES: [&str; 31] = [
+const SETTING_NAMES: [&str; 32] = [
     "cliPath",
     "model",
     "fallbackModel",
@@ -69,6 +77,7 @@ const SETTING_NAMES: [&str; 31] = [
     "maxRetries",
     "sessionIdleSecs",
     "liveSessions",
+    "maxIdleMemoryMb",
     "stagingMaxCopyMb",
     "maxRetriesCli",
     "circuitFailureThreshold",
@@ -128,6 +137,10 @@ pub struct Settings {
     /// At most this many conversations keep their CLI process alive between turns (~230 MB
     /// each); 0: every follow-up resumes its conversation in a new process.
     pub live_sessions: usize,
+    /// The most memory (RSS, MB) the idle CLI processes may hold together: warm ones and live
+    /// conversations'; beyond it the least recently used goes. `None`: no budget. Measured on
+    /// Linux only (elsewhere there is no budget).
+    pub max_idle_memory_mb: Option<u64>,
     /// Size cap of the plain copy used as a mirror for workspaces outside git.
     pub staging_max_copy_mb: u64,
     /// `CLAUDE_CODE_MAX_RETRIES` given to the CLI (its own default of 10 means minutes of
@@ -170,6 +183,7 @@ impl Default for Settings {
             max_retries: 3,
             session_idle_secs: 900,
             live_sessions: 2,
+            max_idle_memory_mb: None,
             staging_max_copy_mb: 200,
             max_retries_cli: 2,
             circuit_failure_threshold: 5,
@@ -189,12 +203,16 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("/"))
     }
 
-    /// Environment additions for the CLI: `CLAUDE_CODE_MAX_RETRIES` from `maxRetriesCli`, then
-    /// the user's `env`. A variable the user sets in `env` wins over the derived one.
+    /// Environment additions for the CLI: `CLAUDE_CODE_MAX_RETRIES` from `maxRetriesCli`, no
+    /// git snapshot in the system prompt ([`CLI_GIT_CONTEXT_VAR`]), then the user's `env`. A
+    /// variable the user sets in `env` wins over the derived one.
     pub fn cli_env(&self) -> Vec<(String, String)> {
-        let mut vars = Vec::with_capacity(self.env.len() + 1);
+        let mut vars = Vec::with_capacity(self.env.len() + 2);
         if !self.env.contains_key(CLI_MAX_RETRIES_VAR) {
             vars.push((CLI_MAX_RETRIES_VAR.to_owned(), self.max_retries_cli.to_string()));
+        }
+        if !self.env.contains_key(CLI_GIT_CONTEXT_VAR) {
+            vars.push((CLI_GIT_CONTEXT_VAR.to_owned(), "1".to_owned()));
         }
         vars.extend(self.env.iter().map(|(key, value)| (key.clone(), value.clone())));
         vars
@@ -275,6 +293,7 @@ impl fmt::Debug for Settings {
             max_retries,
             session_idle_secs,
             live_sessions,
+            max_idle_memory_mb,
             staging_max_copy_mb,
             max_retries_cli,
             circuit_failure_threshold,
@@ -307,6 +326,7 @@ impl fmt::Debug for Settings {
             .field("max_retries", max_retries)
             .field("session_idle_secs", session_idle_secs)
             .field("live_sessions", live_sessions)
+            .field("max_idle_memory_mb", max_idle_memory_mb)
             .field("staging_max_copy_mb", staging_max_copy_mb)
             .field("max_retries_cli", max_retries_cli)
             .field("circuit_failure_threshold", circuit_failure_threshold)
@@ -552,6 +572,10 @@ impl Parser {
             "liveSessions" => {
                 settings.live_sessions =
                     self.defaulted(key, value, defaults.live_sessions, int_in(0, 64));
+            }
+            "maxIdleMemoryMb" => {
+                settings.max_idle_memory_mb =
+                    self.optional(key, value, present(int_in(1, 1_000_000)));
             }
             "stagingMaxCopyMb" => {
                 settings.staging_max_copy_mb =
@@ -908,6 +932,7 @@ mod tests {
             "maxRetries": 5,
             "sessionIdleSecs": 60,
             "liveSessions": 1,
+            "maxIdleMemoryMb": 512,
             "stagingMaxCopyMb": 50,
             "maxRetriesCli": 0,
             "circuitFailureThreshold": 3,
@@ -946,6 +971,7 @@ mod tests {
             max_retries: 5,
             session_idle_secs: 60,
             live_sessions: 1,
+            max_idle_memory_mb: Some(512),
             staging_max_copy_mb: 50,
             max_retries_cli: 0,
             circuit_failure_threshold: 3,
@@ -967,6 +993,7 @@ mod tests {
         assert_eq!(defaults.max_retries, 3);
         assert_eq!(defaults.session_idle_secs, 900);
         assert_eq!(defaults.live_sessions, 2);
+        assert_eq!(defaults.max_idle_memory_mb, None);
         assert_eq!(defaults.staging_max_copy_mb, 200);
         assert_eq!(defaults.max_retries_cli, 2);
         assert_eq!(defaults.circuit_failure_threshold, 5);
@@ -1354,12 +1381,16 @@ mod tests {
             settings.cli_env(),
             [
                 ("CLAUDE_CODE_MAX_RETRIES".to_owned(), "1".to_owned()),
+                ("CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS".to_owned(), "1".to_owned()),
                 ("HTTPS_PROXY".to_owned(), "http://p".to_owned()),
             ]
         );
         assert_eq!(
             Settings::default().cli_env(),
-            [("CLAUDE_CODE_MAX_RETRIES".to_owned(), "2".to_owned())]
+            [
+                ("CLAUDE_CODE_MAX_RETRIES".to_owned(), "2".to_owned()),
+                ("CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS".to_owned(), "1".to_owned()),
+            ]
         );
     }
 
@@ -1375,9 +1406,18 @@ mod tests {
 
     #[test]
     fn an_explicit_env_variable_wins_over_max_retries_cli() {
-        let (settings, _) =
-            parse(json!({"maxRetriesCli": 1, "env": {"CLAUDE_CODE_MAX_RETRIES": 7}}));
-        assert_eq!(settings.cli_env(), [("CLAUDE_CODE_MAX_RETRIES".to_owned(), "7".to_owned())]);
+        let (settings, _) = parse(json!({"maxRetriesCli": 1, "env": {
+            "CLAUDE_CODE_MAX_RETRIES": 7, "CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS": "",
+        }}));
+        let mut env = settings.cli_env();
+        env.sort();
+        assert_eq!(
+            env,
+            [
+                ("CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS".to_owned(), String::new()),
+                ("CLAUDE_CODE_MAX_RETRIES".to_owned(), "7".to_owned()),
+            ]
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use claude_lsp::claude::args::CliOptions;
 use claude_lsp::claude::control::{DenyAll, InitializeRequest};
-use claude_lsp::claude::session::{RunLimits, RunResult, SessionConfig, run_turn};
-use claude_lsp::engine::pool::{MAX_KEYS, MAX_USES, PoolLimits, PooledSession, WarmPool};
+use claude_lsp::claude::session::{ClaudeSession, RunLimits, RunResult, SessionConfig, run_turn};
+use claude_lsp::engine::pool::{
+    MAX_KEYS, MAX_USES, PoolLimits, PooledSession, Returnable, WarmPool,
+};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -322,6 +324,17 @@ impl OneKey {
         (taken, result)
     }
 
+    /// The warm process serves a conversation that keeps it, as a live conversation does: its
+    /// key is asked for a replacement. Returns its pid and how it goes back.
+    async fn kept_by_a_conversation(&self) -> (u32, ClaudeSession, Returnable) {
+        let used = the_warm_pid(&self.pool).await;
+        let (taken, _) = self.converse("q").await;
+        let (session, _, returnable) = taken.into_parts();
+        let mut returnable = returnable.expect("a pooled run's process can go back");
+        returnable.refill();
+        (used, session, returnable)
+    }
+
     /// Shut the pool down and check that none of its processes is left.
     async fn finish(self) {
         self.pool.shutdown().await;
@@ -394,13 +407,8 @@ async fn a_process_is_not_given_back_after_a_stateful_tool_or_its_last_use() {
 #[tokio::test]
 async fn a_used_process_let_go_by_its_conversation_takes_a_fresh_ones_place() {
     let key = OneKey::start().await;
-    let used = the_warm_pid(&key.pool).await;
-
     // A conversation keeps the process; the key is topped up with a fresh one meanwhile.
-    let (taken, _) = key.converse("q").await;
-    let (session, _, returnable) = taken.into_parts();
-    let mut returnable = returnable.expect("a pooled run's process can go back");
-    returnable.refill();
+    let (used, session, returnable) = key.kept_by_a_conversation().await;
     let fresh = the_warm_pid(&key.pool).await;
     assert_ne!(fresh, used);
 
@@ -489,5 +497,217 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
     let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
     assert_eq!(metrics["pool"]["recycled"], 2, "{metrics}");
 
+    shut_down(ws).await;
+}
+
+#[tokio::test]
+async fn a_used_process_coming_back_cancels_the_replacement_still_starting() {
+    let key = OneKey::start().await;
+    // A conversation keeps the process; its key starts a replacement.
+    let (used, session, returnable) = key.kept_by_a_conversation().await;
+    let starting = eventually("the replacement's process runs", async || {
+        let others: Vec<u32> =
+            pids(&cli_processes(key.home.path())).into_iter().filter(|pid| *pid != used).collect();
+        (others.len() == 1).then(|| others[0])
+    })
+    .await;
+    let stats = key.pool.stats();
+    assert_eq!((stats.warm, stats.filling), (0, 1), "still starting: {stats:?}");
+
+    // The conversation lets its process go before the replacement is ready: the used process
+    // takes its place and the start is cancelled, its process stopped.
+    returnable.give_back(session, true);
+    eventually("the used process is back, alone", async || {
+        let back = key.pool.warm_pids() == [used] && key.pool.stats().filling == 0;
+        (back && pids(&cli_processes(key.home.path())) == [used]).then_some(())
+    })
+    .await;
+    assert!(leftover_processes(|p| p.pid == starting, WAIT).await.is_empty());
+    let stats = key.pool.stats();
+    assert_eq!((stats.recycled, stats.started, stats.discarded), (1, 2, 1), "{stats:?}");
+    key.finish().await;
+}
+
+/// The pool's counts as `claude/metrics` reports them, once nothing is being started or cleared.
+async fn settled_pool(ws: &mut Workspace) -> Value {
+    let client = &mut ws.client;
+    eventually("the pool settles", async || {
+        let metrics = client.request_json("claude/metrics", Value::Null).await.unwrap();
+        (metrics["pool"]["filling"] == 0).then(|| metrics["pool"].clone())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sequential_requests_at_default_settings_start_only_processes_they_use() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::text("It adds."),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    const REQUESTS: u64 = 6;
+    for question in 0..REQUESTS {
+        let params = json!({"textDocument": {"uri": uri}, "instruction": format!("q{question}")});
+        let result = ws.client.request_json("claude/analyze", params).await.unwrap();
+        assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
+    }
+    let pool = settled_pool(&mut ws).await;
+    // Defaults: warmPool 1, liveSessions 2. The first requests take fresh processes (the warm
+    // one, then one refill each while their conversations keep theirs); from the third on, the
+    // conversation let go makes way for the new one and its process comes back cleared for the
+    // next request, so nothing else starts, and nothing started is thrown away.
+    assert_eq!(pool["hits"], REQUESTS, "{pool}");
+    assert_eq!(pool["misses"], 0, "{pool}");
+    assert_eq!(pool["started"], 3, "{pool}");
+    assert_eq!(pool["discarded"], 0, "{pool}");
+    assert_eq!(pool["recycled"], REQUESTS - 2, "{pool}");
+    assert_eq!(cli_processes(&home).len(), 3, "one warm process and two conversations' idle");
+    shut_down(ws).await;
+}
+
+#[tokio::test]
+async fn a_burst_beyond_max_concurrent_runs_no_more_than_it_plus_the_warm_pool() {
+    const BURST: usize = 8;
+    const MAX_CONCURRENT: usize = 4;
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::delayed(Duration::from_millis(500), Turn::text("It adds.")),
+        full_capabilities(),
+        json!({"maxConcurrent": MAX_CONCURRENT, "warmPool": 1}),
+    )
+    .await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    eventually("the warm process", async || (cli_processes(&home).len() == 1).then_some(())).await;
+
+    // Look at the process tree throughout the burst.
+    let done = CancellationToken::new();
+    let sampler = {
+        let (done, home) = (done.clone(), home.clone());
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !done.is_cancelled() {
+                most = most.max(cli_processes(&home).len());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            most
+        })
+    };
+    let mut answers = Vec::new();
+    for question in 0..BURST {
+        let params = json!({"textDocument": {"uri": uri}, "instruction": format!("q{question}")});
+        answers.push(ws.client.start_request("claude/analyze", params).await.1);
+    }
+    for answer in answers {
+        let result = crate::support::lsp_client::TestClient::answer(answer).await.unwrap();
+        assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
+    }
+    done.cancel();
+    let most = sampler.await.unwrap();
+    assert!(most <= MAX_CONCURRENT + 1, "{most} CLI processes ran at once");
+    let pool = settled_pool(&mut ws).await;
+    // The queued runs took the processes of the runs before them: none spawned its own.
+    assert_eq!(pool["misses"], MAX_CONCURRENT as u64 - 1, "{pool}");
+    shut_down(ws).await;
+}
+
+/// The sentence the CLI puts before its git snapshot in the system prompt.
+const GIT_SNAPSHOT: &str = "This is the git status at the start of the conversation";
+
+#[tokio::test]
+async fn the_cli_puts_no_git_snapshot_in_the_prompt_unless_env_asks_for_it() {
+    // By default the CLI runs no git status (at its start and after each /clear) for a
+    // snapshot in its prompt; a user's `env` can bring it back (the CLI reads any non-empty
+    // value as "disable").
+    for (env, snapshot) in
+        [(json!({}), false), (json!({"CLAUDE_CODE_DISABLE_GIT_INSTRUCTIONS": ""}), true)]
+    {
+        let mut ws = Workspace::start(
+            &[("src/lib.rs", LIB)],
+            Turn::text("It adds."),
+            full_capabilities(),
+            json!({"env": env}),
+        )
+        .await;
+        let uri = ws.uri("src/lib.rs");
+        let params = json!({"textDocument": {"uri": uri}});
+        ws.client.request_json("claude/analyze", params).await.unwrap();
+        let body = ws.api.requests()[0].body.to_string();
+        assert_eq!(body.contains(GIT_SNAPSHOT), snapshot, "env {env}: {body}");
+        shut_down(ws).await;
+    }
+}
+
+/// Point the server at `maxIdleMemoryMb` (everything else as `Workspace::start` set it).
+async fn set_idle_memory_budget(ws: &mut Workspace, megabytes: u64) {
+    use claude_lsp::protocol::lsp::DidChangeConfigurationParams;
+    use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
+    let env: serde_json::Map<String, Value> =
+        ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let section = json!({"cliPath": real_cli(), "env": env, "maxIdleMemoryMb": megabytes});
+    ws.client.set_behaviour(|b| b.configuration = section);
+    ws.client
+        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
+        .await;
+}
+
+#[tokio::test]
+async fn idle_processes_beyond_max_idle_memory_mb_stop_least_recently_used_first() {
+    use claude_lsp::base::platform::tree_rss_bytes;
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::text("It adds."),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    for question in ["q1", "q2"] {
+        let params = json!({"textDocument": {"uri": uri}, "instruction": question});
+        ws.client.request_json("claude/analyze", params).await.unwrap();
+    }
+    // Idle now: the two conversations' processes and a fresh warm one.
+    settled_pool(&mut ws).await;
+    let sessions = ws.client.request_json("claude/sessions", json!({})).await.unwrap();
+    let live: Vec<u32> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|session| session["live"]["pid"].as_u64().unwrap() as u32)
+        .collect();
+    let [newer, older] = live[..] else { panic!("two live conversations: {sessions}") };
+    let warm = eventually("the warm process", async || {
+        let rest: Vec<u32> =
+            pids(&cli_processes(&home)).into_iter().filter(|pid| !live.contains(pid)).collect();
+        (rest.len() == 1).then(|| rest[0])
+    })
+    .await;
+    let rss = |pid: u32| tree_rss_bytes(pid).expect("a live CLI process is measurable");
+    // Room for two of the three, with half a process to spare either way.
+    let budget = (rss(newer) + rss(warm) + rss(older) / 2) >> 20;
+    set_idle_memory_budget(&mut ws, budget).await;
+    let mut left = vec![newer, warm];
+    left.sort_unstable();
+    eventually("the least recently used idle process stops", async || {
+        (pids(&cli_processes(&home)) == left).then_some(())
+    })
+    .await;
+
+    // A tiny budget: no process stays idle, and requests are still answered.
+    set_idle_memory_budget(&mut ws, 1).await;
+    eventually("no idle process is left", async || cli_processes(&home).is_empty().then_some(()))
+        .await;
+    let params = json!({"textDocument": {"uri": uri}, "instruction": "q3"});
+    let result = ws.client.request_json("claude/analyze", params).await.unwrap();
+    assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
+    eventually("its process does not stay either", async || {
+        cli_processes(&home).is_empty().then_some(())
+    })
+    .await;
     shut_down(ws).await;
 }

@@ -33,6 +33,7 @@ export const SERVER_SETTINGS = [
     'maxRetries',
     'sessionIdleSecs',
     'liveSessions',
+    'maxIdleMemoryMb',
     'stagingMaxCopyMb',
     'maxRetriesCli',
     'circuitFailureThreshold',
