@@ -160,8 +160,8 @@ struct Timing {
 
 /// Model text in a CLI stream-json message: a streamed delta, or a whole text block.
 fn has_text(message: &Value) -> bool {
-    let streamed = message["type"] == "stream_event"
-        && message["event"]["delta"]["type"] == "text_delta";
+    let streamed =
+        message["type"] == "stream_event" && message["event"]["delta"]["type"] == "text_delta";
     let block = message["type"] == "assistant"
         && message["message"]["content"]
             .as_array()
@@ -407,8 +407,11 @@ impl AcpAdapter {
         session["sessionId"].as_str().unwrap().to_owned()
     }
 
-    /// A prompt on `session`, timed from `started`.
-    async fn prompt(&mut self, session: &str, started: Instant) -> Timing {
+    /// A prompt on `session`, timed from `since`, else from when it is sent.
+    async fn prompt(&mut self, session: &str, since: Option<Instant>) -> Timing {
+        // Taken here, not by the caller: a future's body runs when it is first polled, after
+        // the wait for idle trees.
+        let started = since.unwrap_or_else(Instant::now);
         let mut first_text = None;
         let params = json!({"sessionId": session, "prompt": [{"type": "text", "text": PROMPT}]});
         let result = self
@@ -465,7 +468,7 @@ impl Case {
             Self::LspFollowUp => "claude-lsp, default settings, follow-up turn with `sessionId`",
             Self::LspSpawn => "claude-lsp, `warmPool` 0 (CLI spawned per request)",
             Self::ClaudeP => "`claude -p … --output-format stream-json`",
-            Self::AcpPrompt => "ACP adapter, first prompt on a session it already created",
+            Self::AcpPrompt => "ACP adapter, first prompt on a session it created a round earlier",
             Self::AcpNewPrompt => "ACP adapter, `session/new` + first prompt",
         }
     }
@@ -473,7 +476,11 @@ impl Case {
     /// What the case is compared with: a follow-up with the CLI's own next turn, the rest with
     /// its first turn on a cleared process.
     fn floor(self) -> Case {
-        if matches!(self, Self::LspFollowUp | Self::CliLive) { Self::CliLive } else { Self::CliCleared }
+        if matches!(self, Self::LspFollowUp | Self::CliLive) {
+            Self::CliLive
+        } else {
+            Self::CliCleared
+        }
     }
 }
 
@@ -531,7 +538,8 @@ pub async fn compare(runs: usize) -> String {
     let mut acp = AcpAdapter::start(workspace, &homes[3], &api).await;
     let roots = [cli.pid(), default_server.pid(), spawning_server.pid(), acp.pid()];
     let mut samples: Vec<Samples> = CASES.iter().map(|_| Samples::default()).collect();
-    // A session the adapter created, idle, for the next round's first prompt.
+    // A session the adapter created, waiting a round for its first prompt as claude-lsp's warm
+    // process does.
     let mut acp_session = acp.new_session(workspace).await;
     // The first round is not measured: CLI discovery, the OS page cache, first conversations.
     for round in 0..=runs {
@@ -556,13 +564,13 @@ pub async fn compare(runs: usize) -> String {
         measured.push(with_cpu(&roots, None, claude_p(workspace, &homes[4], &api)).await);
 
         let adapter = Some(acp.pid());
-        let prompt = acp.prompt(&acp_session, Instant::now());
+        let prompt = acp.prompt(&acp_session, None);
         measured.push(with_cpu(&roots, adapter, prompt).await);
         acp.close(&acp_session).await;
         let new_and_prompt = async {
             let started = Instant::now();
             let session = acp.new_session(workspace).await;
-            let timing = acp.prompt(&session, started).await;
+            let timing = acp.prompt(&session, Some(started)).await;
             acp.close(&session).await;
             timing
         };
