@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use claude_lsp::base::process::{ChildProcess, ProcessSpec};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, ChildStdout};
 
 use crate::support::cli::{StreamJsonCli, TestHome, all_processes, expected_cli_version, real_cli};
@@ -212,12 +212,98 @@ async fn claude_p(workspace: &Path, home: &TestHome, api: &FakeApi) -> Timing {
     Timing { first_text: first_text.expect("no text before the result"), answer }
 }
 
-/// A `claude-lsp` process spoken to over its stdio.
-pub struct LspServer {
+/// How a JSON-RPC peer on a child's stdio frames its messages.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// LSP's `Content-Length` headers.
+    Lsp,
+    /// ACP's one message per line.
+    Lines,
+}
+
+/// A JSON-RPC peer on a child's stdio.
+struct Rpc {
     child: ChildProcess,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    framing: Framing,
     next_id: i64,
+}
+
+impl Rpc {
+    fn spawn(spec: &ProcessSpec, framing: Framing) -> Self {
+        let mut child = spec.spawn().unwrap();
+        let stdin = child.take_stdin().unwrap();
+        let stdout = BufReader::new(child.take_stdout().unwrap());
+        Self { child, stdin, stdout, framing, next_id: 1 }
+    }
+
+    async fn send(&mut self, message: Value) {
+        let text = message.to_string();
+        match self.framing {
+            Framing::Lsp => write_frame(&mut self.stdin, text.as_bytes()).await.unwrap(),
+            Framing::Lines => {
+                self.stdin.write_all(format!("{text}\n").as_bytes()).await.unwrap();
+                self.stdin.flush().await.unwrap();
+            }
+        }
+    }
+
+    async fn read(&mut self) -> Value {
+        let body = match self.framing {
+            Framing::Lsp => read_frame(&mut self.stdout).await,
+            Framing::Lines => {
+                let mut line = String::new();
+                let read = self.stdout.read_line(&mut line).await.unwrap();
+                (read > 0).then(|| line.into_bytes())
+            }
+        };
+        let body = body.unwrap_or_else(|| {
+            panic!("the peer's output ended; stderr: {}", self.child.stderr_tail())
+        });
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// Send a request and read until its response, showing `on_notification` each
+    /// notification on the way. The peer's own requests get null from an LSP client (this one
+    /// has no configuration to give) and an error from an ACP client (this one offers no file
+    /// system, terminal or permission prompts).
+    async fn request(
+        &mut self,
+        method: &str,
+        params: Value,
+        mut on_notification: impl FnMut(&Value),
+    ) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
+        loop {
+            let message = self.read().await;
+            match (message.get("method"), message.get("id")) {
+                (Some(_), Some(request_id)) => {
+                    let refused = json!({"code": -32601, "message": "not offered by this client"});
+                    let reply = match self.framing {
+                        Framing::Lsp => json!({"jsonrpc": "2.0", "id": request_id, "result": null}),
+                        Framing::Lines => {
+                            json!({"jsonrpc": "2.0", "id": request_id, "error": refused})
+                        }
+                    };
+                    self.send(reply).await;
+                }
+                (Some(_), None) => on_notification(&message),
+                (None, _) if message["id"] == id => {
+                    let result = message.get("result");
+                    return result.cloned().unwrap_or_else(|| panic!("{method}: {message}"));
+                }
+                (None, _) => {}
+            }
+        }
+    }
+}
+
+/// A `claude-lsp` process spoken to over its stdio.
+pub struct LspServer {
+    rpc: Rpc,
 }
 
 impl LspServer {
@@ -231,62 +317,26 @@ impl LspServer {
             })
             .env("XDG_CACHE_HOME", home.path().join("cache"))
             .piped_stdin();
-        let mut child = spec.spawn().unwrap();
-        let stdin = child.take_stdin().unwrap();
-        let stdout = BufReader::new(child.take_stdout().unwrap());
-        let mut server = Self { child, stdin, stdout, next_id: 1 };
+        let mut rpc = Rpc::spawn(&spec, Framing::Lsp);
         let env: serde_json::Map<String, Value> =
             api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
         let mut options = json!({"cliPath": real_cli(), "env": env});
         options.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
         let root = file_uri(workspace);
         let params = json!({"processId": null, "rootUri": root, "capabilities": {}, "initializationOptions": options});
-        server.request("initialize", params, |_| {}).await;
-        server.send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}})).await;
-        server
+        rpc.request("initialize", params, |_| {}).await;
+        rpc.send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}})).await;
+        Self { rpc }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    async fn send(&mut self, message: Value) {
-        write_frame(&mut self.stdin, message.to_string().as_bytes()).await.unwrap();
-    }
-
-    /// Send a request and read until its response, showing `on_notification` each
-    /// notification on the way and answering the server's own requests with null.
-    async fn request(
-        &mut self,
-        method: &str,
-        params: Value,
-        mut on_notification: impl FnMut(&Value),
-    ) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
-        loop {
-            let body = read_frame(&mut self.stdout).await.expect("the server's output ended");
-            let message: Value = serde_json::from_slice(&body).unwrap();
-            match (message.get("method"), message.get("id")) {
-                (Some(_), Some(request_id)) => {
-                    let reply = json!({"jsonrpc": "2.0", "id": request_id, "result": null});
-                    self.send(reply).await;
-                }
-                (Some(_), None) => on_notification(&message),
-                (None, _) if message["id"] == id => {
-                    let result = message.get("result");
-                    return result.cloned().unwrap_or_else(|| panic!("{method}: {message}"));
-                }
-                (None, _) => {}
-            }
-        }
+        self.rpc.child.pid()
     }
 
     /// `claude/analyze` of lib.rs, continuing `session_id` if given: the timing and the
     /// conversation's id.
     async fn analyze(&mut self, workspace: &Path, session_id: Option<&str>) -> (Timing, String) {
-        let token = format!("speed-{}", self.next_id);
+        let token = format!("speed-{}", self.rpc.next_id);
         let uri = file_uri(&workspace.join("lib.rs"));
         let mut params = json!({"textDocument": {"uri": uri}, "workDoneToken": token});
         if let Some(id) = session_id {
@@ -295,6 +345,7 @@ impl LspServer {
         let started = Instant::now();
         let mut first_text = None;
         let result = self
+            .rpc
             .request("claude/analyze", params, |message| {
                 let progress = &message["params"];
                 let model_text = message["method"] == "$/progress"
@@ -315,18 +366,15 @@ impl LspServer {
     }
 
     pub async fn stop(mut self) {
-        self.request("shutdown", Value::Null, |_| {}).await;
-        self.send(json!({"jsonrpc": "2.0", "method": "exit"})).await;
-        tokio::time::timeout(WAIT, self.child.wait()).await.unwrap().unwrap();
+        self.rpc.request("shutdown", Value::Null, |_| {}).await;
+        self.rpc.send(json!({"jsonrpc": "2.0", "method": "exit"})).await;
+        tokio::time::timeout(WAIT, self.rpc.child.wait()).await.unwrap().unwrap();
     }
 }
 
 /// The ACP adapter under node, spoken to over stdio (JSON-RPC, one message per line).
 struct AcpAdapter {
-    child: ChildProcess,
-    stdin: ChildStdin,
-    stdout: Lines<BufReader<ChildStdout>>,
-    next_id: i64,
+    rpc: Rpc,
 }
 
 impl AcpAdapter {
@@ -347,63 +395,20 @@ impl AcpAdapter {
             .envs(api.cli_env(home.path()))
             .env("CLAUDE_CODE_EXECUTABLE", real_cli())
             .piped_stdin();
-        let mut child = spec.spawn().unwrap();
-        let stdin = child.take_stdin().unwrap();
-        let stdout = BufReader::new(child.take_stdout().unwrap()).lines();
-        let mut adapter = Self { child, stdin, stdout, next_id: 1 };
+        let mut rpc = Rpc::spawn(&spec, Framing::Lines);
         let params = json!({"protocolVersion": 1, "clientCapabilities": {}});
-        let info = adapter.call("initialize", params, |_| {}).await;
+        let info = rpc.request("initialize", params, |_| {}).await;
         assert_eq!(info["agentInfo"]["version"], ACP_ADAPTER_VERSION, "{info}");
-        adapter
+        Self { rpc }
     }
 
     fn pid(&self) -> u32 {
-        self.child.pid()
-    }
-
-    async fn send(&mut self, message: Value) {
-        let mut line = message.to_string();
-        line.push('\n');
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// Send a request and read until its response, showing `on_notification` each
-    /// notification on the way; the agent's own requests are refused (this client offers no
-    /// file system, terminal or permission prompts).
-    async fn call(
-        &mut self,
-        method: &str,
-        params: Value,
-        mut on_notification: impl FnMut(&Value),
-    ) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
-        loop {
-            let line = self.stdout.next_line().await.unwrap().unwrap_or_else(|| {
-                panic!("the ACP adapter ended; stderr: {}", self.child.stderr_tail())
-            });
-            let message: Value = serde_json::from_str(&line).unwrap();
-            match (message.get("method"), message.get("id")) {
-                (Some(_), Some(request_id)) => {
-                    let error = json!({"code": -32601, "message": "not offered by this client"});
-                    let reply = json!({"jsonrpc": "2.0", "id": request_id, "error": error});
-                    self.send(reply).await;
-                }
-                (Some(_), None) => on_notification(&message),
-                (None, _) if message["id"] == id => {
-                    let result = message.get("result");
-                    return result.cloned().unwrap_or_else(|| panic!("{method}: {message}"));
-                }
-                (None, _) => {}
-            }
-        }
+        self.rpc.child.pid()
     }
 
     async fn new_session(&mut self, workspace: &Path) -> String {
         let params = json!({"cwd": workspace, "mcpServers": []});
-        let session = self.call("session/new", params, |_| {}).await;
+        let session = self.rpc.request("session/new", params, |_| {}).await;
         session["sessionId"].as_str().unwrap().to_owned()
     }
 
@@ -415,7 +420,8 @@ impl AcpAdapter {
         let mut first_text = None;
         let params = json!({"sessionId": session, "prompt": [{"type": "text", "text": PROMPT}]});
         let result = self
-            .call("session/prompt", params, |message| {
+            .rpc
+            .request("session/prompt", params, |message| {
                 let chunk = message["method"] == "session/update"
                     && message["params"]["update"]["sessionUpdate"] == "agent_message_chunk";
                 if chunk && first_text.is_none() {
@@ -429,7 +435,7 @@ impl AcpAdapter {
     }
 
     async fn close(&mut self, session: &str) {
-        self.call("session/close", json!({"sessionId": session}), |_| {}).await;
+        self.rpc.request("session/close", json!({"sessionId": session}), |_| {}).await;
     }
 }
 
@@ -593,7 +599,7 @@ pub async fn compare(runs: usize) -> String {
     .map(|(label, root, per_round)| (label, per_round * (runs + 1), tree_memory(root)));
     let load_at_end = load_average();
 
-    acp.child.terminate(Duration::from_secs(5)).await.unwrap();
+    acp.rpc.child.terminate(Duration::from_secs(5)).await.unwrap();
     default_server.stop().await;
     spawning_server.stop().await;
     cli.close_stdin();
