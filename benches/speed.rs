@@ -6,18 +6,22 @@
 //! - staging mirror re-sync on a generated 10k-file git repository with 20 dirty files;
 //! - claude-lsp's own cost per streamed message (a scripted CLI streaming text deltas through
 //!   the whole server to an LSP client, minus the same request with no deltas);
-//! - end to end on the fake API, LSP request → first `$/progress` report with model text, and
-//!   → result, for (a) a CLI spawned per request, (b) the warm pool, (c) a direct `claude -p`;
-//! - resident memory of an idle server and of one warm CLI process.
+//! - resident memory of an idle server and of one warm CLI process;
+//! - end to end on the fake API, claude-lsp at default settings beside its peers in the same run
+//!   (the CLI itself, `warmPool` 0, `claude -p`, the ACP adapter): benches/speed/peers.rs.
 //!
 //! `cargo bench --bench speed` runs it in full. Under `cargo test --all-targets` (no `--bench`
-//! argument) it runs once with small inputs, as a smoke test of the measurements themselves.
+//! argument) it runs once with small inputs and one measured round of each end-to-end case, as
+//! a smoke test of the measurements themselves; no timing is checked.
 
 // A benchmark's setup failures abort it, and its output is the table on stdout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[path = "../tests/e2e/support/mod.rs"]
 mod support;
+
+#[path = "speed/peers.rs"]
+mod peers;
 
 use std::fmt::Write as _;
 use std::fs;
@@ -26,19 +30,19 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use claude_lsp::base::process::{ChildProcess, ProcessSpec};
+use claude_lsp::base::process::ProcessSpec;
 use claude_lsp::claude::lines::MessageReader;
 use claude_lsp::engine::staging::{StagingManager, StagingSettings};
 use claude_lsp::lsp_server::server::ServerOptions;
 use claude_lsp::model::documents::{Document, DocumentStore, PositionEncoding};
 use claude_lsp::protocol::lsp::{Position, Range, TextDocumentContentChangeEvent, Uri};
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use serde_json::json;
 
-use support::cli::{TestHome, expected_cli_version, processes_running, real_cli};
-use support::fake_api::{Block, CLI_ENV_TO_REMOVE, FakeApi, RecordedRequest, Turn};
-use support::frame::{read_frame, write_frame};
+use peers::LspServer;
+use support::cli::{TestHome, processes_running, real_cli};
+use support::fake_api::{FakeApi, Turn};
 use support::lsp_client::{TestClient, file_uri, full_capabilities};
+use support::wait::eventually;
 
 /// How much work each measurement does.
 #[derive(Clone, Copy)]
@@ -81,9 +85,6 @@ const SMOKE: Sizes = Sizes {
     e2e_runs: 1,
 };
 
-const ANSWER: &str = "The function adds two numbers.";
-/// How the answer starts: a progress report that starts so shows the model's text.
-const ANSWER_START: &str = "The function";
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -129,10 +130,11 @@ fn main() {
     positions(&mut table, sizes);
     runtime.block_on(resync(&mut table, sizes, scratch.path()));
     runtime.block_on(per_message_overhead(&mut table, sizes, &scripted_cli, scratch.path()));
-    runtime.block_on(end_to_end(&mut table, sizes));
     runtime.block_on(memory(&mut table));
+    let peers = runtime.block_on(peers::compare(sizes.e2e_runs));
 
     println!("{}", render(&table, full));
+    println!("{peers}");
 }
 
 // ---- library-level measurements ---------------------------------------------------------------
@@ -377,338 +379,7 @@ async fn per_message_overhead(table: &mut Table, sizes: Sizes, cli: &Path, scrat
     client.finish().await;
 }
 
-// ---- end to end ---------------------------------------------------------------------------
-
-/// The model's answer: its words first; with the findings tool offered, an empty report.
-fn scripted_answer(request: &RecordedRequest) -> Turn {
-    let structured = request.tool_names().iter().any(|tool| tool == "StructuredOutput");
-    match (structured, request.turn_index()) {
-        (_, 1..) => Turn::text("Done."),
-        (true, 0) => Turn::reply(vec![
-            Block::Text(ANSWER.to_owned()),
-            Block::ToolUse {
-                name: "StructuredOutput".to_owned(),
-                input: json!({"findings": [], "summary": ANSWER}),
-            },
-        ]),
-        (false, 0) => Turn::text(ANSWER),
-    }
-}
-
-struct Timing {
-    first_text: Duration,
-    result: Duration,
-}
-
-/// Our CLI processes (by HOME) and their CPU ticks.
-fn our_processes(home: &Path) -> Vec<(u32, u64)> {
-    let home = home.display().to_string();
-    processes_running(&real_cli())
-        .into_iter()
-        .filter(|process| process.env_var("HOME").as_deref() == Some(home.as_str()))
-        .map(|process| (process.pid, cpu_ticks(process.pid)))
-        .collect()
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line (11 and 12 after the name).
-    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    tick(11) + tick(12)
-}
-
-/// Wait until exactly `count` of our CLI processes exist and none used CPU for half a second:
-/// a warm process is then initialized and idle, and nothing else competes with the next run.
-async fn quiet_with(home: &Path, count: usize) {
-    let deadline = Instant::now() + WAIT;
-    let mut last = Vec::new();
-    let mut since = Instant::now();
-    loop {
-        let now = our_processes(home);
-        if now != last {
-            (last, since) = (now, Instant::now());
-        } else if last.len() == count && since.elapsed() >= Duration::from_millis(500) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the CLI processes never settled at {count}: {last:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// How the server gets a CLI process for each measured request.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// (a) `warmPool` 0: the request spawns the CLI.
-    Spawn,
-    /// (b) a warm process that never ran a turn: a new server (and pool) for every request.
-    WarmFresh,
-    /// (b′) the warm pool in steady use: a used process, cleared and given back after its run.
-    WarmReused,
-}
-
-/// (a), (b) and (b′): LSP requests to an in-process server.
-async fn through_the_server(api: &FakeApi, mode: Mode, runs: usize) -> Vec<Timing> {
-    let home = TestHome::new();
-    let workspace = tempfile::Builder::new().prefix("claude-lsp-speed-ws-").tempdir().unwrap();
-    fs::write(workspace.path().join("lib.rs"), LIB).unwrap();
-    let uri = file_uri(&workspace.path().join("lib.rs"));
-    let warm = usize::from(mode != Mode::Spawn);
-    let mut server: Option<(TestClient, tempfile::TempDir)> = None;
-    let mut timings = Vec::new();
-    // One unmeasured run first: CLI discovery, and the OS page cache.
-    for run in 0..=runs {
-        if server.is_none() || mode == Mode::WarmFresh {
-            if let Some((old, _cache)) = server.take() {
-                finish(old).await;
-            }
-            server = Some(start_server(api, &home, workspace.path(), warm).await);
-        }
-        let (client, _) = server.as_mut().unwrap();
-        // A finished run's process stays for a follow-up for a second (sessionIdleSecs), then
-        // goes back to the pool in place of the fresh process started meanwhile.
-        quiet_with(home.path(), warm).await;
-        let token = format!("speed-{run}");
-        let started = Instant::now();
-        let (_, answer) = client
-            .start_request(
-                "claude/analyze",
-                json!({"textDocument": {"uri": uri}, "workDoneToken": token}),
-            )
-            .await;
-        client
-            .wait_for_notification("$/progress", |params| {
-                params["token"] == token.as_str()
-                    && params["value"]["kind"] == "report"
-                    && params["value"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.starts_with(ANSWER_START))
-            })
-            .await;
-        let first_text = started.elapsed();
-        let result = TestClient::answer(answer).await.unwrap();
-        let elapsed = started.elapsed();
-        assert!(result["text"].as_str().unwrap().contains("adds two numbers"), "{result}");
-        client.drain_also(UNEXAMINED).await;
-        if run > 0 {
-            timings.push(Timing { first_text, result: elapsed });
-        }
-    }
-    let (mut client, _cache) = server.unwrap();
-    if mode == Mode::WarmReused {
-        // Once the last run's process is back too.
-        quiet_with(home.path(), warm).await;
-        let metrics = client.request_json("claude/metrics", Value::Null).await.unwrap();
-        assert!(
-            metrics["pool"]["recycled"].as_u64().unwrap_or(0) >= runs as u64,
-            "the runs were not served by reused processes: {metrics}"
-        );
-    }
-    finish(client).await;
-    timings
-}
-
-async fn start_server(
-    api: &FakeApi,
-    home: &TestHome,
-    workspace: &Path,
-    warm: usize,
-) -> (TestClient, tempfile::TempDir) {
-    let cache = tempfile::Builder::new().prefix("claude-lsp-speed-cache-").tempdir().unwrap();
-    let options =
-        ServerOptions { cache_dir: cache.path().to_path_buf(), ..ServerOptions::default() };
-    let mut client = TestClient::start(options);
-    let env: serde_json::Map<String, Value> =
-        api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    let settings =
-        json!({"cliPath": real_cli(), "env": env, "warmPool": warm, "sessionIdleSecs": 1});
-    client.initialize(workspace, full_capabilities(), settings).await;
-    (client, cache)
-}
-
-async fn finish(client: TestClient) {
-    client.drain_also(UNEXAMINED).await;
-    client.finish().await;
-}
-
-/// (c): `claude -p` spawned for the request, as a plain script would.
-async fn direct_cli(api: &FakeApi, runs: usize) -> Vec<Timing> {
-    let home = TestHome::new();
-    let workspace = tempfile::Builder::new().prefix("claude-lsp-speed-ws-").tempdir().unwrap();
-    fs::write(workspace.path().join("lib.rs"), LIB).unwrap();
-    let mut timings = Vec::new();
-    for run in 0..=runs {
-        quiet_with(home.path(), 0).await;
-        let spec = CLI_ENV_TO_REMOVE
-            .iter()
-            .fold(ProcessSpec::new(real_cli(), workspace.path()), |spec, key| spec.env_remove(key))
-            .args([
-                "-p",
-                "Explain what lib.rs does.",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                // As the server runs it: text arrives as it streams.
-                "--include-partial-messages",
-            ])
-            .envs(api.cli_env(home.path()));
-        let started = Instant::now();
-        let mut child = spec.spawn().unwrap();
-        let mut lines = BufReader::new(child.take_stdout().unwrap()).lines();
-        let mut first_text = None;
-        let result = loop {
-            let line = lines.next_line().await.unwrap().expect("the CLI ended before its result");
-            let message: Value = serde_json::from_str(&line).unwrap();
-            let streamed_text = message["type"] == "stream_event"
-                && message["event"]["delta"]["type"] == "text_delta";
-            let text_block = message["type"] == "assistant"
-                && message["message"]["content"]
-                    .as_array()
-                    .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "text"));
-            let has_text = streamed_text || text_block;
-            if has_text && first_text.is_none() {
-                first_text = Some(started.elapsed());
-            }
-            if message["type"] == "result" {
-                break started.elapsed();
-            }
-        };
-        child.wait().await.unwrap();
-        if run > 0 {
-            timings.push(Timing {
-                first_text: first_text.expect("no text before the result"),
-                result,
-            });
-        }
-    }
-    timings
-}
-
-async fn end_to_end(table: &mut Table, sizes: Sizes) {
-    let api = FakeApi::start(support::fake_api::Script::from_fn(scripted_answer)).await;
-    let runs = sizes.e2e_runs;
-    let count = || api.requests().len();
-    let before = count();
-    let mut spawn = through_the_server(&api, Mode::Spawn, runs).await;
-    let after_spawn = count();
-    let mut fresh = through_the_server(&api, Mode::WarmFresh, runs).await;
-    let after_fresh = count();
-    let mut reused = through_the_server(&api, Mode::WarmReused, runs).await;
-    let after_reused = count();
-    let mut direct = direct_cli(&api, runs).await;
-    let per_run = |from: usize, to: usize| (to - from) as f64 / (runs + 1) as f64;
-    table.notes.push(format!(
-        "API requests per run: (a) {:.1}, (b) {:.1}, (b′) {:.1}, (c) {:.1}: every mode does the same work at the API.",
-        per_run(before, after_spawn),
-        per_run(after_spawn, after_fresh),
-        per_run(after_fresh, after_reused),
-        per_run(after_reused, count())
-    ));
-    let stat = |timings: &mut Vec<Timing>, pick: fn(&Timing) -> Duration| {
-        let mut values: Vec<Duration> = timings.iter().map(pick).collect();
-        median(&mut values)
-    };
-    let first = |t: &Timing| t.first_text;
-    let done = |t: &Timing| t.result;
-    let (spawn_first, spawn_done) = (stat(&mut spawn, first), stat(&mut spawn, done));
-    let (fresh_first, fresh_done) = (stat(&mut fresh, first), stat(&mut fresh, done));
-    let (reused_first, reused_done) = (stat(&mut reused, first), stat(&mut reused, done));
-    let (direct_first, direct_done) = (stat(&mut direct, first), stat(&mut direct, done));
-    let ratio = |slow: Duration, fast: Duration| slow.as_secs_f64() / fast.as_secs_f64();
-    let label = |mode: &str| {
-        format!("End to end, {mode}: request → first progress with model text / → result")
-    };
-    let ms = |first: Duration, done: Duration| {
-        format!("{:.0} ms / {:.0} ms", millis(first), millis(done))
-    };
-    table.row(label("(a) CLI spawned per request"), ms(spawn_first, spawn_done), "");
-    table.row(label("(b) warm pool, a fresh process"), ms(fresh_first, fresh_done), "");
-    table.row(
-        label("(b′) warm pool in steady use, a used process cleared and given back"),
-        ms(reused_first, reused_done),
-        "",
-    );
-    table.row(
-        "End to end, (c) direct `claude -p` (no server): spawn → first text / → result",
-        ms(direct_first, direct_done),
-        "",
-    );
-    table.row(
-        "Speed-up, first progress: (a)/(b′) · (a)/(b) · (c)/(b′)",
-        format!(
-            "{:.1}× · {:.1}× · {:.1}×",
-            ratio(spawn_first, reused_first),
-            ratio(spawn_first, fresh_first),
-            ratio(direct_first, reused_first)
-        ),
-        "≥ 10× over (a)",
-    );
-    table.row(
-        "Speed-up, result: (a)/(b′) · (a)/(b) · (c)/(b′)",
-        format!(
-            "{:.1}× · {:.1}× · {:.1}×",
-            ratio(spawn_done, reused_done),
-            ratio(spawn_done, fresh_done),
-            ratio(direct_done, reused_done)
-        ),
-        "",
-    );
-    table.notes.push(format!(
-        "End to end: medians of {runs} runs per mode (after one unmeasured run), one at a time, on the fake API (tests/support/fake_api.rs) with the pinned CLI {}. The request is `claude/analyze` of a 3-line file; the model's reply is scripted, so the times are claude-lsp's and the CLI's own. Before each run the machine is quiet: no CLI process busy, and in (b) and (b′) the warm process initialized. (b) starts a new server for every request, so its process has never run a turn; (b′) is one server whose finished run's process is let go after `sessionIdleSecs` 1 and, cleared, takes the fresh process's place in the pool. (c) runs with `--include-partial-messages`, as the server does, and counts the first streamed text.",
-        expected_cli_version()
-    ));
-}
-
 // ---- memory -----------------------------------------------------------------------------------
-
-/// A `claude-lsp` process spoken to over its stdio.
-struct ServerProcess {
-    child: ChildProcess,
-    stdin: tokio::process::ChildStdin,
-    stdout: BufReader<tokio::process::ChildStdout>,
-    next_id: i64,
-}
-
-impl ServerProcess {
-    fn start(cwd: &Path, home: &TestHome) -> Self {
-        let spec = CLI_ENV_TO_REMOVE
-            .iter()
-            .fold(ProcessSpec::new(env!("CARGO_BIN_EXE_claude-lsp"), cwd), |spec, key| {
-                spec.env_remove(key)
-            })
-            .env("XDG_CACHE_HOME", home.path().join("cache"))
-            .piped_stdin();
-        let mut child = spec.spawn().unwrap();
-        let stdin = child.take_stdin().unwrap();
-        let stdout = BufReader::new(child.take_stdout().unwrap());
-        Self { child, stdin, stdout, next_id: 1 }
-    }
-
-    async fn send(&mut self, message: Value) {
-        write_frame(&mut self.stdin, message.to_string().as_bytes()).await.unwrap();
-    }
-
-    /// Send a request and read messages until its response.
-    async fn request(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})).await;
-        loop {
-            let body = read_frame(&mut self.stdout).await.expect("the server's output ended");
-            let message: Value = serde_json::from_slice(&body).unwrap();
-            if message["id"] == id && message.get("method").is_none() {
-                return message;
-            }
-        }
-    }
-
-    async fn stop(mut self) {
-        self.request("shutdown", Value::Null).await;
-        self.send(json!({"jsonrpc": "2.0", "method": "exit"})).await;
-        tokio::time::timeout(WAIT, self.child.wait()).await.unwrap().unwrap();
-    }
-}
 
 fn rss_mb(pid: u32) -> f64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -725,24 +396,24 @@ async fn memory(table: &mut Table) {
     let api = FakeApi::start(Turn::text("unused")).await;
     let workspace = tempfile::Builder::new().prefix("claude-lsp-speed-ws-").tempdir().unwrap();
     fs::write(workspace.path().join("lib.rs"), LIB).unwrap();
-    let root = file_uri(workspace.path());
     let mut measured = Vec::new();
     for warm in [0, 1] {
         let home = TestHome::new();
-        let mut server = ServerProcess::start(workspace.path(), &home);
-        let env: serde_json::Map<String, Value> =
-            api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-        let options = json!({"cliPath": real_cli(), "env": env, "warmPool": warm});
-        server
-            .request("initialize", json!({"processId": null, "rootUri": root, "capabilities": {}, "initializationOptions": options}))
-            .await;
-        server.send(json!({"jsonrpc": "2.0", "method": "initialized", "params": {}})).await;
-        quiet_with(home.path(), warm).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let server_rss = rss_mb(server.child.pid());
-        let cli_rss: Vec<f64> =
-            our_processes(home.path()).iter().map(|(pid, _)| rss_mb(*pid)).collect();
-        measured.push((server_rss, cli_rss));
+        let settings = json!({"warmPool": warm});
+        let server = LspServer::start(workspace.path(), &home, &api, settings).await;
+        let clis = eventually("the warm pool is filled and idle", async || {
+            peers::idle(&[server.pid()]).await;
+            let tree = peers::tree(server.pid());
+            let clis: Vec<u32> = processes_running(&real_cli())
+                .into_iter()
+                .map(|process| process.pid)
+                .filter(|pid| tree.contains(pid))
+                .collect();
+            (clis.len() == warm).then_some(clis)
+        })
+        .await;
+        let cli_rss: Vec<f64> = clis.into_iter().map(rss_mb).collect();
+        measured.push((rss_mb(server.pid()), cli_rss));
         server.stop().await;
     }
     table.row(
