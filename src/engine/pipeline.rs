@@ -20,7 +20,7 @@ use crate::claude::session::{
 use crate::engine::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::engine::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
 use crate::engine::pool::{self, Returnable, WarmPool};
-use crate::engine::retry::{Resilience, RetryLoop, RetryPolicy};
+use crate::engine::retry::{ContextFallback, Resilience, RetryLoop, RetryPolicy};
 use crate::engine::staging::{StagingManager, StagingSettings};
 use crate::model::activity::{self, TextProgress};
 use crate::model::edits::FileChange;
@@ -150,7 +150,7 @@ impl Runner {
             None
         };
         let cwd = lease.as_ref().map_or(request.workspace.as_path(), |lease| lease.root());
-        let prompt = prompt::build_prompt(&PromptContext {
+        let prompt_context = PromptContext {
             action: request.action,
             workspace_root: &request.workspace,
             file_path: &request.file,
@@ -162,8 +162,11 @@ impl Runner {
             edit_root: lease.as_ref().map(|lease| lease.root()),
             options: request.options.clone(),
             changes_diff: request.changes_diff.as_deref(),
-        })
-        .map_err(ServerError::from)?;
+        };
+        let prompt = prompt::build_prompt(&prompt_context).map_err(ServerError::from)?;
+        // For a prompt over the context window: the files referenced instead of inlined.
+        let smaller_prompt =
+            prompt::build_reference_prompt(&prompt_context).map_err(ServerError::from)?;
 
         let config = self.session_config(request, cwd, may_edit);
         let to_user_path =
@@ -179,16 +182,27 @@ impl Runner {
         // Transient API failures are retried here, inside the staging lease, so a retry resumes
         // the session in the same mirror with the edits the failed attempt made (retry.rs).
         let policy = RetryPolicy::from_settings(&self.settings);
-        let mut retry = RetryLoop::new(policy, self.resilience.clone(), limits);
+        let fallback = ContextFallback {
+            continues_conversation: request.resume.is_some(),
+            smaller_prompt: smaller_prompt.is_some(),
+        };
+        let mut retry =
+            RetryLoop::new(policy, self.resilience.clone(), limits).with_context_fallback(fallback);
         let mut usage = RunUsage::default();
         let mut text_progress = TextProgress::new(TEXT_PROGRESS_INTERVAL);
         let result = loop {
             let attempt =
                 retry.start(&cancel, &mut |status| on_activity(Activity::Status(status))).await?;
             let config = attempt.configure(config.clone());
-            let prompt = attempt.prompt(&prompt);
+            let prompt = attempt.prompt(&prompt, smaller_prompt.as_deref().unwrap_or(&prompt));
+            let turn = Turn {
+                prompt,
+                compact_first: attempt.compacts_first(),
+                limits: attempt.limits(),
+                cancel: attempt.cancel(),
+            };
             let outcome = self
-                .run_cli(request, config, prompt, attempt.limits(), attempt.cancel(), |event| {
+                .run_cli(request, config, turn, |event| {
                     attempt.observe(event);
                     if let RunEvent::Init { session_id, .. } = event {
                         on_activity(Activity::Session {
@@ -231,11 +245,10 @@ impl Runner {
         &self,
         request: &ActionRequest,
         config: SessionConfig,
-        prompt: &str,
-        limits: RunLimits,
-        cancel: CancellationToken,
+        turn: Turn<'_>,
         mut on_event: impl FnMut(&RunEvent) + Send,
     ) -> Result<(RunResult, RunUsage), ClaudeError> {
+        let Turn { prompt, compact_first, limits, cancel } = turn;
         if cancel.is_cancelled() {
             return Err(ClaudeError::Cancelled);
         }
@@ -259,7 +272,16 @@ impl Runner {
             }
             on_event(event);
         };
-        let outcome = run_turn(&process.session, prompt, limits, &cancel, &mut observe).await;
+        let mut compacted = Ok(());
+        if compact_first {
+            // The CLI's own compaction: an API call that summarizes the conversation so far.
+            let session = &process.session;
+            compacted = run_turn(session, "/compact", limits, &cancel, &mut |_| {}).await.map(drop);
+        }
+        let outcome = match compacted {
+            Ok(()) => run_turn(&process.session, prompt, limits, &cancel, &mut observe).await,
+            Err(err) => Err(err),
+        };
         process.clean = clean;
         match outcome {
             Ok(mut result) => {
@@ -443,6 +465,15 @@ impl Runner {
             )),
         }
     }
+}
+
+/// What one attempt sends to the CLI, and within which limits.
+struct Turn<'a> {
+    prompt: &'a str,
+    /// Compact the conversation (`/compact`) before the prompt.
+    compact_first: bool,
+    limits: RunLimits,
+    cancel: CancellationToken,
 }
 
 /// The process a turn runs in.
