@@ -114,12 +114,15 @@ pub struct Runner {
 
 impl Runner {
     /// The pipeline alone; the faces run [`Runner::execute`] (run.rs), which adds the budget,
-    /// the containment check and the books.
+    /// the containment check and the books. `day_budget_left` caps the CLI's own budget
+    /// (`--max-budget-usd`); `spent` adds up what every attempt cost, failed ones too.
     pub(super) async fn run(
         &self,
         request: &ActionRequest,
         cancel: CancellationToken,
         on_activity: &mut (dyn FnMut(Activity) + Send),
+        day_budget_left: Option<f64>,
+        spent: &mut RunUsage,
     ) -> Result<ActionOutcome, ServerError> {
         permissions::check_bash_sandbox(&self.settings)?;
         // One turn at a time per conversation: a second follow-up waits for the first.
@@ -168,7 +171,13 @@ impl Runner {
         let smaller_prompt =
             prompt::build_reference_prompt(&prompt_context).map_err(ServerError::from)?;
 
-        let config = self.session_config(request, cwd, may_edit);
+        let mut config = self.session_config(request, cwd, may_edit);
+        if let Some(left) = day_budget_left {
+            // The CLI stops once the run has spent what is left of today's budget: the day
+            // goes over by at most the API call that crossed it.
+            let run_budget = config.options.max_budget_usd.map_or(left, |own| own.min(left));
+            config.options.max_budget_usd = Some(run_budget);
+        }
         let to_user_path =
             |path: &str| display_path(path, cwd, lease.as_ref().map(|l| l.workspace()));
         let limits = RunLimits {
@@ -188,7 +197,6 @@ impl Runner {
         };
         let mut retry =
             RetryLoop::new(policy, self.resilience.clone(), limits).with_context_fallback(fallback);
-        let mut usage = RunUsage::default();
         let mut text_progress = TextProgress::new(TEXT_PROGRESS_INTERVAL);
         let result = loop {
             let attempt =
@@ -202,7 +210,7 @@ impl Runner {
                 cancel: attempt.cancel(),
             };
             let outcome = self
-                .run_cli(request, config, turn, |event| {
+                .run_cli(request, config, turn, spent, |event| {
                     attempt.observe(event);
                     if let RunEvent::Init { session_id, .. } = event {
                         on_activity(Activity::Session {
@@ -215,11 +223,7 @@ impl Runner {
                         on_activity(activity);
                     }
                 })
-                .await
-                .map(|(result, run_usage)| {
-                    usage = run_usage;
-                    result
-                });
+                .await;
             if let Some(result) = retry.finish(attempt, outcome)? {
                 break result;
             }
@@ -235,7 +239,7 @@ impl Runner {
             })?,
             None => Vec::new(),
         };
-        Ok(ActionOutcome { text: map_text(&result.text), changes, result, usage })
+        Ok(ActionOutcome { text: map_text(&result.text), changes, result, usage: spent.clone() })
     }
 
     /// One turn, in the right process, then the process's fate: after a successful turn it
@@ -246,8 +250,9 @@ impl Runner {
         request: &ActionRequest,
         config: SessionConfig,
         turn: Turn<'_>,
+        spent: &mut RunUsage,
         mut on_event: impl FnMut(&RunEvent) + Send,
-    ) -> Result<(RunResult, RunUsage), ClaudeError> {
+    ) -> Result<RunResult, ClaudeError> {
         let Turn { prompt, compact_first, limits, cancel } = turn;
         if cancel.is_cancelled() {
             return Err(ClaudeError::Cancelled);
@@ -264,7 +269,11 @@ impl Runner {
         };
         let mut process = process;
         let mut clean = process.clean;
+        let mut failed_result = None;
         let mut observe = |event: &RunEvent| {
+            if let RunEvent::FailedResult(result) = event {
+                failed_result = Some(result.clone());
+            }
             if let RunEvent::ToolUse { name, .. } = event
                 && !pool::leaves_no_state(name)
             {
@@ -287,10 +296,14 @@ impl Runner {
             Ok(mut result) => {
                 let (usage, totals) = usage::run_usage(&result, &process.totals);
                 result.cost_usd = usage.counts.cost_usd;
+                spent.add_attempt(&usage);
                 self.keep_for_next_turn(&result.session_id, process, key, totals).await;
-                Ok((result, usage))
+                Ok(result)
             }
             Err(err) => {
+                if let Some(failed) = failed_result {
+                    spent.add_attempt(&usage::run_usage(&failed, &process.totals).0);
+                }
                 process.close().await;
                 Err(err)
             }

@@ -737,6 +737,65 @@ async fn a_budget_overrun_fails_at_once_with_a_hint() {
     ws.client.finish().await;
 }
 
+#[tokio::test]
+async fn a_daily_budget_caps_a_run_while_it_runs_and_the_day_goes_over_by_at_most_one_call() {
+    // Every API call reports the same large usage, so each costs the same: `call`.
+    let script = |request: &RecordedRequest| {
+        let read = Turn::tool_use(
+            "Read",
+            json!({"file_path": format!("{}/src/lib.rs", cli_cwd(request))}),
+        );
+        let turn = if request.all_text().contains("budgeted-run") {
+            if request.turn_index() < 2 { read } else { Turn::text("done") }
+        } else if request.has_tool_result_for("StructuredOutput") {
+            Turn::text("done")
+        } else {
+            Turn::tool_use("StructuredOutput", json!({"findings": [], "summary": "Looks fine."}))
+        };
+        turn.with_usage(100_000, 1_000)
+    };
+    let mut ws = start(Script::from_fn(script), json!({})).await;
+    // A run without a daily budget measures the price of a call: it makes one (its structured
+    // answer ends it).
+    let first =
+        ws.client.request_json("claude/analyze", analyze_params(&ws, "calibrate", "d0")).await;
+    let call = first.unwrap()["metadata"]["costUsd"].as_f64().unwrap();
+    assert_eq!(ws.api.requests().len(), 1);
+    assert!(call > 0.0);
+    let first_cost = call;
+    // What is left of the day is one and a half calls.
+    let budget = first_cost + 1.5 * call;
+    reconfigure(&mut ws, 1, json!({"maxConcurrent": 3, "dailyBudgetUsd": budget})).await;
+
+    let error = ws
+        .client
+        .request_json("claude/analyze", analyze_params(&ws, "budgeted-run", "d1"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&error), "budget_exceeded", "{error}");
+    assert_eq!(error["data"]["retryable"], false);
+    assert!(error["message"].as_str().unwrap().contains("dailyBudgetUsd"), "{error}");
+    assert!(error["data"]["hint"].as_str().unwrap().contains("dailyBudgetUsd"), "{error}");
+    // The CLI stopped after the call that crossed the budget: the second of the run.
+    assert_eq!(ws.api.requests().len(), 3, "the run went on past its budget");
+    let usage = ws.client.request_json("claude/usage", json!({})).await.unwrap();
+    let today = usage["today"]["costUsd"].as_f64().unwrap();
+    assert!(today > budget, "the failed run's spending is in the books: {usage:#}");
+    assert!(today <= budget + call * 1.000_001, "over by more than one call: {usage:#}");
+
+    // The day is spent: the next run is refused before it reaches the API.
+    let refused = ws
+        .client
+        .request_json("claude/analyze", analyze_params(&ws, "after-budget", "d2"))
+        .await
+        .unwrap_err();
+    assert_eq!(kind(&refused), "budget_exceeded", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("has reached the daily budget"));
+    assert_eq!(ws.api.requests().len(), 3);
+    ws.client.drain_also(&["window/showMessage"]).await;
+    ws.client.finish().await;
+}
+
 /// The number in a `req-<n>` marker of the conversation.
 fn request_number(request: &RecordedRequest) -> Option<usize> {
     marker_number(request, "req-")
