@@ -365,6 +365,41 @@ async fn a_prompt_too_long_for_the_context_is_retried_once_with_the_file_referen
 }
 
 #[tokio::test]
+async fn a_follow_up_too_long_for_the_context_is_answered_after_the_conversation_is_compacted() {
+    // The follow-up overflows until the conversation has been compacted. The newest CLI compacts
+    // by itself; an older one (2.1.197) cannot, and the server's `/compact` does it.
+    let compacted = Arc::new(AtomicBool::new(false));
+    let seen = compacted.clone();
+    let script = move |request: &RecordedRequest| {
+        if request.all_text().contains("create a detailed summary of the conversation") {
+            seen.store(true, Ordering::SeqCst);
+            return Turn::text("Summary: the user asked about add.");
+        }
+        if request.last_user_text().contains("big-follow-up") && !seen.load(Ordering::SeqCst) {
+            return Turn::prompt_too_long();
+        }
+        if request.has_tool_result_for("StructuredOutput") {
+            Turn::text("done")
+        } else {
+            Turn::tool_use("StructuredOutput", json!({"findings": [], "summary": "Answered."}))
+        }
+    };
+    let mut ws = start(Script::from_fn(script), json!({})).await;
+    let first = ws.client.request_json("claude/analyze", analyze_params(&ws, "first", "f1")).await;
+    let session = first.unwrap()["sessionId"].as_str().unwrap().to_owned();
+    let mut params = analyze_params(&ws, "big-follow-up", "f2");
+    params["sessionId"] = json!(session);
+    let result = ws.client.request_json("claude/analyze", params).await.unwrap();
+    assert_eq!(result["sessionId"], session.as_str(), "the conversation went on: {result}");
+    assert!(result["text"].as_str().unwrap().starts_with("Answered."), "{result}");
+    assert!(compacted.load(Ordering::SeqCst), "the conversation was never compacted");
+    let last = ws.api.requests().pop().unwrap();
+    assert!(last.all_text().contains("big-follow-up"), "the follow-up was asked after compacting");
+    ws.client.drain_also(&["window/showMessage"]).await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
 async fn a_prompt_always_too_long_fails_after_the_smaller_try_with_a_hint_to_select_less() {
     let mut ws = start(Turn::prompt_too_long(), json!({"maxRetries": 3})).await;
     let params = analyze_params(&ws, "explain", "p1");
