@@ -151,6 +151,9 @@ pub enum RunEvent {
     },
     /// A message of a kind this driver does not model, raw.
     Other(Value),
+    /// The `result` of a turn that failed (just before its `Finished(Err)`): what the process
+    /// had spent by then, which a failed turn costs too.
+    FailedResult(Box<RunResult>),
     Finished(Result<RunResult, ClaudeError>),
 }
 
@@ -670,17 +673,21 @@ impl TurnTracker {
     fn outcome(&self, result: ResultMessage) -> Result<RunResult, ClaudeError> {
         let cancelled_by_us =
             self.interrupted && result.subtype_kind() == ResultSubtype::ErrorDuringExecution;
-        match classify_result(&result, self.synthetic_error.as_deref()) {
-            Some(_) if cancelled_by_us => return Err(ClaudeError::Cancelled),
-            Some(ClaudeError::RateLimited { retry_after: None, message }) => {
-                return Err(ClaudeError::RateLimited {
-                    retry_after: self.last_retry_delay,
-                    message,
-                });
+        let Some(err) = classify_result(&result, self.synthetic_error.as_deref()) else {
+            return Ok(self.run_result(result));
+        };
+        self.emit(RunEvent::FailedResult(Box::new(self.run_result(result))));
+        Err(match err {
+            _ if cancelled_by_us => ClaudeError::Cancelled,
+            ClaudeError::RateLimited { retry_after: None, message } => {
+                ClaudeError::RateLimited { retry_after: self.last_retry_delay, message }
             }
-            Some(err) => return Err(err),
-            None => {}
-        }
+            err => err,
+        })
+    }
+
+    /// The `result` line's figures, whatever the turn's outcome.
+    fn run_result(&self, result: ResultMessage) -> RunResult {
         let usage = result.usage.clone().unwrap_or_default();
         let model = self.model.clone().or_else(|| {
             result.model_usage.as_ref().and_then(|models| models.keys().next().cloned())
@@ -690,7 +697,7 @@ impl TurnTracker {
         } else {
             result.session_id.clone()
         };
-        Ok(RunResult {
+        RunResult {
             session_id,
             text: result.result.clone().unwrap_or_else(|| self.texts.join("\n\n")),
             structured_output: result.structured_output.clone(),
@@ -706,7 +713,7 @@ impl TurnTracker {
             model,
             permission_denials: result.permission_denials.clone(),
             raw: result.raw,
-        })
+        }
     }
 }
 

@@ -131,6 +131,9 @@ pub struct MetricsSnapshot {
     /// Time spent waiting for a free slot (and for the rate limit).
     pub queue_wait_ms: HistogramSnapshot,
     pub retries: RetryCounts,
+    /// Runs resumed after a hung API call or a crashed CLI, or retried smaller after the context
+    /// overflowed (`byReason`: the error kind that was recovered from).
+    pub recoveries: RetryCounts,
     pub tokens: TokenCounts,
     pub cost_usd: f64,
 }
@@ -153,6 +156,7 @@ struct Counters {
     duration: Histogram,
     queue_wait: Histogram,
     retries: RetryCounts,
+    recoveries: RetryCounts,
     tokens: TokenCounts,
     cost_usd: f64,
 }
@@ -201,6 +205,14 @@ impl Metrics {
         *counters.retries.by_reason.entry(reason.to_owned()).or_default() += 1;
     }
 
+    /// A recovery from an error of kind `reason` (the run went on in a resumed or smaller
+    /// attempt).
+    pub fn record_recovery(&self, reason: &str) {
+        let mut counters = self.counters.lock();
+        counters.recoveries.total += 1;
+        *counters.recoveries.by_reason.entry(reason.to_owned()).or_default() += 1;
+    }
+
     pub fn record_usage(&self, tokens: TokenCounts, cost_usd: f64) {
         let mut counters = self.counters.lock();
         counters.tokens.input += tokens.input;
@@ -219,6 +231,7 @@ impl Metrics {
             duration_ms: counters.duration.snapshot(),
             queue_wait_ms: counters.queue_wait.snapshot(),
             retries: counters.retries.clone(),
+            recoveries: counters.recoveries.clone(),
             tokens: counters.tokens,
             cost_usd: counters.cost_usd,
         }
@@ -238,7 +251,7 @@ impl Metrics {
         let duration = &snapshot.duration_ms;
         let wait = &snapshot.queue_wait_ms;
         format!(
-            "requests {} ({}) · duration p50 {} ms p99 {} ms max {} ms · queue wait p50 {} ms max {} ms · retries {} · tokens in {} out {} cache {} · cost ${:.4} · uptime {} s",
+            "requests {} ({}) · duration p50 {} ms p99 {} ms max {} ms · queue wait p50 {} ms max {} ms · retries {} · recoveries {} · tokens in {} out {} cache {} · cost ${:.4} · uptime {} s",
             snapshot.requests.total,
             if outcomes.is_empty() { "none".to_owned() } else { outcomes.join(", ") },
             duration.p50_ms,
@@ -247,6 +260,7 @@ impl Metrics {
             wait.p50_ms,
             wait.max_ms,
             snapshot.retries.total,
+            snapshot.recoveries.total,
             snapshot.tokens.input,
             snapshot.tokens.output,
             snapshot.tokens.cache_read,
@@ -305,23 +319,29 @@ mod tests {
     }
 
     #[test]
-    fn retries_tokens_and_cost_add_up() {
+    fn retries_recoveries_tokens_and_cost_add_up() {
         let metrics = Metrics::new();
         metrics.record_retry("overloaded");
         metrics.record_retry("overloaded");
         metrics.record_retry("rate_limited");
+        metrics.record_recovery("timeout");
         metrics.record_usage(TokenCounts { input: 10, output: 5, cache_read: 2 }, 0.25);
         metrics.record_usage(TokenCounts { input: 1, output: 1, cache_read: 0 }, f64::NAN);
         metrics.record_queue_wait(ms(40));
         let snapshot = metrics.snapshot();
         assert_eq!(snapshot.retries.total, 3);
         assert_eq!(snapshot.retries.by_reason.get("overloaded"), Some(&2));
+        assert_eq!(snapshot.recoveries.total, 1);
+        assert_eq!(snapshot.recoveries.by_reason.get("timeout"), Some(&1));
         assert_eq!(snapshot.tokens, TokenCounts { input: 11, output: 6, cache_read: 2 });
         assert_eq!(snapshot.cost_usd, 0.25);
         assert_eq!(snapshot.queue_wait_ms.count, 1);
         let line = metrics.summary_line();
         assert!(line.starts_with("requests 0 (none) · "), "{line}");
-        assert!(line.contains("retries 3 · tokens in 11 out 6 cache 2 · cost $0.2500"), "{line}");
+        assert!(
+            line.contains("retries 3 · recoveries 1 · tokens in 11 out 6 cache 2 · cost $0.2500"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::claude::session::{
 use crate::engine::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::engine::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
 use crate::engine::pool::{self, Returnable, WarmPool};
-use crate::engine::retry::{Resilience, RetryLoop, RetryPolicy};
+use crate::engine::retry::{ContextFallback, Resilience, RetryLoop, RetryPolicy};
 use crate::engine::staging::{StagingManager, StagingSettings};
 use crate::model::activity::{self, TextProgress};
 use crate::model::edits::FileChange;
@@ -114,12 +114,15 @@ pub struct Runner {
 
 impl Runner {
     /// The pipeline alone; the faces run [`Runner::execute`] (run.rs), which adds the budget,
-    /// the containment check and the books.
+    /// the containment check and the books. `day_budget_left` caps the CLI's own budget
+    /// (`--max-budget-usd`); `spent` adds up what every attempt cost, failed ones too.
     pub(super) async fn run(
         &self,
         request: &ActionRequest,
         cancel: CancellationToken,
         on_activity: &mut (dyn FnMut(Activity) + Send),
+        day_budget_left: Option<f64>,
+        spent: &mut RunUsage,
     ) -> Result<ActionOutcome, ServerError> {
         permissions::check_bash_sandbox(&self.settings)?;
         // One turn at a time per conversation: a second follow-up waits for the first.
@@ -150,7 +153,7 @@ impl Runner {
             None
         };
         let cwd = lease.as_ref().map_or(request.workspace.as_path(), |lease| lease.root());
-        let prompt = prompt::build_prompt(&PromptContext {
+        let prompt_context = PromptContext {
             action: request.action,
             workspace_root: &request.workspace,
             file_path: &request.file,
@@ -162,10 +165,19 @@ impl Runner {
             edit_root: lease.as_ref().map(|lease| lease.root()),
             options: request.options.clone(),
             changes_diff: request.changes_diff.as_deref(),
-        })
-        .map_err(ServerError::from)?;
+        };
+        let prompt = prompt::build_prompt(&prompt_context).map_err(ServerError::from)?;
+        // For a prompt over the context window: the files referenced instead of inlined.
+        let smaller_prompt =
+            prompt::build_reference_prompt(&prompt_context).map_err(ServerError::from)?;
 
-        let config = self.session_config(request, cwd, may_edit);
+        let mut config = self.session_config(request, cwd, may_edit);
+        if let Some(left) = day_budget_left {
+            // The CLI stops once the run has spent what is left of today's budget: the day
+            // goes over by at most the API call that crossed it.
+            let run_budget = config.options.max_budget_usd.map_or(left, |own| own.min(left));
+            config.options.max_budget_usd = Some(run_budget);
+        }
         let to_user_path =
             |path: &str| display_path(path, cwd, lease.as_ref().map(|l| l.workspace()));
         let limits = RunLimits {
@@ -179,16 +191,26 @@ impl Runner {
         // Transient API failures are retried here, inside the staging lease, so a retry resumes
         // the session in the same mirror with the edits the failed attempt made (retry.rs).
         let policy = RetryPolicy::from_settings(&self.settings);
-        let mut retry = RetryLoop::new(policy, self.resilience.clone(), limits);
-        let mut usage = RunUsage::default();
+        let fallback = ContextFallback {
+            continues_conversation: request.resume.is_some(),
+            smaller_prompt: smaller_prompt.is_some(),
+        };
+        let mut retry =
+            RetryLoop::new(policy, self.resilience.clone(), limits).with_context_fallback(fallback);
         let mut text_progress = TextProgress::new(TEXT_PROGRESS_INTERVAL);
         let result = loop {
             let attempt =
                 retry.start(&cancel, &mut |status| on_activity(Activity::Status(status))).await?;
             let config = attempt.configure(config.clone());
-            let prompt = attempt.prompt(&prompt);
+            let prompt = attempt.prompt(&prompt, smaller_prompt.as_deref().unwrap_or(&prompt));
+            let turn = Turn {
+                prompt,
+                compact_first: attempt.compacts_first(),
+                limits: attempt.limits(),
+                cancel: attempt.cancel(),
+            };
             let outcome = self
-                .run_cli(request, config, prompt, attempt.limits(), attempt.cancel(), |event| {
+                .run_cli(request, config, turn, spent, |event| {
                     attempt.observe(event);
                     if let RunEvent::Init { session_id, .. } = event {
                         on_activity(Activity::Session {
@@ -201,11 +223,7 @@ impl Runner {
                         on_activity(activity);
                     }
                 })
-                .await
-                .map(|(result, run_usage)| {
-                    usage = run_usage;
-                    result
-                });
+                .await;
             if let Some(result) = retry.finish(attempt, outcome)? {
                 break result;
             }
@@ -221,7 +239,7 @@ impl Runner {
             })?,
             None => Vec::new(),
         };
-        Ok(ActionOutcome { text: map_text(&result.text), changes, result, usage })
+        Ok(ActionOutcome { text: map_text(&result.text), changes, result, usage: spent.clone() })
     }
 
     /// One turn, in the right process, then the process's fate: after a successful turn it
@@ -231,11 +249,11 @@ impl Runner {
         &self,
         request: &ActionRequest,
         config: SessionConfig,
-        prompt: &str,
-        limits: RunLimits,
-        cancel: CancellationToken,
+        turn: Turn<'_>,
+        spent: &mut RunUsage,
         mut on_event: impl FnMut(&RunEvent) + Send,
-    ) -> Result<(RunResult, RunUsage), ClaudeError> {
+    ) -> Result<RunResult, ClaudeError> {
+        let Turn { prompt, compact_first, limits, cancel } = turn;
         if cancel.is_cancelled() {
             return Err(ClaudeError::Cancelled);
         }
@@ -251,7 +269,11 @@ impl Runner {
         };
         let mut process = process;
         let mut clean = process.clean;
+        let mut failed_result = None;
         let mut observe = |event: &RunEvent| {
+            if let RunEvent::FailedResult(result) = event {
+                failed_result = Some(result.clone());
+            }
             if let RunEvent::ToolUse { name, .. } = event
                 && !pool::leaves_no_state(name)
             {
@@ -259,16 +281,29 @@ impl Runner {
             }
             on_event(event);
         };
-        let outcome = run_turn(&process.session, prompt, limits, &cancel, &mut observe).await;
+        let mut compacted = Ok(());
+        if compact_first {
+            // The CLI's own compaction: an API call that summarizes the conversation so far.
+            let session = &process.session;
+            compacted = run_turn(session, "/compact", limits, &cancel, &mut |_| {}).await.map(drop);
+        }
+        let outcome = match compacted {
+            Ok(()) => run_turn(&process.session, prompt, limits, &cancel, &mut observe).await,
+            Err(err) => Err(err),
+        };
         process.clean = clean;
         match outcome {
             Ok(mut result) => {
                 let (usage, totals) = usage::run_usage(&result, &process.totals);
                 result.cost_usd = usage.counts.cost_usd;
+                spent.add_attempt(&usage);
                 self.keep_for_next_turn(&result.session_id, process, key, totals);
-                Ok((result, usage))
+                Ok(result)
             }
             Err(err) => {
+                if let Some(failed) = failed_result {
+                    spent.add_attempt(&usage::run_usage(&failed, &process.totals).0);
+                }
                 process.close().await;
                 Err(err)
             }
@@ -448,6 +483,15 @@ impl Runner {
             )),
         }
     }
+}
+
+/// What one attempt sends to the CLI, and within which limits.
+struct Turn<'a> {
+    prompt: &'a str,
+    /// Compact the conversation (`/compact`) before the prompt.
+    compact_first: bool,
+    limits: RunLimits,
+    cancel: CancellationToken,
 }
 
 /// The process a turn runs in.

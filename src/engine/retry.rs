@@ -10,6 +10,12 @@
 //! overload uses that model. A 401 seen in `system/api_retry` stops the attempt at once: a bad
 //! key never gets better by waiting.
 //!
+//! Besides those retries, a run gets one recovery of each of two kinds, counted in the metrics
+//! as `recoveries`: an API call that hung (the idle timeout) or a CLI that died mid-run resumes
+//! its session at once; a context over the model's window (`prompt is too long`) is compacted
+//! with the CLI's own `/compact` when the run has a conversation to compact, or else the run
+//! starts over with the smaller prompt the caller offers (files referenced, not inlined).
+//!
 //! The caller drives the loop, so how a CLI process is obtained stays in the caller's hands:
 //!
 //! ```text
@@ -39,7 +45,7 @@ use crate::model::settings::Settings;
 
 /// What a resumed attempt says to the model. The failed attempt's prompt is already in the
 /// session, so it is not sent again.
-pub const CONTINUE_PROMPT: &str = "Your previous response was cut off by a temporary API error. \
+pub const CONTINUE_PROMPT: &str = "Your previous response was cut off by a temporary error. \
 Continue the task from where you stopped; do not repeat steps that already completed.";
 
 /// The first retry waits up to this long; each further retry doubles it.
@@ -109,6 +115,26 @@ pub fn short_reason(err: &ClaudeError) -> String {
     }
 }
 
+/// What a run whose context overflows can fall back on, once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContextFallback {
+    /// The run continues an earlier conversation, which `/compact` can shrink.
+    pub continues_conversation: bool,
+    /// The caller has a smaller prompt (files referenced instead of inlined).
+    pub smaller_prompt: bool,
+}
+
+/// What an attempt says to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Say {
+    /// The run's prompt.
+    Original,
+    /// [`CONTINUE_PROMPT`], in the resumed session.
+    Continue,
+    /// The smaller prompt of [`ContextFallback`].
+    Smaller,
+}
+
 /// One run's retry state. See the module docs for the loop it drives.
 pub struct RetryLoop {
     policy: RetryPolicy,
@@ -123,6 +149,17 @@ pub struct RetryLoop {
     use_fallback: bool,
     /// The wait before the next attempt and why.
     backoff: Option<(Duration, String)>,
+    context: ContextFallback,
+    /// The one recovery from a full context was used.
+    context_recovered: bool,
+    /// The one recovery from a hung call or a crashed CLI was used.
+    fault_recovered: bool,
+    /// What the next attempt says, when a recovery chose it.
+    next_say: Option<Say>,
+    /// The next attempt compacts its conversation before it says anything.
+    next_compacts: bool,
+    /// A recovery's announcement, reported as the next attempt starts.
+    announce: Option<String>,
 }
 
 impl RetryLoop {
@@ -137,7 +174,19 @@ impl RetryLoop {
             session_id: None,
             use_fallback: false,
             backoff: None,
+            context: ContextFallback::default(),
+            context_recovered: false,
+            fault_recovered: false,
+            next_say: None,
+            next_compacts: false,
+            announce: None,
         }
+    }
+
+    /// What the run can fall back on when its context overflows.
+    pub fn with_context_fallback(mut self, context: ContextFallback) -> Self {
+        self.context = context;
+        self
     }
 
     fn total_attempts(&self) -> u32 {
@@ -150,6 +199,10 @@ impl RetryLoop {
         cancel: &CancellationToken,
         report: &mut (dyn FnMut(String) + Send),
     ) -> Result<Attempt, ServerError> {
+        let recovers = self.announce.is_some();
+        if let Some(announcement) = self.announce.take() {
+            report(announcement);
+        }
         if let Some((delay, reason)) = self.backoff.take() {
             let secs = delay.as_secs_f64().ceil().max(1.0);
             report(format!(
@@ -180,9 +233,17 @@ impl RetryLoop {
             (Some(model), true) => Some(model.clone()),
             _ => None,
         };
+        let resume = self.session_id.clone();
+        let say = self.next_say.take().unwrap_or(match resume {
+            Some(_) => Say::Continue,
+            None => Say::Original,
+        });
         Ok(Attempt {
             number: self.attempts,
-            resume: self.session_id.clone(),
+            resume,
+            say,
+            compacts: std::mem::take(&mut self.next_compacts),
+            recovers,
             model,
             limits: RunLimits { timeout: remaining, idle_timeout: self.idle_timeout },
             run_cancel: cancel.clone(),
@@ -199,7 +260,8 @@ impl RetryLoop {
         attempt: Attempt,
         outcome: Result<RunResult, ClaudeError>,
     ) -> Result<Option<RunResult>, ServerError> {
-        let Attempt { number, resume, run_cancel, observed, admission, .. } = attempt;
+        let Attempt { number, resume, say, recovers, run_cancel, observed, admission, .. } =
+            attempt;
         let observed = observed.into_inner();
         if observed.session_id.is_some() {
             self.session_id = observed.session_id;
@@ -222,9 +284,21 @@ impl RetryLoop {
             Ok(result) => return Ok(Some(result)),
             Err(err) => err,
         };
+        let has_history = resume.is_some() || observed.used_tools;
+        if let Some(announcement) = self.recover(&err, has_history, say) {
+            tracing::info!(attempt = number, error = %err, "recovering: {announcement}");
+            if let Some(metrics) = &self.resilience.metrics {
+                metrics.record_recovery(err.kind());
+            }
+            self.announce = Some(announcement);
+            return Ok(None);
+        }
         let attempts_left = number < self.total_attempts();
-        if resume.is_some() && matches!(err, ClaudeError::SessionNotFound { .. }) && attempts_left {
-            // The failed attempt's session was not saved: start over rather than give up.
+        let may_start_over = attempts_left || recovers;
+        if resume.is_some() && matches!(err, ClaudeError::SessionNotFound { .. }) && may_start_over
+        {
+            // The failed attempt's session was not saved (a CLI killed before it wrote its
+            // transcript): start over rather than give up.
             tracing::info!("the session to resume is gone; retrying from the start");
             self.session_id = None;
             self.backoff = Some((Duration::ZERO, "starting over".to_owned()));
@@ -254,6 +328,53 @@ impl RetryLoop {
     }
 }
 
+impl RetryLoop {
+    /// Prepare the one recovery `err` allows, if it allows one and it is still unused; returns
+    /// what progress says about it. `has_history`: the failed attempt's session holds more than
+    /// its prompt (it resumed one, or called tools); `said`: what the failed attempt said.
+    fn recover(&mut self, err: &ClaudeError, has_history: bool, said: Say) -> Option<String> {
+        match err {
+            ClaudeError::Timeout { idle: true, .. } | ClaudeError::ProcessCrashed { .. }
+                if !self.fault_recovered =>
+            {
+                self.fault_recovered = true;
+                let what = match err {
+                    ClaudeError::Timeout { .. } => "The API call hung",
+                    _ => "Claude Code exited unexpectedly",
+                };
+                // Without a session to resume (it died before naming one) the run starts over.
+                Some(match self.session_id {
+                    Some(_) => format!("{what}: resuming the session"),
+                    None => format!("{what}: starting again"),
+                })
+            }
+            ClaudeError::PromptTooLong { .. } if !self.context_recovered => {
+                let compactable = has_history || self.context.continues_conversation;
+                if compactable && self.session_id.is_some() {
+                    self.context_recovered = true;
+                    self.next_compacts = true;
+                    // A turn that got going continues; one that never got an answer is asked again.
+                    self.next_say = Some(if has_history && said != Say::Continue {
+                        Say::Continue
+                    } else {
+                        said
+                    });
+                    Some("Context too long: compacting the conversation, then retrying".to_owned())
+                } else if self.context.smaller_prompt {
+                    self.context_recovered = true;
+                    // The failed session holds the prompt that was too long: start a new one.
+                    self.session_id = None;
+                    self.next_say = Some(Say::Smaller);
+                    Some("Context too long: retrying with a smaller prompt".to_owned())
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
 fn final_error(err: &ClaudeError, attempts: u32) -> ServerError {
     let mut error = err.server_error();
     if attempts > 1 {
@@ -267,6 +388,8 @@ struct Observed {
     session_id: Option<String>,
     /// Set when the CLI reported a credentials failure; the attempt is then stopped.
     auth_failure: Option<String>,
+    /// The attempt's session called a tool: it holds more than the prompt.
+    used_tools: bool,
 }
 
 /// One attempt of a run: how to configure it, and a sink for its events.
@@ -274,6 +397,11 @@ struct Observed {
 pub struct Attempt {
     number: u32,
     resume: Option<String>,
+    say: Say,
+    /// Compact the resumed conversation (`/compact`) before saying anything.
+    compacts: bool,
+    /// The attempt is a recovery (it does not count against `maxRetries`).
+    recovers: bool,
     model: Option<String>,
     limits: RunLimits,
     run_cancel: CancellationToken,
@@ -310,9 +438,19 @@ impl Attempt {
         config
     }
 
-    /// What to send: the original prompt, or a request to continue when resuming.
-    pub fn prompt<'a>(&self, original: &'a str) -> &'a str {
-        if self.resume.is_some() { CONTINUE_PROMPT } else { original }
+    /// What to send: the original prompt, a request to continue when resuming, or the smaller
+    /// prompt after the original one overflowed the context.
+    pub fn prompt<'a>(&self, original: &'a str, smaller: &'a str) -> &'a str {
+        match self.say {
+            Say::Original => original,
+            Say::Continue => CONTINUE_PROMPT,
+            Say::Smaller => smaller,
+        }
+    }
+
+    /// Whether to compact the conversation (the CLI's `/compact`) before sending the prompt.
+    pub fn compacts_first(&self) -> bool {
+        self.compacts
     }
 
     /// Limits for this attempt: what is left of the run's timeout.
@@ -332,6 +470,7 @@ impl Attempt {
             RunEvent::Init { session_id, .. } => {
                 self.observed.lock().session_id = Some(session_id.clone());
             }
+            RunEvent::ToolUse { .. } => self.observed.lock().used_tools = true,
             RunEvent::ApiRetry { status, error, .. }
                 if rejects_credentials(*status, error.as_deref()) =>
             {
@@ -425,13 +564,13 @@ mod tests {
         let mut reports = Vec::new();
         let first = start(&mut retry, &mut reports).await;
         assert_eq!((first.number(), first.resumes()), (1, None));
-        assert_eq!(first.prompt("do it"), "do it");
+        assert_eq!(first.prompt("do it", "smaller"), "do it");
         init(&first, "s-1");
         assert_eq!(retry.finish(first, Err(overloaded())).unwrap(), None);
 
         let second = start(&mut retry, &mut reports).await;
         assert_eq!((second.number(), second.resumes()), (2, Some("s-1")));
-        assert_eq!(second.prompt("do it"), CONTINUE_PROMPT);
+        assert_eq!(second.prompt("do it", "smaller"), CONTINUE_PROMPT);
         assert_eq!(reports.len(), 1);
         assert!(
             reports[0].starts_with("Retrying in ")
@@ -463,7 +602,7 @@ mod tests {
             (ClaudeError::BudgetExceeded { message: "$1".into() }, ErrorKind::BUDGET_EXCEEDED),
             (ClaudeError::NotLoggedIn, ErrorKind::AUTH_FAILED),
             (
-                ClaudeError::Timeout { after: Duration::from_secs(5), idle: true },
+                ClaudeError::Timeout { after: Duration::from_secs(5), idle: false },
                 ErrorKind::TIMEOUT,
             ),
         ] {
@@ -473,6 +612,132 @@ mod tests {
             assert_eq!(error.kind, kind, "{error:?}");
             assert!(!error.message.contains("attempts"), "{error:?}");
         }
+    }
+
+    fn crashed() -> ClaudeError {
+        ClaudeError::ProcessCrashed { code: None, stderr_tail: String::new() }
+    }
+
+    fn hung() -> ClaudeError {
+        ClaudeError::Timeout { after: Duration::from_secs(3), idle: true }
+    }
+
+    fn too_long() -> ClaudeError {
+        ClaudeError::PromptTooLong { message: "prompt is too long".into() }
+    }
+
+    fn tool_use(attempt: &Attempt) {
+        attempt.observe(&RunEvent::ToolUse {
+            id: "t".into(),
+            name: "Read".into(),
+            input: Value::Null,
+        });
+    }
+
+    #[tokio::test]
+    async fn a_hung_call_or_a_crash_resumes_the_session_once_even_without_retries_left() {
+        let metrics = Arc::new(Metrics::new());
+        let resilience = Resilience { circuit: None, metrics: Some(metrics.clone()) };
+        let mut retry = RetryLoop::new(policy(0), resilience, limits(300));
+        let mut reports = Vec::new();
+        let first = start(&mut retry, &mut reports).await;
+        init(&first, "s-1");
+        assert_eq!(retry.finish(first, Err(hung())).unwrap(), None);
+        let second = start(&mut retry, &mut reports).await;
+        assert_eq!(reports, ["The API call hung: resuming the session"]);
+        assert_eq!((second.resumes(), second.prompt("do it", "x")), (Some("s-1"), CONTINUE_PROMPT));
+        assert!(!second.compacts_first());
+        // The second fault fails the run, retryable, whatever the fault.
+        let err = retry.finish(second, Err(crashed())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PROCESS_CRASHED);
+        assert!(
+            err.kind.retryable && err.message.ends_with("(gave up after 2 attempts)"),
+            "{err:?}"
+        );
+        let snapshot = metrics.snapshot();
+        assert_eq!(snapshot.recoveries.by_reason, [("timeout".to_owned(), 1)].into());
+        assert_eq!(snapshot.retries.total, 0);
+
+        // A CLI that died before naming its session starts over.
+        let mut retry = RetryLoop::new(policy(0), Resilience::default(), limits(300));
+        let mut reports = Vec::new();
+        let first = start(&mut retry, &mut reports).await;
+        assert_eq!(retry.finish(first, Err(crashed())).unwrap(), None);
+        let second = start(&mut retry, &mut reports).await;
+        assert_eq!(reports, ["Claude Code exited unexpectedly: starting again"]);
+        assert_eq!((second.resumes(), second.prompt("do it", "x")), (None, "do it"));
+        let err = retry.finish(second, Err(hung())).unwrap_err();
+        assert_eq!((err.kind, err.kind.retryable), (ErrorKind::TIMEOUT, true));
+
+        // A CLI killed before it saved its session: the resume finds none and starts over.
+        let mut retry = RetryLoop::new(policy(0), Resilience::default(), limits(300));
+        let first = start(&mut retry, &mut Vec::new()).await;
+        init(&first, "unsaved");
+        assert_eq!(retry.finish(first, Err(crashed())).unwrap(), None);
+        let second = start(&mut retry, &mut Vec::new()).await;
+        let gone = ClaudeError::SessionNotFound { session_id: "unsaved".into() };
+        assert_eq!(retry.finish(second, Err(gone)).unwrap(), None);
+        let third = start(&mut retry, &mut Vec::new()).await;
+        assert_eq!((third.resumes(), third.prompt("do it", "x")), (None, "do it"));
+    }
+
+    #[tokio::test]
+    async fn a_new_conversation_too_long_for_the_context_starts_over_with_the_smaller_prompt() {
+        let fallback = ContextFallback { continues_conversation: false, smaller_prompt: true };
+        let mut retry = RetryLoop::new(policy(3), Resilience::default(), limits(300))
+            .with_context_fallback(fallback);
+        let mut reports = Vec::new();
+        let first = start(&mut retry, &mut reports).await;
+        init(&first, "s-1");
+        assert_eq!(retry.finish(first, Err(too_long())).unwrap(), None);
+        let second = start(&mut retry, &mut reports).await;
+        assert_eq!(reports, ["Context too long: retrying with a smaller prompt"]);
+        assert_eq!(second.resumes(), None, "the overflowing session is not resumed");
+        assert_eq!(second.prompt("do it", "smaller"), "smaller");
+        assert!(!second.compacts_first());
+        let err = retry.finish(second, Err(too_long())).unwrap_err();
+        assert_eq!((err.kind, err.kind.retryable), (ErrorKind::PROMPT_TOO_LONG, false));
+        assert!(err.hint.contains("Select less"), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_conversation_too_long_for_the_context_is_compacted_then_asked_again() {
+        // A follow-up whose prompt overflowed: compact, then send the same prompt again.
+        let fallback = ContextFallback { continues_conversation: true, smaller_prompt: true };
+        let mut retry = RetryLoop::new(policy(3), Resilience::default(), limits(300))
+            .with_context_fallback(fallback);
+        let mut reports = Vec::new();
+        let first = start(&mut retry, &mut reports).await;
+        init(&first, "s-1");
+        assert_eq!(retry.finish(first, Err(too_long())).unwrap(), None);
+        let second = start(&mut retry, &mut reports).await;
+        assert_eq!(reports, ["Context too long: compacting the conversation, then retrying"]);
+        assert_eq!((second.resumes(), second.compacts_first()), (Some("s-1"), true));
+        assert_eq!(second.prompt("do it", "smaller"), "do it");
+        assert_eq!(
+            retry.finish(second, Err(too_long())).unwrap_err().kind,
+            ErrorKind::PROMPT_TOO_LONG
+        );
+
+        // A new conversation that overflowed after calling tools: compact, then continue.
+        let mut retry = RetryLoop::new(policy(3), Resilience::default(), limits(300));
+        let first = start(&mut retry, &mut Vec::new()).await;
+        init(&first, "s-2");
+        tool_use(&first);
+        assert_eq!(retry.finish(first, Err(too_long())).unwrap(), None);
+        let second = start(&mut retry, &mut Vec::new()).await;
+        assert!(second.compacts_first());
+        assert_eq!(second.prompt("do it", "smaller"), CONTINUE_PROMPT);
+    }
+
+    #[tokio::test]
+    async fn a_prompt_too_long_with_nothing_to_fall_back_on_fails_at_once() {
+        let mut retry = RetryLoop::new(policy(3), Resilience::default(), limits(300));
+        let first = start(&mut retry, &mut Vec::new()).await;
+        init(&first, "s-1");
+        let err = retry.finish(first, Err(too_long())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PROMPT_TOO_LONG);
+        assert!(!err.message.contains("attempts"), "{err:?}");
     }
 
     #[tokio::test]
@@ -589,7 +854,7 @@ mod tests {
         assert_eq!(retry.finish(second, Err(gone)).unwrap(), None);
         let third = start(&mut retry, &mut Vec::new()).await;
         assert_eq!(third.resumes(), None);
-        assert_eq!(third.prompt("original"), "original");
+        assert_eq!(third.prompt("original", "smaller"), "original");
     }
 
     #[tokio::test]

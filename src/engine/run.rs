@@ -12,7 +12,7 @@ use crate::base::error::{ErrorKind, ServerError};
 use crate::engine::permissions::check_changes_inside;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
 use crate::model::sessions::{FinishedRun, Outcome, Recorded, summarize};
-use crate::model::usage::{RunUsage, check_daily_budget};
+use crate::model::usage::{DAILY_BUDGET_HINT, RunUsage, check_daily_budget};
 use crate::protocol::lsp::{Range, Uri};
 
 /// A run to execute: what the pipeline needs, and what the session index records besides.
@@ -73,9 +73,10 @@ impl Runner {
     ) -> RunEnd<T, E> {
         let mut warnings = Vec::new();
         let mut seen: Option<(String, PathBuf)> = None;
+        let mut spent = RunUsage::default();
         let outcome = match self.check_budget(&request.action.workspace, &mut warnings) {
             Err(err) => Err(err),
-            Ok(()) => {
+            Ok(day_left) => {
                 let mut watch = |activity: Activity| {
                     if let Activity::Session { id, cwd } = &activity {
                         // Rebuilt from its components: no trailing `/` (a mirror root can carry one).
@@ -83,10 +84,16 @@ impl Runner {
                     }
                     on_activity(activity);
                 };
-                self.run(&request.action, cancel, &mut watch).await
+                let outcome =
+                    self.run(&request.action, cancel, &mut watch, day_left, &mut spent).await;
+                outcome.map_err(|err| self.day_budget_error(err, day_left))
             }
         };
-        let usage = outcome.as_ref().ok().map(|outcome| outcome.usage.clone());
+        // A failed run is in the books with what it spent too: the next run's budget knows it.
+        let usage = match &outcome {
+            Ok(outcome) => Some(outcome.usage.clone()),
+            Err(_) => (spent != RunUsage::default()).then_some(spent),
+        };
         let result = outcome
             .and_then(|outcome| {
                 check_changes_inside(&request.action.workspace, &outcome.changes)?;
@@ -98,20 +105,38 @@ impl Runner {
         RunEnd { result, usage, recorded, warnings }
     }
 
-    /// Refuse a run when its workspace has spent today's `dailyBudgetUsd`.
+    /// Refuse a run when its workspace has spent today's `dailyBudgetUsd`; else what is left of
+    /// it (`None`: no daily budget).
     fn check_budget(
         &self,
         workspace: &Path,
         warnings: &mut Vec<String>,
-    ) -> Result<(), ServerError> {
+    ) -> Result<Option<f64>, ServerError> {
         let budget = self.settings.daily_budget_usd;
         if budget.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let loaded = self.sessions.usage(workspace);
         warnings.extend(loaded.warnings);
         let today = crate::base::time::day(crate::base::time::now_secs());
         check_daily_budget(loaded.value.day(&today).cost_usd, budget)
+    }
+
+    /// A run the CLI stopped at the budget: when that was what was left of the day's budget,
+    /// the error says so.
+    fn day_budget_error(&self, err: ServerError, day_left: Option<f64>) -> ServerError {
+        let Some(left) = day_left else { return err };
+        let day_was_the_limit = self.settings.max_budget_usd.is_none_or(|own| left < own);
+        if err.kind != ErrorKind::BUDGET_EXCEEDED || !day_was_the_limit {
+            return err;
+        }
+        let budget = self.settings.daily_budget_usd.unwrap_or(left);
+        let message = format!(
+            "the run stopped at what was left of today's budget, ${left:.4} of ${budget:.4} \
+             (dailyBudgetUsd): {}",
+            err.message
+        );
+        ServerError::new(ErrorKind::BUDGET_EXCEEDED, message, DAILY_BUDGET_HINT)
     }
 
     /// Add the run to its conversation in the session index and to the usage ledger. A run

@@ -50,7 +50,7 @@ pub mod exit {
     /// The edits were refused: a file changed meanwhile in a conflicting way, or a change leads
     /// out of the workspace (through a symlink, say). Nothing was written.
     pub const NOT_APPLIED: u8 = 4;
-    /// The workspace has spent today's `dailyBudgetUsd`; the run did not start.
+    /// A budget is spent: today's `dailyBudgetUsd` (before the run, or during it) or `maxBudgetUsd`.
     pub const BUDGET: u8 = 5;
     /// Stopped with Ctrl-C; nothing was applied.
     pub const INTERRUPTED: u8 = 130;

@@ -257,6 +257,8 @@ struct TextLimits {
     window_lines: usize,
     window_bytes: usize,
     max_line_chars: usize,
+    /// False: name the file, the selection and the changes, and let the agent read them.
+    inline_text: bool,
 }
 
 impl TextLimits {
@@ -266,12 +268,23 @@ impl TextLimits {
         window_lines: WINDOW_LINES,
         window_bytes: WINDOW_BYTES,
         max_line_chars: MAX_LINE_CHARS,
+        inline_text: true,
     };
+    const REFERENCES: TextLimits = TextLimits { inline_text: false, ..TextLimits::DEFAULT };
 }
 
 /// Builds the user prompt of one run.
 pub fn build_prompt(ctx: &PromptContext) -> Result<String, PromptError> {
     build_prompt_with(ctx, &TextLimits::DEFAULT)
+}
+
+/// The prompt of one run with files referenced instead of inlined: the agent reads what it
+/// needs. For a run whose prompt is over the model's context window; `None` when it would be no
+/// smaller than [`build_prompt`]'s.
+pub fn build_reference_prompt(ctx: &PromptContext) -> Result<Option<String>, PromptError> {
+    let full = build_prompt(ctx)?;
+    let references = build_prompt_with(ctx, &TextLimits::REFERENCES)?;
+    Ok((references.len() < full.len()).then_some(references))
 }
 
 /// Appended to the CLI's system prompt: the rules every run of `action` follows.
@@ -460,6 +473,16 @@ fn push_file(
         prompt.push_str("\nThe file is empty.\n");
         return;
     }
+    if !limits.inline_text {
+        let _ = write!(
+            prompt,
+            "\nIts text is not included here, to keep the prompt within the context window: read \
+             `{}` with the Read tool, in parts if it is long{}.\n",
+            file.relative,
+            if action.is_edit() { "" } else { " (the editor's unsaved changes are not on disk)" }
+        );
+        return;
+    }
     let _ = write!(prompt, "\n### Current text of `{}`\n\n", file.relative);
     prompt.push_str("This is the editor's text of the file, unsaved changes included. ");
     prompt.push_str(if action.is_edit() {
@@ -514,6 +537,10 @@ fn push_selection(
         selection.lines_label(),
         file.relative
     );
+    if !limits.inline_text {
+        prompt.push_str(": read those lines of the file.\n");
+        return;
+    }
     let lines = Document::new(selection.text).lines;
     // Lines the user selected are shown whole, unless the selection is too big for that.
     let max_line_chars =
@@ -536,6 +563,16 @@ fn push_changes(prompt: &mut String, diff: &str, limits: &TextLimits) {
     prompt.push_str(
         "\n## Uncommitted changes\n\nThe output of `git diff HEAD`, plus the untracked files",
     );
+    if !limits.inline_text {
+        prompt.push_str(
+            ", is not included here, to keep the prompt within the context window. Read the \
+             changed files:\n\n",
+        );
+        for name in changed_files(diff) {
+            let _ = writeln!(prompt, "- `{name}`");
+        }
+        return;
+    }
     if diff.len() <= limits.max_file_bytes {
         prompt.push_str(":\n\n");
         prompt.push_str(&fenced(diff, "diff"));
@@ -556,6 +593,20 @@ fn push_changes(prompt: &mut String, diff: &str, limits: &TextLimits) {
     let body = body.join("\n");
     prompt.push_str(":\n\n");
     prompt.push_str(&fenced(&body, "diff"));
+}
+
+/// The files a review diff names (`diff --git a/x b/x`, untracked binary or large files).
+fn changed_files(diff: &str) -> Vec<&str> {
+    let mut names: Vec<&str> = diff
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("diff --git a/")
+                .and_then(|rest| rest.rsplit_once(" b/").map(|(_, name)| name))
+                .or_else(|| line.strip_prefix("new file (untracked, binary or large): "))
+        })
+        .collect();
+    names.dedup();
+    names
 }
 
 fn push_diagnostics(prompt: &mut String, diagnostics: &[PromptDiagnostic]) {
@@ -1176,6 +1227,7 @@ mod tests {
             window_lines: 7,
             window_bytes: 10_000,
             max_line_chars: 30,
+            inline_text: true,
         }
     }
 
@@ -1298,6 +1350,37 @@ mod tests {
             "the fence must be longer than the diff's ```` run"
         );
         insta::assert_snapshot!(prompt);
+    }
+
+    #[test]
+    fn a_reference_prompt_names_the_file_selection_and_changes_instead_of_inlining_them() {
+        let mut ctx = context(Action::Refactor);
+        ctx.instruction = Some("use a BTreeMap");
+        ctx.selection = loop_selection();
+        let full = build(&ctx);
+        let references = build_reference_prompt(&ctx).unwrap().unwrap();
+        assert!(references.len() < full.len());
+        assert!(full.contains("*counts.entry"), "{full}");
+        assert!(!references.contains("*counts.entry"), "{references}");
+        assert!(references.contains("read `src/lib.rs` with the Read tool"), "{references}");
+        assert!(references.contains("lines 6–8 of `src/lib.rs`: read those lines"), "{references}");
+        assert!(references.contains("use a BTreeMap"), "the instruction stays: {references}");
+
+        let mut review = context(Action::Review);
+        review.options.review.scope = Some(ReviewScope::Changes);
+        let diff = "diff --git a/README.md b/README.md\n+x\ndiff --git a/src/new.rs b/src/new.rs\n\
+                    new file (untracked)\n+pub fn new() {}\nnew file (untracked, binary or large): logo.png\n";
+        review.changes_diff = Some(diff);
+        let references = build_reference_prompt(&review).unwrap().unwrap();
+        assert!(!references.contains("pub fn new"), "{references}");
+        for name in ["README.md", "src/new.rs", "logo.png"] {
+            assert!(references.contains(&format!("- `{name}`\n")), "{name}: {references}");
+        }
+
+        // Nothing inlined, nothing to save: no smaller prompt.
+        let mut empty = context(Action::Analyze);
+        empty.text = "";
+        assert_eq!(build_reference_prompt(&empty).unwrap(), None);
     }
 
     #[test]

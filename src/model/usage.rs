@@ -64,6 +64,22 @@ pub struct RunUsage {
 }
 
 /// A CLI process's running totals, to take differences from.
+impl RunUsage {
+    /// Add what another attempt of the same run used (a retry, a recovery): the run still
+    /// counts once.
+    pub fn add_attempt(&mut self, attempt: &RunUsage) {
+        let runs = self.counts.runs.max(attempt.counts.runs);
+        self.counts.add(&attempt.counts);
+        self.counts.runs = runs;
+        for (model, counts) in &attempt.models {
+            self.models.entry(model.clone()).or_default().add(counts);
+        }
+        if self.model.is_none() {
+            self.model.clone_from(&attempt.model);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CliTotals {
     pub cost_usd: f64,
@@ -233,8 +249,16 @@ impl UsageLedger {
     }
 }
 
-/// Refuse a run when the workspace has spent its daily budget (`dailyBudgetUsd`) today.
-pub fn check_daily_budget(spent_today: f64, budget: Option<f64>) -> Result<(), ServerError> {
+/// What to do once the daily budget is spent.
+pub const DAILY_BUDGET_HINT: &str =
+    "raise the `dailyBudgetUsd` setting, or wait until tomorrow (days are counted in UTC)";
+
+/// Refuse a run when the workspace has spent its daily budget (`dailyBudgetUsd`) today;
+/// otherwise what is left of it for the run (`None`: no daily budget).
+pub fn check_daily_budget(
+    spent_today: f64,
+    budget: Option<f64>,
+) -> Result<Option<f64>, ServerError> {
     match budget {
         Some(budget) if spent_today >= budget => Err(ServerError::new(
             ErrorKind::BUDGET_EXCEEDED,
@@ -242,9 +266,10 @@ pub fn check_daily_budget(spent_today: f64, budget: Option<f64>) -> Result<(), S
                 "today's Claude spending in this workspace, ${spent_today:.4}, has reached the daily \
                  budget of ${budget:.4} (dailyBudgetUsd)"
             ),
-            "raise the `dailyBudgetUsd` setting, or wait until tomorrow (days are counted in UTC)",
+            DAILY_BUDGET_HINT,
         )),
-        _ => Ok(()),
+        Some(budget) => Ok(Some(budget - spent_today)),
+        None => Ok(None),
     }
 }
 
@@ -371,8 +396,8 @@ mod tests {
 
     #[test]
     fn the_daily_budget_refuses_once_reached() {
-        assert!(check_daily_budget(0.5, None).is_ok());
-        assert!(check_daily_budget(0.5, Some(1.0)).is_ok());
+        assert_eq!(check_daily_budget(0.5, None).unwrap(), None);
+        assert_eq!(check_daily_budget(0.25, Some(1.0)).unwrap(), Some(0.75));
         let err = check_daily_budget(1.0, Some(1.0)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::BUDGET_EXCEEDED);
         assert!(err.message.contains("$1.0000"), "{}", err.message);

@@ -333,9 +333,13 @@ async fn a_spent_daily_budget_refuses_the_next_headless_run() {
     let api = FakeApi::start(Turn::text("Looks fine.")).await;
     let home = TestHome::new();
     let budget = r#"{"dailyBudgetUsd": 0.00001}"#;
+    // One call costs more than the whole day: the CLI, given what is left of it, stops the
+    // first run after that call.
     let first = analyze(ws.path(), &api, &home, budget).await;
-    assert_eq!(first.status.code(), Some(0), "stderr: {}", first.stderr);
+    assert_eq!(first.status.code(), Some(5), "stderr: {}", first.stderr);
+    assert!(first.stderr.contains("what was left of today's budget"), "{}", first.stderr);
     let calls = api.requests().len();
+    assert_eq!(calls, 1);
 
     let second = analyze(ws.path(), &api, &home, budget).await;
     assert_eq!(second.status.code(), Some(5), "stderr: {}", second.stderr);

@@ -504,8 +504,16 @@ async fn a_daily_budget_stops_the_next_run_before_it_starts() {
     )
     .await;
     let uri = ws.uri("src/lib.rs");
-    ws.client.request_json("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    // One call costs more than the whole day: the run stops after it.
+    let stopped = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap_err();
+    assert_eq!(stopped["data"]["kind"], "budget_exceeded", "{stopped}");
+    assert!(stopped["message"].as_str().unwrap().contains("dailyBudgetUsd"), "{stopped}");
     let calls = ws.api.requests().len();
+    assert_eq!(calls, 1);
     let err = ws
         .client
         .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))

@@ -183,6 +183,20 @@ impl Script {
         Self::Fn(Arc::new(reply))
     }
 
+    /// `fault` for the first `n` `/v1/messages` requests, then `then`'s answers (a context
+    /// overflow or a hang that passes, say).
+    pub fn faults_first(n: usize, fault: Turn, then: impl Into<Script>) -> Self {
+        let then = then.into();
+        let seen = AtomicU64::new(0);
+        Self::from_fn(move |request| {
+            if seen.fetch_add(1, Ordering::SeqCst) < n as u64 {
+                fault.clone()
+            } else {
+                then.turn_for(request)
+            }
+        })
+    }
+
     fn turn_for(&self, request: &RecordedRequest) -> Turn {
         match self {
             Self::Turns(turns) => {
