@@ -10,4 +10,5 @@ pub mod retry;
 pub mod run;
 pub mod sandbox;
 pub mod scheduler;
+pub mod scope;
 pub mod staging;

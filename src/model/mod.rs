@@ -1,5 +1,5 @@
 //! The model layer: pure data and logic — actions and prompts, documents and positions, edits
-//! and merges, findings, settings, and the stores (sessions, usage ledger, audit log).
+//! and merges, findings, folder scopes, settings, and the stores (sessions, usage ledger, audit log).
 
 pub mod activity;
 pub mod answers;
@@ -9,6 +9,7 @@ pub mod edits;
 pub mod findings;
 pub mod prompt;
 pub mod regions;
+pub mod scope;
 pub mod sessions;
 pub mod settings;
 pub mod usage;
