@@ -664,9 +664,7 @@ pub fn plain_answer(text: &str, findings: &[Finding], workspace: &Path) -> Strin
         out.push('\n');
     }
     for finding in findings {
-        let path = edits::uri_to_path(&finding.uri)
-            .map(|path| path.strip_prefix(workspace).map(Path::to_path_buf).unwrap_or(path))
-            .map_or_else(|_| finding.uri.as_str().to_owned(), |path| path.display().to_string());
+        let path = shown_path(finding, workspace);
         let _ = writeln!(
             out,
             "{path}:{}:{}: {} [{}] {}",
@@ -684,6 +682,48 @@ pub fn plain_answer(text: &str, findings: &[Finding], workspace: &Path) -> Strin
         }
     }
     out
+}
+
+/// An answer and its findings as Markdown (`claude-lsp run --format markdown`): the answer,
+/// then a `## Findings` list, each finding with its place, severity, category, explanation and
+/// suggestion.
+pub fn markdown_answer(text: &str, findings: &[Finding], workspace: &Path) -> String {
+    let mut out = String::new();
+    let text = text.trim();
+    if !text.is_empty() {
+        out.push_str(text);
+        out.push_str("\n\n");
+    }
+    if findings.is_empty() {
+        out.push_str("No findings.\n");
+        return out;
+    }
+    out.push_str("## Findings\n\n");
+    for finding in findings {
+        let _ = writeln!(
+            out,
+            "- **{}** `{}:{}` ({}, {})",
+            finding.title,
+            shown_path(finding, workspace),
+            finding.range.start.line + 1,
+            severity_name(finding.severity),
+            finding.category.as_str(),
+        );
+        for line in finding.explanation.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        if let Some(suggestion) = &finding.suggestion {
+            let _ = writeln!(out, "  *Suggestion:* {suggestion}");
+        }
+    }
+    out
+}
+
+/// A finding's file, relative to `workspace` when inside it.
+fn shown_path(finding: &Finding, workspace: &Path) -> String {
+    edits::uri_to_path(&finding.uri)
+        .map(|path| path.strip_prefix(workspace).map(Path::to_path_buf).unwrap_or(path))
+        .map_or_else(|_| finding.uri.as_str().to_owned(), |path| path.display().to_string())
 }
 
 /// The absolute path of a reported path, which must stay inside the workspace.

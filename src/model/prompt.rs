@@ -1077,7 +1077,7 @@ fn numbered<'l>(
 }
 
 /// `content` in a fenced block whose fence is longer than any backtick run inside it.
-fn fenced(content: &str, tag: &str) -> String {
+pub fn fenced(content: &str, tag: &str) -> String {
     let longest_run = content.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run.max(2) + 1);
     let mut block = format!("{fence}{tag}\n{content}");
