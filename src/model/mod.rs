@@ -1,5 +1,6 @@
 //! The model layer: pure data and logic — actions and prompts, documents and positions, edits
-//! and merges, findings, folder scopes, settings, and the stores (sessions, usage ledger, audit log).
+//! and merges, findings, folder scopes, settings, and the stores (sessions, usage ledger, audit
+//! log).
 
 pub mod activity;
 pub mod answers;
