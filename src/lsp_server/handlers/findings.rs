@@ -211,7 +211,8 @@ pub async fn files_changed(state: &ServerState, uris: impl IntoIterator<Item = U
     let mut publications = Vec::new();
     for uri in uris {
         let Ok(path) = edits::uri_to_path(&uri) else { continue };
-        if open_document(state, &path).is_some() {
+        // Most changed files have no findings: nothing to read for them.
+        if !state.findings().touches(&path) || open_document(state, &path).is_some() {
             continue;
         }
         let text = std::fs::read_to_string(&path).ok();
