@@ -11,4 +11,5 @@ pub mod retry;
 pub mod run;
 pub mod sandbox;
 pub mod scheduler;
+pub mod scope;
 pub mod staging;

@@ -21,12 +21,14 @@ use crate::engine::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::engine::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
 use crate::engine::pool::{self, Returnable, WarmPool};
 use crate::engine::retry::{ContextFallback, Resilience, RetryLoop, RetryPolicy};
+use crate::engine::scope;
 use crate::engine::staging::{StagingManager, StagingSettings};
 use crate::model::activity::{self, TextProgress};
 use crate::model::edits::FileChange;
 use crate::model::prompt::{
     self, Action, ActionOptions, PromptContext, PromptDiagnostic, Selection,
 };
+use crate::model::scope::{ScopeFiles, ScopeProgress};
 use crate::model::settings::Settings;
 use crate::model::usage::{self, CliTotals, RunUsage};
 use crate::model::{sessions, transcripts};
@@ -153,6 +155,7 @@ impl Runner {
             None
         };
         let cwd = lease.as_ref().map_or(request.workspace.as_path(), |lease| lease.root());
+        let scope_files = self.scope_files(request, on_activity).await?;
         let prompt_context = PromptContext {
             action: request.action,
             workspace_root: &request.workspace,
@@ -165,11 +168,14 @@ impl Runner {
             edit_root: lease.as_ref().map(|lease| lease.root()),
             options: request.options.clone(),
             changes_diff: request.changes_diff.as_deref(),
+            scope_files: scope_files.as_ref(),
         };
         let prompt = prompt::build_prompt(&prompt_context).map_err(ServerError::from)?;
         // For a prompt over the context window: the files referenced instead of inlined.
         let smaller_prompt =
             prompt::build_reference_prompt(&prompt_context).map_err(ServerError::from)?;
+        // Reads of files in a folder or workspace scope count through it in progress.
+        let mut scope_progress = scope_files.map(ScopeProgress::new);
 
         let mut config = self.session_config(request, cwd, may_edit);
         if let Some(left) = day_budget_left {
@@ -218,8 +224,14 @@ impl Runner {
                             cwd: cwd.to_path_buf(),
                         });
                     }
-                    for activity in activities(event, &to_user_path, &map_text, &mut text_progress)
-                    {
+                    let shown = activities(
+                        event,
+                        &to_user_path,
+                        &map_text,
+                        &mut text_progress,
+                        scope_progress.as_mut(),
+                    );
+                    for activity in shown {
                         on_activity(activity);
                     }
                 })
@@ -407,6 +419,32 @@ impl Runner {
         }
     }
 
+    /// The files of a folder or workspace scope (`None` for any other scope).
+    async fn scope_files(
+        &self,
+        request: &ActionRequest,
+        on_activity: &mut (dyn FnMut(Activity) + Send),
+    ) -> Result<Option<ScopeFiles>, ServerError> {
+        let options = &request.options;
+        if request.action.is_edit() || !options.review.scope.is_some_and(|s| s.is_tree()) {
+            return Ok(None);
+        }
+        let directory = prompt::scope_directory(
+            options,
+            &request.workspace,
+            &request.file,
+            request.file.is_dir(),
+        )?;
+        on_activity(Activity::Status("Listing the files in scope".to_owned()));
+        let files = scope::files_in_scope(
+            &request.workspace,
+            directory.as_deref(),
+            options.analyze.include_tests,
+        )
+        .await?;
+        Ok(Some(files))
+    }
+
     /// What a new read-only run in `workspace` spawns (its config and `initialize` request): the
     /// warm pool keeps these ready. Edit runs spawn in a staging mirror, which exists only once a
     /// run created it; the pool learns their key from that first run.
@@ -438,7 +476,7 @@ impl Runner {
             append.push_str(extra);
         }
         let (max_turns, effort) = match request.action {
-            Action::Analyze => crate::model::findings::analysis_limits(
+            Action::Analyze | Action::Review => crate::model::findings::analysis_limits(
                 request.options.analyze.depth,
                 settings.max_turns,
             ),
@@ -447,7 +485,7 @@ impl Runner {
         // Review and analyze answer with findings in this shape (the CLI's StructuredOutput tool).
         let report_findings = matches!(request.action, Action::Review | Action::Analyze);
         let options = CliOptions {
-            model: settings.model.clone(),
+            model: run_model(&request.options).or_else(|| settings.model.clone()),
             fallback_model: settings.fallback_model.clone(),
             max_turns,
             effort,
@@ -492,6 +530,11 @@ struct Turn<'a> {
     compact_first: bool,
     limits: RunLimits,
     cancel: CancellationToken,
+}
+
+/// The run's own `model` option, when it names one.
+fn run_model(options: &ActionOptions) -> Option<String> {
+    options.model.as_deref().map(str::trim).filter(|model| !model.is_empty()).map(str::to_owned)
 }
 
 /// The process a turn runs in.
@@ -539,6 +582,7 @@ fn activities(
     to_user_path: &dyn Fn(&str) -> String,
     map_text: &dyn Fn(&str) -> String,
     text_progress: &mut TextProgress,
+    scope_progress: Option<&mut ScopeProgress>,
 ) -> Vec<Activity> {
     let output = |kind, text: String, tool: Option<String>| Activity::Output { kind, text, tool };
     match event {
@@ -554,7 +598,13 @@ fn activities(
             .into_iter()
             .collect(),
         RunEvent::ToolUse { name, input, .. } => {
-            let status = activity::describe_tool_use(name, input, to_user_path);
+            let mut status = activity::describe_tool_use(name, input, to_user_path);
+            let read = input.get("file_path").and_then(serde_json::Value::as_str);
+            if let (Some(progress), "Read", Some(path)) = (scope_progress, name.as_str(), read)
+                && let Some(count) = progress.read(&to_user_path(path).replace('\\', "/"))
+            {
+                status = format!("{status} {count}");
+            }
             vec![
                 Activity::Status(status.clone()),
                 output(OutputKind::ToolUse, status, Some(name.clone())),

@@ -32,7 +32,9 @@ use crate::engine::staging::StagingManager;
 use crate::model::documents::{Document, PositionEncoding};
 use crate::model::edits::{self, EditCapabilities, FileChange};
 use crate::model::findings::{self, FileText, PlaceOptions};
-use crate::model::prompt::{Action, ActionOptions, ReviewOptions, ReviewScope, Selection};
+use crate::model::prompt::{
+    Action, ActionOptions, AnalyzeOptions, Depth, ReviewOptions, ReviewScope, Selection, Severity,
+};
 use crate::model::sessions::SessionStore;
 use crate::model::settings::{Settings, parse_settings};
 use crate::protocol::lsp::{Position, Range, WorkspaceEdit};
@@ -81,6 +83,10 @@ pub enum ScopeArg {
     File,
     /// The workspace's uncommitted changes (`git diff HEAD` plus untracked files).
     Changes,
+    /// Every file of the target folder (or the target file's folder), listed for the agent.
+    Folder,
+    /// Every file of the workspace, listed for the agent.
+    Workspace,
 }
 
 impl From<ScopeArg> for ReviewScope {
@@ -89,8 +95,57 @@ impl From<ScopeArg> for ReviewScope {
             ScopeArg::Selection => ReviewScope::Selection,
             ScopeArg::File => ReviewScope::File,
             ScopeArg::Changes => ReviewScope::Changes,
+            ScopeArg::Folder => ReviewScope::Folder,
+            ScopeArg::Workspace => ReviewScope::Workspace,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DepthArg {
+    Quick,
+    Normal,
+    Deep,
+}
+
+impl From<DepthArg> for Depth {
+    fn from(depth: DepthArg) -> Self {
+        match depth {
+            DepthArg::Quick => Depth::Quick,
+            DepthArg::Normal => Depth::Normal,
+            DepthArg::Deep => Depth::Deep,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeverityArg {
+    Error,
+    Warning,
+    Info,
+    Hint,
+}
+
+impl From<SeverityArg> for Severity {
+    fn from(severity: SeverityArg) -> Self {
+        match severity {
+            SeverityArg::Error => Severity::Error,
+            SeverityArg::Warning => Severity::Warning,
+            SeverityArg::Info => Severity::Info,
+            SeverityArg::Hint => Severity::Hint,
+        }
+    }
+}
+
+/// How the result is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// The answer and `path:line:col:` findings, or a unified diff.
+    Text,
+    /// The answer and findings as Markdown, or the diff in a fenced block.
+    Markdown,
+    /// One JSON object.
+    Json,
 }
 
 /// `claude-lsp run <action> <path>[:line[:col][-line[:col]]] …`
@@ -106,13 +161,32 @@ pub struct RunArgs {
     /// The instruction (required for generate and refactor).
     #[arg(short = 'm', long = "message", value_name = "INSTRUCTION")]
     pub instruction: Option<String>,
-    /// What a review looks at (default: the selection when given, else the file).
+    /// What a review looks at (default: the selection when given, else the file); analyze
+    /// takes `folder` and `workspace` too.
     #[arg(long, value_enum)]
     pub scope: Option<ScopeArg>,
+    /// How thorough an analysis or review is.
+    #[arg(long, value_enum)]
+    pub depth: Option<DepthArg>,
+    /// Also look at the tests (analyze; in a folder or workspace scope, keep test files in it).
+    #[arg(long)]
+    pub include_tests: bool,
+    /// Report findings at least this severe (review; default: info).
+    #[arg(long, value_enum)]
+    pub min_severity: Option<SeverityArg>,
+    /// Ask for a fix with each finding (review).
+    #[arg(long)]
+    pub fix: bool,
+    /// The model of this run (default: the `model` setting).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
     /// Write the edits to disk (generate, refactor).
     #[arg(long)]
     pub apply: bool,
-    /// Print the result as one JSON object.
+    /// How to print the result (default: text).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<FormatArg>,
+    /// Print the result as one JSON object (the same as `--format json`).
     #[arg(long)]
     pub json: bool,
     /// The workspace root (default: the git repository of the target, else the current
@@ -125,6 +199,12 @@ pub struct RunArgs {
     /// The `claude` executable (default: the `cliPath` setting, `CLAUDE_LSP_CLI`, then search).
     #[arg(long, value_name = "PATH")]
     pub cli: Option<PathBuf>,
+}
+
+impl RunArgs {
+    fn output_format(&self) -> FormatArg {
+        if self.json { FormatArg::Json } else { self.format.unwrap_or(FormatArg::Text) }
+    }
 }
 
 /// Why `run` stopped, with its exit code.
@@ -229,15 +309,9 @@ async fn execute(
     let cwd = std::env::current_dir()
         .map_err(|err| Failure::usage(format!("cannot read the current directory: {err}")))?;
     let spec = parse_target(&args.target, &cwd)?;
-    let scope = args.scope.map(ReviewScope::from);
-    if scope.is_some() && action != Action::Review {
-        return Err(Failure::usage("--scope applies to review only"));
-    }
-    if args.apply && !action.is_edit() {
-        return Err(Failure::usage(format!(
-            "--apply applies to generate and refactor, not {action}"
-        )));
-    }
+    let options = run_options(args, action)?;
+    let scope = options.review.scope;
+    let tree = scope.is_some_and(ReviewScope::is_tree);
     let workspace = match &args.workspace {
         Some(dir) => dir.canonicalize().map_err(|err| {
             Failure::usage(format!("the workspace {} cannot be used: {err}", dir.display()))
@@ -266,16 +340,20 @@ async fn execute(
     };
     let file = match (&changes_diff, spec.path.is_dir()) {
         (_, false) => spec.path.clone(),
+        // A folder or workspace scope lists the folder's files: the folder itself is the target.
+        (None, true) if tree => spec.path.clone(),
         (Some(diff), true) => first_changed_file(diff, &workspace)
             .ok_or_else(|| Failure::usage("the uncommitted changes name no text file to review"))?,
         (None, true) => {
             return Err(Failure::usage(format!(
-                "{} is a directory: name a file (only a review with --scope changes takes a directory)",
+                "{} is a directory: name a file (only --scope changes, folder or workspace take a directory)",
                 spec.path.display()
             )));
         }
     };
     let text = match std::fs::read(&file) {
+        // A folder scope's prompt shows no file.
+        _ if tree => String::new(),
         Ok(bytes) => String::from_utf8(bytes)
             .map_err(|_| Failure::usage(format!("{} is not UTF-8 text", file.display())))?,
         // A review of changes may anchor on a file the changes delete.
@@ -294,10 +372,7 @@ async fn execute(
         selection,
         instruction: args.instruction.clone(),
         diagnostics: Vec::new(),
-        options: ActionOptions {
-            review: ReviewOptions { scope, ..ReviewOptions::default() },
-            ..ActionOptions::default()
-        },
+        options,
         changes_diff,
         overlays: Vec::new(),
         resume: None,
@@ -338,6 +413,49 @@ async fn execute(
         eprintln!("claude-lsp: warning: {warning}");
     }
     end.result.map(|rendered| rendered.output)
+}
+
+/// The run's options from the flags, each refused where its action does not use it.
+fn run_options(args: &RunArgs, action: Action) -> Result<ActionOptions, Failure> {
+    let scope = args.scope.map(ReviewScope::from);
+    let reads = matches!(action, Action::Analyze | Action::Review);
+    match scope {
+        Some(scope) if scope.is_tree() && !reads => {
+            return Err(Failure::usage("--scope folder and workspace apply to analyze and review"));
+        }
+        Some(scope) if !scope.is_tree() && action != Action::Review => {
+            return Err(Failure::usage("--scope selection, file and changes apply to review only"));
+        }
+        _ => {}
+    }
+    let only = |given: bool, flag: &str, wanted: bool, actions: &str| {
+        if given && !wanted {
+            Err(Failure::usage(format!("{flag} applies to {actions}, not {action}")))
+        } else {
+            Ok(())
+        }
+    };
+    only(args.apply, "--apply", action.is_edit(), "generate and refactor")?;
+    only(args.depth.is_some(), "--depth", reads, "analyze and review")?;
+    only(args.include_tests, "--include-tests", reads, "analyze and review")?;
+    only(args.min_severity.is_some(), "--min-severity", action == Action::Review, "review")?;
+    only(args.fix, "--fix", action == Action::Review, "review")?;
+    if args.model.as_deref().is_some_and(|model| model.trim().is_empty()) {
+        return Err(Failure::usage("--model names no model"));
+    }
+    Ok(ActionOptions {
+        analyze: AnalyzeOptions {
+            depth: args.depth.map(Depth::from).unwrap_or_default(),
+            include_tests: args.include_tests,
+        },
+        review: ReviewOptions {
+            min_severity: args.min_severity.map_or(Severity::Info, Severity::from),
+            scope,
+            fix: args.fix,
+        },
+        generate: Default::default(),
+        model: args.model.clone(),
+    })
 }
 
 /// Settings from `--settings`: inline JSON or `@FILE`. Warnings go to stderr, as an editor would
@@ -553,7 +671,9 @@ fn render(
     } else {
         false
     };
-    let encoding = if args.json { PositionEncoding::Utf16 } else { PositionEncoding::Utf32 };
+    let format = args.output_format();
+    let json = format == FormatArg::Json;
+    let encoding = if json { PositionEncoding::Utf16 } else { PositionEncoding::Utf32 };
     let (text, findings) = match request.action {
         Action::Analyze | Action::Review => {
             let (text, findings) = collect_findings(request, &outcome, encoding)?;
@@ -561,7 +681,7 @@ fn render(
         }
         Action::Generate | Action::Refactor => (outcome.text.clone(), None),
     };
-    if args.json {
+    if json {
         let edit = workspace_edit(&outcome.changes)?;
         let result = JsonResult {
             action: request.action,
@@ -588,7 +708,25 @@ fn render(
     }
     let mut out = String::new();
     match findings {
+        Some(findings) if format == FormatArg::Markdown => {
+            out.push_str(&findings::markdown_answer(&text, &findings, workspace));
+        }
         Some(findings) => out.push_str(&findings::plain_answer(&text, &findings, workspace)),
+        // In Markdown, the model's words and the diff make one document.
+        None if format == FormatArg::Markdown => {
+            let text = text.trim();
+            if !text.is_empty() {
+                out.push_str(text);
+                out.push_str("\n\n");
+            }
+            match outcome.changes.is_empty() {
+                true => out.push_str("No files were changed.\n"),
+                false => out.push_str(&crate::model::prompt::fenced(&diff, "diff")),
+            }
+            if applied {
+                out.push_str(&format!("\nApplied to {} file(s).\n", outcome.changes.len()));
+            }
+        }
         None => {
             // The diff is the result; the model's words about it go to stderr.
             if !text.trim().is_empty() {

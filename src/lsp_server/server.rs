@@ -118,7 +118,7 @@ impl LanguageServer for Backend {
     }
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
-        handlers::documents::did_open(&self.state, params);
+        handlers::documents::did_open(&self.state, params).await;
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
@@ -131,6 +131,11 @@ impl LanguageServer for Backend {
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
         handlers::lifecycle::did_change_configuration(&self.state, params).await;
+    }
+
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        let uris = params.changes.into_iter().map(|change| change.uri);
+        handlers::findings::files_changed(&self.state, uris).await;
     }
 
     async fn did_change_workspace_folders(&self, params: DidChangeWorkspaceFoldersParams) {

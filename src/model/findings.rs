@@ -664,9 +664,7 @@ pub fn plain_answer(text: &str, findings: &[Finding], workspace: &Path) -> Strin
         out.push('\n');
     }
     for finding in findings {
-        let path = edits::uri_to_path(&finding.uri)
-            .map(|path| path.strip_prefix(workspace).map(Path::to_path_buf).unwrap_or(path))
-            .map_or_else(|_| finding.uri.as_str().to_owned(), |path| path.display().to_string());
+        let path = shown_path(finding, workspace);
         let _ = writeln!(
             out,
             "{path}:{}:{}: {} [{}] {}",
@@ -684,6 +682,48 @@ pub fn plain_answer(text: &str, findings: &[Finding], workspace: &Path) -> Strin
         }
     }
     out
+}
+
+/// An answer and its findings as Markdown (`claude-lsp run --format markdown`): the answer,
+/// then a `## Findings` list, each finding with its place, severity, category, explanation and
+/// suggestion.
+pub fn markdown_answer(text: &str, findings: &[Finding], workspace: &Path) -> String {
+    let mut out = String::new();
+    let text = text.trim();
+    if !text.is_empty() {
+        out.push_str(text);
+        out.push_str("\n\n");
+    }
+    if findings.is_empty() {
+        out.push_str("No findings.\n");
+        return out;
+    }
+    out.push_str("## Findings\n\n");
+    for finding in findings {
+        let _ = writeln!(
+            out,
+            "- **{}** `{}:{}` ({}, {})",
+            finding.title,
+            shown_path(finding, workspace),
+            finding.range.start.line + 1,
+            severity_name(finding.severity),
+            finding.category.as_str(),
+        );
+        for line in finding.explanation.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        if let Some(suggestion) = &finding.suggestion {
+            let _ = writeln!(out, "  *Suggestion:* {suggestion}");
+        }
+    }
+    out
+}
+
+/// A finding's file, relative to `workspace` when inside it.
+fn shown_path(finding: &Finding, workspace: &Path) -> String {
+    edits::uri_to_path(&finding.uri)
+        .map(|path| path.strip_prefix(workspace).map(Path::to_path_buf).unwrap_or(path))
+        .map_or_else(|_| finding.uri.as_str().to_owned(), |path| path.display().to_string())
 }
 
 /// The absolute path of a reported path, which must stay inside the workspace.
@@ -1006,6 +1046,10 @@ pub enum Reviewed {
     Changes {
         workspace: PathBuf,
     },
+    /// Every file under a folder (a folder or workspace scope).
+    Tree {
+        root: PathBuf,
+    },
 }
 
 impl Reviewed {
@@ -1021,6 +1065,11 @@ impl Reviewed {
                 Reviewed::Lines { path: p, start: s, end: e },
             ) => path == p && start <= e && s <= end,
             (Reviewed::Changes { workspace }, Reviewed::Changes { workspace: w }) => workspace == w,
+            (Reviewed::Tree { root }, Reviewed::Tree { root: r }) => r.starts_with(root),
+            (
+                Reviewed::Tree { root },
+                Reviewed::File { path: p } | Reviewed::Lines { path: p, .. },
+            ) => p.starts_with(root),
             _ => false,
         }
     }
@@ -1033,6 +1082,7 @@ impl Reviewed {
                 p == path && range.start.line <= *end && *start <= range.end.line
             }
             Reviewed::Changes { .. } => false,
+            Reviewed::Tree { root } => path.starts_with(root),
         }
     }
 
@@ -1040,7 +1090,7 @@ impl Reviewed {
     fn target(&self) -> Option<&Path> {
         match self {
             Reviewed::Lines { path, .. } | Reviewed::File { path } => Some(path),
-            Reviewed::Changes { .. } => None,
+            Reviewed::Changes { .. } | Reviewed::Tree { .. } => None,
         }
     }
 }
@@ -1055,6 +1105,9 @@ struct StoredFinding {
 struct FileFindings {
     uri: Uri,
     findings: Vec<StoredFinding>,
+    /// While the file is not open in the editor: a hash of the text its findings were placed
+    /// on, so opening it with other text (or a change on disk) shows they are stale.
+    closed_text: Option<u64>,
 }
 
 /// A file whose diagnostics must be published again, with its findings now.
@@ -1097,16 +1150,19 @@ impl FindingStore {
         }
         if let Some(target) = reviewed.target() {
             touch(target);
-            self.files
-                .entry(target.to_path_buf())
-                .or_insert_with(|| FileFindings { uri: target_uri.clone(), findings: Vec::new() });
+            self.files.entry(target.to_path_buf()).or_insert_with(|| FileFindings {
+                uri: target_uri.clone(),
+                findings: Vec::new(),
+                closed_text: None,
+            });
         }
         for (path, finding) in findings {
             touch(&path);
-            let file = self
-                .files
-                .entry(path)
-                .or_insert_with(|| FileFindings { uri: finding.uri.clone(), findings: Vec::new() });
+            let file = self.files.entry(path).or_insert_with(|| FileFindings {
+                uri: finding.uri.clone(),
+                findings: Vec::new(),
+                closed_text: None,
+            });
             file.findings.push(StoredFinding { finding, origin: reviewed.clone() });
         }
         self.publications(touched)
@@ -1145,6 +1201,31 @@ impl FindingStore {
             return (0, None);
         }
         (removed, self.publications(vec![path.to_path_buf()]).pop())
+    }
+
+    /// The file at `path` is not open in the editor and holds `text`, which its findings stand
+    /// for (placed on it, or left with it when the editor closed the file).
+    pub fn note_closed_text(&mut self, path: &Path, text: &str) {
+        if let Some(file) = self.files.get_mut(path) {
+            file.closed_text = Some(text_hash(text));
+        }
+    }
+
+    /// The editor opened the file at `path` with `text`. Findings that stood for another text
+    /// go (they may point anywhere now); from here on, edits move them. Returns the file to
+    /// publish again when they went.
+    pub fn opened(&mut self, path: &Path, text: &str) -> Option<Publication> {
+        let file = self.files.get_mut(path)?;
+        let stale = file.closed_text.take().is_some_and(|hash| hash != text_hash(text));
+        if stale { self.dismiss(path, None).1 } else { None }
+    }
+
+    /// The file at `path`, not open in the editor, changed on disk (`text`: what it holds now;
+    /// `None`: deleted or unreadable). Its findings go unless the text is the one they stand for.
+    pub fn changed_on_disk(&mut self, path: &Path, text: Option<&str>) -> Option<Publication> {
+        let file = self.files.get(path)?;
+        let same = text.is_some_and(|text| file.closed_text == Some(text_hash(text)));
+        if same { None } else { self.dismiss(path, None).1 }
     }
 
     /// Moves the findings of the file at `path` (and related locations there) through `splices`,
@@ -1200,6 +1281,13 @@ impl FindingStore {
         publications.sort_by(|a, b| a.path.cmp(&b.path));
         publications
     }
+}
+
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn is_in(uri: &Uri, path: &Path) -> bool {
@@ -1799,6 +1887,66 @@ mod tests {
         );
         assert!(!store.touches(a));
         assert!(!store.touches(Path::new("/ws/b.rs")));
+    }
+
+    #[test]
+    fn a_tree_run_replaces_every_run_inside_its_folder() {
+        let mut store = FindingStore::default();
+        let a = Path::new("/ws/src/a.rs");
+        store.replace(
+            &Reviewed::File { path: a.to_path_buf() },
+            &uri("/ws/src/a.rs"),
+            vec![stored("1", "/ws/src/a.rs", range(1, 0, 1, 5))],
+        );
+        let outside = Reviewed::File { path: PathBuf::from("/ws/top.rs") };
+        store.replace(
+            &outside,
+            &uri("/ws/top.rs"),
+            vec![stored("2", "/ws/top.rs", range(0, 0, 0, 1))],
+        );
+        let src = Reviewed::Tree { root: PathBuf::from("/ws/src") };
+        let published = store.replace(
+            &src,
+            &uri("/ws/src"),
+            vec![stored("3", "/ws/src/b.rs", range(2, 0, 2, 1))],
+        );
+        // a.rs is published empty, b.rs with the new finding; top.rs is outside the folder.
+        assert_eq!(
+            published.iter().map(|p| (p.path.clone(), ids(p).len())).collect::<Vec<_>>(),
+            [(PathBuf::from("/ws/src/a.rs"), 0), (PathBuf::from("/ws/src/b.rs"), 1)]
+        );
+        assert!(store.touches(Path::new("/ws/top.rs")));
+        let workspace = Reviewed::Tree { root: PathBuf::from("/ws") };
+        store.replace(&workspace, &uri("/ws"), vec![]);
+        assert!(!store.touches(Path::new("/ws/top.rs")));
+        assert!(!store.touches(Path::new("/ws/src/b.rs")));
+    }
+
+    #[test]
+    fn findings_of_a_closed_file_go_when_it_opens_or_changes_with_other_text() {
+        let b = Path::new("/ws/b.rs");
+        let tree = Reviewed::Tree { root: PathBuf::from("/ws") };
+        let mut store = FindingStore::default();
+        let run = |store: &mut FindingStore| {
+            store.replace(&tree, &uri("/ws"), vec![stored("1", "/ws/b.rs", range(0, 0, 0, 1))]);
+            store.note_closed_text(b, "old\n");
+        };
+        run(&mut store);
+        // Opened with the text they were placed on: they stay, and edits move them from here.
+        assert_eq!(store.opened(b, "old\n"), None);
+        assert_eq!(store.opened(b, "other\n"), None, "an open file's findings follow edits");
+        assert!(store.touches(b));
+
+        run(&mut store);
+        let cleared = store.opened(b, "new\n").unwrap();
+        assert_eq!((cleared.path.as_path(), cleared.findings.len()), (b, 0));
+
+        run(&mut store);
+        assert_eq!(store.changed_on_disk(b, Some("old\n")), None, "same text: a touch");
+        assert_eq!(store.changed_on_disk(b, Some("new\n")).unwrap().findings.len(), 0);
+        run(&mut store);
+        assert_eq!(store.changed_on_disk(b, None).unwrap().findings.len(), 0, "deleted");
+        assert_eq!(store.changed_on_disk(b, None), None, "nothing left to clear");
     }
 
     #[test]

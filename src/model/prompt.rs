@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::base::error::ServerError;
 use crate::base::paths::normalize;
 use crate::base::text::lsp_lines;
+use crate::model::scope::ScopeFiles;
 use crate::protocol::lsp;
 
 /// Files up to this many lines (and [`MAX_FILE_BYTES`]) are shown whole; longer ones are shown
@@ -74,7 +75,7 @@ pub enum Depth {
     Deep,
 }
 
-/// What a review looks at.
+/// What a review looks at; analyze takes `folder` and `workspace` too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReviewScope {
@@ -82,6 +83,17 @@ pub enum ReviewScope {
     File,
     /// The workspace's uncommitted changes.
     Changes,
+    /// Every file of a folder (`directory`, default: the target's folder): listed, not inlined.
+    Folder,
+    /// Every file of the workspace: listed, not inlined.
+    Workspace,
+}
+
+impl ReviewScope {
+    /// Whether the scope is a folder or the workspace, which the prompt lists instead of showing.
+    pub fn is_tree(self) -> bool {
+        matches!(self, ReviewScope::Folder | ReviewScope::Workspace)
+    }
 }
 
 /// Finding severities, most severe first (so `a <= b` means "a is at least as severe as b").
@@ -122,7 +134,8 @@ pub struct AnalyzeOptions {
 pub struct ReviewOptions {
     /// Findings less severe than this are not reported (default: info, so hints are left out).
     pub min_severity: Severity,
-    /// `None`: the selection when there is one, else the file.
+    /// `None`: the selection when there is one, else the file. Analyze reads `folder` and
+    /// `workspace` from here too.
     pub scope: Option<ReviewScope>,
     /// Ask for a replacement text with each finding.
     pub fix: bool,
@@ -137,12 +150,13 @@ impl Default for ReviewOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GenerateOptions {
-    /// Where new files go, relative to the workspace root.
+    /// Where new files go (generate), or the folder of a `folder` scope (analyze, review):
+    /// relative to the workspace root.
     pub directory: Option<String>,
 }
 
 /// The per-action options. Flattened, so it reads the flat `ActionParams` fields
-/// (`depth`, `includeTests`, `minSeverity`, `scope`, `fix`, `directory`).
+/// (`depth`, `includeTests`, `minSeverity`, `scope`, `fix`, `directory`, `model`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ActionOptions {
     #[serde(flatten)]
@@ -151,6 +165,9 @@ pub struct ActionOptions {
     pub review: ReviewOptions,
     #[serde(flatten)]
     pub generate: GenerateOptions,
+    /// The model of this run (default: the `model` setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// The user's selection: 0-based lines `start_line..=end_line` and the selected text.
@@ -210,6 +227,8 @@ pub struct PromptContext<'a> {
     pub options: ActionOptions,
     /// For a review of uncommitted changes: `git diff HEAD` plus the untracked files.
     pub changes_diff: Option<&'a str>,
+    /// For a folder or workspace scope: the files in it.
+    pub scope_files: Option<&'a ScopeFiles>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -232,8 +251,14 @@ pub enum PromptError {
     MissingChanges,
     #[error("there are no uncommitted changes to review")]
     NoChanges,
-    #[error("the directory for new files, {directory:?}, {reason}")]
+    #[error("the directory {directory:?} {reason}")]
     InvalidDirectory { directory: String, reason: &'static str },
+    #[error("a {0} scope applies to analyze and review only")]
+    ScopeNotForAction(&'static str),
+    #[error("a folder or workspace scope needs its list of files")]
+    MissingScopeFiles,
+    #[error("there are no files to look at in {0}")]
+    EmptyScope(String),
 }
 
 impl From<PromptError> for ServerError {
@@ -328,6 +353,9 @@ fn build_prompt_with(ctx: &PromptContext, limits: &TextLimits) -> Result<String,
     if ctx.action.is_edit() && instruction.is_none() {
         return Err(PromptError::MissingInstruction { action: ctx.action });
     }
+    if let Some(scope) = ctx.options.review.scope.filter(|scope| scope.is_tree()) {
+        return build_scope_prompt(ctx, scope, instruction);
+    }
     let relative = display_path(&relative_to_workspace(ctx.workspace_root, ctx.file_path)?);
     let document = Document::new(ctx.text);
     let selection =
@@ -350,7 +378,7 @@ fn build_prompt_with(ctx: &PromptContext, limits: &TextLimits) -> Result<String,
         _ => None,
     };
     let directory = match (ctx.action, &ctx.options.generate.directory) {
-        (Action::Generate, Some(directory)) => new_files_directory(directory)?,
+        (Action::Generate, Some(directory)) => workspace_directory(directory)?,
         _ => None,
     };
     // The selection a review of the whole file or of the changes does not look at.
@@ -746,6 +774,21 @@ fn push_review_task(
             let _ = writeln!(prompt, "- Review {}.", target.describe());
         }
     }
+    push_review_criteria(prompt, options);
+    prompt.push_str(
+        "- This is a read-only task: do not create, change or delete any file.\n\
+         - Report each problem as a finding (format below).\n",
+    );
+    push_findings_format(
+        prompt,
+        target.relative,
+        options.fix,
+        "a short overall assessment, in Markdown.",
+    );
+}
+
+/// What a review looks for, and the least severity it reports.
+fn push_review_criteria(prompt: &mut String, options: &ReviewOptions) {
     prompt.push_str(
         "- Look for bugs, security problems, missing error handling, race conditions, performance \
          problems and unclear code. Do not report matters of taste.\n",
@@ -762,16 +805,108 @@ fn push_review_task(
             names.join(", ")
         );
     }
+}
+
+/// The prompt of a folder or workspace scope: the files are listed, and the agent reads the
+/// ones it needs, so the prompt stays small however many there are.
+fn build_scope_prompt(
+    ctx: &PromptContext,
+    scope: ReviewScope,
+    instruction: Option<&str>,
+) -> Result<String, PromptError> {
+    let scope_name = if scope == ReviewScope::Folder { "folder" } else { "workspace" };
+    if !matches!(ctx.action, Action::Analyze | Action::Review) {
+        return Err(PromptError::ScopeNotForAction(scope_name));
+    }
+    let files = ctx.scope_files.ok_or(PromptError::MissingScopeFiles)?;
+    let place = match &files.directory {
+        Some(directory) => format!("the folder `{directory}/`"),
+        None => "the whole workspace".to_owned(),
+    };
+    if files.total == 0 {
+        return Err(PromptError::EmptyScope(place));
+    }
+    let mut prompt = String::new();
+    push_header(&mut prompt, ctx.action);
+    push_workspace(&mut prompt, ctx.workspace_root);
+    let _ = write!(
+        prompt,
+        "\n## Files in scope\n\nThis {} covers {place}: {} file{}",
+        if ctx.action == Action::Review { "review" } else { "analysis" },
+        files.total,
+        if files.total == 1 { "" } else { "s" },
+    );
+    if files.from_git {
+        prompt.push_str(" (tracked, and untracked ones `.gitignore` does not exclude)");
+    }
+    prompt.push('.');
+    if files.tests_left_out > 0 {
+        let _ = write!(prompt, " {} test files are left out.", files.tests_left_out);
+    }
     prompt.push_str(
-        "- This is a read-only task: do not create, change or delete any file.\n\
+        " The files are listed, not shown: read each one you need with the Read tool.\n\n",
+    );
+    prompt.push_str(&fenced(&files.listed.join("\n"), "text"));
+    let unlisted = files.total - files.listed.len();
+    if unlisted > 0 {
+        let _ = writeln!(
+            prompt,
+            "\n…and {unlisted} more files, not listed here: find them with the Glob tool."
+        );
+    }
+    if let Some(instruction) = instruction {
+        push_instruction(&mut prompt, instruction);
+    }
+    prompt.push_str("\n## What to do\n\n");
+    let analyze = &ctx.options.analyze;
+    match ctx.action {
+        Action::Review => {
+            let _ = writeln!(prompt, "- Review the code of {place}.");
+        }
+        _ => {
+            let _ = writeln!(prompt, "- Analyze the code of {place}.");
+            prompt.push_str(if instruction.is_some() {
+                "- Answer the user's instruction above.\n"
+            } else {
+                "- Explain what the code does and how it fits together, and point out problems \
+                 you notice: bugs, unhandled edge cases and errors, performance.\n"
+            });
+        }
+    }
+    prompt.push_str(match analyze.depth {
+        Depth::Quick => {
+            "- Be quick: read only the files most likely to matter (entry points, the largest \
+             or most complex files) and report the most important points.\n"
+        }
+        Depth::Normal => {
+            "- Read the files that matter, one at a time; skip generated, vendored and data \
+             files.\n"
+        }
+        Depth::Deep => {
+            "- Be thorough: read every file in scope, and trace how they call each other.\n"
+        }
+    });
+    if analyze.include_tests {
+        prompt.push_str(
+            "- The tests are in scope too: look at them, and say which behaviour they leave \
+             untested.\n",
+        );
+    }
+    if ctx.action == Action::Review {
+        push_review_criteria(&mut prompt, &ctx.options.review);
+    }
+    prompt.push_str(
+        "- Report problems in the files in scope only, each with its own file's `path`.\n\
+         - This is a read-only task: do not create, change or delete any file.\n\
          - Report each problem as a finding (format below).\n",
     );
-    push_findings_format(
-        prompt,
-        target.relative,
-        options.fix,
-        "a short overall assessment, in Markdown.",
-    );
+    let example = files.listed.first().map_or("src/lib.rs", String::as_str);
+    let (fix, summary) = match ctx.action {
+        Action::Review => (ctx.options.review.fix, "a short overall assessment, in Markdown."),
+        _ => (false, "your whole answer, in Markdown, referring to code as `path:line`."),
+    };
+    push_findings_format(&mut prompt, example, fix, summary);
+    Ok(prompt)
 }
 
 /// The fields of the example finding after its path.
@@ -993,7 +1128,7 @@ fn numbered<'l>(
 }
 
 /// `content` in a fenced block whose fence is longer than any backtick run inside it.
-fn fenced(content: &str, tag: &str) -> String {
+pub fn fenced(content: &str, tag: &str) -> String {
     let longest_run = content.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run.max(2) + 1);
     let mut block = format!("{fence}{tag}\n{content}");
@@ -1033,8 +1168,9 @@ fn display_path(path: &Path) -> String {
         .join("/")
 }
 
-/// The `directory` option of generate: relative, inside the workspace; `None` for the root.
-fn new_files_directory(directory: &str) -> Result<Option<String>, PromptError> {
+/// A `directory` option (generate's new files, a folder scope): relative, inside the workspace,
+/// `/`-separated; `None` for the root.
+pub fn workspace_directory(directory: &str) -> Result<Option<String>, PromptError> {
     let invalid =
         |reason| PromptError::InvalidDirectory { directory: directory.to_owned(), reason };
     let path = Path::new(directory.trim());
@@ -1044,6 +1180,32 @@ fn new_files_directory(directory: &str) -> Result<Option<String>, PromptError> {
     let normal = normalize(path).ok_or_else(|| invalid("must stay inside the workspace"))?;
     let shown = display_path(&normal);
     Ok((!shown.is_empty()).then_some(shown))
+}
+
+/// The folder a `scope` looks at, workspace-relative (`None`: the whole workspace). A folder
+/// scope takes the `directory` option, else the target when it is a folder, else the target's
+/// folder; any other scope has none.
+pub fn scope_directory(
+    options: &ActionOptions,
+    workspace: &Path,
+    target: &Path,
+    target_is_dir: bool,
+) -> Result<Option<String>, PromptError> {
+    if options.review.scope != Some(ReviewScope::Folder) {
+        return Ok(None);
+    }
+    if let Some(directory) = &options.generate.directory {
+        return workspace_directory(directory);
+    }
+    let folder = if target_is_dir { target } else { target.parent().unwrap_or(target) };
+    match relative_to_workspace(workspace, folder) {
+        Ok(relative) => Ok(Some(display_path(&relative))),
+        // The target's folder is the workspace root.
+        Err(PromptError::OutsideWorkspace { .. }) if normalize(folder) == normalize(workspace) => {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// An instruction found in a comment.
@@ -1207,6 +1369,7 @@ mod tests {
             edit_root: action.is_edit().then_some(Path::new(MIRROR)),
             options: ActionOptions::default(),
             changes_diff: None,
+            scope_files: None,
         }
     }
 
@@ -1596,14 +1759,14 @@ mod tests {
             let expected = expected.map(|shown| shown.map(str::to_owned)).map_err(|reason| {
                 PromptError::InvalidDirectory { directory: directory.to_owned(), reason }
             });
-            assert_eq!(new_files_directory(directory), expected, "{directory}");
+            assert_eq!(workspace_directory(directory), expected, "{directory}");
         }
         let mut ctx = context(Action::Generate);
         ctx.instruction = Some("x");
         ctx.options.generate.directory = Some("../up".into());
         assert_eq!(
             build_prompt(&ctx).unwrap_err().to_string(),
-            "the directory for new files, \"../up\", must stay inside the workspace"
+            "the directory \"../up\" must stay inside the workspace"
         );
         ctx.options.generate.directory = Some(".".into());
         assert!(!build(&ctx).contains("Put new files in"));
@@ -1743,11 +1906,94 @@ mod tests {
         assert_eq!(PromptDiagnostic::from_lsp(&unknown).severity, "diagnostic");
     }
 
+    fn scope_of(directory: Option<&str>, count: usize, include_tests: bool) -> ScopeFiles {
+        let files = (0..count).map(|n| format!("{}/f{n:03}.rs", directory.unwrap_or("src")));
+        let tests = ["tests/it.rs".to_owned()];
+        ScopeFiles::new(directory.map(str::to_owned), files.chain(tests), include_tests, true)
+    }
+
+    #[test]
+    fn a_folder_review_lists_its_files_and_shows_none() {
+        let scope = scope_of(Some("src"), 3, false);
+        let mut ctx = context(Action::Review);
+        ctx.options.review.scope = Some(ReviewScope::Folder);
+        ctx.options.review.min_severity = Severity::Warning;
+        ctx.scope_files = Some(&scope);
+        let prompt = build(&ctx);
+        assert!(
+            prompt.contains("This review covers the folder `src/`: 3 files (tracked"),
+            "{prompt}"
+        );
+        assert!(prompt.contains("1 test files are left out."), "{prompt}");
+        assert!(prompt.contains("```text\nsrc/f000.rs\nsrc/f001.rs\nsrc/f002.rs\n```"), "{prompt}");
+        assert!(prompt.contains("read each one you need with the Read tool"), "{prompt}");
+        assert!(prompt.contains("severity `warning` or more severe"), "{prompt}");
+        assert!(prompt.contains(r#""path": "src/f000.rs""#), "{prompt}");
+        // The target file's text is not inlined.
+        assert!(!prompt.contains("pub fn count"), "{prompt}");
+        assert!(!prompt.contains("## File\n"), "{prompt}");
+    }
+
+    #[test]
+    fn a_workspace_analysis_bounds_its_list_and_honours_depth_and_tests() {
+        let scope = scope_of(None, crate::model::scope::MAX_LISTED_FILES + 5, true);
+        let mut ctx = context(Action::Analyze);
+        ctx.options.review.scope = Some(ReviewScope::Workspace);
+        ctx.options.analyze = AnalyzeOptions { depth: Depth::Quick, include_tests: true };
+        ctx.scope_files = Some(&scope);
+        let prompt = build(&ctx);
+        assert!(prompt.contains("This analysis covers the whole workspace: 306 files"), "{prompt}");
+        assert!(prompt.contains("…and 6 more files, not listed here"), "{prompt}");
+        assert!(prompt.contains("- Be quick: read only the files most likely to matter"));
+        assert!(prompt.contains("- The tests are in scope too"));
+        assert!(!prompt.contains("test files are left out"));
+        // 300 names stay far below one file's worth of inlined text.
+        assert!(prompt.len() < 12_000, "{}", prompt.len());
+    }
+
+    #[test]
+    fn tree_scopes_need_their_files_and_a_reading_action() {
+        let mut ctx = context(Action::Review);
+        ctx.options.review.scope = Some(ReviewScope::Workspace);
+        assert_eq!(build_prompt(&ctx), Err(PromptError::MissingScopeFiles));
+        let empty = ScopeFiles::new(Some("docs".into()), Vec::new(), false, true);
+        ctx.options.review.scope = Some(ReviewScope::Folder);
+        ctx.scope_files = Some(&empty);
+        assert_eq!(
+            build_prompt(&ctx).unwrap_err().to_string(),
+            "there are no files to look at in the folder `docs/`"
+        );
+        let mut generate = context(Action::Generate);
+        generate.instruction = Some("x");
+        generate.options.review.scope = Some(ReviewScope::Folder);
+        assert_eq!(build_prompt(&generate), Err(PromptError::ScopeNotForAction("folder")));
+    }
+
+    #[test]
+    fn a_folder_scope_defaults_to_the_targets_folder() {
+        let root = Path::new(ROOT);
+        let mut options = ActionOptions::default();
+        let folder = |options: &ActionOptions, target: &str, is_dir| {
+            scope_directory(options, root, Path::new(target), is_dir)
+        };
+        assert_eq!(folder(&options, FILE, false), Ok(None), "no folder scope");
+        options.review.scope = Some(ReviewScope::Folder);
+        assert_eq!(folder(&options, FILE, false), Ok(Some("src".into())));
+        assert_eq!(folder(&options, "/home/u/proj/src/a", true), Ok(Some("src/a".into())));
+        assert_eq!(folder(&options, "/home/u/proj/top.rs", false), Ok(None));
+        assert_eq!(folder(&options, ROOT, true), Ok(None));
+        options.generate.directory = Some("lib/".into());
+        assert_eq!(folder(&options, FILE, false), Ok(Some("lib".into())));
+        options.generate.directory = Some("../x".into());
+        assert!(folder(&options, FILE, false).is_err());
+    }
+
     #[test]
     fn options_read_the_flat_action_params() {
         let options: ActionOptions = serde_json::from_value(json!({
             "textDocument": {"uri": "file:///x"}, "depth": "deep", "includeTests": true,
             "minSeverity": "error", "scope": "changes", "fix": true, "directory": "gen",
+            "model": "claude-haiku-4-5",
         }))
         .unwrap();
         assert_eq!(
@@ -1760,6 +2006,7 @@ mod tests {
                     fix: true
                 },
                 generate: GenerateOptions { directory: Some("gen".into()) },
+                model: Some("claude-haiku-4-5".into()),
             }
         );
         let defaults: ActionOptions = serde_json::from_value(json!({})).unwrap();

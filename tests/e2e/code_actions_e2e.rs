@@ -179,9 +179,28 @@ async fn code_actions_are_listed_without_the_cli_and_carry_the_right_commands() 
     let listed = titles(&at_cursor);
     assert_eq!(
         listed,
-        ["Claude: review file", "Claude: review my changes", "Claude: analyze file"],
+        [
+            "Claude: review file",
+            "Claude: review my changes",
+            "Claude: analyze file",
+            "Claude: review file (warnings and up)",
+            "Claude: review file with fixes",
+            "Claude: review folder",
+            "Claude: review workspace",
+            "Claude: analyze file deeply, with its tests",
+            "Claude: analyze folder",
+        ],
         "{at_cursor:#?}"
     );
+    // The variants carry their options as ActionParams fields.
+    let option = |title: &str, field: &str| command(find(&at_cursor, title)).1[field].clone();
+    assert_eq!(option("Claude: review file (warnings and up)", "minSeverity"), "warning");
+    assert_eq!(option("Claude: review file with fixes", "fix"), true);
+    assert_eq!(option("Claude: review folder", "scope"), "folder");
+    assert_eq!(option("Claude: review workspace", "scope"), "workspace");
+    assert_eq!(option("Claude: analyze file deeply, with its tests", "depth"), "deep");
+    assert_eq!(option("Claude: analyze file deeply, with its tests", "includeTests"), true);
+    assert_eq!(command(find(&at_cursor, "Claude: analyze folder")).0, "claude.analyze");
     // A cursor on the comment's line: the instruction targets that line.
     let on_comment = code_actions(&mut ws.client, &uri, range(6, 7, 6, 7), json!([]), None).await;
     let (_, args) = command(find(&on_comment, "Claude: handle overflow"));

@@ -170,6 +170,97 @@ async fn a_review_of_uncommitted_changes_takes_the_directory() {
     ws.client.finish().await;
 }
 
+/// The model reads src/b.rs (a file no one named), then reports a finding in it.
+fn folder_review_script(request: &RecordedRequest) -> Turn {
+    match request.turn_index() {
+        0 => Turn::tool_use("Read", json!({"file_path": format!("{}/src/b.rs", cli_cwd(request))})),
+        _ => Turn::tool_use(
+            "StructuredOutput",
+            json!({"findings": [
+                {"path": "src/b.rs", "startLine": 1, "endLine": 1, "severity": "warning",
+                 "category": "bug", "title": "Wrong sign", "explanation": "It subtracts.",
+                 "snippet": "a - b", "suggestion": "Add instead.",
+                 "fix": {"oldText": "a - b", "newText": "a + b"}},
+                {"path": "src/b.rs", "startLine": 1, "endLine": 1, "severity": "info",
+                 "category": "style", "title": "Terse", "explanation": "Below the minimum.",
+                 "snippet": "a - b"},
+            ], "summary": "One bug in src/."}),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn a_folder_review_with_every_option_lists_the_folder_and_prints_markdown() {
+    let ws = git_repo(&[
+        ("src/a.rs", LIB),
+        (
+            "src/b.rs",
+            "fn add(a: i32, b: i32) -> i32 { a - b }
+",
+        ),
+        (
+            "src/a_test.rs",
+            "#[test]
+fn t() {}
+",
+        ),
+        (
+            "docs/guide.md",
+            "# Guide
+",
+        ),
+    ])
+    .await;
+    let api = FakeApi::start(Script::from_fn(folder_review_script)).await;
+    let home = TestHome::new();
+    let cli = real_cli().display().to_string();
+    let args = [
+        "run",
+        "review",
+        "src",
+        "--scope",
+        "folder",
+        "--min-severity",
+        "warning",
+        "--fix",
+        "--depth",
+        "deep",
+        "--include-tests",
+        "--model",
+        "claude-haiku-4-5",
+        "--format",
+        "markdown",
+        "--cli",
+        &cli,
+    ];
+    let output = run(claude_lsp(ws.path(), &api, &home, &args)).await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", output.stderr);
+    assert_eq!(
+        stdout(&output),
+        "One bug in src/.\n\n## Findings\n\n- **Wrong sign** `src/b.rs:1` (warning, bug)\n  \
+         It subtracts.\n  *Suggestion:* Add instead.\n"
+    );
+    let request = &api.requests()[0];
+    assert_eq!(request.model(), Some("claude-haiku-4-5"));
+    let prompt = request.last_user_text();
+    assert!(prompt.contains("This review covers the folder `src/`: 3 files"), "{prompt}");
+    assert!(prompt.contains("src/a.rs\nsrc/a_test.rs\nsrc/b.rs\n"), "{prompt}");
+    assert!(!prompt.contains("a - b") && !prompt.contains("docs/guide.md"), "{prompt}");
+    assert!(prompt.contains("Give every finding you can fix a `fix`"), "{prompt}");
+    assert!(prompt.contains("- Be thorough: read every file in scope"), "{prompt}");
+
+    // The same run as JSON: the fix comes with the finding; a workspace scope lists docs/ too.
+    let args = ["run", "review", ".", "--scope", "workspace", "--format", "json", "--cli", &cli];
+    let output = run(claude_lsp(ws.path(), &api, &home, &args)).await;
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", output.stderr);
+    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(result["findings"][0]["fix"]["newText"], "a + b");
+    assert_eq!(result["findings"].as_array().unwrap().len(), 2, "info is the default minimum");
+    let prompt = api.requests().last().unwrap().all_text();
+    assert!(prompt.contains("the whole workspace: 3 files"), "{prompt}");
+    assert!(prompt.contains("docs/guide.md\nsrc/a.rs\nsrc/b.rs\n"), "{prompt}");
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_message_and_its_exit_code() {
     let ws = tempfile::tempdir().unwrap();
@@ -177,7 +268,7 @@ async fn bad_input_gets_a_clear_message_and_its_exit_code() {
     let api = FakeApi::start(Turn::text("unused")).await;
     let home = TestHome::new();
     let cli = real_cli().display().to_string();
-    let cases: [(&[&str], i32, &str); 6] = [
+    let cases: [(&[&str], i32, &str); 11] = [
         (&["run", "refactor", "lib.rs", "--cli", &cli], 2, "refactor needs an instruction"),
         (&["run", "analyze", "missing.rs", "--cli", &cli], 2, "missing.rs"),
         (
@@ -196,6 +287,15 @@ async fn bad_input_gets_a_clear_message_and_its_exit_code() {
             3,
             "Claude Code CLI not found",
         ),
+        (&["run", "analyze", "lib.rs", "--fix"], 2, "--fix applies to review, not analyze"),
+        (&["run", "analyze", "lib.rs", "--min-severity", "error"], 2, "--min-severity applies"),
+        (&["run", "refactor", "lib.rs", "-m", "x", "--depth", "deep"], 2, "--depth applies"),
+        (
+            &["run", "generate", ".", "-m", "x", "--scope", "folder"],
+            2,
+            "--scope folder and workspace apply to analyze and review",
+        ),
+        (&["run", "analyze", "lib.rs", "--model", " "], 2, "--model names no model"),
     ];
     for (args, code, message) in cases {
         let output = run(claude_lsp(ws.path(), &api, &home, args)).await;

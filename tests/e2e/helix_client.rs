@@ -421,6 +421,40 @@ async fn a_review_reports_findings_as_diagnostics_that_code_actions_can_dismiss(
 }
 
 #[tokio::test]
+async fn code_action_variants_carry_the_common_options_to_the_model() {
+    let (mut ws, uri) = helix_workspace(Script::from_fn(model)).await;
+    let actions = code_actions(&mut ws.client, &uri, 2, 4, json!([])).await;
+    pick(&mut ws.client, find_action(&actions, "Claude: review file (warnings and up)")).await;
+    server_created_progress(&ws.client, 0).await;
+    let published = ws
+        .client
+        .wait_for_notification("textDocument/publishDiagnostics", |params| params["uri"] == uri)
+        .await;
+    assert_eq!(published["diagnostics"][0]["severity"], 2, "{published:#}");
+    let prompt = ws.api.requests()[0].last_user_text();
+    assert!(prompt.contains("Report only findings of severity `warning` or more"), "{prompt}");
+
+    // The folder variant lists the file's folder for the agent instead of showing the file.
+    pick(&mut ws.client, find_action(&actions, "Claude: review folder")).await;
+    let reviewed = ws
+        .api
+        .wait_for_request("the folder review", Duration::from_secs(60), |request| {
+            request.last_user_text().contains("## Files in scope")
+        })
+        .await;
+    let prompt = reviewed.last_user_text();
+    assert!(prompt.contains("This review covers the folder `src/`: 1 file"), "{prompt}");
+    assert!(prompt.contains("```text\nsrc/lib.rs\n```"), "{prompt}");
+    assert!(!prompt.contains("n + sum(n - 1)"), "the file is not inlined: {prompt}");
+    ws.client.settle().await;
+    ws.client.take_notifications("textDocument/publishDiagnostics");
+    ws.client.take_notifications("window/showMessage");
+    ws.client.take_notifications("claude/output");
+    ws.client.take_notifications("$/progress");
+    ws.client.finish().await;
+}
+
+#[tokio::test]
 async fn an_analysis_answers_with_show_message_because_helix_cannot_show_documents() {
     let (mut ws, uri) = helix_workspace(Script::from_fn(model)).await;
     let actions = code_actions(&mut ws.client, &uri, 1, 3, json!([])).await;

@@ -32,6 +32,7 @@ mod permissions_e2e;
 mod pool;
 mod resilience;
 mod sandbox_e2e;
+mod scopes_e2e;
 mod secrets_e2e;
 mod server_process;
 mod sessions_e2e;

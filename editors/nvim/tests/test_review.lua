@@ -124,4 +124,17 @@ D.run({
     D.type('q')
     D.wait_for_mode('n')
   end },
+
+  { ':Claude review takes key=value options before the instruction', function()
+    local before = #H.recorded_requests()
+    D.type('gg:Claude review minSeverity=warning fix=true mind the stack<CR>')
+    D.wait_for_runs()
+    wait_for_answer()
+    D.wait_for_mode('n')
+    local prompt = vim.json.encode(H.recorded_requests()[before + 1].body.messages)
+    H.truthy(prompt:find('severity `warning` or more severe', 1, true), 'minSeverity reaches the model')
+    H.truthy(prompt:find('Give every finding you can fix', 1, true), 'fix reaches the model')
+    H.truthy(prompt:find('mind the stack', 1, true), 'the instruction follows the options')
+    H.eq(nil, prompt:find('minSeverity=', 1, true), 'the options are not part of the instruction')
+  end },
 })

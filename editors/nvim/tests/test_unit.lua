@@ -140,7 +140,36 @@ H.run({
   { 'completion offers subcommands only in first position', function()
     H.eq({ 'refactor', 'review' }, commands.complete('re', 'Claude re', 9))
     H.eq(commands.subcommands, commands.complete('', "'<,'>Claude ", 12))
-    H.eq({}, commands.complete('', 'Claude refactor ', 16))
+    H.eq({ 'model=' }, commands.complete('', 'Claude refactor ', 16))
+  end },
+
+  { 'completion offers options and their values after the subcommand', function()
+    H.eq({ 'minSeverity=' }, commands.complete('mi', 'Claude review mi', 16))
+    H.eq({ 'minSeverity=warning' }, commands.complete('minSeverity=w', 'Claude review minSeverity=w', 27))
+    H.eq({ 'scope=folder', 'scope=workspace' }, commands.complete('scope=', 'Claude analyze scope=', 21))
+    H.eq({ 'fix=true' }, commands.complete('fix=t', 'Claude review fix=true depth=deep fix=t', 39))
+    H.eq({}, commands.complete('model=', 'Claude review model=', 20), 'a model is free text')
+    H.eq({}, commands.complete('', 'Claude review look at the loop ', 31), 'the instruction began')
+    H.eq({}, commands.complete('', 'Claude cancel ', 14))
+    H.eq({ 'directory=', 'model=' }, commands.complete('', 'Claude generate ', 16))
+  end },
+
+  { 'leading key=value words are options, the rest is the instruction', function()
+    local options, instruction = commands.parse_options('review', 'minSeverity=warning fix=true look at x=1')
+    H.eq({ minSeverity = 'warning', fix = true }, options)
+    H.eq('look at x=1', instruction)
+    options, instruction = commands.parse_options('analyze', 'scope=folder directory=src depth=deep')
+    H.eq({ scope = 'folder', directory = 'src', depth = 'deep' }, options)
+    H.eq('', instruction)
+    local _, _, err = commands.parse_options('review', 'minSeverity=loud')
+    H.eq('minSeverity=loud: expected one of error, warning, info, hint', err)
+    _, _, err = commands.parse_options('refactor', 'depth=deep rename it')
+    H.eq('refactor takes no option "depth" (it takes model)', err)
+    _, _, err = commands.parse_options('changes', 'scope=file')
+    H.truthy(err and err:find('changes takes no option "scope"'), err)
+    options, instruction = commands.parse_options('continue', 'n=0 too')
+    H.eq({}, options)
+    H.eq('n=0 too', instruction, 'continue takes no options')
   end },
 
   { 'an unknown subcommand is a clear error', function()

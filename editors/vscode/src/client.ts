@@ -111,7 +111,8 @@ export function createClient(
         // Claude works on any file of the workspace, whatever its language.
         documentSelector: [{ scheme: 'file' }],
         initializationOptions: () => currentSettings(),
-        synchronize: { configurationSection: SECTION },
+        // File events clear the findings of files changed on disk while not open.
+        synchronize: { configurationSection: SECTION, fileEvents: vscode.workspace.createFileSystemWatcher('**/*') },
         outputChannel,
         middleware,
         errorHandler,

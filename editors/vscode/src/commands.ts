@@ -17,6 +17,17 @@ import type { LanguageClient } from 'vscode-languageclient/node';
 
 import { AnswerDocuments } from './answers';
 import { EditReviewer } from './edit_review';
+import {
+    OPTION_STEPS,
+    choiceOf,
+    optionFields,
+    orderedChoices,
+    remembered,
+    type OptionChoice,
+    type OptionFields,
+    type OptionsAction,
+    type RememberedOptions,
+} from './run_options';
 import { type WindowUsage, answerMarkdown, errorMessage, isRetryable, runSummary, usageReportLines } from './format';
 import {
     Command,
@@ -66,6 +77,8 @@ export class Commands implements vscode.Disposable {
         private readonly getClient: () => LanguageClient | undefined,
         private readonly output: vscode.OutputChannel,
         private readonly windowUsage: WindowUsage,
+        /** Where the "… with Options" commands remember their last choices. */
+        private readonly memory: vscode.Memento,
     ) {
         this.reviewer = new EditReviewer(() => this.requireClient());
     }
@@ -83,6 +96,8 @@ export class Commands implements vscode.Disposable {
             'claude-lsp.refactor': () => this.refactor(),
             'claude-lsp.review': () => this.review('selectionOrFile'),
             'claude-lsp.reviewChanges': () => this.review('changes'),
+            'claude-lsp.reviewWithOptions': () => this.withOptions('review'),
+            'claude-lsp.analyzeWithOptions': () => this.withOptions('analyze'),
             'claude-lsp.continue': () => this.continueSession(),
             'claude-lsp.cancel': () => this.cancelAll(),
             'claude-lsp.showUsage': () => this.showUsage(),
@@ -148,6 +163,41 @@ export class Commands implements vscode.Disposable {
         );
         if (question !== undefined) {
             await this.runRequest('analyze', question === '' ? target : { ...target, instruction: question });
+        }
+    }
+
+    /**
+     * Analyze or review with the options asked one quick pick at a time (the last choices first),
+     * then the model; remembered per workspace. Escape at any step cancels.
+     */
+    private async withOptions(action: OptionsAction): Promise<void> {
+        const key = `claude-lsp.options.${action}`;
+        const last = this.memory.get<RememberedOptions>(key);
+        const steps = OPTION_STEPS[action];
+        const picked: OptionChoice[] = [];
+        for (const step of steps) {
+            const items = orderedChoices(step, last).map((choice) => ({ label: choice.label }));
+            const item = await vscode.window.showQuickPick(items, { title: `Claude: ${action} — ${step.title}` });
+            const choice = item === undefined ? undefined : choiceOf(step, item.label);
+            if (choice === undefined) {
+                return;
+            }
+            picked.push(choice);
+        }
+        const model = await vscode.window.showInputBox({
+            title: `Claude: ${action} — which model?`,
+            prompt: 'A model name or alias; leave empty for the claude.model setting',
+            value: last?.model ?? '',
+        });
+        if (model === undefined) {
+            return;
+        }
+        await this.memory.update(key, remembered(steps, picked, model));
+        const fields = optionFields(picked, model);
+        if (action === 'review') {
+            await this.review(fields.scope === 'changes' ? 'changes' : 'selectionOrFile', fields);
+        } else {
+            await this.runRequest('analyze', { ...targetOfActiveEditor(), ...fields });
         }
     }
 
@@ -221,13 +271,13 @@ export class Commands implements vscode.Disposable {
      * Review through the server's command: the run goes on in the background, findings arrive
      * as diagnostics, the answer as a message or document. Done when the progress ends.
      */
-    private async review(scope: 'selectionOrFile' | 'changes'): Promise<void> {
+    private async review(scope: 'selectionOrFile' | 'changes', options: OptionFields = {}): Promise<void> {
         const client = this.requireClient();
         const target = targetOfActiveEditor();
         const params: ActionParams =
             scope === 'changes'
-                ? { textDocument: target.textDocument, scope: 'changes' }
-                : { ...target, scope: target.range === undefined ? 'file' : 'selection' };
+                ? { textDocument: target.textDocument, ...options, scope: 'changes' }
+                : { ...target, scope: target.range === undefined ? 'file' : 'selection', ...options };
         const title = scope === 'changes' ? 'Claude: review my changes' : 'Claude: review';
         const ending = await withServerProgress(client, title, async (token, cancel, end) => {
             const started = (await client.sendRequest(ExecuteCommandRequest.type, {

@@ -17,7 +17,7 @@ import {
 export type Action = 'generate' | 'analyze' | 'refactor' | 'review';
 export type Depth = 'quick' | 'normal' | 'deep';
 export type Severity = 'error' | 'warning' | 'info' | 'hint';
-export type ReviewScope = 'selection' | 'file' | 'changes';
+export type ReviewScope = 'selection' | 'file' | 'changes' | 'folder' | 'workspace';
 
 /** Parameters of the four action requests and the four action commands. */
 export interface ActionParams {
@@ -34,18 +34,22 @@ export interface ActionParams {
     workDoneToken?: ProgressToken;
     /** Diagnostics in the range, for the agent to see. */
     diagnostics?: Diagnostic[];
-    /** analyze */
+    /** analyze, review */
     depth?: Depth;
-    /** analyze */
+    /** analyze; in a folder or workspace scope, keep the test files in it */
     includeTests?: boolean;
     /** review */
     minSeverity?: Severity;
-    /** review; "changes": the uncommitted changes */
+    /** review; "changes": the uncommitted changes; "folder" and "workspace" (analyze too): the
+     * files are listed for the agent, which reads what it needs */
     scope?: ReviewScope;
     /** review: ask for a fix with each finding */
     fix?: boolean;
-    /** generate: where new files go, relative to the workspace */
+    /** generate: where new files go; a folder scope: the folder (default: the file's); relative to
+     * the workspace */
     directory?: string;
+    /** The model of this run (default: the `model` setting). */
+    model?: string;
 }
 
 export type FileAction = 'created' | 'modified' | 'deleted' | 'renamed';

@@ -16,7 +16,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const serverLog = vscode.window.createOutputChannel('Claude Language Server');
     const windowUsage = new WindowUsage();
     const status = new UsageStatus(windowUsage);
-    const commands = new Commands(() => client, stream, windowUsage);
+    const commands = new Commands(() => client, stream, windowUsage, context.workspaceState);
     context.subscriptions.push(stream, serverLog, status, commands, ...commands.register());
 
     const start = async (): Promise<void> => {

@@ -368,6 +368,16 @@ fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerEr
     let path =
         edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
     let workspace = state.workspace_for(&path);
+    // A folder or workspace scope may name a folder: there is no text to read then.
+    if params.options.review.scope.is_some_and(|scope| scope.is_tree()) && path.is_dir() {
+        return Ok(Target {
+            uri,
+            path,
+            workspace,
+            language_id: String::new(),
+            text: String::new(),
+        });
+    }
     let open = match open_document(&state.documents.read(), &path) {
         Some(doc) if doc.is_out_of_sync() => return Err(out_of_sync(&path)),
         doc => doc.map(|doc| (doc.language_id().to_owned(), doc.text())),

@@ -3,7 +3,9 @@
 use serde_json::json;
 
 use crate::lsp_server::state::ServerState;
-use crate::model::prompt::{ActionOptions, InstructionKind, instruction_comments};
+use crate::model::prompt::{
+    ActionOptions, AnalyzeOptions, Depth, InstructionKind, Severity, instruction_comments,
+};
 use crate::protocol::lsp::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse, Command,
     Diagnostic, Range, TextDocumentIdentifier,
@@ -148,6 +150,10 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
         &changes,
     ));
     actions.push(action("Claude: analyze file", CodeActionKind::SOURCE, commands::ANALYZE, &base));
+    // The common options, for editors without a way to pass them (Helix, Zed).
+    for (title, command, params) in option_variants(&base) {
+        actions.push(action(title, CodeActionKind::SOURCE, command, &params));
+    }
 
     if let Some(only) = &params.context.only {
         actions.retain(|a| match a {
@@ -169,6 +175,25 @@ fn selected_lines(range: Range) -> std::ops::RangeInclusive<u32> {
         range.end.line
     };
     range.start.line..=last
+}
+
+/// The actions with their common options set: (title, command, params).
+fn option_variants(base: &ActionParams) -> Vec<(&'static str, &'static str, ActionParams)> {
+    let file = with_scope(base, ReviewScope::File);
+    let mut warnings = file.clone();
+    warnings.options.review.min_severity = Severity::Warning;
+    let mut with_fixes = file;
+    with_fixes.options.review.fix = true;
+    let mut deep = base.clone();
+    deep.options.analyze = AnalyzeOptions { depth: Depth::Deep, include_tests: true };
+    vec![
+        ("Claude: review file (warnings and up)", commands::REVIEW, warnings),
+        ("Claude: review file with fixes", commands::REVIEW, with_fixes),
+        ("Claude: review folder", commands::REVIEW, with_scope(base, ReviewScope::Folder)),
+        ("Claude: review workspace", commands::REVIEW, with_scope(base, ReviewScope::Workspace)),
+        ("Claude: analyze file deeply, with its tests", commands::ANALYZE, deep),
+        ("Claude: analyze folder", commands::ANALYZE, with_scope(base, ReviewScope::Folder)),
+    ]
 }
 
 fn with_scope(params: &ActionParams, scope: ReviewScope) -> ActionParams {

@@ -8,14 +8,16 @@ use crate::protocol::lsp::{
     DidChangeTextDocumentParams, DidCloseTextDocumentParams, DidOpenTextDocumentParams, MessageType,
 };
 
-pub fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
+pub async fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParams) {
     let doc = params.text_document;
     // The first document of a workspace warms a CLI process for it.
     if let Ok(path) = crate::model::edits::uri_to_path(&doc.uri) {
         super::lifecycle::prewarm(state, vec![state.workspace_for(&path)]);
     }
     crate::lsp_server::handlers::sessions::document_opened(state, &doc.uri, &doc.text);
-    state.documents.write().open(doc.uri, doc.language_id, doc.version, &doc.text);
+    state.documents.write().open(doc.uri.clone(), doc.language_id, doc.version, &doc.text);
+    // Findings placed on the file while it was closed go if it changed since.
+    crate::lsp_server::handlers::findings::did_open(state, &doc.uri, &doc.text).await;
 }
 
 /// A stale, out-of-order or malformed change is logged and refused; the document keeps its last
@@ -74,6 +76,11 @@ pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams
 }
 
 pub fn did_close(state: &ServerState, params: DidCloseTextDocumentParams) {
+    let uri = &params.text_document.uri;
+    let text = state.documents.read().get(uri).map(|doc| doc.text());
+    if let Some(text) = text {
+        crate::lsp_server::handlers::findings::did_close(state, uri, &text);
+    }
     state.documents.write().close(&params.text_document.uri);
     crate::lsp_server::handlers::sessions::document_closed(state, &params.text_document.uri);
     if let Ok(path) = crate::model::edits::uri_to_path(&params.text_document.uri) {

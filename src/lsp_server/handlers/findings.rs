@@ -16,7 +16,7 @@ use crate::model::findings::{
     self, FileText, FixError, PlaceOptions, Publication, Reviewed, Splice, read_report,
     summary_text, to_diagnostic,
 };
-use crate::model::prompt::Action;
+use crate::model::prompt::{self, Action};
 use crate::protocol::lsp::request::ApplyWorkspaceEdit;
 use crate::protocol::lsp::{
     ApplyWorkspaceEditParams, CodeAction, CodeActionKind, CodeActionOrCommand, Command, Diagnostic,
@@ -134,8 +134,9 @@ fn current_text(state: &ServerState, path: &Path) -> Result<(String, Option<i32>
 fn reviewed(state: &ServerState, action: Action, params: &ActionParams) -> Option<Reviewed> {
     let path = edits::uri_to_path(&params.text_document.uri).ok()?;
     let selection = params.range.filter(|range| range.start != range.end);
-    let scope = match action {
-        Action::Review => params.options.review.scope,
+    let scope = match (action, params.options.review.scope) {
+        (Action::Review, scope) => scope,
+        (_, Some(scope)) if scope.is_tree() => Some(scope),
         _ => None,
     };
     let scope = scope.unwrap_or(if selection.is_some() {
@@ -145,6 +146,12 @@ fn reviewed(state: &ServerState, action: Action, params: &ActionParams) -> Optio
     });
     Some(match (scope, selection) {
         (ReviewScope::Changes, _) => Reviewed::Changes { workspace: state.workspace_for(&path) },
+        (ReviewScope::Folder | ReviewScope::Workspace, _) => {
+            let workspace = state.workspace_for(&path);
+            let directory =
+                prompt::scope_directory(&params.options, &workspace, &path, path.is_dir()).ok()?;
+            Reviewed::Tree { root: directory.map_or(workspace.clone(), |dir| workspace.join(dir)) }
+        }
         (ReviewScope::Selection, Some(range)) => {
             // A selection of whole lines ends at column 0 of the line after them.
             let end = if range.end.character == 0 && range.end.line > range.start.line {
@@ -172,6 +179,45 @@ pub async fn publish_run(
         .filter_map(|finding| Some((edits::uri_to_path(&finding.uri).ok()?, finding.clone())))
         .collect();
     let publications = state.findings().replace(&reviewed, &params.text_document.uri, with_paths);
+    // Findings in files the editor does not have open stand for the text on disk.
+    for publication in &publications {
+        if !publication.findings.is_empty()
+            && open_document(state, &publication.path).is_none()
+            && let Ok(text) = std::fs::read_to_string(&publication.path)
+        {
+            state.findings().note_closed_text(&publication.path, &text);
+        }
+    }
+    publish(state, publications).await;
+}
+
+/// The editor opened `uri` with `text`: findings placed on other text go.
+pub async fn did_open(state: &ServerState, uri: &Uri, text: &str) {
+    let Ok(path) = edits::uri_to_path(uri) else { return };
+    let publication = state.findings().opened(&path, text);
+    publish(state, publication.into_iter().collect()).await;
+}
+
+/// The editor closed `uri`, which held `text`: its findings stand for that text from now on.
+pub fn did_close(state: &ServerState, uri: &Uri, text: &str) {
+    if let Ok(path) = edits::uri_to_path(uri) {
+        state.findings().note_closed_text(&path, text);
+    }
+}
+
+/// Files changed on disk (`workspace/didChangeWatchedFiles`): the findings of those the editor
+/// does not have open go, unless the text is still the one they were placed on.
+pub async fn files_changed(state: &ServerState, uris: impl IntoIterator<Item = Uri>) {
+    let mut publications = Vec::new();
+    for uri in uris {
+        let Ok(path) = edits::uri_to_path(&uri) else { continue };
+        // Most changed files have no findings: nothing to read for them.
+        if !state.findings().touches(&path) || open_document(state, &path).is_some() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).ok();
+        publications.extend(state.findings().changed_on_disk(&path, text.as_deref()));
+    }
     publish(state, publications).await;
 }
 

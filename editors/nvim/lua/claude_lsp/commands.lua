@@ -208,20 +208,79 @@ local function prepare(spec)
   end
   run_counter = run_counter + 1
   local token = TOKEN_PREFIX .. run_counter
-  local params = {
+  local params = vim.tbl_extend('force', spec.options or {}, {
     textDocument = { uri = vim.uri_from_bufnr(spec.bufnr) },
     range = spec.range,
     instruction = spec.instruction,
     sessionId = spec.session_id,
-    scope = spec.scope,
     workDoneToken = token,
-  }
+  })
+  params.scope = spec.scope or params.scope
   return client, token, params
+end
+
+--- The `key=value` options each subcommand takes (ActionParams fields, docs/lsp-extensions.md):
+--- a list of values, `true` for a boolean, `false` for free text.
+local SCOPES = { 'selection', 'file', 'changes', 'folder', 'workspace' }
+local DEPTHS = { 'quick', 'normal', 'deep' }
+local BOOLEAN = { 'true', 'false' }
+M.option_values = {
+  generate = { directory = false, model = false },
+  refactor = { model = false },
+  analyze = { depth = DEPTHS, includeTests = BOOLEAN, scope = { 'folder', 'workspace' }, directory = false, model = false },
+  review = {
+    minSeverity = { 'error', 'warning', 'info', 'hint' },
+    fix = BOOLEAN,
+    scope = SCOPES,
+    depth = DEPTHS,
+    includeTests = BOOLEAN,
+    directory = false,
+    model = false,
+  },
+}
+M.option_values.changes = vim.deepcopy(M.option_values.review)
+M.option_values.changes.scope = nil
+
+--- Split `text` into its leading `key=value` options and the instruction after them.
+---@param subcommand string
+---@param text string
+---@return table? options, string instruction, string? error
+function M.parse_options(subcommand, text)
+  local allowed = M.option_values[subcommand]
+  if not allowed then
+    return {}, text, nil
+  end
+  local options, rest = {}, text
+  while true do
+    local key, value, after = rest:match('^(%a+)=(%S*)%s*(.-)$')
+    if not key then
+      break
+    end
+    local values = allowed[key]
+    if values == nil then
+      local names = vim.tbl_keys(allowed)
+      table.sort(names)
+      return nil, text, ('%s takes no option %q%s'):format(
+        subcommand, key, #names > 0 and ' (it takes ' .. table.concat(names, ', ') .. ')' or '')
+    end
+    if values and not vim.tbl_contains(values, value) then
+      return nil, text, ('%s=%s: expected one of %s'):format(key, value, table.concat(values, ', '))
+    end
+    if values == BOOLEAN then
+      options[key] = value == 'true'
+    elseif value == '' then
+      return nil, text, ('%s= needs a value'):format(key)
+    else
+      options[key] = value
+    end
+    rest = after
+  end
+  return options, rest, nil
 end
 
 --- Start `claude/<action>` on `spec.bufnr`. Returns the run's progress token, or nil.
 ---@param action 'generate'|'analyze'|'refactor'|'review'
----@param spec { bufnr: integer, range?: table, instruction?: string, session_id?: string, scope?: string }
+---@param spec { bufnr: integer, range?: table, instruction?: string, session_id?: string, scope?: string, options?: table }
 ---@return string?
 function M.run(action, spec)
   local client, token, params = prepare(spec)
@@ -247,7 +306,7 @@ end
 
 --- Start a review through the server's `claude.review` command on `spec.bufnr`; it runs in the
 --- background and ends with its progress. Returns the run's progress token, or nil.
----@param spec { bufnr: integer, range?: table, instruction?: string, scope: 'selection'|'file'|'changes' }
+---@param spec { bufnr: integer, range?: table, instruction?: string, scope: string, options?: table }
 ---@return string?
 function M.review(spec)
   local client, token, params = prepare(spec)
@@ -423,31 +482,42 @@ local handlers = {}
 
 function handlers.generate(ctx)
   with_instruction('Claude generate: ', ctx.text, function(instruction)
-    M.run('generate', { bufnr = ctx.bufnr, range = ctx.range, instruction = instruction })
+    M.run('generate', { bufnr = ctx.bufnr, range = ctx.range, instruction = instruction, options = ctx.options })
   end)
 end
 
 function handlers.refactor(ctx)
   with_instruction('Claude refactor: ', ctx.text, function(instruction)
-    M.run('refactor', { bufnr = ctx.bufnr, range = ctx.range, instruction = instruction })
+    M.run('refactor', { bufnr = ctx.bufnr, range = ctx.range, instruction = instruction, options = ctx.options })
   end)
 end
 
 function handlers.analyze(ctx)
-  M.run('analyze', { bufnr = ctx.bufnr, range = ctx.range, instruction = ctx.text ~= '' and ctx.text or nil })
+  M.run('analyze', {
+    bufnr = ctx.bufnr,
+    range = ctx.range,
+    instruction = ctx.text ~= '' and ctx.text or nil,
+    options = ctx.options,
+  })
 end
 
 function handlers.review(ctx)
   M.review({
     bufnr = ctx.bufnr,
     range = ctx.range,
-    scope = ctx.range and 'selection' or 'file',
+    scope = ctx.options.scope or (ctx.range and 'selection' or 'file'),
     instruction = ctx.text ~= '' and ctx.text or nil,
+    options = ctx.options,
   })
 end
 
 function handlers.changes(ctx)
-  M.review({ bufnr = ctx.bufnr, scope = 'changes', instruction = ctx.text ~= '' and ctx.text or nil })
+  M.review({
+    bufnr = ctx.bufnr,
+    scope = 'changes',
+    instruction = ctx.text ~= '' and ctx.text or nil,
+    options = ctx.options,
+  })
 end
 
 handlers['continue'] = function(ctx)
@@ -482,23 +552,59 @@ function M.command(cmd)
     )
     return
   end
+  local options, instruction, err = M.parse_options(subcommand, text)
+  if not options then
+    notify(err, ERROR)
+    return
+  end
   local bufnr = api.nvim_get_current_buf()
   local client = client_for(bufnr)
   local range = client and M.command_range(bufnr, cmd, client.offset_encoding) or nil
-  handler({ bufnr = bufnr, range = range, text = text })
+  handler({ bufnr = bufnr, range = range, text = instruction, options = options })
 end
 
---- Completion for `:Claude`: the subcommand only (the rest is free text).
+--- Completion for `:Claude`: the subcommand first, then its `key=` options and their values
+--- while only options precede the cursor (after them comes the free-text instruction).
 function M.complete(arg_lead, cmdline, cursor)
   local before = cmdline:sub(1, cursor)
   local without_range = before:gsub("^%s*[%d,.'<>%%$]*", '')
   local words = vim.split(vim.trim(without_range), '%s+')
-  if #words > 2 or (#words == 2 and before:match('%s$')) then
+  local typing_subcommand = #words < 2 or (#words == 2 and not before:match('%s$'))
+  if typing_subcommand then
+    return vim.tbl_filter(function(name)
+      return vim.startswith(name, arg_lead)
+    end, M.subcommands)
+  end
+  local allowed = M.option_values[words[2]]
+  if not allowed then
     return {}
   end
-  return vim.tbl_filter(function(name)
+  -- Only options so far (the word being typed aside): more may follow.
+  local last_done = before:match('%s$') and #words or #words - 1
+  for index = 3, last_done do
+    if not words[index]:match('^%a+=') then
+      return {}
+    end
+  end
+  local key, partial = arg_lead:match('^(%a+)=(.*)$')
+  if key then
+    local values = allowed[key]
+    if type(values) ~= 'table' then
+      return {}
+    end
+    return vim.tbl_map(function(value)
+      return key .. '=' .. value
+    end, vim.tbl_filter(function(value)
+      return vim.startswith(value, partial)
+    end, values))
+  end
+  local names = vim.tbl_filter(function(name)
     return vim.startswith(name, arg_lead)
-  end, M.subcommands)
+  end, vim.tbl_keys(allowed))
+  table.sort(names)
+  return vim.tbl_map(function(name)
+    return name .. '='
+  end, names)
 end
 
 --- <Plug> mappings: normal mode acts on the file, visual mode on the selection.
