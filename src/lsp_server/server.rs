@@ -118,7 +118,7 @@ impl LanguageServer for Backend {
     }
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
-        handlers::documents::did_open(&self.state, params);
+        handlers::documents::did_open(&self.state, params).await;
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {

@@ -209,11 +209,9 @@ fn message(hunk: &Hunk) -> String {
             let verb = if old_text.is_empty() { "inserting" } else { "replacing these lines with" };
             format!("Claude ({label}) proposes {verb}:\n{}", quoted(new_text))
         }
-        Proposal::File(FileChange::Created { path, content }) => format!(
-            "Claude ({label}) proposes creating {}:\n{}",
-            path.display(),
-            quoted(content)
-        ),
+        Proposal::File(FileChange::Created { path, content }) => {
+            format!("Claude ({label}) proposes creating {}:\n{}", path.display(), quoted(content))
+        }
         Proposal::File(FileChange::Deleted { path, .. }) => {
             format!("Claude ({label}) proposes deleting {}", path.display())
         }

@@ -871,9 +871,10 @@ fn parse_log_level(value: &Value) -> Result<LogLevel, String> {
 
 fn parse_delivery(value: &Value) -> Result<Delivery, String> {
     let wanted = value.as_str().map(str::to_ascii_lowercase);
-    Delivery::ALL.into_iter().find(|delivery| wanted.as_deref() == Some(delivery.as_str())).ok_or_else(
-        || format!("expected \"apply\" or \"review\", got {}", describe(value)),
-    )
+    Delivery::ALL
+        .into_iter()
+        .find(|delivery| wanted.as_deref() == Some(delivery.as_str()))
+        .ok_or_else(|| format!("expected \"apply\" or \"review\", got {}", describe(value)))
 }
 
 /// An amount of US dollars: a positive, finite number.
