@@ -15,33 +15,7 @@ local TEXT = {
   'THREE = 3',
 }
 
---- The diagnostics of the current buffer: line (0-based), severity and message.
-local function diagnostics()
-  return D.lua([[
-    return vim.tbl_map(function(d)
-      return { lnum = d.lnum, severity = d.severity, source = d.source, message = d.message }
-    end, vim.diagnostic.get(0))
-  ]])
-end
-
-local function wait_for_diagnostics(count)
-  H.wait_for(function()
-    return ('%d diagnostics; there are %s'):format(count, vim.inspect(diagnostics()))
-  end, function()
-    return #diagnostics() == count
-  end)
-  local found = diagnostics()
-  table.sort(found, function(a, b)
-    return a.lnum < b.lnum
-  end)
-  return found
-end
-
-local function code_action(choice)
-  D.type(':lua vim.lsp.buf.code_action()<CR>')
-  D.choose(choice)
-  D.wait_for_mode('n')
-end
+local wait_for_diagnostics, code_action = D.wait_for_diagnostics, D.code_action
 
 D.setup_plugin({ settings = { delivery = 'review' } })
 

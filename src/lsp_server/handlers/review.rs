@@ -77,6 +77,14 @@ pub async fn propose(
     for (path, uri) in published {
         publish_file(state, &path, uri).await;
     }
+    if count == 0 {
+        let message = format!(
+            "Claude: the {action} changes overlapped what you typed during the run; nothing was \
+             proposed"
+        );
+        state.client.show_message(MessageType::WARNING, message).await;
+        return;
+    }
     let mut message = format!(
         "Claude: {count} proposed change{} from {action} to review: apply or discard {} with \
          the code actions on {}",
