@@ -733,3 +733,40 @@ async fn helix_request_error(client: &mut TestClient, action: &Value) -> Value {
         client.start_request("workspace/executeCommand", action["command"].clone()).await;
     TestClient::answer(answer).await.expect_err("the command should fail")
 }
+
+#[tokio::test]
+async fn in_review_delivery_a_new_file_is_one_change_shown_where_the_run_started() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", RECURSIVE)],
+        Script::from_fn(model),
+        helix_capabilities(),
+        json!({"warmPool": 0, "delivery": "review"}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 0, RECURSIVE).await;
+    let actions = code_actions(&mut ws.client, &uri, 1, 3, json!([])).await;
+    pick(&mut ws.client, find_action(&actions, "Claude: add tests")).await;
+    server_created_progress(&ws.client, 0).await;
+    let proposed = proposed_changes(&ws.client, &uri, 1).await;
+    assert_eq!(line_of(&proposed[0]), 1, "at the start of the run's range: {proposed:#?}");
+    let message = proposed[0]["message"].as_str().unwrap();
+    assert!(message.contains("proposes creating"), "{message}");
+    assert!(message.contains("tests/sum.rs") && message.contains("demo::sum(10)"), "{message}");
+    assert!(!ws.path("tests/sum.rs").exists(), "nothing is created before it is applied");
+
+    let actions = code_actions(&mut ws.client, &uri, 1, 0, json!([proposed[0]])).await;
+    let applied = pick(&mut ws.client, find_action(&actions, "Claude: apply this change")).await;
+    assert_eq!(applied, json!({"applied": true, "changes": 1}));
+    let apply = ws.client.wait_for_server_request("workspace/applyEdit").await;
+    let new_uri = ws.uri("tests/sum.rs");
+    let changes = apply["edit"]["documentChanges"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{apply:#}");
+    assert_eq!((&changes[0]["kind"], &changes[0]["uri"]), (&json!("create"), &json!(new_uri)));
+    assert_eq!(changes[1]["edits"][0]["newText"], TESTS);
+    proposed_changes(&ws.client, &uri, 0).await;
+    ws.client.take_notifications("window/showMessage");
+    ws.client.take_notifications("textDocument/publishDiagnostics");
+    ws.client.take_notifications("claude/output");
+    ws.client.finish().await;
+}
