@@ -134,6 +134,7 @@ fn protocol_schema() -> Value {
             root::<lsp_ext::ContinueParams>,
             root::<lsp_ext::CancelParams>,
             root::<lsp_ext::FindingRef>,
+            root::<lsp_ext::ChangeRef>,
             root::<lsp_ext::SessionsParams>,
             root::<lsp_ext::UsageParams>,
         ],

@@ -129,6 +129,8 @@ pub struct ServerState {
     pub pool: WarmPool,
     /// Published findings of review/analyze runs, anchored to their documents.
     findings: Mutex<crate::model::findings::FindingStore>,
+    /// Proposed changes waiting for review (`delivery: "review"`), shown where they land.
+    hunks: Mutex<crate::model::hunks::HunkStore>,
     /// The session index and usage ledger of every workspace (on disk, in the cache dir).
     pub sessions: Arc<crate::model::sessions::SessionStore>,
     /// Conversations whose CLI process stays alive for their next turn.
@@ -171,6 +173,7 @@ impl ServerState {
             pending_warnings: Mutex::new(Vec::new()),
             pool,
             findings: Mutex::new(crate::model::findings::FindingStore::default()),
+            hunks: Mutex::new(crate::model::hunks::HunkStore::default()),
             conversations,
             regions: crate::model::regions::Regions::new(),
             answers: crate::model::answers::Answers::default(),
@@ -184,6 +187,11 @@ impl ServerState {
     /// The published findings. Never hold the guard across an `.await`.
     pub fn findings(&self) -> parking_lot::MutexGuard<'_, crate::model::findings::FindingStore> {
         self.findings.lock()
+    }
+
+    /// The proposed changes waiting for review. Never hold the guard across an `.await`.
+    pub fn hunks(&self) -> parking_lot::MutexGuard<'_, crate::model::hunks::HunkStore> {
+        self.hunks.lock()
     }
 
     /// Replace the settings. A changed `cliPath` or `env` forgets the discovered CLI; a changed

@@ -259,6 +259,17 @@ pub fn to_position(text_rope: &Rope, char_offset: usize, enc: PositionEncoding) 
     LineIndex::new(text_rope).position(text_rope, char_offset, enc)
 }
 
+/// The text at `range` of `text`, when `range` names existing positions exactly (a position past
+/// the end of its line would be clamped: then the code it was computed for is gone).
+pub fn exact_text(text: &str, range: Range, enc: PositionEncoding) -> Option<String> {
+    let rope = Rope::from_str(text);
+    let index = LineIndex::new(&rope);
+    let span = index.char_range(&rope, range, enc).ok()?;
+    let exact = index.position(&rope, span.start, enc) == range.start
+        && index.position(&rope, span.end, enc) == range.end;
+    exact.then(|| rope.slice(span).to_string())
+}
+
 /// One open text document.
 #[derive(Debug, Clone)]
 pub struct Document {

@@ -251,6 +251,26 @@ pub fn text_edits(before: &str, after: &str, enc: PositionEncoding) -> Vec<TextE
         .collect()
 }
 
+/// The changed blocks of lines turning `before` into `after`, one `TextEdit` each: its range
+/// spans whole lines of `before` (empty for lines only inserted), its text the lines they become.
+/// A review offers each on its own.
+pub fn line_hunks(before: &str, after: &str, enc: PositionEncoding) -> Vec<TextEdit> {
+    let old_lines: Vec<&str> = lines_with_breaks(before).collect();
+    let new_lines: Vec<&str> = lines_with_breaks(after).collect();
+    let old_at = boundaries(&old_lines);
+    let new_at = boundaries(&new_lines);
+    let rope = Rope::from_str(before);
+    let lines = LineIndex::new(&rope);
+    let position = |byte: usize| lines.position(&rope, rope.byte_to_char(byte), enc);
+    changed_spans(&old_lines, &new_lines)
+        .into_iter()
+        .map(|(old, new)| TextEdit {
+            range: Range::new(position(old_at[old.start]), position(old_at[old.end])),
+            new_text: after[new_at[new.start]..new_at[new.end]].to_owned(),
+        })
+        .collect()
+}
+
 /// Applies `edits` (positions in `enc` against `text`, non-overlapping, in any order; inserts at
 /// one position keep their order) and returns the new text.
 pub fn apply_text_edits(
@@ -664,6 +684,35 @@ mod tests {
             ("中文\r\n", "中国文\r\n"),
         ] {
             assert_round_trip(before, after);
+        }
+    }
+
+    #[test]
+    fn line_hunks_are_whole_blocks_of_lines_that_apply_one_by_one() {
+        let before = "a\nb\nc\nd\ne\n";
+        let after = "a\nB\nc\nd\nx\ny\ne";
+        let hunks = line_hunks(before, after, PositionEncoding::Utf16);
+        assert_eq!(
+            hunks,
+            [edit((1, 0), (2, 0), "B\n"), edit((4, 0), (5, 0), "x\ny\ne")],
+            "a changed line, then a block replacing the last line"
+        );
+        assert_eq!(apply_text_edits(before, &hunks, PositionEncoding::Utf16).unwrap(), after);
+        assert_eq!(
+            apply_text_edits(before, &hunks[..1], PositionEncoding::Utf16).unwrap(),
+            "a\nB\nc\nd\ne\n",
+            "one hunk alone"
+        );
+        assert_eq!(
+            line_hunks("a\nc\n", "a\nb\nc\n", PositionEncoding::Utf8),
+            [edit((1, 0), (1, 0), "b\n")],
+            "lines only inserted: an empty range"
+        );
+        for (before, after) in [("", "x\r\n"), ("x\r\ny\r\n", "y\r\n"), ("😀\n", "🙂\n")] {
+            for enc in ALL {
+                let hunks = line_hunks(before, after, enc);
+                assert_eq!(apply_text_edits(before, &hunks, enc).unwrap(), after, "{enc:?}");
+            }
         }
     }
 

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::base::paths::normalize;
 use crate::base::text::json_kind;
 use crate::claude::args::Effort;
-use crate::model::documents::{Document, LineIndex, PositionEncoding};
+use crate::model::documents::{Document, LineIndex, PositionEncoding, exact_text};
 use crate::model::edits;
 use crate::model::prompt::{Depth, Severity};
 use crate::protocol::lsp::{
@@ -1362,17 +1362,9 @@ pub fn fix_edit(
     encoding: PositionEncoding,
 ) -> Result<TextEdit, FixError> {
     let fix = finding.fix.as_ref().ok_or(FixError::NoFix)?;
-    let rope = Rope::from_str(text);
-    let index = LineIndex::new(&rope);
-    let span = index
-        .char_range(&rope, finding.range, encoding)
-        .map_err(|_| FixError::Changed { found: String::new() })?;
-    // A position past the end of its line is clamped, so compare the positions too.
-    let start = index.position(&rope, span.start, encoding);
-    let end = index.position(&rope, span.end, encoding);
-    let found = rope.slice(span).to_string();
-    if found != fix.old_text || start != finding.range.start || end != finding.range.end {
-        return Err(FixError::Changed { found });
+    match exact_text(text, finding.range, encoding) {
+        Some(found) if found == fix.old_text => {}
+        found => return Err(FixError::Changed { found: found.unwrap_or_default() }),
     }
     Ok(TextEdit { range: finding.range, new_text: fix.new_text.clone() })
 }

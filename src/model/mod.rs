@@ -8,6 +8,7 @@ pub mod audit;
 pub mod documents;
 pub mod edits;
 pub mod findings;
+pub mod hunks;
 pub mod prompt;
 pub mod regions;
 pub mod scope;

@@ -51,7 +51,7 @@ pub const PERMISSION_MODES: [&str; 5] =
     ["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"];
 
 /// Every setting name, as written by the user (camelCase, without the `claude.` prefix).
-const SETTING_NAMES: [&str; 32] = [
+const SETTING_NAMES: [&str; 33] = [
     "cliPath",
     "model",
     "fallbackModel",
@@ -83,6 +83,7 @@ const SETTING_NAMES: [&str; 32] = [
     "circuitFailureThreshold",
     "circuitCooldownSecs",
     "dangerouslyAllowUnsandboxedBash",
+    "delivery",
     // Accepted for symmetry with VS Code's `contributes.configuration`; see `apply_field`.
     "serverPath",
 ];
@@ -153,6 +154,36 @@ pub struct Settings {
     /// Let Bash run where the OS sandbox is unavailable (its commands are then contained only
     /// by the argument checks). Off: Bash is refused there.
     pub dangerously_allow_unsandboxed_bash: bool,
+    /// How a command run's edit reaches the files: applied at once, or offered hunk by hunk.
+    pub delivery: Delivery,
+}
+
+/// The `delivery` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Delivery {
+    /// A command run's edit goes to the editor through `workspace/applyEdit` at once.
+    #[default]
+    Apply,
+    /// Each hunk is shown where it lands and applied or discarded on its own (code actions).
+    Review,
+}
+
+impl Delivery {
+    const ALL: [Delivery; 2] = [Delivery::Apply, Delivery::Review];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Apply => "apply",
+            Delivery::Review => "review",
+        }
+    }
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Default for Settings {
@@ -189,6 +220,7 @@ impl Default for Settings {
             circuit_failure_threshold: 5,
             circuit_cooldown_secs: 30,
             dangerously_allow_unsandboxed_bash: false,
+            delivery: Delivery::Apply,
         }
     }
 }
@@ -299,6 +331,7 @@ impl fmt::Debug for Settings {
             circuit_failure_threshold,
             circuit_cooldown_secs,
             dangerously_allow_unsandboxed_bash,
+            delivery,
         } = self;
         f.debug_struct("Settings")
             .field("cli_path", cli_path)
@@ -332,6 +365,7 @@ impl fmt::Debug for Settings {
             .field("circuit_failure_threshold", circuit_failure_threshold)
             .field("circuit_cooldown_secs", circuit_cooldown_secs)
             .field("dangerously_allow_unsandboxed_bash", dangerously_allow_unsandboxed_bash)
+            .field("delivery", delivery)
             .finish()
     }
 }
@@ -601,6 +635,9 @@ impl Parser {
                 settings.dangerously_allow_unsandboxed_bash =
                     self.defaulted(key, value, false, parse_bool);
             }
+            "delivery" => {
+                settings.delivery = self.defaulted(key, value, defaults.delivery, parse_delivery);
+            }
             // The VS Code extension's own setting (where to find claude-lsp): it may arrive with
             // the rest of the section, and is none of the server's business.
             "serverPath" => {}
@@ -856,6 +893,14 @@ fn parse_log_level(value: &Value) -> Result<LogLevel, String> {
     })
 }
 
+fn parse_delivery(value: &Value) -> Result<Delivery, String> {
+    let wanted = value.as_str().map(str::to_ascii_lowercase);
+    Delivery::ALL
+        .into_iter()
+        .find(|delivery| wanted.as_deref() == Some(delivery.as_str()))
+        .ok_or_else(|| format!("expected \"apply\" or \"review\", got {}", describe(value)))
+}
+
 /// An amount of US dollars: a positive, finite number.
 fn parse_dollars(value: &Value) -> Result<Option<f64>, String> {
     match value.as_f64() {
@@ -938,6 +983,7 @@ mod tests {
             "circuitFailureThreshold": 3,
             "circuitCooldownSecs": 10,
             "dangerouslyAllowUnsandboxedBash": true,
+            "delivery": "review",
         })
     }
 
@@ -977,6 +1023,7 @@ mod tests {
             circuit_failure_threshold: 3,
             circuit_cooldown_secs: 10,
             dangerously_allow_unsandboxed_bash: true,
+            delivery: Delivery::Review,
         }
     }
 
@@ -1318,6 +1365,18 @@ mod tests {
             assert_eq!(parse(json!({"logLevel": name})).0.log_level, level, "{name}");
         }
         assert_eq!(LogLevel::Trace.to_string(), "trace");
+    }
+
+    #[test]
+    fn delivery_is_apply_or_review_and_anything_else_warns() {
+        assert_eq!(parse(json!({})).0.delivery, Delivery::Apply);
+        assert_eq!(parse(json!({"delivery": "Review"})).0.delivery, Delivery::Review);
+        let (settings, warnings) = parse(json!({"delivery": "hunks"}));
+        assert_eq!(settings.delivery, Delivery::Apply);
+        assert_eq!(
+            warnings,
+            ["claude.delivery: expected \"apply\" or \"review\", got \"hunks\"; using apply"]
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub mod commands {
     pub const APPLY_FINDING: &str = "claude.applyFinding";
     pub const DISMISS_FINDING: &str = "claude.dismissFinding";
     pub const SHOW_USAGE: &str = "claude.showUsage";
+    pub const APPLY_CHANGE: &str = "claude.applyChange";
+    pub const DISCARD_CHANGE: &str = "claude.discardChange";
 
     pub const ALL: &[&str] = &[
         GENERATE,
@@ -63,6 +65,8 @@ pub mod commands {
         APPLY_FINDING,
         DISMISS_FINDING,
         SHOW_USAGE,
+        APPLY_CHANGE,
+        DISCARD_CHANGE,
     ];
 }
 
@@ -147,6 +151,17 @@ pub struct FindingRef {
     /// Required to apply; absent to dismiss every finding in the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finding_id: Option<String>,
+}
+
+/// Argument of `claude.applyChange` and `claude.discardChange`: a proposed change of a run
+/// delivered for review (`delivery: "review"`), as its diagnostic's `data` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRef {
+    pub run_id: String,
+    /// Absent: every change of the run still waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_id: Option<String>,
 }
 
 /// What an action command answers at once; the work goes on in the background.

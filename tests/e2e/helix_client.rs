@@ -300,6 +300,8 @@ async fn initialize_negotiates_utf8_and_lists_every_command_for_the_picker() {
         "claude.applyFinding",
         "claude.dismissFinding",
         "claude.showUsage",
+        "claude.applyChange",
+        "claude.discardChange",
     ] {
         assert!(commands.contains(&command), "{command} is not offered to :lsp-workspace-command");
     }
@@ -587,5 +589,218 @@ async fn workspace_commands_typed_in_helix_run_and_cancel() {
     ws.client.take_notifications("claude/output");
     ws.client.take_notifications("claude/usage");
     ws.client.take_notifications("claude/usageChanged");
+    ws.client.finish().await;
+}
+
+/// Five one-line functions, apart: a refactor changing each body is five hunks.
+const FIVE: &str = "fn one() -> u32 { 1 }\n\nfn two() -> u32 { 2 }\n\nfn three() -> u32 { 3 }\n\nfn four() -> u32 { 4 }\n\nfn five() -> u32 { 5 }\n";
+
+fn five_times_ten() -> String {
+    FIVE.replace("{ 1 }", "{ 10 }")
+        .replace("{ 2 }", "{ 20 }")
+        .replace("{ 3 }", "{ 30 }")
+        .replace("{ 4 }", "{ 40 }")
+        .replace("{ 5 }", "{ 50 }")
+}
+
+/// The refactor reads `src/lib.rs`, then writes it with every number times ten.
+fn times_ten_model(request: &RecordedRequest) -> Turn {
+    let path = format!("{}/src/lib.rs", cli_cwd(request));
+    match request.turn_index() {
+        0 => Turn::tool_use("Read", json!({"file_path": path})),
+        1 => Turn::tool_use("Write", json!({"file_path": path, "content": five_times_ten()})),
+        _ => Turn::text("Multiplied every number by ten."),
+    }
+}
+
+/// The proposed changes published for `uri` once there are `count` of them.
+async fn proposed_changes(client: &TestClient, uri: &str, count: usize) -> Vec<Value> {
+    let published = client
+        .wait_for_notification("textDocument/publishDiagnostics", |params| {
+            params["uri"] == uri
+                && params["diagnostics"].as_array().is_some_and(|d| d.len() == count)
+        })
+        .await;
+    published["diagnostics"].as_array().unwrap().clone()
+}
+
+fn line_of(diagnostic: &Value) -> u64 {
+    diagnostic["range"]["start"]["line"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn review_delivery_offers_each_hunk_as_code_actions_that_apply_or_discard_it_alone() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", FIVE)],
+        Script::from_fn(times_ten_model),
+        helix_capabilities(),
+        json!({"warmPool": 0, "delivery": "review"}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 0, FIVE).await;
+    let typed = format!(
+        r#"claude.refactor {{"textDocument": {{"uri": "{uri}"}}, "instruction": "multiply every number by ten"}}"#
+    );
+    workspace_command(&mut ws.client, &typed).await;
+    server_created_progress(&ws.client, 0).await;
+
+    // One Information diagnostic per hunk, where it lands, quoting the proposed line.
+    let diagnostics = proposed_changes(&ws.client, &uri, 5).await;
+    let lines: Vec<u64> = diagnostics.iter().map(line_of).collect();
+    assert_eq!(lines, [0, 2, 4, 6, 8], "{diagnostics:#?}");
+    for (diagnostic, number) in diagnostics.iter().zip(["10", "20", "30", "40", "50"]) {
+        assert_eq!(diagnostic["severity"], 3, "information: {diagnostic}");
+        assert_eq!(diagnostic["source"], "claude");
+        let message = diagnostic["message"].as_str().unwrap();
+        assert!(message.contains(&format!("{{ {number} }}")), "{message}");
+        assert!(
+            diagnostic["data"]["runId"].is_string() && diagnostic["data"]["changeId"].is_string()
+        );
+    }
+    let told = ws
+        .client
+        .wait_for_notification("window/showMessage", |params| {
+            params["message"].as_str().is_some_and(|text| text.contains("5 proposed changes"))
+        })
+        .await;
+    assert_eq!(told["type"], 3, "{told}");
+    assert!(ws.client.server_requests("workspace/applyEdit").is_empty(), "nothing applied yet");
+
+    // `space a` on the first function, with its diagnostic.
+    let actions = code_actions(&mut ws.client, &uri, 0, 3, json!([diagnostics[0]])).await;
+    let listed = titles(&actions);
+    for expected in [
+        "Claude: apply this change",
+        "Claude: discard this change",
+        "Claude: apply all changes from this run",
+        "Claude: discard all",
+    ] {
+        assert!(listed.contains(&expected), "{expected:?} missing from {listed:#?}");
+    }
+    let applied = pick(&mut ws.client, find_action(&actions, "Claude: apply this change")).await;
+    assert_eq!(applied, json!({"applied": true, "changes": 1}));
+    let apply = ws.client.wait_for_server_request("workspace/applyEdit").await;
+    let changes = apply["edit"]["documentChanges"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{apply:#}");
+    assert_eq!(changes[0]["textDocument"], json!({"uri": uri, "version": 0}));
+    let edits = changes[0]["edits"].as_array().unwrap();
+    assert_eq!(edits.len(), 1, "that hunk only: {apply:#}");
+    let text = apply_edits(FIVE, edits);
+    assert_eq!(text, FIVE.replace("{ 1 }", "{ 10 }"));
+    // Helix applies it and says so.
+    ws.client
+        .did_change(&uri, 1, json!([{"range": edits[0]["range"], "text": edits[0]["newText"]}]))
+        .await;
+    let diagnostics = proposed_changes(&ws.client, &uri, 4).await;
+    assert_eq!(diagnostics.iter().map(line_of).collect::<Vec<_>>(), [2, 4, 6, 8]);
+
+    // Discard the second: its diagnostic goes, nothing is applied.
+    let actions = code_actions(&mut ws.client, &uri, 2, 3, json!([diagnostics[0]])).await;
+    let discarded =
+        pick(&mut ws.client, find_action(&actions, "Claude: discard this change")).await;
+    assert_eq!(discarded, json!({"discarded": 1}));
+    let diagnostics = proposed_changes(&ws.client, &uri, 3).await;
+    assert_eq!(diagnostics.iter().map(line_of).collect::<Vec<_>>(), [4, 6, 8]);
+
+    // Typing inside the third withdraws it, with a message; a line typed at the top moves the rest.
+    ws.client
+        .did_change(
+            &uri,
+            2,
+            json!([{"range": {"start": position(4, 18), "end": position(4, 19)}, "text": "33"}]),
+        )
+        .await;
+    let withdrawn = ws
+        .client
+        .wait_for_notification("window/showMessage", |params| {
+            params["message"].as_str().is_some_and(|text| text.contains("withdrawn"))
+        })
+        .await;
+    assert_eq!(withdrawn["type"], 2, "a warning: {withdrawn}");
+    assert!(withdrawn["message"].as_str().unwrap().contains("line 5"), "{withdrawn}");
+    let diagnostics = proposed_changes(&ws.client, &uri, 2).await;
+    assert_eq!(diagnostics.iter().map(line_of).collect::<Vec<_>>(), [6, 8]);
+    ws.client
+        .did_change(&uri, 3, json!([{"range": {"start": position(0, 0), "end": position(0, 0)}, "text": "// top\n"}]))
+        .await;
+    let diagnostics = proposed_changes(&ws.client, &uri, 2).await;
+    assert_eq!(diagnostics.iter().map(line_of).collect::<Vec<_>>(), [7, 9]);
+    let current = format!("// top\n{}", text.replace("{ 3 }", "{ 33 }"));
+
+    // Apply all that is left: one edit, both hunks at their new places, on Helix's version.
+    let actions = code_actions(&mut ws.client, &uri, 9, 3, json!([])).await;
+    let all =
+        pick(&mut ws.client, find_action(&actions, "Claude: apply all changes from this run"))
+            .await;
+    assert_eq!(all, json!({"applied": true, "changes": 2}));
+    let applies = ws.client.server_requests("workspace/applyEdit");
+    assert_eq!(applies.len(), 2);
+    let changes = applies[1]["edit"]["documentChanges"].as_array().unwrap();
+    assert_eq!(changes[0]["textDocument"], json!({"uri": uri, "version": 3}));
+    let edits = changes[0]["edits"].as_array().unwrap();
+    assert_eq!(edits.len(), 2, "{:#}", applies[1]);
+    let expected = format!(
+        "// top\n{}",
+        FIVE.replace("{ 1 }", "{ 10 }")
+            .replace("{ 3 }", "{ 33 }")
+            .replace("{ 4 }", "{ 40 }")
+            .replace("{ 5 }", "{ 50 }")
+    );
+    assert_eq!(apply_edits(&current, edits), expected);
+    proposed_changes(&ws.client, &uri, 0).await;
+    assert_eq!(ws.read("src/lib.rs"), FIVE, "the user's file changes only when Helix saves");
+    // Nothing is left to apply.
+    let again =
+        helix_request_error(&mut ws.client, find_action(&actions, "Claude: discard all")).await;
+    assert!(again["message"].as_str().unwrap().contains("no proposed change"), "{again}");
+
+    ws.client.take_notifications("window/showMessage");
+    ws.client.take_notifications("textDocument/publishDiagnostics");
+    ws.client.take_notifications("claude/output");
+    ws.client.finish().await;
+}
+
+/// Pick `action` expecting the command to fail: its JSON-RPC error.
+async fn helix_request_error(client: &mut TestClient, action: &Value) -> Value {
+    let (_, answer) =
+        client.start_request("workspace/executeCommand", action["command"].clone()).await;
+    TestClient::answer(answer).await.expect_err("the command should fail")
+}
+
+#[tokio::test]
+async fn in_review_delivery_a_new_file_is_one_change_shown_where_the_run_started() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", RECURSIVE)],
+        Script::from_fn(model),
+        helix_capabilities(),
+        json!({"warmPool": 0, "delivery": "review"}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 0, RECURSIVE).await;
+    let actions = code_actions(&mut ws.client, &uri, 1, 3, json!([])).await;
+    pick(&mut ws.client, find_action(&actions, "Claude: add tests")).await;
+    server_created_progress(&ws.client, 0).await;
+    let proposed = proposed_changes(&ws.client, &uri, 1).await;
+    assert_eq!(line_of(&proposed[0]), 1, "at the start of the run's range: {proposed:#?}");
+    let message = proposed[0]["message"].as_str().unwrap();
+    assert!(message.contains("proposes creating"), "{message}");
+    assert!(message.contains("tests/sum.rs") && message.contains("demo::sum(10)"), "{message}");
+    assert!(!ws.path("tests/sum.rs").exists(), "nothing is created before it is applied");
+
+    let actions = code_actions(&mut ws.client, &uri, 1, 0, json!([proposed[0]])).await;
+    let applied = pick(&mut ws.client, find_action(&actions, "Claude: apply this change")).await;
+    assert_eq!(applied, json!({"applied": true, "changes": 1}));
+    let apply = ws.client.wait_for_server_request("workspace/applyEdit").await;
+    let new_uri = ws.uri("tests/sum.rs");
+    let changes = apply["edit"]["documentChanges"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "{apply:#}");
+    assert_eq!((&changes[0]["kind"], &changes[0]["uri"]), (&json!("create"), &json!(new_uri)));
+    assert_eq!(changes[1]["edits"][0]["newText"], TESTS);
+    proposed_changes(&ws.client, &uri, 0).await;
+    ws.client.take_notifications("window/showMessage");
+    ws.client.take_notifications("textDocument/publishDiagnostics");
+    ws.client.take_notifications("claude/output");
     ws.client.finish().await;
 }

@@ -257,6 +257,36 @@ function D.choose(label)
   D.type(number .. '<CR>')
 end
 
+--- The diagnostics of the current buffer, every namespace, top to bottom.
+function D.diagnostics()
+  local found = D.lua([[
+    return vim.tbl_map(function(d)
+      return { lnum = d.lnum, code = d.code, source = d.source, severity = d.severity, message = d.message }
+    end, vim.diagnostic.get(0))
+  ]])
+  table.sort(found, function(a, b)
+    return a.lnum < b.lnum
+  end)
+  return found
+end
+
+--- Wait until the current buffer has `count` diagnostics; returns them.
+function D.wait_for_diagnostics(count)
+  H.wait_for(function()
+    return ('%d diagnostics; there are %s'):format(count, vim.inspect(D.diagnostics()))
+  end, function()
+    return #D.diagnostics() == count
+  end)
+  return D.diagnostics()
+end
+
+--- Pick `choice` in the menu of `vim.lsp.buf.code_action()` at the cursor.
+function D.code_action(choice)
+  D.type(':lua vim.lsp.buf.code_action()<CR>')
+  D.choose(choice)
+  D.wait_for_mode('n')
+end
+
 --- `:messages` as lines.
 function D.messages()
   local text = D.lua([[return vim.api.nvim_exec2('messages', { output = true }).output]])

@@ -14,23 +14,7 @@ local TEXT = {
 }
 local TITLE = 'Deep recursion overflows the stack for large n'
 
---- The diagnostics of the current buffer, every namespace.
-local function diagnostics()
-  return D.lua([[
-    return vim.tbl_map(function(d)
-      return { lnum = d.lnum, code = d.code, source = d.source, message = d.message }
-    end, vim.diagnostic.get(0))
-  ]])
-end
-
-local function wait_for_diagnostics(count)
-  H.wait_for(function()
-    return ('%d diagnostics; there are %s'):format(count, vim.inspect(diagnostics()))
-  end, function()
-    return #diagnostics() == count
-  end)
-  return diagnostics()
-end
+local diagnostics, wait_for_diagnostics, code_action = D.diagnostics, D.wait_for_diagnostics, D.code_action
 
 --- Wait for the answer of a review in its window (it arrives after the run's progress ends),
 --- then close the window with `q`.
@@ -49,12 +33,6 @@ local function review()
   wait_for_answer()
   D.wait_for_mode('n')
   return wait_for_diagnostics(1)
-end
-
-local function code_action(choice)
-  D.type(':lua vim.lsp.buf.code_action()<CR>')
-  D.choose(choice)
-  D.wait_for_mode('n')
 end
 
 D.setup_plugin()

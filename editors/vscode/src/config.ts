@@ -39,6 +39,7 @@ export const SERVER_SETTINGS = [
     'circuitFailureThreshold',
     'circuitCooldownSecs',
     'dangerouslyAllowUnsandboxedBash',
+    'delivery',
 ] as const;
 
 export type ServerSettingName = (typeof SERVER_SETTINGS)[number];

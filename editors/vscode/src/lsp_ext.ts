@@ -104,6 +104,12 @@ export interface FindingRef {
     findingId?: string;
 }
 
+/** Argument of `claude.applyChange` and `claude.discardChange` (`delivery: "review"`): no `changeId`, every change of the run. */
+export interface ChangeRef {
+    runId: string;
+    changeId?: string;
+}
+
 export interface ActionResult {
     sessionId: string;
     /** The agent's answer, markdown. */
@@ -277,6 +283,8 @@ export const Command = {
     applyFinding: 'claude.applyFinding',
     dismissFinding: 'claude.dismissFinding',
     showUsage: 'claude.showUsage',
+    applyChange: 'claude.applyChange',
+    discardChange: 'claude.discardChange',
 } as const;
 
 /** What an action command answers at once; the run goes on in the background. */

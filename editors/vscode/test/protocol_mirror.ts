@@ -27,6 +27,7 @@ interface Pairs {
     FindingFix: [ext.FindingFix, wire.FindingFix];
     RelatedLocation: [ext.RelatedLocation, wire.RelatedLocation];
     FindingRef: [ext.FindingRef, wire.FindingRef];
+    ChangeRef: [ext.ChangeRef, wire.ChangeRef];
     RunStarted: [ext.RunStarted, wire.RunStarted];
     CancelArgs: [ext.CancelArgs, wire.CancelParams];
     UsageParams: [ext.UsageParams, wire.UsageParams];

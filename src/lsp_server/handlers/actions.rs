@@ -25,6 +25,7 @@ use crate::model::answers::write_answer;
 use crate::model::documents::{Document, DocumentStore};
 use crate::model::edits::{self, FileChange};
 use crate::model::prompt::{Action, PromptDiagnostic, Selection};
+use crate::model::settings::Delivery;
 use crate::protocol::lsp::request::ApplyWorkspaceEdit;
 use crate::protocol::lsp::{ApplyWorkspaceEditParams, MessageType, Uri, WorkspaceEdit};
 use crate::protocol::lsp_ext::{
@@ -52,7 +53,8 @@ pub async fn request(
     let cancel = CancellationToken::new();
     let _guard = CancelOnDrop(cancel.clone());
     let task = tokio::spawn(execute(state, action, params, run_id, cancel));
-    task.await.map_err(|err| ServerError::internal(format!("the run failed: {err}")))?
+    let ran = task.await.map_err(|err| ServerError::internal(format!("the run failed: {err}")))?;
+    ran.map(|ran| ran.result)
 }
 
 /// `claude.<action>` command: start the run in the background and answer at once.
@@ -63,7 +65,7 @@ pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) ->
         let cancel = CancellationToken::new();
         let outcome = execute(state.clone(), action, params.clone(), run_id.clone(), cancel).await;
         // The command path publishes findings as diagnostics; a request only returns them.
-        if let Ok(ActionResult { findings: Some(found), .. }) = &outcome {
+        if let Ok(Ran { result: ActionResult { findings: Some(found), .. }, .. }) = &outcome {
             findings::publish_run(&state, action, &params, found).await;
         }
         deliver(&state, action, &params, &run_id, outcome).await;
@@ -73,6 +75,23 @@ pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) ->
 
 fn new_run_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A run's answer, and the changes behind its edit (rebased onto the buffers) for a delivery
+/// that offers them hunk by hunk.
+struct Ran {
+    result: ActionResult,
+    changes: Vec<FileChange>,
+}
+
+impl crate::engine::run::RunAnswer for Ran {
+    fn session_id(&self) -> &str {
+        &self.result.session_id
+    }
+
+    fn text(&self) -> &str {
+        &self.result.text
+    }
 }
 
 /// The document a run targets, as it was when the run started.
@@ -90,7 +109,7 @@ async fn execute(
     params: ActionParams,
     run_id: String,
     cancel: CancellationToken,
-) -> Result<ActionResult, ServerError> {
+) -> Result<Ran, ServerError> {
     let started = Instant::now();
     let target = match target(&state, &params) {
         Ok(target) => target,
@@ -124,7 +143,7 @@ async fn run_with_progress(
     target: &Target,
     run_id: &str,
     cancel: CancellationToken,
-) -> Result<ActionResult, ServerError> {
+) -> Result<Ran, ServerError> {
     let info = state.client_info();
     let title = format!("Claude: {action}");
     let progress = Progress::begin(
@@ -137,13 +156,13 @@ async fn run_with_progress(
     .await;
 
     let end = run_pipeline(state, action, params, target, run_id, &progress, cancel).await;
-    if let Ok(result) = &end.result {
-        output_answer(state, run_id, &progress, result, &target.workspace).await;
+    if let Ok(ran) = &end.result {
+        output_answer(state, run_id, &progress, &ran.result, &target.workspace).await;
     }
     sessions::after_run(state, &target.workspace, &end).await;
     let result = end.result;
     let summary = match &result {
-        Ok(result) => summary(result),
+        Ok(ran) => summary(&ran.result),
         Err(err) if err.kind == ErrorKind::CANCELLED => "Cancelled; nothing was applied".to_owned(),
         Err(err) => format!("Failed: {}", err.message),
     };
@@ -161,7 +180,7 @@ async fn run_pipeline(
     run_id: &str,
     progress: &Progress,
     cancel: CancellationToken,
-) -> RunEnd<ActionResult, ServerError> {
+) -> RunEnd<Ran, ServerError> {
     let started_at = now_rfc3339();
     let prepared = async {
         let runner = state.runner().await?;
@@ -202,10 +221,11 @@ async fn run_pipeline(
             text: &target.text,
         };
         let collected = findings::collect(state, action, params, &run_target, &outcome)?;
-        let mut result = findings::attach(to_action_result(state, outcome)?, collected);
+        let (result, changes) = to_action_result(state, outcome)?;
+        let mut result = findings::attach(result, collected);
         // The answer may quote a key the agent read or was told: never hand it to the client.
         result.text = secrets::redacted(&result.text);
-        Ok(result)
+        Ok(Ran { result, changes })
     };
     let run = async {
         // Moving the sender in means the forwarder ends when the run is done.
@@ -247,11 +267,11 @@ fn record_metrics(
     state: &ServerState,
     action: Action,
     duration: Duration,
-    result: &Result<ActionResult, ServerError>,
+    result: &Result<Ran, ServerError>,
 ) {
     let outcome = match result {
-        Ok(result) => {
-            let meta = &result.metadata;
+        Ok(ran) => {
+            let meta = &ran.result.metadata;
             let tokens = TokenCounts {
                 input: meta.input_tokens,
                 output: meta.output_tokens,
@@ -472,11 +492,11 @@ fn open_document<'a>(documents: &'a DocumentStore, path: &Path) -> Option<&'a Do
 
 /// Turn the run's file changes (checked by the engine to stay inside the workspace) into one
 /// WorkspaceEdit, rebasing onto whatever the user typed during the run (three-way merge), or
-/// refusing on a conflict.
+/// refusing on a conflict. The rebased changes come along.
 fn to_action_result(
     state: &ServerState,
     outcome: ActionOutcome,
-) -> Result<ActionResult, ServerError> {
+) -> Result<(ActionResult, Vec<FileChange>), ServerError> {
     let info = state.client_info();
     let mut rebased = Vec::with_capacity(outcome.changes.len());
     let mut versions = Vec::new();
@@ -501,14 +521,15 @@ fn to_action_result(
     };
     let result = &outcome.result;
     sessions::expect_regions(state, &result.session_id, &outcome.text, &rebased);
-    Ok(ActionResult {
+    let result = ActionResult {
         session_id: result.session_id.clone(),
         text: outcome.text.clone(),
         edit,
         findings: None,
         files,
         metadata: outcome.metadata(),
-    })
+    };
+    Ok((result, rebased))
 }
 
 /// A change to an open document is computed against the buffer as it is *now*: unchanged since
@@ -602,17 +623,18 @@ fn count_edits(edit: &WorkspaceEdit) -> usize {
     in_changes + in_document_changes
 }
 
-/// Deliver a command's result: edits through applyEdit, text as a message or a document.
+/// Deliver a command's result: edits through applyEdit (or, with `delivery: "review"`, as
+/// hunks to review), text as a message or a document.
 async fn deliver(
     state: &ServerState,
     action: Action,
     params: &ActionParams,
     run_id: &str,
-    outcome: Result<ActionResult, ServerError>,
+    outcome: Result<Ran, ServerError>,
 ) {
     let client = &state.client;
-    let result = match outcome {
-        Ok(result) => result,
+    let Ran { result, changes } = match outcome {
+        Ok(ran) => ran,
         Err(err) if err.kind == ErrorKind::CANCELLED => {
             client
                 .show_message(
@@ -627,7 +649,10 @@ async fn deliver(
             return;
         }
     };
-    if let Some(edit) = result.edit.clone() {
+    let review = state.settings().delivery == Delivery::Review;
+    if review && !changes.is_empty() {
+        crate::lsp_server::handlers::review::propose(state, action, run_id, params, &changes).await;
+    } else if let Some(edit) = result.edit.clone() {
         let params = ApplyWorkspaceEditParams { label: Some(format!("Claude: {action}")), edit };
         match client.send_request::<ApplyWorkspaceEdit>(params).await {
             Ok(response) if response.applied => {}

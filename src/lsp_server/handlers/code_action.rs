@@ -56,6 +56,13 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
         &params.context.diagnostics,
     );
     actions.extend(on_findings);
+    // So are the changes a run proposed here for review.
+    actions.extend(crate::lsp_server::handlers::review::code_actions(
+        state,
+        &base.text_document.uri,
+        range,
+        &params.context.diagnostics,
+    ));
     // Refining what a conversation wrote here continues that conversation.
     actions.extend(crate::lsp_server::handlers::sessions::refine_actions(
         state,

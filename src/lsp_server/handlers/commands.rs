@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::base::error::ServerError;
-use crate::lsp_server::handlers::{actions, sessions};
+use crate::lsp_server::handlers::{actions, review, sessions};
 use crate::lsp_server::state::ServerState;
 use crate::model::prompt::Action;
 use crate::protocol::lsp::ExecuteCommandParams;
@@ -44,6 +44,14 @@ pub async fn execute(
             Ok(Some(
                 crate::lsp_server::handlers::findings::dismiss_finding(state, reference).await?,
             ))
+        }
+        commands::APPLY_CHANGE => {
+            let reference = argument(&params.command, arguments)?;
+            Ok(Some(review::apply_change(state, reference).await?))
+        }
+        commands::DISCARD_CHANGE => {
+            let reference = argument(&params.command, arguments)?;
+            Ok(Some(review::discard_change(state, reference).await?))
         }
         commands::CONTINUE => {
             let params = argument(&params.command, arguments)?;

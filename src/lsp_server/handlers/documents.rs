@@ -18,6 +18,7 @@ pub async fn did_open(state: &Arc<ServerState>, params: DidOpenTextDocumentParam
     state.documents.write().open(doc.uri.clone(), doc.language_id, doc.version, &doc.text);
     // Findings placed on the file while it was closed go if it changed since.
     crate::lsp_server::handlers::findings::did_open(state, &doc.uri, &doc.text).await;
+    crate::lsp_server::handlers::review::opened(state, &doc.uri, &doc.text).await;
 }
 
 /// A stale, out-of-order or malformed change is logged and refused; the document keeps its last
@@ -53,8 +54,16 @@ pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams
                 state.client.show_message(MessageType::WARNING, message).await;
             }
         }
-        // Findings move with the text (and go when their own code is edited).
+        // Proposed changes and findings move with the text (and go when their own code is
+        // edited). Both are diagnostics: the changes move first, so whichever publishes shows
+        // both where they are now.
         Ok(()) => {
+            let followed = crate::lsp_server::handlers::review::follow_change(
+                state,
+                &uri,
+                &params.content_changes,
+                before.as_deref(),
+            );
             crate::lsp_server::handlers::findings::did_change(
                 state,
                 &uri,
@@ -62,6 +71,7 @@ pub async fn did_change(state: &ServerState, params: DidChangeTextDocumentParams
                 before,
             )
             .await;
+            crate::lsp_server::handlers::review::after_change(state, followed).await;
             // So do the regions conversations wrote, and the lines a kept answer is about.
             crate::lsp_server::handlers::sessions::document_changed(
                 state,

@@ -112,7 +112,7 @@ fn file_text(state: &ServerState, path: &Path, target: &RunTarget) -> Option<Fil
 }
 
 /// The open document at `path`: its URI as the client spells it, its text and version.
-fn open_document(state: &ServerState, path: &Path) -> Option<(Uri, String, i32)> {
+pub fn open_document(state: &ServerState, path: &Path) -> Option<(Uri, String, i32)> {
     let documents = state.documents.read();
     documents
         .iter()
@@ -121,7 +121,10 @@ fn open_document(state: &ServerState, path: &Path) -> Option<(Uri, String, i32)>
 }
 
 /// The current text of `path`: the open buffer, else the disk.
-fn current_text(state: &ServerState, path: &Path) -> Result<(String, Option<i32>), ServerError> {
+pub fn current_text(
+    state: &ServerState,
+    path: &Path,
+) -> Result<(String, Option<i32>), ServerError> {
     if let Some((_, text, version)) = open_document(state, path) {
         return Ok((text, Some(version)));
     }
@@ -222,16 +225,26 @@ pub async fn files_changed(state: &ServerState, uris: impl IntoIterator<Item = U
 }
 
 async fn publish(state: &ServerState, publications: Vec<Publication>) {
-    let related_information = state.client_info().related_information;
-    for publication in publications {
-        let diagnostics = publication
-            .findings
-            .iter()
-            .map(|finding| to_diagnostic(finding, related_information))
-            .collect();
-        let version = open_document(state, &publication.path).map(|(_, _, version)| version);
-        state.client.publish_diagnostics(publication.uri, diagnostics, version).await;
+    for Publication { path, uri, findings } in publications {
+        publish_diagnostics(state, &path, uri, &findings).await;
     }
+}
+
+/// Publishes the diagnostics of `path` again, after its proposed changes changed.
+pub async fn publish_file(state: &ServerState, path: &Path, uri: Uri) {
+    let findings = state.findings().findings_in(path);
+    publish_diagnostics(state, path, uri, &findings).await;
+}
+
+/// A document's diagnostics are its findings and the proposed changes shown in it: publishing
+/// one kind replaces the other too, so both always go together.
+async fn publish_diagnostics(state: &ServerState, path: &Path, uri: Uri, findings: &[Finding]) {
+    let related_information = state.client_info().related_information;
+    let mut diagnostics: Vec<Diagnostic> =
+        findings.iter().map(|finding| to_diagnostic(finding, related_information)).collect();
+    diagnostics.extend(state.hunks().in_file(path).iter().map(crate::model::hunks::to_diagnostic));
+    let version = open_document(state, path).map(|(_, _, version)| version);
+    state.client.publish_diagnostics(uri, diagnostics, version).await;
 }
 
 /// The text before a `didChange` that replaces the whole document, when findings there need
@@ -245,7 +258,7 @@ pub fn text_before_change(
         return None;
     }
     let path = edits::uri_to_path(uri).ok()?;
-    if !state.findings().touches(&path) {
+    if !state.findings().touches(&path) && !state.hunks().touches(&path) {
         return None;
     }
     state.documents.read().get(uri).map(|doc| doc.text())
@@ -264,21 +277,31 @@ pub async fn did_change(
     if !state.findings().touches(&path) {
         return;
     }
+    let splices = splices(state, uri, changes, before.as_deref());
+    let publications = state.findings().apply_splices(&path, &splices);
+    publish(state, publications).await;
+}
+
+/// A `didChange` (already applied) as splices. `before` is [`text_before_change`]'s answer.
+pub fn splices(
+    state: &ServerState,
+    uri: &Uri,
+    changes: &[TextDocumentContentChangeEvent],
+    before: Option<&str>,
+) -> Vec<Splice> {
     let encoding = state.encoding();
-    let splices: Vec<Splice> = match before {
+    match before {
         Some(before) => {
             let Some(after) = state.documents.read().get(uri).map(|doc| doc.text()) else {
-                return;
+                return Vec::new();
             };
-            findings::splices_between(&before, &after, encoding)
+            findings::splices_between(before, &after, encoding)
         }
         None => changes
             .iter()
             .filter_map(|change| Some(Splice::new(change.range?, &change.text, encoding)))
             .collect(),
-    };
-    let publications = state.findings().apply_splices(&path, &splices);
-    publish(state, publications).await;
+    }
 }
 
 /// The code actions on the findings at `range` of the document `uri`: those whose diagnostics

@@ -9,5 +9,6 @@ pub mod hover;
 pub mod lifecycle;
 pub mod permissions;
 pub mod progress;
+pub mod review;
 pub mod sessions;
 pub mod show;

@@ -24,9 +24,8 @@ use crate::protocol::lsp::{
     TextDocumentContentChangeEvent, TextDocumentIdentifier, Uri,
 };
 use crate::protocol::lsp_ext::{
-    self, ActionParams, ActionResult, ContinueParams, LastRun, SessionDetail, SessionInfo,
-    SessionParams, SessionsParams, SessionsResult, UsageParams, UsageReport, WorkspaceUsage,
-    commands,
+    self, ActionParams, ContinueParams, LastRun, SessionDetail, SessionInfo, SessionParams,
+    SessionsParams, SessionsResult, UsageParams, UsageReport, WorkspaceUsage, commands,
 };
 
 /// `claude/sessions` lists at most this many unless asked for more.
@@ -197,11 +196,7 @@ async fn check_resumable(
 
 /// After a run (recorded by the engine): show what went wrong with the books, and send the
 /// `claude/usage` notification when the run spent something.
-pub async fn after_run(
-    state: &ServerState,
-    workspace: &Path,
-    end: &RunEnd<ActionResult, ServerError>,
-) {
+pub async fn after_run<T>(state: &ServerState, workspace: &Path, end: &RunEnd<T, ServerError>) {
     show_warnings(state, &end.warnings).await;
     let (Some(recorded), Some(usage)) = (&end.recorded, &end.usage) else { return };
     // Only to clients that asked for it (a status bar): others would just log it.
