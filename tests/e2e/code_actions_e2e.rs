@@ -9,7 +9,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::cli::{processes_running, real_cli};
+use crate::support::cli::cli_sessions;
 use crate::support::fake_api::{RecordedRequest, Script, Turn};
 use crate::support::lsp_client::{TestClient, apply_edits, full_capabilities};
 use crate::support::workspace::{Workspace, cli_cwd};
@@ -233,11 +233,7 @@ async fn code_actions_are_listed_without_the_cli_and_carry_the_right_commands() 
         .await;
     assert_eq!(resolved.unwrap_err()["code"], -32601);
 
-    let home = ws.home.path().display().to_string();
-    let ours = processes_running(&real_cli())
-        .into_iter()
-        .filter(|p| p.env_var("HOME").as_deref() == Some(home.as_str()))
-        .count();
+    let ours = cli_sessions(ws.home.path()).len();
     assert_eq!(ours, 0, "listing code actions started a CLI");
     assert!(ws.api.all_requests().is_empty(), "listing code actions reached the API");
     ws.client.finish().await;

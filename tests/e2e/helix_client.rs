@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use claude_lsp::lsp_server::server::ServerOptions;
 
-use crate::support::cli::{processes_running, real_cli};
+use crate::support::cli::{cli_sessions, real_cli};
 use crate::support::fake_api::{RecordedRequest, Script, Turn};
 use crate::support::lsp_client::{TestClient, apply_edits};
 use crate::support::wait::eventually;
@@ -566,13 +566,8 @@ async fn workspace_commands_typed_in_helix_run_and_cancel() {
     let started = workspace_command(&mut ws.client, &typed).await;
     assert!(started["runId"].as_str().is_some(), "{started}");
     ws.api.wait_for_requests(1, Duration::from_secs(60)).await;
-    let home = ws.home.path().display().to_string();
-    let ours = || {
-        processes_running(&real_cli())
-            .into_iter()
-            .filter(|process| process.env_var("HOME").as_deref() == Some(home.as_str()))
-            .count()
-    };
+    let home = ws.home.path().to_path_buf();
+    let ours = || cli_sessions(&home).len();
     assert_eq!(ours(), 1, "the run's CLI should be running");
 
     // From the picker: no arguments at all.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::cli::{processes_running, real_cli};
+use crate::support::cli::{cli_sessions, real_cli};
 use crate::support::fake_api::{RecordedRequest, Turn};
 use crate::support::lsp_client::{TestClient, full_capabilities, minimal_capabilities};
 use crate::support::wait::eventually;
@@ -317,13 +317,8 @@ async fn cancelling_a_request_mid_run_kills_the_cli_and_applies_nothing() {
         )
         .await;
     ws.api.wait_for_requests(1, Duration::from_secs(30)).await;
-    let home = ws.home.path().display().to_string();
-    let ours = || {
-        processes_running(&real_cli())
-            .into_iter()
-            .filter(|p| p.env_var("HOME").as_deref() == Some(home.as_str()))
-            .count()
-    };
+    let home = ws.home.path().to_path_buf();
+    let ours = || cli_sessions(&home).len();
     assert_eq!(ours(), 1, "the run's CLI should be running");
     ws.client.cancel(id).await;
     let err = TestClient::answer(answer).await.unwrap_err();

@@ -14,7 +14,7 @@ use claude_lsp::engine::pool::{
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::cli::{ProcInfo, TestHome, leftover_processes, processes_running, real_cli};
+use crate::support::cli::{ProcInfo, TestHome, cli_sessions, leftover_processes, real_cli};
 use crate::support::fake_api::{FakeApi, RecordedRequest, Script, Turn};
 use crate::support::lsp_client::full_capabilities;
 use crate::support::wait::eventually;
@@ -47,10 +47,6 @@ fn is_ours(home: &Path) -> impl Fn(&ProcInfo) -> bool {
     move |process| process.runs(&cli) && process.env_var("HOME").as_deref() == Some(home.as_str())
 }
 
-fn cli_processes(home: &Path) -> Vec<ProcInfo> {
-    processes_running(&real_cli()).into_iter().filter(is_ours(home)).collect()
-}
-
 fn pids(processes: &[ProcInfo]) -> Vec<u32> {
     let mut pids: Vec<u32> = processes.iter().map(|process| process.pid).collect();
     pids.sort_unstable();
@@ -76,7 +72,7 @@ async fn a_matching_run_takes_the_warm_process_and_the_pool_refills_after() {
     let stats = pool.stats();
     assert_eq!((stats.warm, stats.filling), (1, 0), "{stats:?}");
     let warm_pid = pool.warm_pids()[0];
-    assert_eq!(pids(&cli_processes(home.path())), [warm_pid]);
+    assert_eq!(pids(&cli_sessions(home.path())), [warm_pid]);
     assert!(api.requests().is_empty(), "warming up must not call the API");
 
     let pooled = pool.acquire(config(&api, &home, workspace.path()), &init, &cancel).await.unwrap();
@@ -180,7 +176,7 @@ async fn the_server_serves_runs_from_warm_processes_and_stops_them_at_shutdown()
     // none). Wait until it is the only one and has settled.
     let workspace = ws.root().canonicalize().unwrap();
     let warm = eventually("a warm process runs in the workspace", async || {
-        let processes = cli_processes(&home);
+        let processes = cli_sessions(&home);
         (processes.len() == 1 && cwd_of(processes[0].pid).as_deref() == Some(workspace.as_path()))
             .then(|| processes[0].pid)
     })
@@ -197,7 +193,7 @@ async fn the_server_serves_runs_from_warm_processes_and_stops_them_at_shutdown()
         .await;
     ws.api.wait_for_requests(1, WAIT).await;
     assert_eq!(
-        pids(&cli_processes(&home)),
+        pids(&cli_sessions(&home)),
         [warm],
         "the run spawned a process instead of taking the warm one"
     );
@@ -206,7 +202,7 @@ async fn the_server_serves_runs_from_warm_processes_and_stops_them_at_shutdown()
     // The pool starts a replacement in the workspace. (The used process is not the pool's any
     // more: it ends, or lives on as the conversation's process for a follow-up.)
     eventually("the read-only key is refilled", async || {
-        pids(&cli_processes(&home))
+        pids(&cli_sessions(&home))
             .iter()
             .any(|pid| *pid != warm && cwd_of(*pid).as_deref() == Some(workspace.as_path()))
             .then_some(())
@@ -236,7 +232,7 @@ async fn the_server_serves_runs_from_warm_processes_and_stops_them_at_shutdown()
     let (_, answer) = ws.client.start_request("claude/refactor", refactor).await;
     ws.api.wait_for_requests(requests_before + 1, WAIT).await;
     assert_eq!(
-        pids(&cli_processes(&home)),
+        pids(&cli_sessions(&home)),
         before_second,
         "the second edit run spawned a process instead of taking the warm one"
     );
@@ -261,11 +257,11 @@ async fn shut_down(ws: Workspace) {
 /// right away; only its start-up takes longer).
 async fn settled_pids(home: &Path) -> Vec<u32> {
     let deadline = Instant::now() + WAIT;
-    let mut last = pids(&cli_processes(home));
+    let mut last = pids(&cli_sessions(home));
     let mut since = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = pids(&cli_processes(home));
+        let now = pids(&cli_sessions(home));
         if now != last {
             (last, since) = (now, Instant::now());
         } else if since.elapsed() >= Duration::from_secs(1) {
@@ -358,7 +354,7 @@ async fn a_used_process_comes_back_cleared_and_serves_the_next_conversation() {
     first.give_back(true);
     assert_eq!(the_warm_pid(&key.pool).await, warm_pid, "the used process should be back");
     assert_eq!(key.pool.stats().recycled, 1);
-    assert_eq!(pids(&cli_processes(key.home.path())), [warm_pid], "giving back spawns nothing");
+    assert_eq!(pids(&cli_sessions(key.home.path())), [warm_pid], "giving back spawns nothing");
 
     let (second, second_result) = key.converse("second question").await;
     assert!(second.was_warm());
@@ -438,7 +434,7 @@ async fn warm_processes_stop_after_pool_idle_secs_and_beyond_max_keys() {
     }
     let cwds: Vec<PathBuf> = eventually("MAX_KEYS warm processes", async || {
         let warm = pool.warm_pids();
-        (warm.len() == MAX_KEYS && cli_processes(home.path()).len() == warm.len())
+        (warm.len() == MAX_KEYS && cli_sessions(home.path()).len() == warm.len())
             .then(|| warm.iter().filter_map(|pid| cwd_of(*pid)).collect())
     })
     .await;
@@ -469,7 +465,7 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
     let home = ws.home.path().to_path_buf();
     let uri = ws.uri("src/lib.rs");
     let warm = eventually("one warm process", async || {
-        let processes = cli_processes(&home);
+        let processes = cli_sessions(&home);
         (processes.len() == 1).then(|| processes[0].pid)
     })
     .await;
@@ -484,7 +480,7 @@ async fn without_live_sessions_the_next_request_takes_the_cleared_process() {
             let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
             let pool = &metrics["pool"];
             let back = pool["warm"] == 1 && pool["filling"] == 0;
-            (back && pids(&cli_processes(&home)) == [warm]).then_some(())
+            (back && pids(&cli_sessions(&home)) == [warm]).then_some(())
         })
         .await;
     }
@@ -507,7 +503,7 @@ async fn a_used_process_coming_back_cancels_the_replacement_still_starting() {
     let (used, session, returnable) = key.kept_by_a_conversation().await;
     let starting = eventually("the replacement's process runs", async || {
         let others: Vec<u32> =
-            pids(&cli_processes(key.home.path())).into_iter().filter(|pid| *pid != used).collect();
+            pids(&cli_sessions(key.home.path())).into_iter().filter(|pid| *pid != used).collect();
         (others.len() == 1).then(|| others[0])
     })
     .await;
@@ -519,7 +515,7 @@ async fn a_used_process_coming_back_cancels_the_replacement_still_starting() {
     returnable.give_back(session, true);
     eventually("the used process is back, alone", async || {
         let back = key.pool.warm_pids() == [used] && key.pool.stats().filling == 0;
-        (back && pids(&cli_processes(key.home.path())) == [used]).then_some(())
+        (back && pids(&cli_sessions(key.home.path())) == [used]).then_some(())
     })
     .await;
     assert!(leftover_processes(|p| p.pid == starting, WAIT).await.is_empty());
@@ -565,7 +561,7 @@ async fn sequential_requests_at_default_settings_start_only_processes_they_use()
     assert_eq!(pool["started"], 3, "{pool}");
     assert_eq!(pool["discarded"], 0, "{pool}");
     assert_eq!(pool["recycled"], REQUESTS - 2, "{pool}");
-    assert_eq!(cli_processes(&home).len(), 3, "one warm process and two conversations' idle");
+    assert_eq!(cli_sessions(&home).len(), 3, "one warm process and two conversations' idle");
     shut_down(ws).await;
 }
 
@@ -582,16 +578,19 @@ async fn a_burst_beyond_max_concurrent_runs_no_more_than_it_plus_the_warm_pool()
     .await;
     let home = ws.home.path().to_path_buf();
     let uri = ws.uri("src/lib.rs");
-    eventually("the warm process", async || (cli_processes(&home).len() == 1).then_some(())).await;
+    eventually("the warm process", async || (cli_sessions(&home).len() == 1).then_some(())).await;
 
     // Look at the process tree throughout the burst.
     let done = CancellationToken::new();
     let sampler = {
         let (done, home) = (done.clone(), home.clone());
         tokio::spawn(async move {
-            let mut most = 0;
+            let mut most: Vec<ProcInfo> = Vec::new();
             while !done.is_cancelled() {
-                most = most.max(cli_processes(&home).len());
+                let now = cli_sessions(&home);
+                if now.len() > most.len() {
+                    most = now;
+                }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             most
@@ -608,7 +607,11 @@ async fn a_burst_beyond_max_concurrent_runs_no_more_than_it_plus_the_warm_pool()
     }
     done.cancel();
     let most = sampler.await.unwrap();
-    assert!(most <= MAX_CONCURRENT + 1, "{most} CLI processes ran at once");
+    assert!(
+        most.len() <= MAX_CONCURRENT + 1,
+        "{} CLI processes ran at once: {most:#?}",
+        most.len()
+    );
     let pool = settled_pool(&mut ws).await;
     // The queued runs took the processes of the runs before them: none spawned its own.
     assert_eq!(pool["misses"], MAX_CONCURRENT as u64 - 1, "{pool}");
@@ -683,7 +686,7 @@ async fn idle_processes_beyond_max_idle_memory_mb_stop_least_recently_used_first
     let [newer, older] = live[..] else { panic!("two live conversations: {sessions}") };
     let warm = eventually("the warm process", async || {
         let rest: Vec<u32> =
-            pids(&cli_processes(&home)).into_iter().filter(|pid| !live.contains(pid)).collect();
+            pids(&cli_sessions(&home)).into_iter().filter(|pid| !live.contains(pid)).collect();
         (rest.len() == 1).then(|| rest[0])
     })
     .await;
@@ -694,19 +697,19 @@ async fn idle_processes_beyond_max_idle_memory_mb_stop_least_recently_used_first
     let mut left = vec![newer, warm];
     left.sort_unstable();
     eventually("the least recently used idle process stops", async || {
-        (pids(&cli_processes(&home)) == left).then_some(())
+        (pids(&cli_sessions(&home)) == left).then_some(())
     })
     .await;
 
     // A tiny budget: no process stays idle, and requests are still answered.
     set_idle_memory_budget(&mut ws, 1).await;
-    eventually("no idle process is left", async || cli_processes(&home).is_empty().then_some(()))
+    eventually("no idle process is left", async || cli_sessions(&home).is_empty().then_some(()))
         .await;
     let params = json!({"textDocument": {"uri": uri}, "instruction": "q3"});
     let result = ws.client.request_json("claude/analyze", params).await.unwrap();
     assert!(result["text"].as_str().unwrap().starts_with("It adds."), "{result}");
     eventually("its process does not stay either", async || {
-        cli_processes(&home).is_empty().then_some(())
+        cli_sessions(&home).is_empty().then_some(())
     })
     .await;
     shut_down(ws).await;

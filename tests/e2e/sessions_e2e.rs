@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use claude_lsp::lsp_server::server::ServerOptions;
 use serde_json::{Map, Value, json};
 
-use crate::support::cli::{processes_running, real_cli};
+use crate::support::cli::{cli_sessions, processes_running, real_cli};
 use crate::support::fake_api::{RecordedRequest, Script, Turn};
 use crate::support::lsp_client::{TestClient, full_capabilities as plain_capabilities};
 use crate::support::wait::eventually;
@@ -54,12 +54,7 @@ fn rename_then_swap(request: &RecordedRequest) -> Turn {
 
 /// The pids of the CLI processes started for this test (they carry its HOME).
 fn our_clis(ws: &Workspace) -> Vec<u32> {
-    let home = ws.home.path().display().to_string();
-    processes_running(&real_cli())
-        .into_iter()
-        .filter(|process| process.env_var("HOME").as_deref() == Some(home.as_str()))
-        .map(|process| process.pid)
-        .collect()
+    cli_sessions(ws.home.path()).into_iter().map(|process| process.pid).collect()
 }
 
 async fn sessions(client: &mut TestClient, params: Value) -> Vec<Value> {

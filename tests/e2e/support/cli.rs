@@ -394,6 +394,19 @@ pub fn processes_running(binary: &Path) -> Vec<ProcInfo> {
     remaining_processes().into_iter().filter(|process| process.runs(binary)).collect()
 }
 
+/// The real CLI's processes that carry `home` as their HOME (a test's own), counted as the
+/// sessions the server started: not the CLI's helpers, which run the same executable under
+/// another name (its bundled ripgrep is `claude.exe` with argv0 `rg`) for a moment.
+pub fn cli_sessions(home: &Path) -> Vec<ProcInfo> {
+    let home = home.display().to_string();
+    let ours: Vec<ProcInfo> = processes_running(&real_cli())
+        .into_iter()
+        .filter(|process| process.env_var("HOME").as_deref() == Some(home.as_str()))
+        .collect();
+    let pids: Vec<u32> = ours.iter().map(|process| process.pid).collect();
+    ours.into_iter().filter(|process| !pids.contains(&process.ppid)).collect()
+}
+
 /// Direct children of `pid`, zombies included (a child stays one until it is reaped).
 pub fn children_of(pid: u32) -> Vec<ProcInfo> {
     all_processes().into_iter().filter(|process| process.ppid == pid).collect()
