@@ -39,7 +39,7 @@ const INDEX_FILE: &str = "index.jsonl";
 const USAGE_FILE: &str = "usage.json";
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Success,
@@ -48,7 +48,7 @@ pub enum Outcome {
 }
 
 /// One run (turn) of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
     pub action: Action,
@@ -64,15 +64,13 @@ pub struct RunRecord {
 
 /// One conversation. Its first run named the action, document and range; later runs (continue,
 /// refine) are appended to `runs`, and the totals add up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionRecord {
     pub id: String,
     pub action: Action,
-    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
     pub uri: Uri,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<crate::protocol::lsp::schema::Range>")]
     pub range: Option<Range>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instruction: Option<String>,
@@ -528,23 +526,19 @@ pub fn transcript_cost_state(transcript: &Path) -> CliTotals {
         .unwrap_or_default()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     User,
     Assistant,
 }
 
 /// One message of a conversation, as the user would read it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptMessage {
     pub role: Role,
     pub text: String,
     /// Tools the assistant called in this message.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
 }
 
