@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -52,8 +51,7 @@ struct State {
 }
 
 /// Counts for `claude/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchedulerStats {
     pub max_concurrent: usize,
     pub running: usize,
@@ -477,16 +475,13 @@ impl CircuitOpen {
 }
 
 /// The circuit for `claude/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CircuitSnapshot {
     /// `closed`, `open` or `halfOpen`.
     pub state: &'static str,
     pub consecutive_failures: usize,
     pub times_opened: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_in_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
 }
 

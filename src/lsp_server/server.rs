@@ -76,11 +76,8 @@ impl Backend {
         Ok(handlers::commands::runs(&self.state))
     }
 
-    async fn metrics(
-        &self,
-        _params: Option<serde_json::Value>,
-    ) -> Result<crate::engine::metrics::MetricsReport> {
-        Ok(self.state.metrics_report())
+    async fn metrics(&self, _params: Option<serde_json::Value>) -> Result<lsp_ext::MetricsReport> {
+        Ok(crate::lsp_server::to_proto::metrics_report(self.state.metrics_report()))
     }
 
     async fn audit(&self, params: Option<lsp_ext::AuditParams>) -> Result<lsp_ext::AuditResult> {

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::base::error::ServerError;
 use crate::base::secrets::redacted;
 use crate::engine::conversations::LiveProcess;
+use crate::engine::metrics::{Bucket, HistogramSnapshot, MetricsReport};
 use crate::engine::pipeline::OutputKind;
 use crate::model::audit::{AuditEntry, DecidedBy, Decision};
 use crate::model::edits::{self, FileChange};
@@ -172,10 +173,99 @@ pub fn audit_entry(entry: AuditEntry) -> lsp_ext::AuditEntry {
     }
 }
 
+/// `claude/metrics`: the counters, the queue, the circuit breaker and the warm pool.
+pub fn metrics_report(report: MetricsReport) -> lsp_ext::MetricsReport {
+    let MetricsReport { metrics, scheduler, circuit, pool } = report;
+    lsp_ext::MetricsReport {
+        metrics: lsp_ext::MetricsSnapshot {
+            uptime_secs: metrics.uptime_secs,
+            requests: lsp_ext::RequestCounts {
+                total: metrics.requests.total,
+                by_action: metrics.requests.by_action,
+            },
+            duration_ms: histogram(metrics.duration_ms),
+            queue_wait_ms: histogram(metrics.queue_wait_ms),
+            retries: lsp_ext::RetryCounts {
+                total: metrics.retries.total,
+                by_reason: metrics.retries.by_reason,
+            },
+            tokens: lsp_ext::TokenCounts {
+                input: metrics.tokens.input,
+                output: metrics.tokens.output,
+                cache_read: metrics.tokens.cache_read,
+            },
+            cost_usd: metrics.cost_usd,
+        },
+        scheduler: lsp_ext::SchedulerStats {
+            max_concurrent: scheduler.max_concurrent,
+            running: scheduler.running,
+            queued: scheduler.queued,
+        },
+        circuit: lsp_ext::CircuitSnapshot {
+            state: circuit.state.to_owned(),
+            consecutive_failures: circuit.consecutive_failures,
+            times_opened: circuit.times_opened,
+            retry_in_secs: circuit.retry_in_secs,
+            cause: circuit.cause,
+        },
+        pool: lsp_ext::PoolStats {
+            warm: pool.warm,
+            filling: pool.filling,
+            hits: pool.hits,
+            misses: pool.misses,
+            recycled: pool.recycled,
+        },
+    }
+}
+
+fn histogram(histogram: HistogramSnapshot) -> lsp_ext::HistogramSnapshot {
+    let bucket = |bucket: Bucket| lsp_ext::Bucket { le_ms: bucket.le_ms, count: bucket.count };
+    lsp_ext::HistogramSnapshot {
+        count: histogram.count,
+        sum_ms: histogram.sum_ms,
+        max_ms: histogram.max_ms,
+        p50_ms: histogram.p50_ms,
+        p90_ms: histogram.p90_ms,
+        p99_ms: histogram.p99_ms,
+        buckets: histogram.buckets.into_iter().map(bucket).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::base::error::ErrorKind;
+
+    #[test]
+    fn requests_are_counted_by_action_and_outcome_on_the_wire() {
+        let metrics = crate::engine::metrics::Metrics::new();
+        let second = std::time::Duration::from_secs(1);
+        metrics.record_request("refactor", "success", second);
+        metrics.record_request("refactor", "success", second);
+        metrics.record_request("refactor", "overloaded", second);
+        metrics.record_request("review", "cancelled", second);
+        let report = MetricsReport {
+            metrics: metrics.snapshot(),
+            scheduler: crate::engine::scheduler::SchedulerStats {
+                max_concurrent: 2,
+                running: 0,
+                queued: 0,
+            },
+            circuit: crate::engine::scheduler::CircuitBreaker::new(Default::default()).snapshot(),
+            pool: crate::engine::pool::PoolStats::default(),
+        };
+        let wire = serde_json::to_value(metrics_report(report)).unwrap();
+        assert_eq!(
+            wire["requests"],
+            json!({"total": 4, "byAction": {
+                "refactor": {"overloaded": 1, "success": 2},
+                "review": {"cancelled": 1},
+            }})
+        );
+        assert_eq!(wire["scheduler"], json!({"maxConcurrent": 2, "running": 0, "queued": 0}));
+        assert_eq!(wire["circuit"]["state"], "closed");
+        assert_eq!(wire["durationMs"]["buckets"], json!([{"leMs": 1000, "count": 4}]));
+    }
 
     #[test]
     fn wire_shape_carries_kind_retryable_and_hint() {

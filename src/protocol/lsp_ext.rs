@@ -27,7 +27,7 @@ pub const SESSION: &str = "claude/session";
 pub const USAGE: &str = "claude/usage";
 pub const RUNS: &str = "claude/runs";
 /// Request: counters and histograms (requests, durations, queue wait, retries, tokens, cost),
-/// the queue and the circuit breaker; the result is `metrics::MetricsReport`.
+/// the queue, the circuit breaker and the warm pool; the result is [`MetricsReport`].
 pub const METRICS: &str = "claude/metrics";
 /// Request: the newest entries of the permission audit log.
 pub const AUDIT: &str = "claude/audit";
@@ -637,4 +637,114 @@ pub struct AuditEntry {
     /// Why, in words (the model sees this for a denial).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// The `claude/metrics` result: the metrics plus the scheduler's and the circuit's state now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsReport {
+    #[serde(flatten)]
+    pub metrics: MetricsSnapshot,
+    pub scheduler: SchedulerStats,
+    pub circuit: CircuitSnapshot,
+    /// The warm pool: processes ready, being started or cleared, and how runs were served.
+    pub pool: PoolStats,
+}
+
+/// Everything the metrics hold, at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSnapshot {
+    pub uptime_secs: u64,
+    pub requests: RequestCounts,
+    /// From the start of a request to its answer (queue wait and retries included).
+    pub duration_ms: HistogramSnapshot,
+    /// Time spent waiting for a free slot (and for the rate limit).
+    pub queue_wait_ms: HistogramSnapshot,
+    pub retries: RetryCounts,
+    pub tokens: TokenCounts,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestCounts {
+    pub total: u64,
+    /// action → outcome (`success`, `cancelled`, or an error kind) → count.
+    pub by_action: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// A histogram as served: count, sum, max, estimated quantiles and the non-empty buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistogramSnapshot {
+    pub count: u64,
+    pub sum_ms: u64,
+    pub max_ms: u64,
+    /// Quantiles are the upper bound of the bucket they fall in (at most the max).
+    pub p50_ms: u64,
+    pub p90_ms: u64,
+    pub p99_ms: u64,
+    pub buckets: Vec<Bucket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bucket {
+    /// Inclusive upper bound; absent for the last bucket (everything longer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub le_ms: Option<u64>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryCounts {
+    pub total: u64,
+    /// The error kind that caused the retry → count.
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCounts {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulerStats {
+    pub max_concurrent: usize,
+    pub running: usize,
+    pub queued: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitSnapshot {
+    /// `closed`, `open` or `halfOpen`.
+    pub state: String,
+    pub consecutive_failures: usize,
+    pub times_opened: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStats {
+    /// Initialized processes waiting for a run.
+    pub warm: usize,
+    /// Processes being started, or cleared after a run.
+    pub filling: usize,
+    /// Runs served by a warm process.
+    pub hits: u64,
+    /// Runs that had to spawn their own process.
+    pub misses: u64,
+    /// Used processes cleared and returned for another run.
+    pub recycled: u64,
 }
