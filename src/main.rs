@@ -52,8 +52,8 @@ fn main() -> ExitCode {
     match cli.command {
         None | Some(Command::Serve) => {
             let options = ServerOptions { log, ..ServerOptions::default() };
-            runtime.block_on(serve(tokio::io::stdin(), tokio::io::stdout(), options));
-            ExitCode::SUCCESS
+            let ending = runtime.block_on(serve(tokio::io::stdin(), tokio::io::stdout(), options));
+            ExitCode::from(ending.exit_code())
         }
         // On the command line, stderr carries progress: only warnings and errors are logged
         // there (unless CLAUDE_LSP_LOG says otherwise).

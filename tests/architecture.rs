@@ -18,17 +18,25 @@ use syn::visit::Visit;
 const LAYERS: &[(&str, &[&str])] = &[
     // LSP's own types, re-exported: a leaf every layer may use.
     ("protocol::lsp", &[]),
+    // Our extensions to LSP: wire types only, built on LSP's. The domain below the faces never
+    // sees them; the faces convert (`report`, `lsp_server::to_proto`/`from_proto`).
+    ("protocol::lsp_ext", &["protocol::lsp"]),
+    // `protocol` itself only declares its two modules.
+    ("protocol", &[]),
     ("base", &[]),
     ("claude", &["base"]),
     ("model", &["base", "claude", "protocol::lsp"]),
     ("engine", &["base", "claude", "model", "protocol::lsp"]),
-    // Our extensions to LSP. They still carry some model and engine types as they are (a
-    // finding, a session record, usage counts); ARCHITECTURE.md says so.
-    ("protocol::lsp_ext", &["base", "model", "engine", "protocol::lsp"]),
-    // `protocol` itself only declares its two modules.
-    ("protocol", &[]),
-    ("headless", &["base", "claude", "model", "engine", "protocol::lsp", "protocol::lsp_ext"]),
-    ("lsp_server", &["base", "claude", "model", "engine", "protocol::lsp", "protocol::lsp_ext"]),
+    // What both faces put out about a run, in wire form.
+    ("report", &["base", "claude", "model", "engine", "protocol::lsp", "protocol::lsp_ext"]),
+    (
+        "headless",
+        &["base", "claude", "model", "engine", "protocol::lsp", "protocol::lsp_ext", "report"],
+    ),
+    (
+        "lsp_server",
+        &["base", "claude", "model", "engine", "protocol::lsp", "protocol::lsp_ext", "report"],
+    ),
 ];
 
 type Module = Vec<String>;
@@ -340,6 +348,28 @@ fn an_upward_import_added_to_the_base_layer_is_caught() {
         .unwrap()
         .push_str("\nuse crate::lsp_server::state::ServerState;\n");
     assert!(upward_imports(&imports(&files)).contains(&"base::time -> lsp_server::state".into()));
+}
+
+#[test]
+fn a_domain_type_in_the_protocol_is_caught() {
+    let mut files = real_crate();
+    files
+        .get_mut(&module("protocol::lsp_ext"))
+        .unwrap()
+        .push_str("\nuse crate::model::findings::Finding;\n");
+    assert!(
+        upward_imports(&imports(&files)).contains(&"protocol::lsp_ext -> model::findings".into())
+    );
+}
+
+#[test]
+fn the_wire_types_in_the_engine_are_caught() {
+    let mut files = real_crate();
+    files
+        .get_mut(&module("engine::run"))
+        .unwrap()
+        .push_str("\nfn f(_: crate::protocol::lsp_ext::ActionResult) {}\n");
+    assert!(upward_imports(&imports(&files)).contains(&"engine::run -> protocol::lsp_ext".into()));
 }
 
 #[test]

@@ -9,7 +9,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::base::error::{ErrorKind, ServerError};
@@ -105,16 +104,13 @@ impl CircuitOpen {
 }
 
 /// The circuit for `claude/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CircuitSnapshot {
     /// `closed`, `open` or `halfOpen`.
     pub state: &'static str,
     pub consecutive_failures: usize,
     pub times_opened: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_in_secs: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
 }
 

@@ -100,8 +100,7 @@ impl PoolLimits {
 }
 
 /// What the pool holds and how it has been used.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {
     /// Initialized processes waiting for a run.
     pub warm: usize,

@@ -31,14 +31,15 @@ use crate::engine::run::{RunAnswer, RunFailure, RunRequest};
 use crate::engine::staging::StagingManager;
 use crate::model::documents::{Document, PositionEncoding};
 use crate::model::edits::{self, EditCapabilities, FileChange};
-use crate::model::findings::{self, FileText, PlaceOptions};
+use crate::model::findings::{self, FileText, Finding, PlaceOptions};
 use crate::model::prompt::{
     Action, ActionOptions, AnalyzeOptions, Depth, ReviewOptions, ReviewScope, Selection, Severity,
 };
 use crate::model::sessions::SessionStore;
 use crate::model::settings::{Settings, parse_settings};
 use crate::protocol::lsp::{Position, Range, WorkspaceEdit};
-use crate::protocol::lsp_ext::{Finding, RunMetadata};
+use crate::protocol::lsp_ext::{self, RunMetadata};
+use crate::report;
 
 /// The process exit codes of `claude-lsp run` (also documented in the README).
 pub mod exit {
@@ -684,7 +685,7 @@ fn render(
     if json {
         let edit = workspace_edit(&outcome.changes)?;
         let result = JsonResult {
-            action: request.action,
+            action: report::action(request.action),
             session_id: outcome.result.session_id.clone(),
             text,
             files: outcome
@@ -695,8 +696,8 @@ fn render(
             diff: (!outcome.changes.is_empty()).then_some(diff),
             edit,
             applied,
-            findings,
-            metadata: outcome.metadata(),
+            findings: findings.map(|found| found.iter().map(report::finding).collect()),
+            metadata: report::run_metadata(&outcome.result),
         };
         let mut json = serde_json::to_string_pretty(&result).map_err(|err| Failure {
             code: exit::RUN_FAILED,
@@ -796,7 +797,7 @@ fn workspace_edit(changes: &[FileChange]) -> Result<Option<WorkspaceEdit>, Failu
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct JsonResult {
-    action: Action,
+    action: lsp_ext::Action,
     session_id: String,
     text: String,
     files: Vec<ChangedPath>,
@@ -806,7 +807,7 @@ struct JsonResult {
     edit: Option<WorkspaceEdit>,
     applied: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    findings: Option<Vec<Finding>>,
+    findings: Option<Vec<lsp_ext::Finding>>,
     metadata: RunMetadata,
 }
 

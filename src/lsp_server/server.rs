@@ -7,6 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::lsp_server::handlers::{self, actions, lifecycle};
 pub use crate::lsp_server::state::ServerOptions;
 use crate::lsp_server::state::ServerState;
+use crate::lsp_server::transport::Ending;
 use crate::model::prompt::Action;
 use crate::protocol::lsp::jsonrpc::Result;
 use crate::protocol::lsp::*;
@@ -19,8 +20,9 @@ pub struct Backend {
     state: Arc<ServerState>,
 }
 
-/// Serve LSP on `input`/`output` until `exit` or the end of the input (see `transport`).
-pub async fn serve<I, O>(input: I, output: O, options: ServerOptions)
+/// Serve LSP on `input`/`output` until `exit` or the end of the input (see `transport`). The
+/// ending gives the process's exit code.
+pub async fn serve<I, O>(input: I, output: O, options: ServerOptions) -> Ending
 where
     I: AsyncRead + Unpin,
     O: AsyncWrite,
@@ -43,12 +45,14 @@ where
     .custom_method(lsp_ext::USAGE, Backend::usage)
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
     .finish();
-    crate::lsp_server::transport::serve(input, output, service, socket, CONCURRENCY).await;
+    let ending =
+        crate::lsp_server::transport::serve(input, output, service, socket, CONCURRENCY).await;
     // The editor is gone (`exit`, or its input ended): stop every run and process before
     // returning, since the process exits right after.
     if let Some(state) = built.get() {
         lifecycle::client_gone(state).await;
     }
+    ending
 }
 
 impl Backend {
@@ -72,11 +76,8 @@ impl Backend {
         Ok(handlers::commands::runs(&self.state))
     }
 
-    async fn metrics(
-        &self,
-        _params: Option<serde_json::Value>,
-    ) -> Result<crate::engine::metrics::MetricsReport> {
-        Ok(self.state.metrics_report())
+    async fn metrics(&self, _params: Option<serde_json::Value>) -> Result<lsp_ext::MetricsReport> {
+        Ok(crate::lsp_server::to_proto::metrics_report(self.state.metrics_report()))
     }
 
     async fn audit(&self, params: Option<lsp_ext::AuditParams>) -> Result<lsp_ext::AuditResult> {

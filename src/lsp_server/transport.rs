@@ -489,13 +489,26 @@ fn frame(message: &impl Serialize) -> Option<Bytes> {
     }
 }
 
-/// How reading the input ended.
+/// How serving ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ending {
+pub enum Ending {
     /// End of input, a read error, or the output is gone: nobody is listening any more.
     Gone,
     /// `exit` arrived: tower-lsp-server cancelled every request in flight (answered -32800).
-    Exit,
+    Exit {
+        /// A `shutdown` request came first, as LSP asks.
+        after_shutdown: bool,
+    },
+}
+
+impl Ending {
+    /// The process's exit code: LSP asks for 1 after an `exit` no `shutdown` came before.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Ending::Exit { after_shutdown: false } => 1,
+            Ending::Exit { after_shutdown: true } | Ending::Gone => 0,
+        }
+    }
 }
 
 /// Serve `service` over `input`/`output` until `exit`, the end of the input, or a failed write.
@@ -507,7 +520,8 @@ pub async fn serve<I, O, S>(
     service: S,
     socket: ClientSocket,
     concurrency: usize,
-) where
+) -> Ending
+where
     I: AsyncRead + Unpin,
     O: AsyncWrite,
     S: Service<Request, Response = Option<Response>>,
@@ -528,13 +542,13 @@ pub async fn serve<I, O, S>(
             ending = &mut reader => break ending,
             () = &mut answers, if answering => answering = false,
             // The output is gone: nothing more can reach the client.
-            () = &mut writer => return,
+            () = &mut writer => return Ending::Gone,
         }
     };
     drop(reader);
     tracing::info!(?ending, "stopped reading the client's messages");
     let finished = match ending {
-        Ending::Exit if answering => {
+        Ending::Exit { .. } if answering => {
             let drained = async { futures::join!(answers, writer) };
             tokio::time::timeout(LAST_WRITES, drained).await.is_ok()
         }
@@ -547,6 +561,7 @@ pub async fn serve<I, O, S>(
     if !finished {
         tracing::warn!("gave up writing the last answers after {LAST_WRITES:?}");
     }
+    ending
 }
 
 async fn read_input<I, S>(
@@ -564,6 +579,7 @@ where
 {
     let mut decoder = FrameDecoder::default();
     let mut chunk = vec![0; READ_CHUNK];
+    let mut after_shutdown = false;
     loop {
         while let Some(next) = decoder.next_frame() {
             let incoming = match next {
@@ -583,10 +599,11 @@ where
                 Incoming::Request(request) => {
                     if let Err(err) = futures::future::poll_fn(|cx| service.poll_ready(cx)).await {
                         tracing::info!(%err, "the language server stopped");
-                        return Ending::Exit;
+                        return Ending::Exit { after_shutdown };
                     }
                     let method = request.method().to_owned();
                     let exit = method == "exit";
+                    after_shutdown |= method == "shutdown";
                     let id = request.id().cloned();
                     let call = service.call(request);
                     let task = Box::pin(async move {
@@ -605,7 +622,7 @@ where
                         return Ending::Gone;
                     }
                     if exit {
-                        return Ending::Exit;
+                        return Ending::Exit { after_shutdown };
                     }
                 }
                 Incoming::Response(response) => {

@@ -51,48 +51,39 @@ const MAX_OCCURRENCES: usize = 1_000;
 const QUICK_MAX_TURNS: u32 = 5;
 
 /// A finding of review/analyze, placed in its file (`range` in the negotiated encoding).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
     /// Names the finding in `claude.applyFinding` / `claude.dismissFinding` (and in the
     /// diagnostic's `data.findingId`).
     pub id: String,
-    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
     pub uri: Uri,
-    #[schemars(with = "crate::protocol::lsp::schema::Range")]
     pub range: Range,
     pub severity: Severity,
     pub category: Category,
     pub title: String,
     pub explanation: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<String>,
-    /// Checked against the code: `oldText` is exactly the text at `range`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Checked against the code: `old_text` is exactly the text at `range`.
     pub fix: Option<FindingFix>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<RelatedLocation>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingFix {
     pub old_text: String,
     pub new_text: String,
 }
 
 /// Another place that matters to a finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelatedLocation {
-    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
     pub uri: Uri,
-    #[schemars(with = "crate::protocol::lsp::schema::Range")]
     pub range: Range,
     pub message: String,
 }
 
 /// What a finding is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     Bug,

@@ -32,7 +32,7 @@ pub const WINDOW_BYTES: usize = 40_000;
 pub const MAX_LINE_CHARS: usize = 1_000;
 
 /// The four actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Generate,
@@ -64,10 +64,7 @@ impl fmt::Display for Action {
 }
 
 /// How thorough an analysis is.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Depth {
     Quick,
     #[default]
@@ -75,9 +72,8 @@ pub enum Depth {
     Deep,
 }
 
-/// What a review looks at; analyze takes `folder` and `workspace` too.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
+/// What a review looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewScope {
     Selection,
     File,
@@ -97,9 +93,7 @@ impl ReviewScope {
 }
 
 /// Finding severities, most severe first (so `a <= b` means "a is at least as severe as b").
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -121,16 +115,14 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AnalyzeOptions {
     pub depth: Depth,
     /// Also look at the tests covering the code.
     pub include_tests: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewOptions {
     /// Findings less severe than this are not reported (default: info, so hints are left out).
     pub min_severity: Severity,
@@ -147,26 +139,20 @@ impl Default for ReviewOptions {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GenerateOptions {
     /// Where new files go (generate), or the folder of a `folder` scope (analyze, review):
     /// relative to the workspace root.
     pub directory: Option<String>,
 }
 
-/// The per-action options. Flattened, so it reads the flat `ActionParams` fields
-/// (`depth`, `includeTests`, `minSeverity`, `scope`, `fix`, `directory`, `model`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// The per-action options (each action reads its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ActionOptions {
-    #[serde(flatten)]
     pub analyze: AnalyzeOptions,
-    #[serde(flatten)]
     pub review: ReviewOptions,
-    #[serde(flatten)]
     pub generate: GenerateOptions,
     /// The model of this run (default: the `model` setting).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
 }
 
@@ -1986,33 +1972,6 @@ mod tests {
         assert_eq!(folder(&options, FILE, false), Ok(Some("lib".into())));
         options.generate.directory = Some("../x".into());
         assert!(folder(&options, FILE, false).is_err());
-    }
-
-    #[test]
-    fn options_read_the_flat_action_params() {
-        let options: ActionOptions = serde_json::from_value(json!({
-            "textDocument": {"uri": "file:///x"}, "depth": "deep", "includeTests": true,
-            "minSeverity": "error", "scope": "changes", "fix": true, "directory": "gen",
-            "model": "claude-haiku-4-5",
-        }))
-        .unwrap();
-        assert_eq!(
-            options,
-            ActionOptions {
-                analyze: AnalyzeOptions { depth: Depth::Deep, include_tests: true },
-                review: ReviewOptions {
-                    min_severity: Severity::Error,
-                    scope: Some(ReviewScope::Changes),
-                    fix: true
-                },
-                generate: GenerateOptions { directory: Some("gen".into()) },
-                model: Some("claude-haiku-4-5".into()),
-            }
-        );
-        let defaults: ActionOptions = serde_json::from_value(json!({})).unwrap();
-        assert_eq!(defaults, ActionOptions::default());
-        assert_eq!(defaults.review.min_severity, Severity::Info);
-        assert!(serde_json::from_value::<ActionOptions>(json!({"depth": "bottomless"})).is_err());
     }
 
     #[test]

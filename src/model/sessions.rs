@@ -36,7 +36,7 @@ const INDEX_FILE: &str = "index.jsonl";
 const USAGE_FILE: &str = "usage.json";
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Success,
@@ -45,7 +45,7 @@ pub enum Outcome {
 }
 
 /// One run (turn) of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
     pub action: Action,
@@ -61,15 +61,13 @@ pub struct RunRecord {
 
 /// One conversation. Its first run named the action, document and range; later runs (continue,
 /// refine) are appended to `runs`, and the totals add up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionRecord {
     pub id: String,
     pub action: Action,
-    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
     pub uri: Uri,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(with = "Option<crate::protocol::lsp::schema::Range>")]
     pub range: Option<Range>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instruction: Option<String>,

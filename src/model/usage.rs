@@ -17,7 +17,7 @@ use crate::base::error::{ErrorKind, ServerError};
 use crate::claude::session::RunResult;
 
 /// Counts that add up: one run's, a session's, a day's or a model's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct UsageCounts {
     pub runs: u64,
@@ -50,7 +50,7 @@ impl UsageCounts {
 }
 
 /// What one run used: its own share, never the process's running total.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunUsage {
     #[serde(flatten)]

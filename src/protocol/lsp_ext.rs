@@ -1,14 +1,17 @@
 //! The protocol extensions claude-lsp adds to LSP: custom requests, commands, notifications and
 //! their parameter types. docs/lsp-extensions.md is the prose version; editors/vscode/src/lsp_ext.ts
 //! mirrors it. Change all three together.
+//!
+//! A leaf, like rust-analyzer's `lsp/ext.rs`: these are the wire types only, built on LSP's own
+//! ([`crate::protocol::lsp`]) and serde. The faces convert the domain's values to and from them
+//! (`lsp_server::to_proto`, `lsp_server::from_proto`, and `report` for what both faces put out),
+//! so a change in the domain cannot change the wire unnoticed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::pipeline::ActionOutcome;
-use crate::engine::run::RunAnswer;
-pub use crate::model::findings::{Category, Finding, FindingFix, RelatedLocation};
-use crate::model::prompt::{Action, ActionOptions};
-pub use crate::model::prompt::{Depth, ReviewScope, Severity};
 use crate::protocol::lsp::{
     Diagnostic, NumberOrString, Range, TextDocumentIdentifier, Uri, WorkspaceEdit,
 };
@@ -24,7 +27,7 @@ pub const SESSION: &str = "claude/session";
 pub const USAGE: &str = "claude/usage";
 pub const RUNS: &str = "claude/runs";
 /// Request: counters and histograms (requests, durations, queue wait, retries, tokens, cost),
-/// the queue and the circuit breaker; the result is `metrics::MetricsReport`.
+/// the queue, the circuit breaker and the warm pool; the result is [`MetricsReport`].
 pub const METRICS: &str = "claude/metrics";
 /// Request: the newest entries of the permission audit log.
 pub const AUDIT: &str = "claude/audit";
@@ -98,6 +101,103 @@ pub struct ActionParams {
     pub options: ActionOptions,
 }
 
+/// The four actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Generate,
+    Analyze,
+    Refactor,
+    Review,
+}
+
+/// How thorough an analysis is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Depth {
+    Quick,
+    #[default]
+    Normal,
+    Deep,
+}
+
+/// What a review looks at; analyze takes `folder` and `workspace` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewScope {
+    Selection,
+    File,
+    /// The workspace's uncommitted changes.
+    Changes,
+    /// Every file of a folder (`directory`, default: the target's folder): listed, not inlined.
+    Folder,
+    /// Every file of the workspace: listed, not inlined.
+    Workspace,
+}
+
+/// Finding severities, most severe first (so `a <= b` means "a is at least as severe as b").
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+    Hint,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AnalyzeOptions {
+    pub depth: Depth,
+    /// Also look at the tests covering the code.
+    pub include_tests: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ReviewOptions {
+    /// Findings less severe than this are not reported (default: info, so hints are left out).
+    pub min_severity: Severity,
+    /// `None`: the selection when there is one, else the file. Analyze reads `folder` and
+    /// `workspace` from here too.
+    pub scope: Option<ReviewScope>,
+    /// Ask for a replacement text with each finding.
+    pub fix: bool,
+}
+
+impl Default for ReviewOptions {
+    fn default() -> Self {
+        Self { min_severity: Severity::Info, scope: None, fix: false }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, rename_all = "camelCase")]
+pub struct GenerateOptions {
+    /// Where new files go (generate), or the folder of a `folder` scope (analyze, review):
+    /// relative to the workspace root.
+    pub directory: Option<String>,
+}
+
+/// The per-action options. Flattened, so it reads the flat `ActionParams` fields
+/// (`depth`, `includeTests`, `minSeverity`, `scope`, `fix`, `directory`, `model`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ActionOptions {
+    #[serde(flatten)]
+    pub analyze: AnalyzeOptions,
+    #[serde(flatten)]
+    pub review: ReviewOptions,
+    #[serde(flatten)]
+    pub generate: GenerateOptions,
+    /// The model of this run (default: the `model` setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileAction {
@@ -140,6 +240,60 @@ pub struct ActionResult {
     pub findings: Option<Vec<Finding>>,
     pub files: Vec<ChangedFile>,
     pub metadata: RunMetadata,
+}
+
+/// A finding of review/analyze, placed in its file (`range` in the negotiated encoding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// Names the finding in `claude.applyFinding` / `claude.dismissFinding` (and in the
+    /// diagnostic's `data.findingId`).
+    pub id: String,
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    #[schemars(with = "crate::protocol::lsp::schema::Range")]
+    pub range: Range,
+    pub severity: Severity,
+    pub category: Category,
+    pub title: String,
+    pub explanation: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
+    /// Checked against the code: `oldText` is exactly the text at `range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<FindingFix>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RelatedLocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingFix {
+    pub old_text: String,
+    pub new_text: String,
+}
+
+/// Another place that matters to a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RelatedLocation {
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    #[schemars(with = "crate::protocol::lsp::schema::Range")]
+    pub range: Range,
+    pub message: String,
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Bug,
+    Security,
+    Performance,
+    Correctness,
+    Maintainability,
+    Style,
+    Test,
 }
 
 /// Argument of `claude.applyFinding` and `claude.dismissFinding`.
@@ -226,10 +380,75 @@ pub struct SessionsResult {
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     #[serde(flatten)]
-    pub record: crate::model::sessions::SessionRecord,
+    pub record: SessionRecord,
     /// Its CLI process, while one is kept alive for the next turn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub live: Option<crate::engine::conversations::LiveProcess>,
+    pub live: Option<LiveProcess>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Success,
+    Error,
+    Cancelled,
+}
+
+/// One run (turn) of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    pub outcome: Outcome,
+    /// The answer's first line, or the error.
+    pub summary: String,
+    pub usage: RunUsage,
+}
+
+/// One conversation. Its first run named the action, document and range; later runs (continue,
+/// refine) are appended to `runs`, and the totals add up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    pub id: String,
+    pub action: Action,
+    #[schemars(with = "crate::protocol::lsp::schema::Uri")]
+    pub uri: Uri,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::protocol::lsp::schema::Range>")]
+    pub range: Option<Range>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instruction: Option<String>,
+    pub started_at: String,
+    pub ended_at: String,
+    /// How the latest run ended.
+    pub outcome: Outcome,
+    /// The latest run's summary.
+    pub summary: String,
+    /// All runs of the conversation added up.
+    pub usage: UsageCounts,
+    pub workspace: PathBuf,
+    /// The staging mirror the CLI ran in (edit actions); else it ran in the workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<PathBuf>,
+    /// The conversation this one was forked from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub runs: Vec<RunRecord>,
+}
+
+/// A conversation's idle process, as clients see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveProcess {
+    pub pid: u32,
+    pub idle_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,7 +464,27 @@ pub struct SessionDetail {
     #[serde(flatten)]
     pub info: SessionInfo,
     /// The conversation's messages, from the CLI's transcript (empty when it has none).
-    pub messages: Vec<crate::model::transcripts::TranscriptMessage>,
+    pub messages: Vec<TranscriptMessage>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One message of a conversation, as the user would read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TranscriptMessage {
+    pub role: Role,
+    pub text: String,
+    /// Tools the assistant called in this message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
 }
 
 /// `claude/usage` parameters.
@@ -264,10 +503,10 @@ pub struct UsageParams {
 pub struct UsageReport {
     /// Today (UTC), `YYYY-MM-DD`.
     pub day: String,
-    pub today: crate::model::usage::UsageCounts,
-    pub total: crate::model::usage::UsageCounts,
-    pub by_day: std::collections::BTreeMap<String, crate::model::usage::UsageCounts>,
-    pub by_model: std::collections::BTreeMap<String, crate::model::usage::UsageCounts>,
+    pub today: UsageCounts,
+    pub total: UsageCounts,
+    pub by_day: BTreeMap<String, UsageCounts>,
+    pub by_model: BTreeMap<String, UsageCounts>,
     pub workspaces: Vec<WorkspaceUsage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_budget_usd: Option<f64>,
@@ -281,8 +520,8 @@ pub struct UsageReport {
 pub struct WorkspaceUsage {
     #[schemars(with = "crate::protocol::lsp::schema::Uri")]
     pub uri: Uri,
-    pub today: crate::model::usage::UsageCounts,
-    pub total: crate::model::usage::UsageCounts,
+    pub today: UsageCounts,
+    pub total: UsageCounts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -290,7 +529,36 @@ pub struct WorkspaceUsage {
 pub struct LastRun {
     pub session_id: String,
     #[serde(flatten)]
-    pub usage: crate::model::usage::RunUsage,
+    pub usage: RunUsage,
+}
+
+/// Counts that add up: one run's, a session's, a day's or a model's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UsageCounts {
+    pub runs: u64,
+    /// Agent turns (API round trips) as the CLI counts them.
+    pub turns: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_creation_tokens: u64,
+    pub cost_usd: f64,
+    pub duration_ms: u64,
+}
+
+/// What one run used: its own share, never the process's running total.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunUsage {
+    #[serde(flatten)]
+    pub counts: UsageCounts,
+    /// The model the run started with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Per model (a run can use a fallback model or a small model for side tasks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub models: BTreeMap<String, UsageCounts>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -341,31 +609,171 @@ pub struct AuditParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditResult {
-    pub entries: Vec<crate::model::audit::AuditEntry>,
+    pub entries: Vec<AuditEntry>,
 }
 
-impl ActionOutcome {
-    /// What the run took, as both faces report it.
-    pub fn metadata(&self) -> RunMetadata {
-        let result = &self.result;
-        RunMetadata {
-            duration_ms: result.duration_ms,
-            num_turns: result.num_turns,
-            input_tokens: result.usage.input_tokens,
-            output_tokens: result.usage.output_tokens,
-            cache_read_tokens: result.usage.cache_read_tokens,
-            cost_usd: result.cost_usd,
-            model: result.model.clone(),
-        }
-    }
+/// Allowed or denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Decision {
+    Allow,
+    Deny,
 }
 
-impl RunAnswer for ActionResult {
-    fn session_id(&self) -> &str {
-        &self.session_id
-    }
+/// Who or what made a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DecidedBy {
+    /// claude-lsp's own policy: the action's tool profile and the path sandbox.
+    Policy,
+    /// An `allowedTools` / `disallowedTools` rule (named in `rule`).
+    Rule,
+    /// The user, answering the question just now.
+    User,
+    /// The user's earlier "Allow for this session" (the grant is named in `rule`).
+    Session,
+    /// The question went unanswered for `permissionTimeoutSecs`.
+    Timeout,
+    /// Nobody could be asked (the editor cannot show questions, or a headless run).
+    NoPrompt,
+    /// The `permissionMode` setting (`bypassPermissions` or `dontAsk`).
+    Mode,
+}
 
-    fn text(&self) -> &str {
-        &self.text
-    }
+/// One decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// The CLI conversation the call belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The workspace the run works on.
+    pub workspace: String,
+    pub tool: String,
+    /// The command, path, URL or query of the call (shortened, secrets redacted).
+    pub input: String,
+    pub decision: Decision,
+    pub by: DecidedBy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Why, in words (the model sees this for a denial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The `claude/metrics` result: the metrics plus the scheduler's and the circuit's state now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsReport {
+    #[serde(flatten)]
+    pub metrics: MetricsSnapshot,
+    pub scheduler: SchedulerStats,
+    pub circuit: CircuitSnapshot,
+    /// The warm pool: processes ready, being started or cleared, and how runs were served.
+    pub pool: PoolStats,
+}
+
+/// Everything the metrics hold, at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSnapshot {
+    pub uptime_secs: u64,
+    pub requests: RequestCounts,
+    /// From the start of a request to its answer (queue wait and retries included).
+    pub duration_ms: HistogramSnapshot,
+    /// Time spent waiting for a free slot (and for the rate limit).
+    pub queue_wait_ms: HistogramSnapshot,
+    pub retries: RetryCounts,
+    pub tokens: TokenCounts,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestCounts {
+    pub total: u64,
+    /// action → outcome (`success`, `cancelled`, or an error kind) → count.
+    pub by_action: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// A histogram as served: count, sum, max, estimated quantiles and the non-empty buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistogramSnapshot {
+    pub count: u64,
+    pub sum_ms: u64,
+    pub max_ms: u64,
+    /// Quantiles are the upper bound of the bucket they fall in (at most the max).
+    pub p50_ms: u64,
+    pub p90_ms: u64,
+    pub p99_ms: u64,
+    pub buckets: Vec<Bucket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bucket {
+    /// Inclusive upper bound; absent for the last bucket (everything longer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub le_ms: Option<u64>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryCounts {
+    pub total: u64,
+    /// The error kind that caused the retry → count.
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenCounts {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulerStats {
+    pub max_concurrent: usize,
+    pub running: usize,
+    pub queued: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitSnapshot {
+    /// `closed`, `open` or `halfOpen`.
+    pub state: String,
+    pub consecutive_failures: usize,
+    pub times_opened: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStats {
+    /// Initialized processes waiting for a run.
+    pub warm: usize,
+    /// Processes being started, or cleared after a run.
+    pub filling: usize,
+    /// Runs served by a warm process.
+    pub hits: u64,
+    /// Runs that had to spawn their own process.
+    pub misses: u64,
+    /// Used processes cleared and returned for another run.
+    pub recycled: u64,
+    /// CLI processes started, by fills and by runs that found none warm.
+    pub started: u64,
+    /// Started processes stopped without serving a run: a start cancelled or a fresh process
+    /// displaced by a used one coming back, one beyond the limits, one unused for `poolIdleSecs`.
+    pub discarded: u64,
 }

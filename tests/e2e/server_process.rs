@@ -514,3 +514,20 @@ async fn the_agents_command_ends_on_shutdown_and_exit() {
 async fn closing_stdin_cancels_the_run_at_once() {
     the_agents_command_ends_with_the_server(Leave::CloseStdin).await;
 }
+
+/// LSP's exit codes: 0 when `shutdown` came before `exit`, 1 when it did not.
+#[tokio::test]
+async fn the_exit_code_says_whether_shutdown_came_before_exit() {
+    // No run starts: the API is never asked.
+    let setup = Setup::new(Turn::text("unused")).await;
+    let mut polite = StdioServer::start(&setup.root(), setup.settings(json!({}))).await;
+    polite.request("shutdown", Value::Null).await.unwrap();
+    polite.notify("exit", Value::Null).await;
+    let status = polite.wait_exit().await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+
+    let mut abrupt = StdioServer::start(&setup.root(), setup.settings(json!({}))).await;
+    abrupt.notify("exit", Value::Null).await;
+    let status = abrupt.wait_exit().await;
+    assert_eq!(status.code(), Some(1), "{status:?}");
+}

@@ -11,27 +11,68 @@ use tokio_util::sync::CancellationToken;
 
 use crate::base::error::{ErrorKind, ServerError};
 use crate::base::secrets::{self, StreamRedactor};
+use crate::claude::session::RunResult;
 use crate::engine::metrics::TokenCounts;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
-use crate::engine::run::{RunEnd, RunRequest};
+use crate::engine::run::{RunAnswer, RunEnd, RunRequest};
 use crate::engine::scheduler::{Slot, TicketEvent};
 use crate::lsp_server::handlers::findings;
 use crate::lsp_server::handlers::progress::Progress;
 use crate::lsp_server::handlers::sessions;
 use crate::lsp_server::handlers::show::open_in_editor;
 use crate::lsp_server::state::{RunEntry, ServerState};
+use crate::lsp_server::{from_proto, to_proto};
 use crate::model::activity::compact_count;
 use crate::model::answers::write_answer;
 use crate::model::documents::{Document, DocumentStore};
 use crate::model::edits::{self, FileChange};
-use crate::model::prompt::{Action, PromptDiagnostic, Selection};
+use crate::model::findings::Finding;
+use crate::model::prompt::{Action, PromptDiagnostic, ReviewScope, Selection};
 use crate::model::settings::Delivery;
 use crate::protocol::lsp::request::ApplyWorkspaceEdit;
 use crate::protocol::lsp::{ApplyWorkspaceEditParams, MessageType, Uri, WorkspaceEdit};
 use crate::protocol::lsp_ext::{
-    ActionParams, ActionResult, ChangedFile, FileAction, OUTPUT_NOTIFICATION,
-    OutputKind as WireKind, OutputParams, ReviewScope, RunStarted,
+    ActionParams, ActionResult, OUTPUT_NOTIFICATION, OutputKind as WireKind, OutputParams,
+    RunStarted,
 };
+
+/// A run's answer as the LSP face holds it: returned as an [`ActionResult`], or applied and
+/// shown by a command.
+struct RunReport {
+    session_id: String,
+    text: String,
+    edit: Option<WorkspaceEdit>,
+    findings: Option<Vec<Finding>>,
+    /// The changes the edit makes (rebased onto the open buffers).
+    changes: Vec<FileChange>,
+    /// The CLI's result: turns, tokens, cost (the run's own), model.
+    run: RunResult,
+}
+
+impl RunAnswer for RunReport {
+    fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The report as the action requests answer it.
+fn action_result(report: &RunReport) -> ActionResult {
+    ActionResult {
+        session_id: report.session_id.clone(),
+        text: report.text.clone(),
+        edit: report.edit.clone(),
+        findings: report
+            .findings
+            .as_ref()
+            .map(|found| found.iter().map(to_proto::finding).collect()),
+        files: report.changes.iter().filter_map(to_proto::changed_file).collect(),
+        metadata: to_proto::run_metadata(&report.run),
+    }
+}
 
 /// Cancels its token when dropped: a cancelled request's future is dropped by tower-lsp, and the
 /// run (on its own task, so it can shut the CLI down properly) must stop with it.
@@ -53,8 +94,9 @@ pub async fn request(
     let cancel = CancellationToken::new();
     let _guard = CancelOnDrop(cancel.clone());
     let task = tokio::spawn(execute(state, action, params, run_id, cancel));
-    let ran = task.await.map_err(|err| ServerError::internal(format!("the run failed: {err}")))?;
-    ran.map(|ran| ran.result)
+    let report =
+        task.await.map_err(|err| ServerError::internal(format!("the run failed: {err}")))??;
+    Ok(action_result(&report))
 }
 
 /// `claude.<action>` command: start the run in the background and answer at once.
@@ -65,7 +107,7 @@ pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) ->
         let cancel = CancellationToken::new();
         let outcome = execute(state.clone(), action, params.clone(), run_id.clone(), cancel).await;
         // The command path publishes findings as diagnostics; a request only returns them.
-        if let Ok(Ran { result: ActionResult { findings: Some(found), .. }, .. }) = &outcome {
+        if let Ok(RunReport { findings: Some(found), .. }) = &outcome {
             findings::publish_run(&state, action, &params, found).await;
         }
         deliver(&state, action, &params, &run_id, outcome).await;
@@ -75,23 +117,6 @@ pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) ->
 
 fn new_run_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-/// A run's answer, and the changes behind its edit (rebased onto the buffers) for a delivery
-/// that offers them hunk by hunk.
-struct Ran {
-    result: ActionResult,
-    changes: Vec<FileChange>,
-}
-
-impl crate::engine::run::RunAnswer for Ran {
-    fn session_id(&self) -> &str {
-        &self.result.session_id
-    }
-
-    fn text(&self) -> &str {
-        &self.result.text
-    }
 }
 
 /// The document a run targets, as it was when the run started.
@@ -109,7 +134,7 @@ async fn execute(
     params: ActionParams,
     run_id: String,
     cancel: CancellationToken,
-) -> Result<Ran, ServerError> {
+) -> Result<RunReport, ServerError> {
     let started = Instant::now();
     let target = match target(&state, &params) {
         Ok(target) => target,
@@ -143,7 +168,7 @@ async fn run_with_progress(
     target: &Target,
     run_id: &str,
     cancel: CancellationToken,
-) -> Result<Ran, ServerError> {
+) -> Result<RunReport, ServerError> {
     let info = state.client_info();
     let title = format!("Claude: {action}");
     let progress = Progress::begin(
@@ -156,13 +181,13 @@ async fn run_with_progress(
     .await;
 
     let end = run_pipeline(state, action, params, target, run_id, &progress, cancel).await;
-    if let Ok(ran) = &end.result {
-        output_answer(state, run_id, &progress, &ran.result, &target.workspace).await;
+    if let Ok(report) = &end.result {
+        output_answer(state, run_id, &progress, report, &target.workspace).await;
     }
     sessions::after_run(state, &target.workspace, &end).await;
     let result = end.result;
     let summary = match &result {
-        Ok(ran) => summary(&ran.result),
+        Ok(report) => summary(report),
         Err(err) if err.kind == ErrorKind::CANCELLED => "Cancelled; nothing was applied".to_owned(),
         Err(err) => format!("Failed: {}", err.message),
     };
@@ -171,7 +196,7 @@ async fn run_with_progress(
 }
 
 /// The run through the engine (budget, pipeline, containment, the books), its activity
-/// forwarded to the editor, its outcome made an [`ActionResult`].
+/// forwarded to the editor, its outcome made a [`RunReport`].
 async fn run_pipeline(
     state: &Arc<ServerState>,
     action: Action,
@@ -180,7 +205,7 @@ async fn run_pipeline(
     run_id: &str,
     progress: &Progress,
     cancel: CancellationToken,
-) -> RunEnd<Ran, ServerError> {
+) -> RunEnd<RunReport, ServerError> {
     let started_at = now_rfc3339();
     let prepared = async {
         let runner = state.runner().await?;
@@ -221,11 +246,14 @@ async fn run_pipeline(
             text: &target.text,
         };
         let collected = findings::collect(state, action, params, &run_target, &outcome)?;
-        let (result, changes) = to_action_result(state, outcome)?;
-        let mut result = findings::attach(result, collected);
+        let mut report = run_report(state, outcome)?;
+        if let Some(collected) = collected {
+            report.text = collected.text;
+            report.findings = Some(collected.findings);
+        }
         // The answer may quote a key the agent read or was told: never hand it to the client.
-        result.text = secrets::redacted(&result.text);
-        Ok(Ran { result, changes })
+        report.text = secrets::redacted(&report.text);
+        Ok(report)
     };
     let run = async {
         // Moving the sender in means the forwarder ends when the run is done.
@@ -267,17 +295,17 @@ fn record_metrics(
     state: &ServerState,
     action: Action,
     duration: Duration,
-    result: &Result<Ran, ServerError>,
+    result: &Result<RunReport, ServerError>,
 ) {
     let outcome = match result {
-        Ok(ran) => {
-            let meta = &ran.result.metadata;
+        Ok(report) => {
+            let run = &report.run;
             let tokens = TokenCounts {
-                input: meta.input_tokens,
-                output: meta.output_tokens,
-                cache_read: meta.cache_read_tokens,
+                input: run.usage.input_tokens,
+                output: run.usage.output_tokens,
+                cache_read: run.usage.cache_read_tokens,
             };
-            state.metrics.record_usage(tokens, meta.cost_usd);
+            state.metrics.record_usage(tokens, run.cost_usd);
             "success"
         }
         Err(err) => err.kind.name,
@@ -334,7 +362,7 @@ impl OutputSender {
         let params = OutputParams {
             run_id: self.run_id.clone(),
             token: self.token.clone(),
-            kind: wire_kind(kind),
+            kind: to_proto::output_kind(kind),
             text,
             tool,
         };
@@ -348,7 +376,7 @@ async fn output_answer(
     state: &ServerState,
     run_id: &str,
     progress: &Progress,
-    result: &ActionResult,
+    result: &RunReport,
     workspace: &Path,
 ) {
     let text = match &result.findings {
@@ -366,15 +394,6 @@ async fn output_answer(
     state.client.send_notification::<OutputNotification>(params).await;
 }
 
-fn wire_kind(kind: OutputKind) -> WireKind {
-    match kind {
-        OutputKind::Text => WireKind::Text,
-        OutputKind::Thinking => WireKind::Thinking,
-        OutputKind::ToolUse => WireKind::ToolUse,
-        OutputKind::ToolResult => WireKind::ToolResult,
-    }
-}
-
 /// `claude/output` as a typed notification.
 enum OutputNotification {}
 
@@ -389,7 +408,8 @@ fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerEr
         edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
     let workspace = state.workspace_for(&path);
     // A folder or workspace scope may name a folder: there is no text to read then.
-    if params.options.review.scope.is_some_and(|scope| scope.is_tree()) && path.is_dir() {
+    let scope = params.options.review.scope.map(from_proto::review_scope);
+    if scope.is_some_and(ReviewScope::is_tree) && path.is_dir() {
         return Ok(Target {
             uri,
             path,
@@ -442,7 +462,7 @@ async fn action_request(
         }
         _ => None,
     };
-    let options = params.options.clone();
+    let options = from_proto::action_options(&params.options);
     let changes_diff = match (action, options.review.scope) {
         (Action::Review, Some(ReviewScope::Changes)) => {
             Some(crate::base::git::uncommitted_changes(&target.workspace).await.map_err(|err| {
@@ -492,18 +512,14 @@ fn open_document<'a>(documents: &'a DocumentStore, path: &Path) -> Option<&'a Do
 
 /// Turn the run's file changes (checked by the engine to stay inside the workspace) into one
 /// WorkspaceEdit, rebasing onto whatever the user typed during the run (three-way merge), or
-/// refusing on a conflict. The rebased changes come along.
-fn to_action_result(
-    state: &ServerState,
-    outcome: ActionOutcome,
-) -> Result<(ActionResult, Vec<FileChange>), ServerError> {
+/// refusing on a conflict.
+fn run_report(state: &ServerState, outcome: ActionOutcome) -> Result<RunReport, ServerError> {
     let info = state.client_info();
     let mut rebased = Vec::with_capacity(outcome.changes.len());
     let mut versions = Vec::new();
     for change in &outcome.changes {
         rebased.push(rebase_onto_buffer(state, change, &mut versions)?);
     }
-    let files = rebased.iter().filter_map(changed_file).collect();
     let edit = if rebased.is_empty() {
         None
     } else {
@@ -519,17 +535,15 @@ fn to_action_result(
             })?;
         Some(edit)
     };
-    let result = &outcome.result;
-    sessions::expect_regions(state, &result.session_id, &outcome.text, &rebased);
-    let result = ActionResult {
-        session_id: result.session_id.clone(),
-        text: outcome.text.clone(),
+    sessions::expect_regions(state, &outcome.result.session_id, &outcome.text, &rebased);
+    Ok(RunReport {
+        session_id: outcome.result.session_id.clone(),
+        text: outcome.text,
         edit,
         findings: None,
-        files,
-        metadata: outcome.metadata(),
-    };
-    Ok((result, rebased))
+        changes: rebased,
+        run: outcome.result,
+    })
 }
 
 /// A change to an open document is computed against the buffer as it is *now*: unchanged since
@@ -575,30 +589,23 @@ fn out_of_sync(path: &Path) -> ServerError {
     )
 }
 
-fn changed_file(change: &FileChange) -> Option<ChangedFile> {
-    let (path, action) = match change {
-        FileChange::Modified { path, .. } => (path, FileAction::Modified),
-        FileChange::Created { path, .. } => (path, FileAction::Created),
-        FileChange::Deleted { path, .. } => (path, FileAction::Deleted),
-        FileChange::Renamed { to, .. } => (to, FileAction::Renamed),
-    };
-    Some(ChangedFile { uri: edits::path_to_uri(path).ok()?, action })
-}
-
-fn summary(result: &ActionResult) -> String {
-    let meta = &result.metadata;
+fn summary(result: &RunReport) -> String {
+    let run = &result.run;
     let mut parts = Vec::new();
     if let Some(edit) = &result.edit {
         let edits = count_edits(edit);
-        let files = result.files.len();
+        let files = result.changes.len();
         parts.push(format!("{edits} edit{} in {files} file{}", plural(edits), plural(files)));
     }
     if let Some(found) = &result.findings {
         parts.push(format!("{} finding{}", found.len(), plural(found.len())));
     }
-    parts.push(format!("{} turn{}", meta.num_turns, plural(meta.num_turns as usize)));
-    parts.push(format!("{} tokens", compact_count(meta.input_tokens + meta.output_tokens)));
-    parts.push(format!("${:.4}", meta.cost_usd));
+    parts.push(format!("{} turn{}", run.num_turns, plural(run.num_turns as usize)));
+    parts.push(format!(
+        "{} tokens",
+        compact_count(run.usage.input_tokens + run.usage.output_tokens)
+    ));
+    parts.push(format!("${:.4}", run.cost_usd));
     parts.join(" · ")
 }
 
@@ -630,11 +637,11 @@ async fn deliver(
     action: Action,
     params: &ActionParams,
     run_id: &str,
-    outcome: Result<Ran, ServerError>,
+    outcome: Result<RunReport, ServerError>,
 ) {
     let client = &state.client;
-    let Ran { result, changes } = match outcome {
-        Ok(ran) => ran,
+    let report = match outcome {
+        Ok(report) => report,
         Err(err) if err.kind == ErrorKind::CANCELLED => {
             client
                 .show_message(
@@ -650,9 +657,10 @@ async fn deliver(
         }
     };
     let review = state.settings().delivery == Delivery::Review;
-    if review && !changes.is_empty() {
-        crate::lsp_server::handlers::review::propose(state, action, run_id, params, &changes).await;
-    } else if let Some(edit) = result.edit.clone() {
+    if review && !report.changes.is_empty() {
+        let changes = &report.changes;
+        crate::lsp_server::handlers::review::propose(state, action, run_id, params, changes).await;
+    } else if let Some(edit) = report.edit.clone() {
         let params = ApplyWorkspaceEditParams { label: Some(format!("Claude: {action}")), edit };
         match client.send_request::<ApplyWorkspaceEdit>(params).await {
             Ok(response) if response.applied => {}
@@ -676,7 +684,7 @@ async fn deliver(
             }
         }
     }
-    show_text(state, action, params, run_id, &result.text).await;
+    show_text(state, action, params, run_id, &report.text).await;
 }
 
 /// Short answers as a message; long ones as a markdown document when the client can show one,

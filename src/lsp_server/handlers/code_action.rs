@@ -3,14 +3,14 @@
 use serde_json::json;
 
 use crate::lsp_server::state::ServerState;
-use crate::model::prompt::{
-    ActionOptions, AnalyzeOptions, Depth, InstructionKind, Severity, instruction_comments,
-};
+use crate::model::prompt::{InstructionKind, instruction_comments};
 use crate::protocol::lsp::{
     CodeAction, CodeActionKind, CodeActionOrCommand, CodeActionParams, CodeActionResponse, Command,
     Diagnostic, Range, TextDocumentIdentifier,
 };
-use crate::protocol::lsp_ext::{ActionParams, ReviewScope, commands};
+use crate::protocol::lsp_ext::{
+    ActionOptions, ActionParams, AnalyzeOptions, Depth, ReviewScope, Severity, commands,
+};
 
 const FIX_DIAGNOSTICS: &str =
     "Fix the diagnostics listed above, with the smallest change that addresses their cause.";

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use crate::base::error::ServerError;
 use crate::lsp_server::handlers::{actions, review, sessions};
 use crate::lsp_server::state::ServerState;
+use crate::lsp_server::to_proto;
 use crate::model::prompt::Action;
 use crate::protocol::lsp::ExecuteCommandParams;
 use crate::protocol::lsp_ext::{ActionParams, CancelParams, RunInfo, commands};
@@ -72,7 +73,7 @@ pub fn runs(state: &ServerState) -> Value {
         .into_iter()
         .map(|(run_id, entry)| RunInfo {
             run_id,
-            action: entry.action,
+            action: to_proto::action(entry.action),
             uri: entry.uri,
             started_at: entry.started_at,
         })

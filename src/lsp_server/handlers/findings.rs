@@ -10,20 +10,21 @@ use serde_json::{Value, json};
 
 use crate::base::error::{ErrorKind, ServerError};
 use crate::engine::pipeline::ActionOutcome;
+use crate::lsp_server::from_proto;
 use crate::lsp_server::state::ServerState;
 use crate::model::edits::{self, EditCapabilities};
 use crate::model::findings::{
-    self, FileText, FixError, PlaceOptions, Publication, Reviewed, Splice, read_report,
+    self, FileText, Finding, FixError, PlaceOptions, Publication, Reviewed, Splice, read_report,
     summary_text, to_diagnostic,
 };
-use crate::model::prompt::{self, Action};
+use crate::model::prompt::{self, Action, ReviewScope};
 use crate::protocol::lsp::request::ApplyWorkspaceEdit;
 use crate::protocol::lsp::{
     ApplyWorkspaceEditParams, CodeAction, CodeActionKind, CodeActionOrCommand, Command, Diagnostic,
     DocumentChanges, OneOf, OptionalVersionedTextDocumentIdentifier, Range,
     TextDocumentContentChangeEvent, TextDocumentEdit, TextEdit, Uri, WorkspaceEdit,
 };
-use crate::protocol::lsp_ext::{ActionParams, Finding, FindingRef, ReviewScope, commands};
+use crate::protocol::lsp_ext::{ActionParams, FindingRef, commands};
 
 /// The document a run looked at, as it was when the run started.
 pub struct RunTarget<'a> {
@@ -68,7 +69,8 @@ pub fn collect(
     let options = PlaceOptions {
         workspace: target.workspace,
         encoding: state.encoding(),
-        min_severity: (action == Action::Review).then_some(params.options.review.min_severity),
+        min_severity: (action == Action::Review)
+            .then(|| from_proto::action_options(&params.options).review.min_severity),
     };
     let placement =
         findings::place(&report.findings, &options, &mut |path| file_text(state, path, target));
@@ -82,18 +84,6 @@ pub fn collect(
     let text = summary_text(&report, &placement);
     let findings = placement.placed.into_iter().map(|(_, finding)| finding).collect();
     Ok(Some(Collected { text, findings }))
-}
-
-/// The result with the collected findings and answer, when there are any.
-pub fn attach(
-    mut result: crate::protocol::lsp_ext::ActionResult,
-    collected: Option<Collected>,
-) -> crate::protocol::lsp_ext::ActionResult {
-    if let Some(collected) = collected {
-        result.text = collected.text;
-        result.findings = Some(collected.findings);
-    }
-    result
 }
 
 /// What Claude saw of `path` (the target: the text the run started from; other files: the disk)
@@ -137,7 +127,8 @@ pub fn current_text(
 fn reviewed(state: &ServerState, action: Action, params: &ActionParams) -> Option<Reviewed> {
     let path = edits::uri_to_path(&params.text_document.uri).ok()?;
     let selection = params.range.filter(|range| range.start != range.end);
-    let scope = match (action, params.options.review.scope) {
+    let options = from_proto::action_options(&params.options);
+    let scope = match (action, options.review.scope) {
         (Action::Review, scope) => scope,
         (_, Some(scope)) if scope.is_tree() => Some(scope),
         _ => None,
@@ -152,7 +143,7 @@ fn reviewed(state: &ServerState, action: Action, params: &ActionParams) -> Optio
         (ReviewScope::Folder | ReviewScope::Workspace, _) => {
             let workspace = state.workspace_for(&path);
             let directory =
-                prompt::scope_directory(&params.options, &workspace, &path, path.is_dir()).ok()?;
+                prompt::scope_directory(&options, &workspace, &path, path.is_dir()).ok()?;
             Reviewed::Tree { root: directory.map_or(workspace.clone(), |dir| workspace.join(dir)) }
         }
         (ReviewScope::Selection, Some(range)) => {

@@ -19,6 +19,7 @@ use crate::engine::permissions::{Answer, DENY, UserPrompter};
 use crate::engine::pipeline::Activity;
 use crate::lsp_server::handlers::show::open_in_editor;
 use crate::lsp_server::state::ServerState;
+use crate::lsp_server::to_proto;
 use crate::model::answers::write_answer;
 use crate::model::edits;
 use crate::protocol::lsp::{Client, MessageActionItem, MessageType};
@@ -155,5 +156,5 @@ pub fn audit(state: &ServerState, params: Option<AuditParams>) -> Result<AuditRe
             "check that the cache directory is readable",
         )
     })?;
-    Ok(AuditResult { entries })
+    Ok(AuditResult { entries: entries.into_iter().map(to_proto::audit_entry).collect() })
 }

@@ -10,22 +10,24 @@ use serde_json::json;
 use crate::base::error::ServerError;
 use crate::engine::run::RunEnd;
 use crate::lsp_server::state::ServerState;
+use crate::lsp_server::{from_proto, to_proto};
 use crate::model::edits::{self, FileChange};
-use crate::model::prompt::{Action, ActionOptions, instruction_comments};
+use crate::model::prompt::{Action, instruction_comments};
 use crate::model::regions::{ProducedRegion, produced_lines};
 use crate::model::sessions::{
     Loaded, SessionRecord, check_session_id, session_not_found, summarize,
 };
 use crate::model::transcripts;
-use crate::model::usage::UsageLedger;
+use crate::model::usage::{RunUsage, UsageCounts, UsageLedger};
 use crate::protocol::lsp::notification::Notification;
 use crate::protocol::lsp::{
     CodeAction, CodeActionKind, CodeActionOrCommand, Command, MessageType, Position, Range,
     TextDocumentContentChangeEvent, TextDocumentIdentifier, Uri,
 };
 use crate::protocol::lsp_ext::{
-    self, ActionParams, ContinueParams, LastRun, SessionDetail, SessionInfo, SessionParams,
-    SessionsParams, SessionsResult, UsageParams, UsageReport, WorkspaceUsage, commands,
+    self, ActionOptions, ActionParams, ContinueParams, LastRun, SessionDetail, SessionInfo,
+    SessionParams, SessionsParams, SessionsResult, UsageParams, UsageReport, WorkspaceUsage,
+    commands,
 };
 
 /// `claude/sessions` lists at most this many unless asked for more.
@@ -49,8 +51,9 @@ pub async fn sessions(
         found.extend(loaded.value);
     }
     let wanted_path = params.uri.as_ref().and_then(|uri| edits::uri_to_path(uri).ok());
+    let wanted_action = params.action.map(from_proto::action);
     found.retain(|session| {
-        params.action.is_none_or(|action| session.action == action)
+        wanted_action.is_none_or(|action| session.action == action)
             && wanted_path.as_ref().is_none_or(|wanted| {
                 edits::uri_to_path(&session.uri).is_ok_and(|path| path == *wanted)
             })
@@ -82,12 +85,22 @@ pub async fn session(
         })?,
         None => Vec::new(),
     };
+    let messages = messages.into_iter().map(to_proto::transcript_message).collect();
     Ok(SessionDetail { info: session_info(state, record), messages })
 }
 
 /// `claude/usage`.
 pub async fn usage(state: &ServerState, params: UsageParams) -> Result<UsageReport, ServerError> {
-    let workspaces = match &params.uri {
+    let ledgers = ledgers(state, params.uri.as_ref()).await?;
+    Ok(usage_report(state, &ledgers, None))
+}
+
+/// The usage ledger of the workspace of `uri`, else of every workspace folder.
+async fn ledgers(
+    state: &ServerState,
+    uri: Option<&Uri>,
+) -> Result<Vec<(PathBuf, UsageLedger)>, ServerError> {
+    let workspaces = match uri {
         Some(uri) => vec![workspace_of(state, uri)?],
         None => state.workspace_folders(),
     };
@@ -97,13 +110,14 @@ pub async fn usage(state: &ServerState, params: UsageParams) -> Result<UsageRepo
         show_warnings(state, &loaded.warnings).await;
         ledgers.push((workspace, loaded.value));
     }
-    Ok(usage_report(state, &ledgers, None))
+    Ok(ledgers)
 }
 
 /// `claude.showUsage`: the report, also shown as a message.
 pub async fn show_usage(state: &ServerState) -> Result<UsageReport, ServerError> {
-    let report = usage(state, UsageParams::default()).await?;
-    let count = |usage: &crate::model::usage::UsageCounts| {
+    let ledgers = ledgers(state, None).await?;
+    let all = merged(&ledgers);
+    let count = |usage: UsageCounts| {
         format!(
             "${:.4} ({} run{}, {} tokens)",
             usage.cost_usd,
@@ -113,12 +127,25 @@ pub async fn show_usage(state: &ServerState) -> Result<UsageReport, ServerError>
         )
     };
     let mut message =
-        format!("Claude usage today: {}; in all: {}", count(&report.today), count(&report.total));
-    if let Some(budget) = report.daily_budget_usd {
+        format!("Claude usage today: {}; in all: {}", count(all.day(&today())), count(all.total()));
+    if let Some(budget) = state.settings().daily_budget_usd {
         message.push_str(&format!("; daily budget ${budget:.2}"));
     }
     state.client.show_message(MessageType::INFO, message).await;
-    Ok(report)
+    Ok(usage_report(state, &ledgers, None))
+}
+
+fn merged(ledgers: &[(PathBuf, UsageLedger)]) -> UsageLedger {
+    let mut all = UsageLedger::default();
+    for (_, ledger) in ledgers {
+        all.merge(ledger);
+    }
+    all
+}
+
+/// Today (UTC), `YYYY-MM-DD`.
+fn today() -> String {
+    crate::base::time::day(crate::base::time::now_secs())
 }
 
 /// `claude.continue`: the next turn of a conversation as the conversation's action and its
@@ -202,8 +229,7 @@ pub async fn after_run<T>(state: &ServerState, workspace: &Path, end: &RunEnd<T,
     // Only to clients that asked for it (a status bar): others would just log it.
     if state.client_info().usage_notifications {
         let ledgers = [(workspace.to_path_buf(), recorded.ledger.clone())];
-        let last_run = LastRun { session_id: recorded.session.id.clone(), usage: usage.clone() };
-        let report = usage_report(state, &ledgers, Some(last_run));
+        let report = usage_report(state, &ledgers, Some((&recorded.session.id, usage)));
         state.client.send_notification::<DeprecatedUsageNotification>(report.clone()).await;
         state.client.send_notification::<UsageNotification>(report).await;
     }
@@ -226,29 +252,37 @@ impl Notification for DeprecatedUsageNotification {
     const METHOD: &'static str = lsp_ext::DEPRECATED_USAGE_NOTIFICATION;
 }
 
+/// The totals of `ledgers`, and in the notification the run (conversation, usage) that just
+/// ended.
 fn usage_report(
     state: &ServerState,
     ledgers: &[(PathBuf, UsageLedger)],
-    last_run: Option<LastRun>,
+    last_run: Option<(&str, &RunUsage)>,
 ) -> UsageReport {
-    let day = crate::base::time::day(crate::base::time::now_secs());
-    let mut all = UsageLedger::default();
+    let day = today();
+    let all = merged(ledgers);
     let mut workspaces = Vec::new();
     for (workspace, ledger) in ledgers {
-        all.merge(ledger);
         if let Ok(uri) = edits::path_to_uri(workspace) {
-            workspaces.push(WorkspaceUsage { uri, today: ledger.day(&day), total: ledger.total() });
+            workspaces.push(WorkspaceUsage {
+                uri,
+                today: to_proto::usage_counts(ledger.day(&day)),
+                total: to_proto::usage_counts(ledger.total()),
+            });
         }
     }
     UsageReport {
-        today: all.day(&day),
-        total: all.total(),
-        by_day: all.by_day(),
-        by_model: all.by_model(),
+        today: to_proto::usage_counts(all.day(&day)),
+        total: to_proto::usage_counts(all.total()),
+        by_day: to_proto::usage_by(all.by_day()),
+        by_model: to_proto::usage_by(all.by_model()),
         day,
         workspaces,
         daily_budget_usd: state.settings().daily_budget_usd,
-        last_run,
+        last_run: last_run.map(|(session_id, usage)| LastRun {
+            session_id: session_id.to_owned(),
+            usage: to_proto::run_usage(usage.clone()),
+        }),
     }
 }
 
@@ -390,7 +424,7 @@ async fn find_session(state: &ServerState, id: &str, hint: Option<&Uri>) -> Opti
 
 fn session_info(state: &ServerState, record: SessionRecord) -> SessionInfo {
     let live = state.conversations.live(&record.id);
-    SessionInfo { record, live }
+    to_proto::session_info(record, live)
 }
 
 fn workspace_of(state: &ServerState, uri: &Uri) -> Result<PathBuf, ServerError> {

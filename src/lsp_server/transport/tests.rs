@@ -223,7 +223,7 @@ async fn read_answers(client: &mut DuplexStream, count: usize) -> Vec<Value> {
 }
 
 /// The real server on a duplex of `capacity` bytes: the client end, the server task, its cache.
-fn start(capacity: usize) -> (DuplexStream, tokio::task::JoinHandle<()>, tempfile::TempDir) {
+fn start(capacity: usize) -> (DuplexStream, tokio::task::JoinHandle<Ending>, tempfile::TempDir) {
     let cache = tempfile::tempdir().unwrap();
     let options = ServerOptions { cache_dir: cache.path().to_path_buf(), log: None };
     let (client, server_end) = tokio::io::duplex(capacity);
@@ -266,13 +266,17 @@ async fn over_a_duplex_every_bad_message_is_answered_and_reading_goes_on_until_e
     expected.sort();
     assert_eq!(codes, expected);
     drop(client);
-    tokio::time::timeout(Duration::from_secs(60), server).await.unwrap().unwrap();
+    let ending = tokio::time::timeout(Duration::from_secs(60), server).await.unwrap().unwrap();
+    assert_eq!(ending, Ending::Gone);
 }
 
 #[tokio::test]
 async fn exit_ends_serving_with_the_input_still_open() {
     let (mut client, server, _cache) = start(1024);
     client.write_all(&framed(br#"{"jsonrpc":"2.0","method":"exit"}"#)).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(60), server).await.unwrap().unwrap();
+    let ending = tokio::time::timeout(Duration::from_secs(60), server).await.unwrap().unwrap();
+    // No `shutdown` came first: LSP's exit code 1.
+    assert_eq!(ending, Ending::Exit { after_shutdown: false });
+    assert_eq!(ending.exit_code(), 1);
     drop(client);
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use claude_lsp::lsp_server::server::ServerOptions;
+use claude_lsp::lsp_server::transport::Ending;
 use claude_lsp::protocol::lsp::notification::{
     Cancel, DidChangeTextDocument, DidOpenTextDocument, Exit, Initialized, Notification,
 };
@@ -109,7 +110,7 @@ pub struct TestClient {
     arrived: Arc<Notify>,
     behaviour: Arc<Mutex<Behaviour>>,
     next_id: i64,
-    server: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<Ending>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -373,10 +374,11 @@ impl TestClient {
     pub async fn finish(mut self) {
         self.request::<Shutdown>(()).await.expect("shutdown failed");
         self.notify::<Exit>(()).await;
-        tokio::time::timeout(WAIT, &mut self.server)
+        let ending = tokio::time::timeout(WAIT, &mut self.server)
             .await
             .expect("the server kept serving after exit")
             .expect("the server task panicked");
+        assert_eq!(ending, Ending::Exit { after_shutdown: true });
         // Read what the server wrote before it ended: a message still in the pipe must count.
         tokio::time::timeout(WAIT, &mut self.reader)
             .await
