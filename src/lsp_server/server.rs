@@ -9,15 +9,45 @@ pub use crate::lsp_server::state::ServerOptions;
 use crate::lsp_server::state::ServerState;
 use crate::lsp_server::transport::Ending;
 use crate::model::prompt::Action;
+use crate::protocol::lsp::jsonrpc::Method;
 use crate::protocol::lsp::jsonrpc::Result;
+use crate::protocol::lsp::request::Request;
 use crate::protocol::lsp::*;
-use crate::protocol::lsp_ext::{self, ActionParams, ActionResult};
+use crate::protocol::lsp_ext::{self, ActionParams, ActionResult, requests as ext};
 
 /// Requests run concurrently up to this many; long Claude runs must never stall `didChange`.
 const CONCURRENCY: usize = 256;
 
 pub struct Backend {
     state: Arc<ServerState>,
+}
+
+/// Registers a handler for a typed custom request of `lsp_ext::requests`: the method name, the
+/// parameters and the result all come from the request type, so no handler can answer another
+/// shape than the protocol declares.
+trait TypedRequests {
+    fn request<R, F>(self, handler: F) -> Self
+    where
+        R: Request,
+        F: for<'a> Method<&'a Backend, (R::Params,), Result<R::Result>>
+            + Clone
+            + Send
+            + Sync
+            + 'static;
+}
+
+impl TypedRequests for LspServiceBuilder<Backend> {
+    fn request<R, F>(self, handler: F) -> Self
+    where
+        R: Request,
+        F: for<'a> Method<&'a Backend, (R::Params,), Result<R::Result>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.custom_method(R::METHOD, handler)
+    }
 }
 
 /// Serve LSP on `input`/`output` until `exit` or the end of the input (see `transport`). The
@@ -33,16 +63,16 @@ where
         let _ = built.set(Arc::clone(&state));
         Backend { state }
     })
-    .custom_method(lsp_ext::GENERATE, Backend::generate)
-    .custom_method(lsp_ext::ANALYZE, Backend::analyze)
-    .custom_method(lsp_ext::REFACTOR, Backend::refactor)
-    .custom_method(lsp_ext::REVIEW, Backend::review)
-    .custom_method(lsp_ext::RUNS, Backend::runs)
-    .custom_method(lsp_ext::METRICS, Backend::metrics)
-    .custom_method(lsp_ext::AUDIT, Backend::audit)
-    .custom_method(lsp_ext::SESSIONS, Backend::sessions)
-    .custom_method(lsp_ext::SESSION, Backend::session)
-    .custom_method(lsp_ext::USAGE, Backend::usage)
+    .request::<ext::Generate, _>(Backend::generate)
+    .request::<ext::Analyze, _>(Backend::analyze)
+    .request::<ext::Refactor, _>(Backend::refactor)
+    .request::<ext::Review, _>(Backend::review)
+    .request::<ext::Runs, _>(Backend::runs)
+    .request::<ext::Metrics, _>(Backend::metrics)
+    .request::<ext::Audit, _>(Backend::audit)
+    .request::<ext::Sessions, _>(Backend::sessions)
+    .request::<ext::Session, _>(Backend::session)
+    .request::<ext::Usage, _>(Backend::usage)
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
     .finish();
     let ending =
@@ -72,7 +102,7 @@ impl Backend {
         Ok(actions::request(self.state.clone(), Action::Review, params).await?)
     }
 
-    async fn runs(&self, _params: Option<serde_json::Value>) -> Result<serde_json::Value> {
+    async fn runs(&self, _params: Option<serde_json::Value>) -> Result<lsp_ext::RunsResult> {
         Ok(handlers::commands::runs(&self.state))
     }
 

@@ -8,9 +8,14 @@ use serde_json::json;
 
 use crate::base::error::ServerError;
 use crate::base::secrets::redacted;
+use crate::engine::breaker::CircuitSnapshot;
 use crate::engine::conversations::LiveProcess;
-use crate::engine::metrics::{Bucket, HistogramSnapshot, MetricsReport};
+use crate::engine::metrics::{
+    Bucket, HistogramSnapshot, MetricsReport, MetricsSnapshot, RetryCounts,
+};
 use crate::engine::pipeline::OutputKind;
+use crate::engine::pool::PoolStats;
+use crate::engine::scheduler::SchedulerStats;
 use crate::model::audit::{AuditEntry, DecidedBy, Decision};
 use crate::model::edits::{self, FileChange};
 use crate::model::sessions::{Outcome, RunRecord, SessionRecord};
@@ -176,48 +181,53 @@ pub fn audit_entry(entry: AuditEntry) -> lsp_ext::AuditEntry {
 
 /// `claude/metrics`: the counters, the queue, the circuit breaker and the warm pool.
 pub fn metrics_report(report: MetricsReport) -> lsp_ext::MetricsReport {
+    // Taken apart field by field, so a field the domain gains cannot be left off the wire.
     let MetricsReport { metrics, scheduler, circuit, pool } = report;
+    let MetricsSnapshot {
+        uptime_secs,
+        requests,
+        duration_ms,
+        queue_wait_ms,
+        retries,
+        recoveries,
+        tokens,
+        cost_usd,
+    } = metrics;
+    let SchedulerStats { max_concurrent, running, queued } = scheduler;
+    let CircuitSnapshot { state, consecutive_failures, times_opened, retry_in_secs, cause } =
+        circuit;
+    let PoolStats { warm, filling, hits, misses, recycled, started, discarded } = pool;
+    let counts = |counts: RetryCounts| lsp_ext::RetryCounts {
+        total: counts.total,
+        by_reason: counts.by_reason,
+    };
     lsp_ext::MetricsReport {
         metrics: lsp_ext::MetricsSnapshot {
-            uptime_secs: metrics.uptime_secs,
+            uptime_secs,
             requests: lsp_ext::RequestCounts {
-                total: metrics.requests.total,
-                by_action: metrics.requests.by_action,
+                total: requests.total,
+                by_action: requests.by_action,
             },
-            duration_ms: histogram(metrics.duration_ms),
-            queue_wait_ms: histogram(metrics.queue_wait_ms),
-            retries: lsp_ext::RetryCounts {
-                total: metrics.retries.total,
-                by_reason: metrics.retries.by_reason,
-            },
+            duration_ms: histogram(duration_ms),
+            queue_wait_ms: histogram(queue_wait_ms),
+            retries: counts(retries),
+            recoveries: counts(recoveries),
             tokens: lsp_ext::TokenCounts {
-                input: metrics.tokens.input,
-                output: metrics.tokens.output,
-                cache_read: metrics.tokens.cache_read,
+                input: tokens.input,
+                output: tokens.output,
+                cache_read: tokens.cache_read,
             },
-            cost_usd: metrics.cost_usd,
+            cost_usd,
         },
-        scheduler: lsp_ext::SchedulerStats {
-            max_concurrent: scheduler.max_concurrent,
-            running: scheduler.running,
-            queued: scheduler.queued,
-        },
+        scheduler: lsp_ext::SchedulerStats { max_concurrent, running, queued },
         circuit: lsp_ext::CircuitSnapshot {
-            state: circuit.state.to_owned(),
-            consecutive_failures: circuit.consecutive_failures,
-            times_opened: circuit.times_opened,
-            retry_in_secs: circuit.retry_in_secs,
-            cause: circuit.cause,
+            state: state.to_owned(),
+            consecutive_failures,
+            times_opened,
+            retry_in_secs,
+            cause,
         },
-        pool: lsp_ext::PoolStats {
-            warm: pool.warm,
-            filling: pool.filling,
-            hits: pool.hits,
-            misses: pool.misses,
-            recycled: pool.recycled,
-            started: pool.started,
-            discarded: pool.discarded,
-        },
+        pool: lsp_ext::PoolStats { warm, filling, hits, misses, recycled, started, discarded },
     }
 }
 

@@ -2,7 +2,7 @@
 
 pub use tower_lsp_server::jsonrpc;
 pub use tower_lsp_server::ls_types::*;
-pub use tower_lsp_server::{Client, ClientSocket, LanguageServer, LspService};
+pub use tower_lsp_server::{Client, ClientSocket, LanguageServer, LspService, LspServiceBuilder};
 
 /// JSON-schema stand-ins for LSP types, for `#[schemars(with = …)]` on our protocol types. The
 /// schema only names them (`tsType`): TypeScript takes them from `vscode-languageserver-protocol`.

@@ -45,6 +45,75 @@ pub const DEPRECATED_USAGE_NOTIFICATION: &str = "claude/usage";
 pub const REQUESTS: &[&str] =
     &[GENERATE, ANALYZE, REFACTOR, REVIEW, RUNS, METRICS, AUDIT, SESSIONS, SESSION, USAGE];
 
+/// The custom requests and notifications as types, as in rust-analyzer's `lsp/ext.rs`: each
+/// names its method, parameters and result, so the server's handlers and the tests' client take
+/// exactly these shapes. Requests whose parameters may be left out take an `Option`.
+pub mod requests {
+    use crate::protocol::lsp::notification::Notification;
+    use crate::protocol::lsp::request::Request;
+
+    use super::*;
+
+    macro_rules! request {
+        ($(#[$doc:meta])* $name:ident, $method:expr, $params:ty => $result:ty) => {
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub enum $name {}
+
+            impl Request for $name {
+                type Params = $params;
+                type Result = $result;
+                const METHOD: &'static str = $method;
+            }
+        };
+    }
+
+    macro_rules! notification {
+        ($(#[$doc:meta])* $name:ident, $method:expr, $params:ty) => {
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub enum $name {}
+
+            impl Notification for $name {
+                type Params = $params;
+                const METHOD: &'static str = $method;
+            }
+        };
+    }
+
+    request!(Generate, GENERATE, ActionParams => ActionResult);
+    request!(Analyze, ANALYZE, ActionParams => ActionResult);
+    request!(Refactor, REFACTOR, ActionParams => ActionResult);
+    request!(Review, REVIEW, ActionParams => ActionResult);
+    request!(
+        /// The runs in progress.
+        Runs, RUNS, Option<serde_json::Value> => RunsResult
+    );
+    request!(Metrics, METRICS, Option<serde_json::Value> => MetricsReport);
+    request!(Audit, AUDIT, Option<AuditParams> => AuditResult);
+    request!(Sessions, SESSIONS, Option<SessionsParams> => SessionsResult);
+    request!(Session, SESSION, SessionParams => SessionDetail);
+    request!(Usage, USAGE, Option<UsageParams> => UsageReport);
+
+    notification!(
+        /// The agent's full stream, for rich clients.
+        Output, OUTPUT_NOTIFICATION, OutputParams
+    );
+    notification!(
+        /// Usage totals after each run, for status bars.
+        UsageChanged, USAGE_NOTIFICATION, UsageReport
+    );
+    #[allow(deprecated)] // sent on purpose, for one release
+    mod deprecated {
+        use super::*;
+        notification!(
+            /// [`UsageChanged`] under its old name, for clients of the previous release.
+            DeprecatedUsageChanged, DEPRECATED_USAGE_NOTIFICATION, UsageReport
+        );
+    }
+    pub use deprecated::DeprecatedUsageChanged;
+}
+
 pub mod commands {
     pub const GENERATE: &str = "claude.generate";
     pub const ANALYZE: &str = "claude.analyze";
@@ -585,6 +654,12 @@ pub struct OutputParams {
     pub tool: Option<String>,
 }
 
+/// `claude/runs` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunsResult {
+    pub runs: Vec<RunInfo>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunInfo {
@@ -686,6 +761,9 @@ pub struct MetricsSnapshot {
     /// Time spent waiting for a free slot (and for the rate limit).
     pub queue_wait_ms: HistogramSnapshot,
     pub retries: RetryCounts,
+    /// Runs resumed after a hung API call or a crashed CLI, or retried smaller after the context
+    /// overflowed (`byReason`: the error kind that was recovered from).
+    pub recoveries: RetryCounts,
     pub tokens: TokenCounts,
     pub cost_usd: f64,
 }

@@ -12,6 +12,7 @@ use crate::support::workspace::{Workspace, cli_cwd};
 use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
 use claude_lsp::protocol::lsp::request::ExecuteCommand;
 use claude_lsp::protocol::lsp::{DidChangeConfigurationParams, ExecuteCommandParams};
+use claude_lsp::protocol::lsp_ext::{SessionParams, requests};
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 
@@ -227,6 +228,38 @@ async fn analyze_and_review_run_read_only_in_the_real_workspace() {
     let tools = requests[0].tool_names();
     assert!(tools.contains(&"Read".to_owned()), "{tools:?}");
     assert!(!tools.iter().any(|t| t == "Edit" || t == "Write"), "read-only run got {tools:?}");
+    ws.client.drain().await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn every_custom_request_answers_with_the_type_the_protocol_declares() {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        Turn::text("It adds two numbers."),
+        full_capabilities(),
+        json!({}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    let params = serde_json::from_value(json!({"textDocument": {"uri": uri}})).unwrap();
+    // `request::<R>` fails unless the answer parses as `R::Result`.
+    let analyzed = ws.client.request::<requests::Analyze>(params).await.unwrap();
+    assert!(analyzed.text.starts_with("It adds two numbers."), "{analyzed:?}");
+    assert!(analyzed.metadata.num_turns >= 1, "{analyzed:?}");
+    let runs = ws.client.request::<requests::Runs>(None).await.unwrap();
+    assert!(runs.runs.is_empty(), "{runs:?}");
+    let metrics = ws.client.request::<requests::Metrics>(None).await.unwrap();
+    assert_eq!(metrics.metrics.requests.total, 1, "{metrics:?}");
+    let session_id = analyzed.session_id.clone();
+    let sessions = ws.client.request::<requests::Sessions>(None).await.unwrap();
+    assert!(sessions.sessions.iter().any(|s| s.record.id == session_id), "{sessions:?}");
+    let session = SessionParams { session_id };
+    let detail = ws.client.request::<requests::Session>(session).await.unwrap();
+    assert!(!detail.messages.is_empty(), "{detail:?}");
+    let usage = ws.client.request::<requests::Usage>(None).await.unwrap();
+    assert_eq!(usage.today.runs, 1, "{usage:?}");
+    ws.client.request::<requests::Audit>(None).await.unwrap();
     ws.client.drain().await;
     ws.client.finish().await;
 }

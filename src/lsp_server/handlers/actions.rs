@@ -32,8 +32,7 @@ use crate::model::settings::Delivery;
 use crate::protocol::lsp::request::ApplyWorkspaceEdit;
 use crate::protocol::lsp::{ApplyWorkspaceEditParams, MessageType, Uri, WorkspaceEdit};
 use crate::protocol::lsp_ext::{
-    ActionParams, ActionResult, OUTPUT_NOTIFICATION, OutputKind as WireKind, OutputParams,
-    RunStarted,
+    ActionParams, ActionResult, OutputKind as WireKind, OutputParams, RunStarted, requests,
 };
 
 /// A run's answer as the LSP face holds it: returned as an [`ActionResult`], or applied and
@@ -366,7 +365,7 @@ impl OutputSender {
             text,
             tool,
         };
-        self.client.send_notification::<OutputNotification>(params).await;
+        self.client.send_notification::<requests::Output>(params).await;
     }
 }
 
@@ -391,15 +390,7 @@ async fn output_answer(
         text: secrets::redacted(&text),
         tool: None,
     };
-    state.client.send_notification::<OutputNotification>(params).await;
-}
-
-/// `claude/output` as a typed notification.
-enum OutputNotification {}
-
-impl crate::protocol::lsp::notification::Notification for OutputNotification {
-    type Params = OutputParams;
-    const METHOD: &'static str = OUTPUT_NOTIFICATION;
+    state.client.send_notification::<requests::Output>(params).await;
 }
 
 fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerError> {

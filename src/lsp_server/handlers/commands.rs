@@ -11,7 +11,7 @@ use crate::lsp_server::state::ServerState;
 use crate::lsp_server::to_proto;
 use crate::model::prompt::Action;
 use crate::protocol::lsp::ExecuteCommandParams;
-use crate::protocol::lsp_ext::{ActionParams, CancelParams, RunInfo, commands};
+use crate::protocol::lsp_ext::{ActionParams, CancelParams, RunInfo, RunsResult, commands};
 
 pub async fn execute(
     state: &Arc<ServerState>,
@@ -67,7 +67,7 @@ pub async fn execute(
 }
 
 /// `claude/runs`: the runs in flight.
-pub fn runs(state: &ServerState) -> Value {
+pub fn runs(state: &ServerState) -> RunsResult {
     let runs: Vec<RunInfo> = state
         .runs()
         .into_iter()
@@ -78,7 +78,7 @@ pub fn runs(state: &ServerState) -> Value {
             started_at: entry.started_at,
         })
         .collect();
-    json!({ "runs": runs })
+    RunsResult { runs }
 }
 
 fn argument<T: DeserializeOwned>(command: &str, arguments: Vec<Value>) -> Result<T, ServerError> {

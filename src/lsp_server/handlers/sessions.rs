@@ -19,15 +19,14 @@ use crate::model::sessions::{
 };
 use crate::model::transcripts;
 use crate::model::usage::{RunUsage, UsageCounts, UsageLedger};
-use crate::protocol::lsp::notification::Notification;
 use crate::protocol::lsp::{
     CodeAction, CodeActionKind, CodeActionOrCommand, Command, MessageType, Position, Range,
     TextDocumentContentChangeEvent, TextDocumentIdentifier, Uri,
 };
 use crate::protocol::lsp_ext::{
-    self, ActionOptions, ActionParams, ContinueParams, LastRun, SessionDetail, SessionInfo,
+    ActionOptions, ActionParams, ContinueParams, LastRun, SessionDetail, SessionInfo,
     SessionParams, SessionsParams, SessionsResult, UsageParams, UsageReport, WorkspaceUsage,
-    commands,
+    commands, requests,
 };
 
 /// `claude/sessions` lists at most this many unless asked for more.
@@ -230,26 +229,9 @@ pub async fn after_run<T>(state: &ServerState, workspace: &Path, end: &RunEnd<T,
     if state.client_info().usage_notifications {
         let ledgers = [(workspace.to_path_buf(), recorded.ledger.clone())];
         let report = usage_report(state, &ledgers, Some((&recorded.session.id, usage)));
-        state.client.send_notification::<DeprecatedUsageNotification>(report.clone()).await;
-        state.client.send_notification::<UsageNotification>(report).await;
+        state.client.send_notification::<requests::DeprecatedUsageChanged>(report.clone()).await;
+        state.client.send_notification::<requests::UsageChanged>(report).await;
     }
-}
-
-/// `claude/usageChanged` as a typed notification.
-enum UsageNotification {}
-
-impl Notification for UsageNotification {
-    type Params = UsageReport;
-    const METHOD: &'static str = lsp_ext::USAGE_NOTIFICATION;
-}
-
-/// The same under its old name, `claude/usage`, for clients of the previous release.
-enum DeprecatedUsageNotification {}
-
-impl Notification for DeprecatedUsageNotification {
-    type Params = UsageReport;
-    #[allow(deprecated)] // sent on purpose, for one release
-    const METHOD: &'static str = lsp_ext::DEPRECATED_USAGE_NOTIFICATION;
 }
 
 /// The totals of `ledgers`, and in the notification the run (conversation, usage) that just
