@@ -421,7 +421,9 @@ impl Runner {
                 .mcp_servers
                 .clone()
                 .map(|servers| serde_json::json!({"mcpServers": servers})),
+            system_prompt: settings.system_prompt.clone(),
             append_system_prompt: Some(append),
+            agents: settings.agents.clone(),
             add_dirs: settings.additional_directories.clone(),
             resume: request.resume.clone(),
             fork_session: request.fork && request.resume.is_some(),

@@ -17,6 +17,7 @@
 
 mod support;
 
+mod agents_e2e;
 mod code_actions_e2e;
 mod containment_git;
 mod doctor;

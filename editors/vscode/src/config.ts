@@ -38,6 +38,9 @@ export const SERVER_SETTINGS = [
     'circuitFailureThreshold',
     'circuitCooldownSecs',
     'dangerouslyAllowUnsandboxedBash',
+    'systemPrompt',
+    'agents',
+    'resultCache',
 ] as const;
 
 export type ServerSettingName = (typeof SERVER_SETTINGS)[number];
