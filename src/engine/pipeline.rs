@@ -20,6 +20,7 @@ use crate::claude::session::{
 use crate::engine::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::engine::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
 use crate::engine::pool::{self, Returnable, WarmPool};
+use crate::engine::result_cache::ResultCache;
 use crate::engine::retry::{Resilience, RetryLoop, RetryPolicy};
 use crate::engine::staging::{StagingManager, StagingSettings};
 use crate::model::activity::{self, TextProgress};
@@ -60,6 +61,26 @@ pub struct ActionRequest {
     pub fork: bool,
 }
 
+impl ActionRequest {
+    /// The prompt the agent gets; `edit_root`: the staging mirror an edit action works in.
+    pub fn prompt(&self, edit_root: Option<&Path>) -> Result<String, ServerError> {
+        prompt::build_prompt(&PromptContext {
+            action: self.action,
+            workspace_root: &self.workspace,
+            file_path: &self.file,
+            language_id: &self.language_id,
+            text: &self.text,
+            selection: self.selection.clone(),
+            diagnostics: &self.diagnostics,
+            instruction: self.instruction.as_deref(),
+            edit_root,
+            options: self.options.clone(),
+            changes_diff: self.changes_diff.as_deref(),
+        })
+        .map_err(ServerError::from)
+    }
+}
+
 /// What the user sees of a run as it happens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Activity {
@@ -92,6 +113,8 @@ pub struct ActionOutcome {
     pub result: RunResult,
     /// What the run used, per model too.
     pub usage: RunUsage,
+    /// Answered from the result cache (result_cache.rs): no API call, no cost.
+    pub cached: bool,
 }
 
 /// The long-lived parts a run uses.
@@ -110,6 +133,8 @@ pub struct Runner {
     pub conversations: Option<Arc<Conversations>>,
     /// The session index and usage ledger every run is recorded in (and budgeted against).
     pub sessions: Arc<sessions::SessionStore>,
+    /// Earlier analyze and review answers by their inputs; `None`: no cache.
+    pub results: Option<ResultCache>,
 }
 
 impl Runner {
@@ -150,20 +175,7 @@ impl Runner {
             None
         };
         let cwd = lease.as_ref().map_or(request.workspace.as_path(), |lease| lease.root());
-        let prompt = prompt::build_prompt(&PromptContext {
-            action: request.action,
-            workspace_root: &request.workspace,
-            file_path: &request.file,
-            language_id: &request.language_id,
-            text: &request.text,
-            selection: request.selection.clone(),
-            diagnostics: &request.diagnostics,
-            instruction: request.instruction.as_deref(),
-            edit_root: lease.as_ref().map(|lease| lease.root()),
-            options: request.options.clone(),
-            changes_diff: request.changes_diff.as_deref(),
-        })
-        .map_err(ServerError::from)?;
+        let prompt = request.prompt(lease.as_ref().map(|lease| lease.root()))?;
 
         let config = self.session_config(request, cwd, may_edit);
         let to_user_path =
@@ -221,7 +233,7 @@ impl Runner {
             })?,
             None => Vec::new(),
         };
-        Ok(ActionOutcome { text: map_text(&result.text), changes, result, usage })
+        Ok(ActionOutcome { text: map_text(&result.text), changes, result, usage, cached: false })
     }
 
     /// One turn, in the right process, then the process's fate: after a successful turn it

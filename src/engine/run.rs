@@ -2,15 +2,19 @@
 //! the daily budget (`dailyBudgetUsd`), the pipeline (staging, prompt, CLI, retries; each
 //! permission decision goes to the audit log as it is made), the containment check of the
 //! changes, the face's own finish (a `WorkspaceEdit`, files written to disk), and then the run's
-//! place in the books: the session index and the usage ledger.
+//! place in the books: the session index and the usage ledger. An analyze or review whose inputs
+//! are unchanged is answered from the result cache instead (result_cache.rs): no API call, nothing
+//! to record.
 
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::base::error::{ErrorKind, ServerError};
+use crate::claude::session::{RunResult, Usage};
 use crate::engine::permissions::check_changes_inside;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
+use crate::engine::result_cache::{self, CacheInputs, CachedAnswer, ResultCache};
 use crate::model::sessions::{FinishedRun, Outcome, Recorded, summarize};
 use crate::model::usage::{RunUsage, check_daily_budget};
 use crate::protocol::lsp::{Range, Uri};
@@ -24,6 +28,8 @@ pub struct RunRequest {
     pub range: Option<Range>,
     /// When the user asked (before any wait in the queue), RFC 3339.
     pub started_at: String,
+    /// Run even when the result cache holds an answer (the request's `noCache`).
+    pub no_cache: bool,
 }
 
 /// What a face made of a run, as the session index records it.
@@ -72,6 +78,17 @@ impl Runner {
         finish: impl FnOnce(ActionOutcome) -> Result<T, E>,
     ) -> RunEnd<T, E> {
         let mut warnings = Vec::new();
+        let cache = self.cache_slot(request);
+        if let Some((cache, key)) = &cache
+            && let Some(hit) = cache.get(key)
+        {
+            on_activity(Activity::Status(format!(
+                "Cached: the inputs are unchanged since {}; no API call",
+                hit.created_at
+            )));
+            let result = finish(cached_outcome(hit));
+            return RunEnd { result, usage: None, recorded: None, warnings };
+        }
         let mut seen: Option<(String, PathBuf)> = None;
         let outcome = match self.check_budget(&request.action.workspace, &mut warnings) {
             Err(err) => Err(err),
@@ -93,9 +110,42 @@ impl Runner {
                 Ok(outcome)
             })
             .map_err(E::from)
-            .and_then(finish);
+            .and_then(|outcome| {
+                let kept =
+                    cache.as_ref().map(|slot| (slot, outcome.text.clone(), outcome.result.clone()));
+                let answer = finish(outcome)?;
+                // Only an answer the face could use is worth giving again.
+                if let Some(((cache, key), text, result)) = kept
+                    && let Err(err) = cache.put(key, &text, &result)
+                {
+                    tracing::warn!(%err, "could not keep the answer in the result cache");
+                }
+                Ok(answer)
+            });
         let recorded = self.record(request, seen, &result, usage.clone(), &mut warnings);
         RunEnd { result, usage, recorded, warnings }
+    }
+
+    /// The result cache and this run's key in it, when the run may be answered from it (and
+    /// its answer kept): the cache is on (`resultCache`), the request did not bypass it, and
+    /// the run is one that can be cached (result_cache.rs).
+    fn cache_slot(&self, request: &RunRequest) -> Option<(&ResultCache, String)> {
+        let cache = self.results.as_ref().filter(|_| self.settings.result_cache)?;
+        if request.no_cache {
+            return None;
+        }
+        let action = &request.action;
+        let prompt = action.prompt(None).ok()?;
+        let key = result_cache::key(&CacheInputs {
+            action: action.action,
+            workspace: &action.workspace,
+            options: &action.options,
+            follow_up: action.resume.is_some(),
+            prompt: &prompt,
+            settings: &self.settings,
+            cli_version: &self.cli.version.to_string(),
+        })?;
+        Some((cache, key))
     }
 
     /// Refuse a run when its workspace has spent today's `dailyBudgetUsd`.
@@ -167,6 +217,29 @@ impl Runner {
                 None
             }
         }
+    }
+}
+
+/// A cached answer as the outcome of a run that cost nothing.
+fn cached_outcome(answer: CachedAnswer) -> ActionOutcome {
+    let result = RunResult {
+        session_id: answer.session_id,
+        text: answer.text.clone(),
+        structured_output: answer.structured_output,
+        usage: Usage::default(),
+        cost_usd: 0.0,
+        num_turns: 0,
+        duration_ms: 0,
+        model: answer.model,
+        permission_denials: Vec::new(),
+        raw: serde_json::Value::Null,
+    };
+    ActionOutcome {
+        text: answer.text,
+        changes: Vec::new(),
+        result,
+        usage: RunUsage::default(),
+        cached: true,
     }
 }
 

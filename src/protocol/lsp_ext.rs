@@ -92,6 +92,9 @@ pub struct ActionParams {
     /// depth / includeTests (analyze), minSeverity / scope / fix (review), directory (generate).
     #[serde(flatten)]
     pub options: ActionOptions,
+    /// Run even when the result cache holds an answer for these inputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -121,6 +124,10 @@ pub struct RunMetadata {
     pub cost_usd: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Answered from the result cache: the inputs are unchanged, no API call was made (the
+    /// counts above are then zero).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// The result of the four action requests.
@@ -341,6 +348,7 @@ impl ActionOutcome {
             cache_read_tokens: result.usage.cache_read_tokens,
             cost_usd: result.cost_usd,
             model: result.model.clone(),
+            cached: self.cached,
         }
     }
 }

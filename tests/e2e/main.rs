@@ -32,6 +32,7 @@ mod lsp_e2e;
 mod permissions_e2e;
 mod pool;
 mod resilience;
+mod result_cache_e2e;
 mod sandbox_e2e;
 mod secrets_e2e;
 mod server_process;

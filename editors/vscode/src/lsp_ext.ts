@@ -46,6 +46,8 @@ export interface ActionParams {
     fix?: boolean;
     /** generate: where new files go, relative to the workspace */
     directory?: string;
+    /** Run even when the result cache holds an answer for these inputs (analyze, review). */
+    noCache?: boolean;
 }
 
 export type FileAction = 'created' | 'modified' | 'deleted' | 'renamed';
@@ -63,6 +65,8 @@ export interface RunMetadata {
     cacheReadTokens: number;
     costUsd: number;
     model?: string;
+    /** Answered from the result cache: no API call (the counts are zero). */
+    cached?: boolean;
 }
 
 export type Category = 'bug' | 'security' | 'performance' | 'correctness' | 'maintainability' | 'style' | 'test';

@@ -173,8 +173,13 @@ async fn run_pipeline(
         Ok(prepared) => prepared,
         Err(err) => return RunEnd::failed(err),
     };
-    let request =
-        RunRequest { action: request, uri: target.uri.clone(), range: params.range, started_at };
+    let request = RunRequest {
+        action: request,
+        uri: target.uri.clone(),
+        range: params.range,
+        started_at,
+        no_cache: params.no_cache,
+    };
 
     // Activities are reported from a sync callback; forward them in order on one task.
     let (tx, mut rx) = mpsc::unbounded_channel::<Activity>();
@@ -568,6 +573,9 @@ fn summary(result: &ActionResult) -> String {
     parts.push(format!("{} turn{}", meta.num_turns, plural(meta.num_turns as usize)));
     parts.push(format!("{} tokens", compact_count(meta.input_tokens + meta.output_tokens)));
     parts.push(format!("${:.4}", meta.cost_usd));
+    if meta.cached {
+        parts.push("cached".to_owned());
+    }
     parts.join(" · ")
 }
 

@@ -150,6 +150,7 @@ pub async fn continuation(
         work_done_token: params.work_done_token,
         diagnostics: Vec::new(),
         options: ActionOptions::default(),
+        no_cache: false,
     };
     Ok((record.action, action_params))
 }
