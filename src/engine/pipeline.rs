@@ -61,6 +61,16 @@ pub struct ActionRequest {
     pub fork: bool,
 }
 
+impl Runner {
+    /// What a run of `request` will likely cost, before it starts: an estimate from the
+    /// prompt's size and the model's price (model/usage.rs).
+    pub fn estimate(&self, request: &ActionRequest) -> Result<usage::CostEstimate, ServerError> {
+        let prompt = request.prompt(None)?;
+        let edit = request.action.is_edit();
+        Ok(usage::estimate(prompt.chars().count(), edit, self.settings.model.as_deref()))
+    }
+}
+
 impl ActionRequest {
     /// The prompt the agent gets; `edit_root`: the staging mirror an edit action works in.
     pub fn prompt(&self, edit_root: Option<&Path>) -> Result<String, ServerError> {

@@ -248,6 +248,105 @@ pub fn check_daily_budget(spent_today: f64, budget: Option<f64>) -> Result<(), S
     }
 }
 
+/// Prices of a model family, US dollars per million tokens (Anthropic's list prices; cache reads
+/// and writes, which the CLI uses heavily, cost less and more: an estimate ignores them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    /// The family the price is for, as the estimate names it.
+    pub family: &'static str,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+const OPUS: Price = Price { family: "Opus", input_per_mtok: 5.0, output_per_mtok: 25.0 };
+const OPUS_OLD: Price =
+    Price { family: "Opus (4.1 and older)", input_per_mtok: 15.0, output_per_mtok: 75.0 };
+const SONNET: Price = Price { family: "Sonnet", input_per_mtok: 3.0, output_per_mtok: 15.0 };
+const HAIKU: Price = Price { family: "Haiku", input_per_mtok: 1.0, output_per_mtok: 5.0 };
+const HAIKU_3_5: Price = Price { family: "Haiku 3.5", input_per_mtok: 0.8, output_per_mtok: 4.0 };
+const HAIKU_3: Price = Price { family: "Haiku 3", input_per_mtok: 0.25, output_per_mtok: 1.25 };
+
+/// The price of `model` (a name or an alias). Unknown models and the CLI's default are priced as
+/// Sonnet.
+pub fn price(model: Option<&str>) -> Price {
+    let name = model.unwrap_or_default().to_ascii_lowercase();
+    if name.contains("opus") {
+        let old =
+            ["opus-4-0", "opus-4-1", "opus-4-2025", "3-opus"].iter().any(|m| name.contains(m))
+                || name == "claude-opus-4";
+        if old { OPUS_OLD } else { OPUS }
+    } else if name.contains("haiku") {
+        if name.contains("3-5-haiku") {
+            HAIKU_3_5
+        } else if name.contains("3-haiku") {
+            HAIKU_3
+        } else {
+            HAIKU
+        }
+    } else {
+        SONNET
+    }
+}
+
+/// What the CLI sends besides the prompt on a run's first API call, in tokens: its system prompt
+/// and tool definitions. Measured once with the pinned CLI 2.1.330 against the fake API (the whole
+/// request body at 4 characters a token): an analyze whose prompt was ~2,800 tokens sent ~22,100,
+/// so ~19,300 of overhead for a read-only tool set. The edit tool set adds the Edit and Write
+/// tools: an allowance of 2,000, not measured. `tests/e2e/cost_e2e.rs` checks the estimate of a
+/// real run.
+pub const CLI_OVERHEAD_TOKENS_READ_ONLY: u64 = 19_000;
+pub const CLI_OVERHEAD_TOKENS_EDIT: u64 = 21_000;
+
+/// Characters per token, as a rule of thumb for code and English.
+const CHARS_PER_TOKEN: u64 = 4;
+/// The answer in the cheap case, and the answer and turns in the dear one.
+const LOW_OUTPUT_TOKENS: u64 = 200;
+const HIGH_OUTPUT_TOKENS: u64 = 2_000;
+const HIGH_TURNS: u64 = 3;
+
+/// A run's cost before it starts: an estimate, from the prompt's size and the model's price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostEstimate {
+    /// The first API call's input: the prompt (characters / 4) plus the CLI's overhead.
+    pub input_tokens: u64,
+    pub model: Option<String>,
+    pub price: Price,
+    /// One turn with a short answer.
+    pub cost_usd_low: f64,
+    /// Three turns over the same context with a long answer.
+    pub cost_usd_high: f64,
+}
+
+/// Estimate a run whose prompt has `prompt_chars` characters.
+pub fn estimate(prompt_chars: usize, edit: bool, model: Option<&str>) -> CostEstimate {
+    let overhead = if edit { CLI_OVERHEAD_TOKENS_EDIT } else { CLI_OVERHEAD_TOKENS_READ_ONLY };
+    let input_tokens = (prompt_chars as u64).div_ceil(CHARS_PER_TOKEN) + overhead;
+    let price = price(model);
+    let cost = |input: u64, output: u64| {
+        (input as f64 * price.input_per_mtok + output as f64 * price.output_per_mtok) / 1e6
+    };
+    CostEstimate {
+        input_tokens,
+        model: model.map(str::to_owned),
+        price,
+        cost_usd_low: cost(input_tokens, LOW_OUTPUT_TOKENS),
+        cost_usd_high: cost(input_tokens * HIGH_TURNS, HIGH_OUTPUT_TOKENS),
+    }
+}
+
+impl CostEstimate {
+    /// One line for progress: `~12k input tokens, est. $0.04–$0.13 (Sonnet prices)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "Estimate: ~{} input tokens, ${:.4}–${:.4} ({} prices)",
+            crate::model::activity::compact_count(self.input_tokens),
+            self.cost_usd_low,
+            self.cost_usd_high,
+            self.price.family
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +466,31 @@ mod tests {
         assert_eq!(merged.total().cost_usd, 6.0);
         let text = serde_json::to_string(&ledger).unwrap();
         assert_eq!(serde_json::from_str::<UsageLedger>(&text).unwrap(), ledger);
+    }
+
+    #[test]
+    fn prices_follow_the_model_family() {
+        assert_eq!(price(Some("claude-sonnet-4-5")).family, "Sonnet");
+        assert_eq!(price(None).family, "Sonnet");
+        assert_eq!(price(Some("opus")).input_per_mtok, 5.0);
+        assert_eq!(price(Some("claude-opus-4-1-20250805")).input_per_mtok, 15.0);
+        assert_eq!(price(Some("haiku")).output_per_mtok, 5.0);
+        assert_eq!(price(Some("claude-3-5-haiku-latest")).input_per_mtok, 0.8);
+    }
+
+    #[test]
+    fn an_estimate_counts_the_prompt_and_the_cli_overhead() {
+        let estimate = estimate(4_000, false, Some("sonnet"));
+        assert_eq!(estimate.input_tokens, 1_000 + CLI_OVERHEAD_TOKENS_READ_ONLY);
+        let low = (estimate.input_tokens as f64 * 3.0 + 200.0 * 15.0) / 1e6;
+        assert!((estimate.cost_usd_low - low).abs() < 1e-12);
+        assert!(estimate.cost_usd_high > 3.0 * estimate.cost_usd_low);
+        assert_eq!(super::estimate(0, true, None).input_tokens, CLI_OVERHEAD_TOKENS_EDIT);
+        assert!(
+            estimate.describe().starts_with("Estimate: ~20.0k input tokens, $0.0630–$0.2100"),
+            "{}",
+            estimate.describe()
+        );
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub const RUNS: &str = "claude/runs";
 pub const METRICS: &str = "claude/metrics";
 /// Request: the newest entries of the permission audit log.
 pub const AUDIT: &str = "claude/audit";
+/// Request: what an action would cost, before running it (an estimate).
+pub const ESTIMATE: &str = "claude/estimate";
 
 /// Notification: the agent's full stream, for rich clients.
 pub const OUTPUT_NOTIFICATION: &str = "claude/output";
@@ -39,8 +41,9 @@ pub const USAGE_NOTIFICATION: &str = "claude/usageChanged";
 pub const DEPRECATED_USAGE_NOTIFICATION: &str = "claude/usage";
 
 /// Every custom request, as advertised in `experimental.claudeLsp.requests`.
-pub const REQUESTS: &[&str] =
-    &[GENERATE, ANALYZE, REFACTOR, REVIEW, RUNS, METRICS, AUDIT, SESSIONS, SESSION, USAGE];
+pub const REQUESTS: &[&str] = &[
+    GENERATE, ANALYZE, REFACTOR, REVIEW, RUNS, METRICS, AUDIT, SESSIONS, SESSION, USAGE, ESTIMATE,
+];
 
 pub mod commands {
     pub const GENERATE: &str = "claude.generate";
@@ -95,6 +98,36 @@ pub struct ActionParams {
     /// Run even when the result cache holds an answer for these inputs.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_cache: bool,
+}
+
+/// `claude/estimate` parameters: the action and its parameters, as for the action's request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EstimateParams {
+    /// `generate`, `analyze`, `refactor` or `review`.
+    pub action: String,
+    #[serde(flatten)]
+    pub params: ActionParams,
+}
+
+/// `claude/estimate` result: an estimate, never a promise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EstimateResult {
+    /// The first API call's input: the prompt (characters / 4) plus the CLI's own system
+    /// prompt and tools (a fixed overhead, measured once).
+    pub input_tokens: u64,
+    /// The `model` setting; absent: the CLI's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The price table entry used (unknown models and the default: Sonnet).
+    pub priced_as: String,
+    /// One turn with a short answer.
+    pub cost_usd_low: f64,
+    /// Three turns over the same context with a long answer.
+    pub cost_usd_high: f64,
+    /// The same in words, for a status line or quick pick.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -20,6 +20,7 @@ mod support;
 mod agents_e2e;
 mod code_actions_e2e;
 mod containment_git;
+mod cost_e2e;
 mod doctor;
 mod driver_e2e;
 mod driver_faults;

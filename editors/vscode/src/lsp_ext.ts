@@ -224,6 +224,26 @@ export interface RunsResult {
     runs: RunInfo[];
 }
 
+/** `claude/estimate` parameters: the action's, plus which action. */
+export interface EstimateParams extends ActionParams {
+    action: Action;
+}
+
+/** `claude/estimate` result: an estimate of a run's cost, never a promise. */
+export interface EstimateResult {
+    /** The first API call: the prompt (characters / 4) plus the CLI's own system prompt and tools. */
+    inputTokens: number;
+    model?: string;
+    /** The price table entry used (unknown models and the CLI's default: Sonnet). */
+    pricedAs: string;
+    /** One turn, a short answer. */
+    costUsdLow: number;
+    /** Three turns over the same context, a long answer. */
+    costUsdHigh: number;
+    /** The same in words. */
+    message: string;
+}
+
 /** The custom method names (checked against the server's by test/protocol_mirror.ts). */
 export const Method = {
     generate: 'claude/generate',
@@ -236,6 +256,7 @@ export const Method = {
     runs: 'claude/runs',
     metrics: 'claude/metrics',
     audit: 'claude/audit',
+    estimate: 'claude/estimate',
     output: 'claude/output',
     usageChanged: 'claude/usageChanged',
 } as const;
@@ -246,6 +267,7 @@ export const refactor = new RequestType<ActionParams, ActionResult, void>(Method
 export const review = new RequestType<ActionParams, ActionResult, void>(Method.review);
 export const sessions = new RequestType<SessionsParams, SessionsResult, void>(Method.sessions);
 export const usage = new RequestType<UsageParams, UsageReport, void>(Method.usage);
+export const estimate = new RequestType<EstimateParams, EstimateResult, void>(Method.estimate);
 export const runs = new RequestType<Record<string, never>, RunsResult, void>(Method.runs);
 
 export const actionRequests: Readonly<Record<Action, RequestType<ActionParams, ActionResult, void>>> =

@@ -173,6 +173,10 @@ async fn run_pipeline(
         Ok(prepared) => prepared,
         Err(err) => return RunEnd::failed(err),
     };
+    // What the run will likely cost, as its first word (an estimate: model/usage.rs).
+    if let Ok(estimate) = runner.estimate(&request) {
+        progress.report(estimate.describe()).await;
+    }
     let request = RunRequest {
         action: request,
         uri: target.uri.clone(),
@@ -221,6 +225,24 @@ async fn run_pipeline(
     };
     let (end, ()) = tokio::join!(run, forward);
     end
+}
+
+/// `claude/estimate`: the action's prompt built as for a run, priced; nothing runs.
+pub async fn estimate(
+    state: &ServerState,
+    params: crate::protocol::lsp_ext::EstimateParams,
+) -> Result<crate::protocol::lsp_ext::EstimateResult, ServerError> {
+    let action: Action = serde_json::from_value(serde_json::Value::String(params.action.clone()))
+        .map_err(|_| {
+        ServerError::invalid_params(format!(
+            "unknown action {:?}: one of generate, analyze, refactor, review",
+            params.action
+        ))
+    })?;
+    let target = target(state, &params.params)?;
+    let runner = state.runner().await?;
+    let request = action_request(state, action, &params.params, &target).await?;
+    Ok(crate::lsp_server::to_proto::estimate(&runner.estimate(&request)?))
 }
 
 /// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
