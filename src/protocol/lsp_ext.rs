@@ -296,9 +296,30 @@ pub struct UsageReport {
     pub workspaces: Vec<WorkspaceUsage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_budget_usd: Option<f64>,
+    /// Today's cost per hour since today's first run (at least one hour).
+    pub burn_rate_usd_per_hour: f64,
+    /// Today's cost plus the burn rate over the hours left today (UTC).
+    pub projected_today_usd: f64,
+    /// A cheaper model that served runs of the same action about as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cheaper_model: Option<ModelSuggestion>,
     /// In the notification: the run that just ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRun>,
+}
+
+/// For the action and model with the most runs: a model that ran the same action at most half as
+/// dear on average with a success rate within 10 points (each with at least 3 runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSuggestion {
+    pub action: String,
+    pub model: String,
+    pub cheaper_model: String,
+    pub runs: u64,
+    pub cheaper_runs: u64,
+    pub avg_cost_usd: f64,
+    pub cheaper_avg_cost_usd: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

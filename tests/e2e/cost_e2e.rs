@@ -54,6 +54,15 @@ async fn the_estimate_is_within_twice_the_input_tokens_of_the_run() {
     );
     let first_report = progress.iter().find(|value| value["kind"] == "report").unwrap();
     assert_eq!(first_report["message"], estimate["message"], "{progress:#?}");
+
+    // The usage report forecasts the day from the run (one run: no model to compare with).
+    let usage = ws.client.request_json("claude/usage", json!({})).await.unwrap();
+    let today = usage["today"]["costUsd"].as_f64().unwrap();
+    let burn = usage["burnRateUsdPerHour"].as_f64().unwrap();
+    let projected = usage["projectedTodayUsd"].as_f64().unwrap();
+    assert!(today > 0.0 && burn > 0.0 && burn <= today, "{usage}");
+    assert!(projected >= today, "{usage}");
+    assert!(usage.get("cheaperModel").is_none(), "{usage}");
     ws.drain().await;
     ws.client.finish().await;
 }

@@ -138,6 +138,17 @@ export interface LastRun extends RunUsage {
     sessionId: string;
 }
 
+/** A cheaper model that served runs of the same action about as well. */
+export interface ModelSuggestion {
+    action: string;
+    model: string;
+    cheaperModel: string;
+    runs: number;
+    cheaperRuns: number;
+    avgCostUsd: number;
+    cheaperAvgCostUsd: number;
+}
+
 export interface WorkspaceUsage {
     uri: string;
     today: UsageCounts;
@@ -154,6 +165,12 @@ export interface UsageReport {
     byModel: Record<string, UsageCounts>;
     workspaces: WorkspaceUsage[];
     dailyBudgetUsd?: number;
+    /** Today's cost per hour since today's first run (at least one hour). */
+    burnRateUsdPerHour: number;
+    /** Today's cost plus the burn rate over the hours left today (UTC). */
+    projectedTodayUsd: number;
+    /** A cheaper model that served runs of the same action about as well. */
+    cheaperModel?: ModelSuggestion;
     /** In the notification: the run that just ended. */
     lastRun?: LastRun;
 }
