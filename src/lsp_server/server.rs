@@ -41,6 +41,7 @@ where
     .custom_method(lsp_ext::SESSIONS, Backend::sessions)
     .custom_method(lsp_ext::SESSION, Backend::session)
     .custom_method(lsp_ext::USAGE, Backend::usage)
+    .custom_method(lsp_ext::ESTIMATE, Backend::estimate)
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
     .finish();
     crate::lsp_server::transport::serve(input, output, service, socket, CONCURRENCY).await;
@@ -96,6 +97,10 @@ impl Backend {
 
     async fn usage(&self, params: Option<lsp_ext::UsageParams>) -> Result<lsp_ext::UsageReport> {
         Ok(handlers::sessions::usage(&self.state, params.unwrap_or_default()).await?)
+    }
+
+    async fn estimate(&self, params: lsp_ext::EstimateParams) -> Result<lsp_ext::EstimateResult> {
+        Ok(actions::estimate(&self.state, params).await?)
     }
 
     async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {

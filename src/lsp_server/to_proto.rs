@@ -21,6 +21,20 @@ pub fn error(err: &ServerError) -> jsonrpc::Error {
     }
 }
 
+/// A cost estimate as `claude/estimate` answers it.
+pub fn estimate(
+    estimate: &crate::model::usage::CostEstimate,
+) -> crate::protocol::lsp_ext::EstimateResult {
+    crate::protocol::lsp_ext::EstimateResult {
+        input_tokens: estimate.input_tokens,
+        model: estimate.model.clone(),
+        priced_as: estimate.price.family.to_owned(),
+        cost_usd_low: estimate.cost_usd_low,
+        cost_usd_high: estimate.cost_usd_high,
+        message: estimate.describe(),
+    }
+}
+
 impl From<ServerError> for jsonrpc::Error {
     fn from(err: ServerError) -> Self {
         error(&err)

@@ -441,7 +441,10 @@ async fn a_spent_daily_budget_refuses_the_next_headless_run() {
     let calls = api.requests().len();
     assert_eq!(calls, 1);
 
-    let second = analyze(ws.path(), &api, &home, budget).await;
+    // The same run again would be answered from the result cache, which spends nothing: only a
+    // run that would reach the API is refused.
+    let uncached = r#"{"dailyBudgetUsd": 0.00001, "resultCache": false}"#;
+    let second = analyze(ws.path(), &api, &home, uncached).await;
     assert_eq!(second.status.code(), Some(5), "stderr: {}", second.stderr);
     assert!(second.stderr.contains("has reached the daily budget of $0.0000"), "{}", second.stderr);
     assert!(second.stderr.contains("dailyBudgetUsd"), "the hint names the setting");

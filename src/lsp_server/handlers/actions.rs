@@ -192,8 +192,13 @@ async fn run_pipeline(
         Ok(prepared) => prepared,
         Err(err) => return RunEnd::failed(err),
     };
-    let request =
-        RunRequest { action: request, uri: target.uri.clone(), range: params.range, started_at };
+    let request = RunRequest {
+        action: request,
+        uri: target.uri.clone(),
+        range: params.range,
+        started_at,
+        no_cache: params.no_cache,
+    };
 
     // Activities are reported from a sync callback; forward them in order on one task.
     let (tx, mut rx) = mpsc::unbounded_channel::<Activity>();
@@ -236,6 +241,25 @@ async fn run_pipeline(
     };
     let (end, ()) = tokio::join!(run, forward);
     end
+}
+
+/// `claude/estimate`: the action's prompt built as for a run, priced; nothing runs.
+pub async fn estimate(
+    state: &ServerState,
+    params: crate::protocol::lsp_ext::EstimateParams,
+) -> Result<crate::protocol::lsp_ext::EstimateResult, ServerError> {
+    let action: Action = serde_json::from_value(serde_json::Value::String(params.action.clone()))
+        .map_err(|_| {
+        ServerError::invalid_params(format!(
+            "unknown action {:?}: one of generate, analyze, refactor, review",
+            params.action
+        ))
+    })?;
+    let target = target(state, &params.params)?;
+    let runner = state.runner().await?;
+    let request = action_request(state, action, &params.params, &target).await?;
+    let scope_files = runner.scope_files(&request, &mut |_| {}).await?;
+    Ok(crate::lsp_server::to_proto::estimate(&runner.estimate(&request, scope_files.as_ref())?))
 }
 
 /// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
@@ -599,6 +623,9 @@ fn summary(result: &ActionResult) -> String {
     parts.push(format!("{} turn{}", meta.num_turns, plural(meta.num_turns as usize)));
     parts.push(format!("{} tokens", compact_count(meta.input_tokens + meta.output_tokens)));
     parts.push(format!("${:.4}", meta.cost_usd));
+    if meta.cached {
+        parts.push("cached".to_owned());
+    }
     parts.join(" · ")
 }
 

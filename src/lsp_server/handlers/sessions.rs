@@ -17,7 +17,7 @@ use crate::model::sessions::{
     Loaded, SessionRecord, check_session_id, session_not_found, summarize,
 };
 use crate::model::transcripts;
-use crate::model::usage::UsageLedger;
+use crate::model::usage::{self, UsageLedger};
 use crate::protocol::lsp::notification::Notification;
 use crate::protocol::lsp::{
     CodeAction, CodeActionKind, CodeActionOrCommand, Command, MessageType, Position, Range,
@@ -150,6 +150,7 @@ pub async fn continuation(
         work_done_token: params.work_done_token,
         diagnostics: Vec::new(),
         options: ActionOptions::default(),
+        no_cache: false,
     };
     Ok((record.action, action_params))
 }
@@ -231,17 +232,33 @@ fn usage_report(
     ledgers: &[(PathBuf, UsageLedger)],
     last_run: Option<LastRun>,
 ) -> UsageReport {
-    let day = crate::base::time::day(crate::base::time::now_secs());
+    let now = crate::base::time::now_secs();
+    let day = crate::base::time::day(now);
     let mut all = UsageLedger::default();
     let mut workspaces = Vec::new();
+    let mut runs = Vec::new();
     for (workspace, ledger) in ledgers {
         all.merge(ledger);
+        runs.extend(run_samples(&state.sessions.sessions(workspace).value));
         if let Ok(uri) = edits::path_to_uri(workspace) {
             workspaces.push(WorkspaceUsage { uri, today: ledger.day(&day), total: ledger.total() });
         }
     }
+    let today = all.day(&day);
+    let forecast = usage::forecast(today.cost_usd, &runs, &day, now);
     UsageReport {
-        today: all.day(&day),
+        burn_rate_usd_per_hour: forecast.burn_rate_usd_per_hour,
+        projected_today_usd: forecast.projected_today_usd,
+        cheaper_model: usage::cheaper_model(&runs).map(|s| lsp_ext::ModelSuggestion {
+            action: s.action,
+            model: s.model,
+            cheaper_model: s.cheaper_model,
+            runs: s.runs,
+            cheaper_runs: s.cheaper_runs,
+            avg_cost_usd: s.avg_cost_usd,
+            cheaper_avg_cost_usd: s.cheaper_avg_cost_usd,
+        }),
+        today,
         total: all.total(),
         by_day: all.by_day(),
         by_model: all.by_model(),
@@ -250,6 +267,21 @@ fn usage_report(
         daily_budget_usd: state.settings().daily_budget_usd,
         last_run,
     }
+}
+
+/// Every run of the session index, as the forecast and the model suggestion read it.
+fn run_samples(sessions: &[crate::model::sessions::SessionRecord]) -> Vec<usage::RunSample> {
+    sessions
+        .iter()
+        .flat_map(|session| &session.runs)
+        .map(|run| usage::RunSample {
+            action: run.action.to_string(),
+            model: run.usage.model.clone(),
+            success: run.outcome == crate::model::sessions::Outcome::Success,
+            cost_usd: run.usage.counts.cost_usd,
+            started_at: run.started_at.clone(),
+        })
+        .collect()
 }
 
 /// The regions an edit will produce, to offer `Claude: refine…` on them once it is applied.
