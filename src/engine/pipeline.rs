@@ -302,6 +302,7 @@ impl Runner {
         let key = ProcessKey {
             cwd: config.cwd.clone(),
             action: request.action,
+            model: config.options.model.clone(),
             settings: self.settings.hash_for_pool(),
         };
         // A retry resumes its failed attempt's session: that shows in `config`, not in `request`.
