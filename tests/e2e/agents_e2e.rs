@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::support::cli::{live_processes, real_cli};
-use crate::support::fake_api::Turn;
+use crate::support::fake_api::{Script, Turn};
 use crate::support::lsp_client::full_capabilities;
 use crate::support::wait::eventually;
 use crate::support::workspace::Workspace;
@@ -70,6 +70,53 @@ async fn agents_and_the_system_prompt_reach_the_cli() {
     let passed: serde_json::Value =
         serde_json::from_str(&value_of("--agents").expect("--agents on the command line")).unwrap();
     assert_eq!(passed, agents);
+    // The agents are usable: the run's tools include the one that runs them.
+    let tools = value_of("--tools").expect("--tools on the command line");
+    assert!(tools.split(',').any(|tool| tool == "Task"), "{tools}");
+    ws.drain().await;
+    ws.client.finish().await;
+}
+
+const SUBAGENT_PROMPT: &str = "You write focused unit tests (marker 51c2).";
+
+#[tokio::test]
+async fn the_agent_hands_work_to_a_subagent_of_the_setting() {
+    // The main agent calls the tool that runs subagents (`Task`, `Agent` in newer CLIs); the
+    // subagent, recognized by its own system prompt, answers; then the main agent concludes.
+    let script = Script::from_fn(|request| {
+        let tools = request.tool_names();
+        let delegate = ["Task", "Agent"].into_iter().find(|name| tools.iter().any(|t| t == name));
+        if request.system_text().contains(SUBAGENT_PROMPT) {
+            Turn::text("Subagent: two tests written.")
+        } else if let Some(name) = delegate.filter(|name| request.has_tool_result_for(name)) {
+            let results = request.tool_results_for(name).join("\n");
+            Turn::text(format!("Delegated; the subagent said: {results}"))
+        } else if let Some(name) = delegate {
+            Turn::tool_use(
+                name,
+                json!({"description": "Write tests", "prompt": "Test add.", "subagent_type": "tester", "run_in_background": false}),
+            )
+        } else {
+            Turn::text(format!("no tool to run subagents among {tools:?}"))
+        }
+    });
+    let settings = json!({"agents": {"tester": {
+        "description": "Writes unit tests", "prompt": SUBAGENT_PROMPT, "tools": ["Read"],
+    }}});
+    let mut ws =
+        Workspace::start(&[("src/lib.rs", LIB)], script, full_capabilities(), settings).await;
+    let uri = ws.uri("src/lib.rs");
+    let analyzed = ws
+        .client
+        .request_json("claude/analyze", json!({"textDocument": {"uri": uri}}))
+        .await
+        .unwrap();
+    let text = analyzed["text"].as_str().unwrap();
+    assert!(text.contains("Subagent: two tests written."), "{text}");
+    assert!(
+        ws.api.requests().iter().any(|r| r.system_text().contains(SUBAGENT_PROMPT)),
+        "the subagent never reached the API"
+    );
     ws.drain().await;
     ws.client.finish().await;
 }
