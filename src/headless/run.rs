@@ -446,6 +446,7 @@ fn run_options(args: &RunArgs, action: Action) -> Result<ActionOptions, Failure>
     only(args.include_tests, "--include-tests", reads, "analyze and review")?;
     only(args.min_severity.is_some(), "--min-severity", action == Action::Review, "review")?;
     only(args.fix, "--fix", action == Action::Review, "review")?;
+    only(args.no_cache, "--no-cache", reads, "analyze and review")?;
     if args.model.as_deref().is_some_and(|model| model.trim().is_empty()) {
         return Err(Failure::usage("--model names no model"));
     }

@@ -268,7 +268,7 @@ async fn bad_input_gets_a_clear_message_and_its_exit_code() {
     let api = FakeApi::start(Turn::text("unused")).await;
     let home = TestHome::new();
     let cli = real_cli().display().to_string();
-    let cases: [(&[&str], i32, &str); 11] = [
+    let cases: [(&[&str], i32, &str); 12] = [
         (&["run", "refactor", "lib.rs", "--cli", &cli], 2, "refactor needs an instruction"),
         (&["run", "analyze", "missing.rs", "--cli", &cli], 2, "missing.rs"),
         (
@@ -290,6 +290,7 @@ async fn bad_input_gets_a_clear_message_and_its_exit_code() {
         (&["run", "analyze", "lib.rs", "--fix"], 2, "--fix applies to review, not analyze"),
         (&["run", "analyze", "lib.rs", "--min-severity", "error"], 2, "--min-severity applies"),
         (&["run", "refactor", "lib.rs", "-m", "x", "--depth", "deep"], 2, "--depth applies"),
+        (&["run", "generate", "lib.rs", "-m", "x", "--no-cache"], 2, "--no-cache applies"),
         (
             &["run", "generate", ".", "-m", "x", "--scope", "folder"],
             2,
