@@ -1,5 +1,6 @@
 //! The result cache end to end, with the real CLI and the fake API: an unchanged review is
-//! answered with zero API requests and says so; an edit to the buffer misses; `noCache` bypasses.
+//! answered with zero API requests and says so; an edit to the buffer misses; `noCache` bypasses;
+//! a folder review misses when a file in it changes on disk or the run asks for another model.
 
 use serde_json::{Value, json};
 
@@ -86,6 +87,36 @@ async fn an_unchanged_review_is_answered_from_the_cache_with_no_api_call() {
     // The entries are on disk, under the cache dir.
     let entries = std::fs::read_dir(ws.cache_dir().join("results")).unwrap().count();
     assert_eq!(entries, 2, "one entry per distinct input");
+    ws.drain().await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_folder_review_is_cached_until_a_file_in_the_folder_or_the_model_changes() {
+    let files = [("src/lib.rs", LIB), ("src/util.rs", "pub fn one() -> u8 {\n    1\n}\n")];
+    let mut ws = Workspace::start(&files, review_answer(), full_capabilities(), json!({})).await;
+    let folder = json!({"textDocument": {"uri": ws.uri("src")}, "scope": "folder"});
+    let review_folder = async |ws: &mut Workspace, extra: Value| {
+        let mut params = folder.clone();
+        params.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let before = ws.api.all_requests().len();
+        let result = ws.client.request_json("claude/review", params).await.unwrap();
+        let called = ws.api.all_requests().len() > before;
+        assert_eq!(result["metadata"].get("cached").is_some(), !called, "{result}");
+        called
+    };
+    assert!(review_folder(&mut ws, json!({})).await, "the first review runs");
+    assert!(!review_folder(&mut ws, json!({})).await, "unchanged: from the cache");
+
+    // The agent reads the folder's files from disk: a change there (no editor involved) misses.
+    std::fs::write(ws.path("src/util.rs"), "pub fn one() -> u8 {\n    2\n}\n").unwrap();
+    assert!(review_folder(&mut ws, json!({})).await, "a file in the folder changed");
+    assert!(!review_folder(&mut ws, json!({})).await);
+    // So does a new file in the folder, and another model for the run.
+    std::fs::write(ws.path("src/new.rs"), "pub fn two() {}\n").unwrap();
+    assert!(review_folder(&mut ws, json!({})).await, "a file was added to the folder");
+    assert!(review_folder(&mut ws, json!({"model": "claude-haiku-4-5"})).await, "another model");
+    assert!(!review_folder(&mut ws, json!({"model": "claude-haiku-4-5"})).await);
     ws.drain().await;
     ws.client.finish().await;
 }
