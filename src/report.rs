@@ -18,8 +18,8 @@ pub fn action(action: Action) -> lsp_ext::Action {
 }
 
 /// What the run took: its own turns, tokens and cost (`cost_usd` is the run's own share: see
-/// `ActionOutcome::result`).
-pub fn run_metadata(result: &RunResult) -> lsp_ext::RunMetadata {
+/// `ActionOutcome::result`); `cached`: answered from the result cache, with no API call.
+pub fn run_metadata(result: &RunResult, cached: bool) -> lsp_ext::RunMetadata {
     lsp_ext::RunMetadata {
         duration_ms: result.duration_ms,
         num_turns: result.num_turns,
@@ -28,6 +28,7 @@ pub fn run_metadata(result: &RunResult) -> lsp_ext::RunMetadata {
         cache_read_tokens: result.usage.cache_read_tokens,
         cost_usd: result.cost_usd,
         model: result.model.clone(),
+        cached,
     }
 }
 

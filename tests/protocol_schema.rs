@@ -112,6 +112,7 @@ fn methods() -> Value {
         ("runs", lsp_ext::RUNS),
         ("metrics", lsp_ext::METRICS),
         ("audit", lsp_ext::AUDIT),
+        ("estimate", lsp_ext::ESTIMATE),
         ("output", lsp_ext::OUTPUT_NOTIFICATION),
         ("usageChanged", lsp_ext::USAGE_NOTIFICATION),
     ];
@@ -137,6 +138,7 @@ fn protocol_schema() -> Value {
             root::<lsp_ext::ChangeRef>,
             root::<lsp_ext::SessionsParams>,
             root::<lsp_ext::UsageParams>,
+            root::<lsp_ext::EstimateParams>,
         ],
     );
     let results = definitions(
@@ -148,6 +150,7 @@ fn protocol_schema() -> Value {
             root::<lsp_ext::UsageReport>,
             root::<lsp_ext::OutputParams>,
             root::<lsp_ext::RunInfo>,
+            root::<lsp_ext::EstimateResult>,
         ],
     );
     let mut all = params;

@@ -73,6 +73,8 @@ pub struct CliOptions {
     pub tools: Option<Vec<String>>,
     pub system_prompt: Option<String>,
     pub append_system_prompt: Option<String>,
+    /// `--agents`: custom subagents, `{name: {description, prompt, tools?, model?}}`.
+    pub agents: Option<serde_json::Value>,
     pub json_schema: Option<serde_json::Value>,
     /// A `{"mcpServers": {…}}` object.
     pub mcp_config: Option<serde_json::Value>,
@@ -137,6 +139,9 @@ impl CliOptions {
         }
         if let Some(prompt) = &self.append_system_prompt {
             flag("--append-system-prompt", Some(prompt.into()));
+        }
+        if let Some(agents) = &self.agents {
+            flag("--agents", Some(agents.to_string().into()));
         }
         if let Some(schema) = &self.json_schema {
             flag("--json-schema", Some(schema.to_string().into()));
@@ -361,6 +366,16 @@ mod tests {
         assert_eq!(
             extra(CliOptions { append_system_prompt: Some("more".into()), ..Default::default() }),
             ["--append-system-prompt", "more"]
+        );
+    }
+
+    #[test]
+    fn agents_are_one_json_argument() {
+        let agents =
+            serde_json::json!({"tester": {"description": "Writes tests", "prompt": "Test."}});
+        assert_eq!(
+            extra(CliOptions { agents: Some(agents.clone()), ..Default::default() }),
+            ["--agents".to_owned(), agents.to_string()]
         );
     }
 

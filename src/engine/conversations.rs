@@ -30,6 +30,8 @@ use crate::model::usage::CliTotals;
 pub struct ProcessKey {
     pub cwd: PathBuf,
     pub action: Action,
+    /// The run's model (`--model`): a per-run `model` option differs from the setting's.
+    pub model: Option<String>,
     /// `Settings::hash_for_pool`: the settings that shape the argv and environment.
     pub settings: u64,
 }
@@ -276,7 +278,7 @@ mod tests {
     }
 
     fn key(dir: &std::path::Path, action: Action) -> ProcessKey {
-        ProcessKey { cwd: dir.to_path_buf(), action, settings: 7 }
+        ProcessKey { cwd: dir.to_path_buf(), action, model: None, settings: 7 }
     }
 
     async fn eventually(what: &str, check: impl Fn() -> bool) {
@@ -329,7 +331,16 @@ mod tests {
         );
         assert!(conversations.take("s", &key(dir.path(), Action::Analyze)).await.is_none());
         assert!(conversations.live("s").is_none());
-        probe.shutdown().await;
+
+        // A follow-up that asks for another model (the run's `model` option) is not served by
+        // a process spawned with the first one's `--model`.
+        let haiku = ProcessKey {
+            model: Some("claude-haiku-4-5".into()),
+            ..key(dir.path(), Action::Review)
+        };
+        conversations.keep("t".into(), turn(probe, CliTotals::default()), haiku.clone(), hour, 4);
+        assert!(conversations.take("t", &key(dir.path(), Action::Review)).await.is_none());
+        assert!(conversations.live("t").is_none());
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod permissions;
 pub mod pipeline;
 pub mod pool;
+pub mod result_cache;
 pub mod retry;
 pub mod run;
 pub mod sandbox;

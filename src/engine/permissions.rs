@@ -43,7 +43,7 @@ use crate::model::edits::FileChange;
 use crate::model::settings::Settings;
 use paths::Roots;
 use rules::{RuleContext, ToolRule, parse_rules};
-use tools::{EDIT_TOOLS, READ_TOOLS};
+use tools::{DELEGATE_TOOLS, EDIT_TOOLS, READ_TOOLS};
 
 /// Built-in tools that reach beyond the files: they need a rule or the user's consent.
 pub const GATED_TOOLS: &[&str] = &["Bash", "WebFetch", "WebSearch"];
@@ -81,18 +81,21 @@ const HOOK_TIMEOUT_MARGIN_SECS: u64 = 60;
 
 /// The `--tools` list for a run: reading, editing for edit runs, and the gated built-ins that
 /// could be allowed at all — by an `allowedTools` rule, by the user when they can be asked, or by
-/// `permissionMode: bypassPermissions` — unless a `disallowedTools` rule bans the whole tool.
+/// `permissionMode: bypassPermissions` — unless a `disallowedTools` rule bans the whole tool; and
+/// `Task` when the `agents` setting names subagents for it to run.
 pub fn tool_profile(may_edit: bool, settings: &Settings, can_ask: bool) -> Vec<String> {
     let (allow, deny) =
         (parse_rules(&settings.allowed_tools), parse_rules(&settings.disallowed_tools));
     let bypass = permission_mode(settings) == Some(PermissionMode::BypassPermissions);
+    let banned = |tool: &str| deny.iter().any(|rule| rule.is_whole_tool() && rule.names_tool(tool));
     let edit: &[&str] = if may_edit { &["Edit", "Write"] } else { &[] };
     let gated = GATED_TOOLS.iter().filter(|tool| {
-        let banned = deny.iter().any(|rule| rule.is_whole_tool() && rule.names_tool(tool));
         let allowed = can_ask || bypass || allow.iter().any(|rule| rule.names_tool(tool));
-        allowed && !banned
+        allowed && !banned(tool)
     });
-    READ_TOOLS.iter().chain(edit).chain(gated).map(|tool| (*tool).to_owned()).collect()
+    let delegate = ["Task"].into_iter().filter(|tool| settings.agents.is_some() && !banned(tool));
+    let tools = READ_TOOLS.iter().chain(edit).chain(gated).copied().chain(delegate);
+    tools.map(str::to_owned).collect()
 }
 
 /// The `permissionMode` setting as the CLI flag (settings already validated the spelling).
@@ -223,7 +226,9 @@ enum ToolKind {
     /// Bash, WebFetch, WebSearch and MCP tools: a rule or the user decides.
     Gated,
     Inert,
-    /// Anything else (sub-agents, …): not part of any profile.
+    /// `Task`: runs a subagent of the `agents` setting, whose calls the gate sees one by one.
+    Delegate,
+    /// Anything else: not part of any profile.
     Other,
 }
 
@@ -237,6 +242,8 @@ impl ToolKind {
             Self::Gated
         } else if INERT_TOOLS.contains(&tool) {
             Self::Inert
+        } else if DELEGATE_TOOLS.contains(&tool) {
+            Self::Delegate
         } else {
             Self::Other
         }
@@ -279,6 +286,8 @@ pub struct Policy {
     allow: Vec<ToolRule>,
     deny: Vec<ToolRule>,
     mode: Option<PermissionMode>,
+    /// The `agents` setting names subagents: `Task` may run them.
+    delegates: bool,
     /// Why Bash may not run at all (no sandbox, no opt-out), with what to do about it.
     bash_refused: Option<String>,
 }
@@ -292,6 +301,7 @@ impl Policy {
             allow: parse_rules(&settings.allowed_tools),
             deny: parse_rules(&settings.disallowed_tools),
             mode: permission_mode(settings),
+            delegates: settings.agents.is_some(),
             bash_refused: sandbox::bash_refusal(settings)
                 .map(|refusal| format!("{} ({})", refusal.message, refusal.hint)),
         }
@@ -316,6 +326,11 @@ impl Policy {
             }
             ToolKind::Other => {
                 return policy_denies(format!("{tool} is not available in this run"));
+            }
+            ToolKind::Delegate if !self.delegates => {
+                return policy_denies(format!(
+                    "{tool} is not available in this run (the agents setting names no subagents)"
+                ));
             }
             _ => {}
         }

@@ -20,6 +20,7 @@ use crate::claude::session::{
 use crate::engine::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::engine::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
 use crate::engine::pool::{self, Returnable, WarmPool};
+use crate::engine::result_cache::ResultCache;
 use crate::engine::retry::{ContextFallback, Resilience, RetryLoop, RetryPolicy};
 use crate::engine::scope;
 use crate::engine::staging::{StagingManager, StagingSettings};
@@ -62,6 +63,37 @@ pub struct ActionRequest {
     pub fork: bool,
 }
 
+impl ActionRequest {
+    /// What the prompt is built from. `edit_root`: the staging mirror an edit action works in;
+    /// `scope_files`: the files of a folder or workspace scope.
+    pub fn prompt_context<'a>(
+        &'a self,
+        edit_root: Option<&'a Path>,
+        scope_files: Option<&'a ScopeFiles>,
+    ) -> PromptContext<'a> {
+        PromptContext {
+            action: self.action,
+            workspace_root: &self.workspace,
+            file_path: &self.file,
+            language_id: &self.language_id,
+            text: &self.text,
+            selection: self.selection.clone(),
+            diagnostics: &self.diagnostics,
+            instruction: self.instruction.as_deref(),
+            edit_root,
+            options: self.options.clone(),
+            changes_diff: self.changes_diff.as_deref(),
+            scope_files,
+        }
+    }
+
+    /// The model this run asks for: its own `model` option, else the `model` setting (`None`:
+    /// the CLI's default).
+    pub fn model(&self, settings: &Settings) -> Option<String> {
+        run_model(&self.options).or_else(|| settings.model.clone())
+    }
+}
+
 /// What the user sees of a run as it happens.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Activity {
@@ -94,6 +126,8 @@ pub struct ActionOutcome {
     pub result: RunResult,
     /// What the run used, per model too.
     pub usage: RunUsage,
+    /// Answered from the result cache (result_cache.rs): no API call, no cost.
+    pub cached: bool,
 }
 
 /// The long-lived parts a run uses.
@@ -112,6 +146,8 @@ pub struct Runner {
     pub conversations: Option<Arc<Conversations>>,
     /// The session index and usage ledger every run is recorded in (and budgeted against).
     pub sessions: Arc<sessions::SessionStore>,
+    /// Earlier analyze and review answers by their inputs; `None`: no cache.
+    pub results: Option<ResultCache>,
 }
 
 impl Runner {
@@ -121,6 +157,7 @@ impl Runner {
     pub(super) async fn run(
         &self,
         request: &ActionRequest,
+        scope_files: Option<&ScopeFiles>,
         cancel: CancellationToken,
         on_activity: &mut (dyn FnMut(Activity) + Send),
         day_budget_left: Option<f64>,
@@ -155,27 +192,14 @@ impl Runner {
             None
         };
         let cwd = lease.as_ref().map_or(request.workspace.as_path(), |lease| lease.root());
-        let scope_files = self.scope_files(request, on_activity).await?;
-        let prompt_context = PromptContext {
-            action: request.action,
-            workspace_root: &request.workspace,
-            file_path: &request.file,
-            language_id: &request.language_id,
-            text: &request.text,
-            selection: request.selection.clone(),
-            diagnostics: &request.diagnostics,
-            instruction: request.instruction.as_deref(),
-            edit_root: lease.as_ref().map(|lease| lease.root()),
-            options: request.options.clone(),
-            changes_diff: request.changes_diff.as_deref(),
-            scope_files: scope_files.as_ref(),
-        };
+        let prompt_context =
+            request.prompt_context(lease.as_ref().map(|lease| lease.root()), scope_files);
         let prompt = prompt::build_prompt(&prompt_context).map_err(ServerError::from)?;
         // For a prompt over the context window: the files referenced instead of inlined.
         let smaller_prompt =
             prompt::build_reference_prompt(&prompt_context).map_err(ServerError::from)?;
         // Reads of files in a folder or workspace scope count through it in progress.
-        let mut scope_progress = scope_files.map(ScopeProgress::new);
+        let mut scope_progress = scope_files.cloned().map(ScopeProgress::new);
 
         let mut config = self.session_config(request, cwd, may_edit);
         if let Some(left) = day_budget_left {
@@ -251,7 +275,13 @@ impl Runner {
             })?,
             None => Vec::new(),
         };
-        Ok(ActionOutcome { text: map_text(&result.text), changes, result, usage: spent.clone() })
+        Ok(ActionOutcome {
+            text: map_text(&result.text),
+            changes,
+            result,
+            usage: spent.clone(),
+            cached: false,
+        })
     }
 
     /// One turn, in the right process, then the process's fate: after a successful turn it
@@ -272,6 +302,7 @@ impl Runner {
         let key = ProcessKey {
             cwd: config.cwd.clone(),
             action: request.action,
+            model: config.options.model.clone(),
             settings: self.settings.hash_for_pool(),
         };
         // A retry resumes its failed attempt's session: that shows in `config`, not in `request`.
@@ -419,8 +450,22 @@ impl Runner {
         }
     }
 
+    /// What a run of `request` will likely cost, before it starts: an estimate from the
+    /// prompt's size and the run's model's price (model/usage.rs). `scope_files`: the files of
+    /// its folder or workspace scope, as [`Runner::scope_files`] lists them.
+    pub fn estimate(
+        &self,
+        request: &ActionRequest,
+        scope_files: Option<&ScopeFiles>,
+    ) -> Result<usage::CostEstimate, ServerError> {
+        let prompt = prompt::build_prompt(&request.prompt_context(None, scope_files))
+            .map_err(ServerError::from)?;
+        let model = request.model(&self.settings);
+        Ok(usage::estimate(prompt.chars().count(), request.action.is_edit(), model.as_deref()))
+    }
+
     /// The files of a folder or workspace scope (`None` for any other scope).
-    async fn scope_files(
+    pub async fn scope_files(
         &self,
         request: &ActionRequest,
         on_activity: &mut (dyn FnMut(Activity) + Send),
@@ -485,7 +530,7 @@ impl Runner {
         // Review and analyze answer with findings in this shape (the CLI's StructuredOutput tool).
         let report_findings = matches!(request.action, Action::Review | Action::Analyze);
         let options = CliOptions {
-            model: run_model(&request.options).or_else(|| settings.model.clone()),
+            model: request.model(settings),
             fallback_model: settings.fallback_model.clone(),
             max_turns,
             effort,
@@ -499,7 +544,9 @@ impl Runner {
                 .mcp_servers
                 .clone()
                 .map(|servers| serde_json::json!({"mcpServers": servers})),
+            system_prompt: settings.system_prompt.clone(),
             append_system_prompt: Some(append),
+            agents: settings.agents.clone(),
             add_dirs: settings.additional_directories.clone(),
             resume: request.resume.clone(),
             fork_session: request.fork && request.resume.is_some(),

@@ -2,16 +2,23 @@
 //! the daily budget (`dailyBudgetUsd`), the pipeline (staging, prompt, CLI, retries; each
 //! permission decision goes to the audit log as it is made), the containment check of the
 //! changes, the face's own finish (a `WorkspaceEdit`, files written to disk), and then the run's
-//! place in the books: the session index and the usage ledger.
+//! place in the books: the session index and the usage ledger. An analyze or review whose inputs
+//! are unchanged is answered from the result cache instead (result_cache.rs): no API call, nothing
+//! to record.
 
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::base::error::{ErrorKind, ServerError};
+use crate::claude::session::{RunResult, Usage};
 use crate::engine::permissions::check_changes_inside;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
+use crate::engine::result_cache::{self, CacheInputs, CachedAnswer, ResultCache};
+use crate::model::prompt;
+use crate::model::scope::ScopeFiles;
 use crate::model::sessions::{FinishedRun, Outcome, Recorded, summarize};
+use crate::model::settings::Settings;
 use crate::model::usage::{DAILY_BUDGET_HINT, RunUsage, check_daily_budget};
 use crate::protocol::lsp::{Range, Uri};
 
@@ -24,6 +31,8 @@ pub struct RunRequest {
     pub range: Option<Range>,
     /// When the user asked (before any wait in the queue), RFC 3339.
     pub started_at: String,
+    /// Run even when the result cache holds an answer (the request's `noCache`).
+    pub no_cache: bool,
 }
 
 /// What a face made of a run, as the session index records it.
@@ -72,6 +81,27 @@ impl Runner {
         finish: impl FnOnce(ActionOutcome) -> Result<T, E>,
     ) -> RunEnd<T, E> {
         let mut warnings = Vec::new();
+        // A folder or workspace scope's files, listed once: the cache key, the estimate and the
+        // prompt all name them.
+        let scope_files = match self.scope_files(&request.action, on_activity).await {
+            Ok(files) => files,
+            Err(err) => return RunEnd::failed(E::from(err)),
+        };
+        let cache = self.cache_slot(request, scope_files.as_ref()).await;
+        if let Some((cache, key)) = &cache
+            && let Some(hit) = cache.get(key)
+        {
+            on_activity(Activity::Status(format!(
+                "Cached: the inputs are unchanged since {}; no API call",
+                hit.created_at
+            )));
+            let result = finish(cached_outcome(hit));
+            return RunEnd { result, usage: None, recorded: None, warnings };
+        }
+        // What the run will likely cost, as its first word (an estimate: model/usage.rs).
+        if let Ok(estimate) = self.estimate(&request.action, scope_files.as_ref()) {
+            on_activity(Activity::Status(estimate.describe()));
+        }
         let mut seen: Option<(String, PathBuf)> = None;
         let mut spent = RunUsage::default();
         let outcome = match self.check_budget(&request.action.workspace, &mut warnings) {
@@ -84,8 +114,10 @@ impl Runner {
                     }
                     on_activity(activity);
                 };
+                let scope_files = scope_files.as_ref();
+                let action = &request.action;
                 let outcome =
-                    self.run(&request.action, cancel, &mut watch, day_left, &mut spent).await;
+                    self.run(action, scope_files, cancel, &mut watch, day_left, &mut spent).await;
                 outcome.map_err(|err| self.day_budget_error(err, day_left))
             }
         };
@@ -100,9 +132,48 @@ impl Runner {
                 Ok(outcome)
             })
             .map_err(E::from)
-            .and_then(finish);
+            .and_then(|outcome| {
+                let kept =
+                    cache.as_ref().map(|slot| (slot, outcome.text.clone(), outcome.result.clone()));
+                let answer = finish(outcome)?;
+                // Only an answer the face could use is worth giving again.
+                if let Some(((cache, key), text, result)) = kept
+                    && let Err(err) = cache.put(key, &text, &result)
+                {
+                    tracing::warn!(%err, "could not keep the answer in the result cache");
+                }
+                Ok(answer)
+            });
         let recorded = self.record(request, seen, &result, usage.clone(), &mut warnings);
         RunEnd { result, usage, recorded, warnings }
+    }
+
+    /// The result cache and this run's key in it, when the run may be answered from it (and
+    /// its answer kept): the cache is on (`resultCache`), the request did not bypass it, and
+    /// the run is one that can be cached (result_cache.rs). A folder or workspace scope's files
+    /// are read for the key: the agent reads them, so their content is an input too.
+    async fn cache_slot(
+        &self,
+        request: &RunRequest,
+        scope_files: Option<&ScopeFiles>,
+    ) -> Option<(&ResultCache, String)> {
+        let cache = self.results.as_ref().filter(|_| self.settings.result_cache)?;
+        if request.no_cache {
+            return None;
+        }
+        let digest = match scope_files {
+            Some(files) => {
+                let (workspace, files) = (request.action.workspace.clone(), files.clone());
+                let digest = tokio::task::spawn_blocking(move || {
+                    result_cache::scope_digest(&workspace, &files)
+                });
+                Some(digest.await.ok()??)
+            }
+            None => None,
+        };
+        let scope = scope_files.zip(digest.as_deref());
+        let key = cache_key(&request.action, scope, &self.settings, &self.cli.version.to_string())?;
+        Some((cache, key))
     }
 
     /// Refuse a run when its workspace has spent today's `dailyBudgetUsd`; else what is left of
@@ -195,6 +266,54 @@ impl Runner {
     }
 }
 
+/// The result cache key of `action` (`None`: not cacheable, result_cache.rs): its prompt as the
+/// run builds it, the options, the run's model, the spawn settings and, for a folder or
+/// workspace scope, the digest of its files' content.
+fn cache_key(
+    action: &ActionRequest,
+    scope: Option<(&ScopeFiles, &str)>,
+    settings: &Settings,
+    cli_version: &str,
+) -> Option<String> {
+    let context = action.prompt_context(None, scope.map(|(files, _)| files));
+    let prompt = prompt::build_prompt(&context).ok()?;
+    let model = action.model(settings);
+    result_cache::key(&CacheInputs {
+        action: action.action,
+        workspace: &action.workspace,
+        options: &action.options,
+        follow_up: action.resume.is_some(),
+        prompt: &prompt,
+        model: model.as_deref(),
+        scope_content: scope.map(|(_, digest)| digest),
+        settings,
+        cli_version,
+    })
+}
+
+/// A cached answer as the outcome of a run that cost nothing.
+fn cached_outcome(answer: CachedAnswer) -> ActionOutcome {
+    let result = RunResult {
+        session_id: answer.session_id,
+        text: answer.text.clone(),
+        structured_output: answer.structured_output,
+        usage: Usage::default(),
+        cost_usd: 0.0,
+        num_turns: 0,
+        duration_ms: 0,
+        model: answer.model,
+        permission_denials: Vec::new(),
+        raw: serde_json::Value::Null,
+    };
+    ActionOutcome {
+        text: answer.text,
+        changes: Vec::new(),
+        result,
+        usage: RunUsage::default(),
+        cached: true,
+    }
+}
+
 impl RunFailure for ServerError {
     fn message(&self) -> &str {
         &self.message
@@ -202,5 +321,59 @@ impl RunFailure for ServerError {
 
     fn is_cancelled(&self) -> bool {
         self.kind == ErrorKind::CANCELLED
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::prompt::{Action, ActionOptions, ReviewScope};
+
+    fn review(options: ActionOptions) -> ActionRequest {
+        ActionRequest {
+            action: Action::Review,
+            workspace: PathBuf::from("/ws"),
+            file: PathBuf::from("/ws/src/lib.rs"),
+            language_id: "rust".into(),
+            text: "fn main() {}\n".into(),
+            selection: None,
+            instruction: None,
+            diagnostics: Vec::new(),
+            options,
+            changes_diff: None,
+            overlays: Vec::new(),
+            resume: None,
+            fork: false,
+        }
+    }
+
+    #[test]
+    fn another_scope_file_list_or_model_is_a_cache_miss() {
+        let settings = Settings::default();
+        let mut folder = ActionOptions::default();
+        folder.review.scope = Some(ReviewScope::Folder);
+        let request = review(folder.clone());
+        let files = |names: &[&str]| {
+            ScopeFiles::new(
+                Some("src".into()),
+                names.iter().map(|n| format!("src/{n}")),
+                true,
+                true,
+            )
+        };
+        let (two, three) = (files(&["a.rs", "b.rs"]), files(&["a.rs", "b.rs", "c.rs"]));
+        let key = |request: &ActionRequest, scope| cache_key(request, scope, &settings, "2.1.330");
+
+        let base = key(&request, Some((&two, "digest"))).expect("a folder review is cached");
+        assert_eq!(key(&request, Some((&two, "digest"))), Some(base.clone()));
+        assert_ne!(key(&request, Some((&three, "digest"))).unwrap(), base, "another file list");
+        assert_ne!(key(&request, Some((&two, "edited"))).unwrap(), base, "other content");
+        assert_eq!(key(&request, None), None, "a folder scope without its files");
+
+        let haiku = review(ActionOptions { model: Some("claude-haiku-4-5".into()), ..folder });
+        assert_ne!(key(&haiku, Some((&two, "digest"))).unwrap(), base, "another run model");
+        let file = review(ActionOptions::default());
+        let opus = review(ActionOptions { model: Some("opus".into()), ..ActionOptions::default() });
+        assert_ne!(key(&file, None).unwrap(), key(&opus, None).unwrap());
     }
 }

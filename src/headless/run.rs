@@ -27,6 +27,7 @@ use crate::base::error::{ErrorKind, ServerError};
 use crate::claude::discover::{DiscoverOptions, discover};
 use crate::engine::permissions::PermissionServices;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
+use crate::engine::result_cache::{CacheLimits, ResultCache};
 use crate::engine::run::{RunAnswer, RunFailure, RunRequest};
 use crate::engine::staging::StagingManager;
 use crate::model::documents::{Document, PositionEncoding};
@@ -200,6 +201,9 @@ pub struct RunArgs {
     /// The `claude` executable (default: the `cliPath` setting, `CLAUDE_LSP_CLI`, then search).
     #[arg(long, value_name = "PATH")]
     pub cli: Option<PathBuf>,
+    /// Run even when the result cache holds an answer for an unchanged analyze or review.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 impl RunArgs {
@@ -399,10 +403,12 @@ async fn execute(
         resilience: crate::engine::retry::Resilience::default(),
         conversations: None,
         sessions: Arc::new(SessionStore::new(&cache_dir)),
+        results: Some(ResultCache::new(&cache_dir, CacheLimits::default())),
     };
     let uri = edits::path_to_uri(&file)
         .map_err(|err| Failure::usage(format!("{}: {err}", file.display())))?;
-    let request = RunRequest { action: request, uri, range: None, started_at };
+    let request =
+        RunRequest { action: request, uri, range: None, started_at, no_cache: args.no_cache };
     let mut on_activity = |activity: Activity| match activity {
         Activity::Status(message) => view.status(&message),
         Activity::Writing(message) => view.writing(&message),
@@ -441,6 +447,7 @@ fn run_options(args: &RunArgs, action: Action) -> Result<ActionOptions, Failure>
     only(args.include_tests, "--include-tests", reads, "analyze and review")?;
     only(args.min_severity.is_some(), "--min-severity", action == Action::Review, "review")?;
     only(args.fix, "--fix", action == Action::Review, "review")?;
+    only(args.no_cache, "--no-cache", reads, "analyze and review")?;
     if args.model.as_deref().is_some_and(|model| model.trim().is_empty()) {
         return Err(Failure::usage("--model names no model"));
     }
@@ -697,7 +704,7 @@ fn render(
             edit,
             applied,
             findings: findings.map(|found| found.iter().map(report::finding).collect()),
-            metadata: report::run_metadata(&outcome.result),
+            metadata: report::run_metadata(&outcome.result, outcome.cached),
         };
         let mut json = serde_json::to_string_pretty(&result).map_err(|err| Failure {
             code: exit::RUN_FAILED,

@@ -73,6 +73,7 @@ where
     .request::<ext::Sessions, _>(Backend::sessions)
     .request::<ext::Session, _>(Backend::session)
     .request::<ext::Usage, _>(Backend::usage)
+    .request::<ext::Estimate, _>(Backend::estimate)
     .custom_method("window/workDoneProgress/cancel", Backend::progress_cancel)
     .finish();
     let ending =
@@ -127,6 +128,10 @@ impl Backend {
 
     async fn usage(&self, params: Option<lsp_ext::UsageParams>) -> Result<lsp_ext::UsageReport> {
         Ok(handlers::sessions::usage(&self.state, params.unwrap_or_default()).await?)
+    }
+
+    async fn estimate(&self, params: lsp_ext::EstimateParams) -> Result<lsp_ext::EstimateResult> {
+        Ok(actions::estimate(&self.state, params).await?)
     }
 
     async fn progress_cancel(&self, params: WorkDoneProgressCancelParams) {

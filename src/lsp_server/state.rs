@@ -15,6 +15,7 @@ use crate::engine::breaker::{CircuitBreaker, CircuitConfig};
 use crate::engine::metrics::{Metrics, MetricsReport};
 use crate::engine::pipeline::Runner;
 use crate::engine::pool::{PoolLimits, WarmPool};
+use crate::engine::result_cache::{CacheLimits, ResultCache};
 use crate::engine::retry::Resilience;
 use crate::engine::scheduler::Scheduler;
 use crate::engine::staging::StagingManager;
@@ -278,6 +279,7 @@ impl ServerState {
             resilience: self.resilience(),
             conversations: Some(self.conversations.clone()),
             sessions: self.sessions.clone(),
+            results: Some(ResultCache::new(&self.options.cache_dir, CacheLimits::default())),
         })
     }
 

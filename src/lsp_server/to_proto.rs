@@ -20,7 +20,7 @@ use crate::model::audit::{AuditEntry, DecidedBy, Decision};
 use crate::model::edits::{self, FileChange};
 use crate::model::sessions::{Outcome, RunRecord, SessionRecord};
 use crate::model::transcripts::{Role, TranscriptMessage};
-use crate::model::usage::{RunUsage, UsageCounts};
+use crate::model::usage::{ModelSuggestion, RunUsage, UsageCounts};
 use crate::protocol::lsp::jsonrpc;
 use crate::protocol::lsp_ext::{self, ChangedFile, FileAction};
 pub use crate::report::{action, finding, run_metadata};
@@ -36,6 +36,20 @@ pub fn error(err: &ServerError) -> jsonrpc::Error {
             "retryable": err.kind.retryable,
             "hint": redacted(&err.hint),
         })),
+    }
+}
+
+/// A cost estimate as `claude/estimate` answers it.
+pub fn estimate(
+    estimate: &crate::model::usage::CostEstimate,
+) -> crate::protocol::lsp_ext::EstimateResult {
+    crate::protocol::lsp_ext::EstimateResult {
+        input_tokens: estimate.input_tokens,
+        model: estimate.model.clone(),
+        priced_as: estimate.price.family.to_owned(),
+        cost_usd_low: estimate.cost_usd_low,
+        cost_usd_high: estimate.cost_usd_high,
+        message: estimate.describe(),
     }
 }
 
@@ -129,6 +143,27 @@ pub fn usage_counts(counts: UsageCounts) -> lsp_ext::UsageCounts {
 /// Counts by day or by model.
 pub fn usage_by(counts: BTreeMap<String, UsageCounts>) -> BTreeMap<String, lsp_ext::UsageCounts> {
     counts.into_iter().map(|(key, counts)| (key, usage_counts(counts))).collect()
+}
+
+pub fn model_suggestion(suggestion: ModelSuggestion) -> lsp_ext::ModelSuggestion {
+    let ModelSuggestion {
+        action,
+        model,
+        cheaper_model,
+        runs,
+        cheaper_runs,
+        avg_cost_usd,
+        cheaper_avg_cost_usd,
+    } = suggestion;
+    lsp_ext::ModelSuggestion {
+        action,
+        model,
+        cheaper_model,
+        runs,
+        cheaper_runs,
+        avg_cost_usd,
+        cheaper_avg_cost_usd,
+    }
 }
 
 pub fn run_usage(usage: RunUsage) -> lsp_ext::RunUsage {

@@ -51,7 +51,7 @@ pub const PERMISSION_MODES: [&str; 5] =
     ["default", "acceptEdits", "plan", "bypassPermissions", "dontAsk"];
 
 /// Every setting name, as written by the user (camelCase, without the `claude.` prefix).
-const SETTING_NAMES: [&str; 33] = [
+const SETTING_NAMES: [&str; 36] = [
     "cliPath",
     "model",
     "fallbackModel",
@@ -84,6 +84,9 @@ const SETTING_NAMES: [&str; 33] = [
     "circuitCooldownSecs",
     "dangerouslyAllowUnsandboxedBash",
     "delivery",
+    "systemPrompt",
+    "agents",
+    "resultCache",
     // Accepted for symmetry with VS Code's `contributes.configuration`; see `apply_field`.
     "serverPath",
 ];
@@ -156,6 +159,14 @@ pub struct Settings {
     pub dangerously_allow_unsandboxed_bash: bool,
     /// How a command run's edit reaches the files: applied at once, or offered hunk by hunk.
     pub delivery: Delivery,
+    /// Replaces the CLI's whole system prompt (`--system-prompt`); each action's own
+    /// instructions and `appendSystemPrompt` are still appended.
+    pub system_prompt: Option<String>,
+    /// Custom subagents by name, in the CLI's `--agents` shape:
+    /// `{name: {description, prompt, tools?, model?}}`.
+    pub agents: Option<Value>,
+    /// Answer an analyze or review whose inputs are unchanged from the result cache.
+    pub result_cache: bool,
 }
 
 /// The `delivery` setting.
@@ -221,6 +232,9 @@ impl Default for Settings {
             circuit_cooldown_secs: 30,
             dangerously_allow_unsandboxed_bash: false,
             delivery: Delivery::Apply,
+            system_prompt: None,
+            agents: None,
+            result_cache: true,
         }
     }
 }
@@ -292,6 +306,14 @@ impl Settings {
         }
         self.max_retries_cli.hash(&mut hasher);
         self.dangerously_allow_unsandboxed_bash.hash(&mut hasher);
+        self.system_prompt.hash(&mut hasher);
+        match &self.agents {
+            Some(agents) => {
+                true.hash(&mut hasher);
+                hash_json(agents, &mut hasher);
+            }
+            None => false.hash(&mut hasher),
+        }
         hasher.finish()
     }
 }
@@ -332,6 +354,9 @@ impl fmt::Debug for Settings {
             circuit_cooldown_secs,
             dangerously_allow_unsandboxed_bash,
             delivery,
+            system_prompt,
+            agents,
+            result_cache,
         } = self;
         f.debug_struct("Settings")
             .field("cli_path", cli_path)
@@ -366,6 +391,9 @@ impl fmt::Debug for Settings {
             .field("circuit_cooldown_secs", circuit_cooldown_secs)
             .field("dangerously_allow_unsandboxed_bash", dangerously_allow_unsandboxed_bash)
             .field("delivery", delivery)
+            .field("system_prompt", system_prompt)
+            .field("agents", &agents.as_ref().map(AgentNames))
+            .field("result_cache", result_cache)
             .finish()
     }
 }
@@ -380,6 +408,18 @@ impl fmt::Debug for RedactedEnv<'_> {
                 (key, if is_secret_name(key) { REDACTED } else { value.as_str() })
             }))
             .finish()
+    }
+}
+
+/// `agents` for `Debug`: their names (a prompt is long and says nothing about the settings).
+struct AgentNames<'a>(&'a Value);
+
+impl fmt::Debug for AgentNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::Object(agents) => f.debug_list().entries(agents.keys()).finish(),
+            other => write!(f, "{other}"),
+        }
     }
 }
 
@@ -638,6 +678,12 @@ impl Parser {
             "delivery" => {
                 settings.delivery = self.defaulted(key, value, defaults.delivery, parse_delivery);
             }
+            "systemPrompt" => settings.system_prompt = self.optional(key, value, parse_text),
+            "agents" => settings.agents = self.agents(key, value),
+            "resultCache" => {
+                settings.result_cache =
+                    self.defaulted(key, value, defaults.result_cache, parse_bool);
+            }
             // The VS Code extension's own setting (where to find claude-lsp): it may arrive with
             // the rest of the section, and is none of the server's business.
             "serverPath" => {}
@@ -800,6 +846,74 @@ impl Parser {
             }
         }
         (!valid.is_empty()).then_some(Value::Object(valid))
+    }
+
+    /// Custom subagents by name, each `{description, prompt, tools?, model?}` (the CLI's
+    /// `--agents`); other fields are passed on as they are, for newer CLIs. A bad agent is
+    /// left out with a warning, the others kept.
+    fn agents(&mut self, key: &str, value: &Value) -> Option<Value> {
+        let agents = match value {
+            Value::Null => return None,
+            Value::Object(map) => map,
+            other => {
+                self.warn(
+                    field_name(key),
+                    format!(
+                        "expected an object of agents by name, got {}; using none",
+                        describe(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut valid = Map::new();
+        for (name, agent) in agents {
+            let field = format!("{}.{name}", field_name(key));
+            match check_agent(name, agent) {
+                Ok(()) => {
+                    valid.insert(name.clone(), agent.clone());
+                }
+                Err(problem) => self.warn(field, format!("{problem}; agent ignored")),
+            }
+        }
+        (!valid.is_empty()).then_some(Value::Object(valid))
+    }
+}
+
+/// One subagent as the CLI's `--agents` wants it.
+fn check_agent(name: &str, agent: &Value) -> Result<(), String> {
+    if name.trim().is_empty() || name.contains('\0') {
+        return Err("an agent needs a name (not empty, no NUL)".to_owned());
+    }
+    let Value::Object(fields) = agent else {
+        return Err(format!(
+            "expected an object {{description, prompt, tools?, model?}}, got {}",
+            describe(agent)
+        ));
+    };
+    for required in ["description", "prompt"] {
+        match fields.get(required) {
+            Some(Value::String(text)) if !text.trim().is_empty() && !text.contains('\0') => {}
+            Some(other) => {
+                return Err(format!(
+                    "`{required}` must be non-empty text, got {}",
+                    describe(other)
+                ));
+            }
+            None => return Err(format!("`{required}` is missing")),
+        }
+    }
+    match fields.get("tools") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(tools)) if tools.iter().all(|tool| tool.as_str().is_some()) => {}
+        Some(other) => {
+            return Err(format!("`tools` must be a list of tool names, got {}", describe(other)));
+        }
+    }
+    match fields.get("model") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(model)) if !model.trim().is_empty() => Ok(()),
+        Some(other) => Err(format!("`model` must be a model name, got {}", describe(other))),
     }
 }
 
@@ -984,6 +1098,9 @@ mod tests {
             "circuitCooldownSecs": 10,
             "dangerouslyAllowUnsandboxedBash": true,
             "delivery": "review",
+            "systemPrompt": "You review Rust code.",
+            "agents": {"tester": {"description": "Writes tests", "prompt": "Write tests.", "tools": ["Read"], "model": "haiku"}},
+            "resultCache": false,
         })
     }
 
@@ -1024,6 +1141,11 @@ mod tests {
             circuit_cooldown_secs: 10,
             dangerously_allow_unsandboxed_bash: true,
             delivery: Delivery::Review,
+            system_prompt: Some("You review Rust code.".into()),
+            agents: Some(
+                json!({"tester": {"description": "Writes tests", "prompt": "Write tests.", "tools": ["Read"], "model": "haiku"}}),
+            ),
+            result_cache: false,
         }
     }
 
@@ -1536,13 +1658,15 @@ mod tests {
         unrelated.daily_budget_usd = None;
         assert_eq!(base.hash_for_pool(), unrelated.hash_for_pool());
 
-        let changes: [fn(&mut Settings); 6] = [
+        let changes: [fn(&mut Settings); 8] = [
             |s| s.model = Some("other".into()),
             |s| s.env.insert("X".into(), "1".into()).map_or((), drop),
             |s| s.allowed_tools.clear(),
             |s| s.permission_mode = None,
             |s| s.max_retries_cli = 9,
             |s| s.mcp_servers = Some(json!({"docs": {"command": "other"}})),
+            |s| s.system_prompt = None,
+            |s| s.agents = Some(json!({"other": {"description": "d", "prompt": "p"}})),
         ];
         for change in changes {
             let mut changed = base.clone();
@@ -1562,5 +1686,36 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(first.hash_for_pool(), second.hash_for_pool());
+    }
+
+    #[test]
+    fn a_bad_agent_is_left_out_with_a_warning_and_the_others_kept() {
+        let (settings, warnings) = parse(json!({"agents": {
+            "good": {"description": "Reviews", "prompt": "Review.", "color": "blue"},
+            "no_prompt": {"description": "x"},
+            "bad_tools": {"description": "x", "prompt": "y", "tools": "Read"},
+            "not_an_object": "prompt",
+        }}));
+        assert_eq!(
+            settings.agents,
+            Some(json!({"good": {"description": "Reviews", "prompt": "Review.", "color": "blue"}}))
+        );
+        assert_eq!(
+            warnings,
+            [
+                "claude.agents.bad_tools: `tools` must be a list of tool names, got \"Read\"; agent ignored",
+                "claude.agents.no_prompt: `prompt` is missing; agent ignored",
+                "claude.agents.not_an_object: expected an object {description, prompt, tools?, model?}, got \"prompt\"; agent ignored",
+            ]
+        );
+        let (settings, warnings) = parse(json!({"agents": ["reviewer"], "systemPrompt": 3}));
+        assert_eq!((settings.agents, settings.system_prompt), (None, None));
+        assert_eq!(
+            warnings,
+            [
+                "claude.agents: expected an object of agents by name, got [\"reviewer\"]; using none",
+                "claude.systemPrompt: expected a string, got 3; leaving it unset",
+            ]
+        );
     }
 }

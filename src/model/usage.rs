@@ -273,6 +273,214 @@ pub fn check_daily_budget(
     }
 }
 
+/// Prices of a model family, US dollars per million tokens (Anthropic's list prices; cache reads
+/// and writes, which the CLI uses heavily, cost less and more: an estimate ignores them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    /// The family the price is for, as the estimate names it.
+    pub family: &'static str,
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+const OPUS: Price = Price { family: "Opus", input_per_mtok: 5.0, output_per_mtok: 25.0 };
+const OPUS_OLD: Price =
+    Price { family: "Opus (4.1 and older)", input_per_mtok: 15.0, output_per_mtok: 75.0 };
+const SONNET: Price = Price { family: "Sonnet", input_per_mtok: 3.0, output_per_mtok: 15.0 };
+const HAIKU: Price = Price { family: "Haiku", input_per_mtok: 1.0, output_per_mtok: 5.0 };
+const HAIKU_3_5: Price = Price { family: "Haiku 3.5", input_per_mtok: 0.8, output_per_mtok: 4.0 };
+const HAIKU_3: Price = Price { family: "Haiku 3", input_per_mtok: 0.25, output_per_mtok: 1.25 };
+
+/// The price of `model` (a name or an alias). Unknown models and the CLI's default are priced as
+/// Sonnet.
+pub fn price(model: Option<&str>) -> Price {
+    let name = model.unwrap_or_default().to_ascii_lowercase();
+    if name.contains("opus") {
+        let old =
+            ["opus-4-0", "opus-4-1", "opus-4-2025", "3-opus"].iter().any(|m| name.contains(m))
+                || name == "claude-opus-4";
+        if old { OPUS_OLD } else { OPUS }
+    } else if name.contains("haiku") {
+        if name.contains("3-5-haiku") {
+            HAIKU_3_5
+        } else if name.contains("3-haiku") {
+            HAIKU_3
+        } else {
+            HAIKU
+        }
+    } else {
+        SONNET
+    }
+}
+
+/// What the CLI sends besides the prompt on a run's first API call, in tokens: its system prompt
+/// and tool definitions. Measured once with the pinned CLI 2.1.330 against the fake API (the whole
+/// request body at 4 characters a token): an analyze whose prompt was ~2,800 tokens sent ~22,100,
+/// so ~19,300 of overhead for a read-only tool set. The edit tool set adds the Edit and Write
+/// tools: an allowance of 2,000, not measured. `tests/e2e/cost_e2e.rs` checks the estimate of a
+/// real run.
+pub const CLI_OVERHEAD_TOKENS_READ_ONLY: u64 = 19_000;
+pub const CLI_OVERHEAD_TOKENS_EDIT: u64 = 21_000;
+
+/// Characters per token, as a rule of thumb for code and English.
+const CHARS_PER_TOKEN: u64 = 4;
+/// The answer in the cheap case, and the answer and turns in the dear one.
+const LOW_OUTPUT_TOKENS: u64 = 200;
+const HIGH_OUTPUT_TOKENS: u64 = 2_000;
+const HIGH_TURNS: u64 = 3;
+
+/// A run's cost before it starts: an estimate, from the prompt's size and the model's price.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostEstimate {
+    /// The first API call's input: the prompt (characters / 4) plus the CLI's overhead.
+    pub input_tokens: u64,
+    pub model: Option<String>,
+    pub price: Price,
+    /// One turn with a short answer.
+    pub cost_usd_low: f64,
+    /// Three turns over the same context with a long answer.
+    pub cost_usd_high: f64,
+}
+
+/// Estimate a run whose prompt has `prompt_chars` characters.
+pub fn estimate(prompt_chars: usize, edit: bool, model: Option<&str>) -> CostEstimate {
+    let overhead = if edit { CLI_OVERHEAD_TOKENS_EDIT } else { CLI_OVERHEAD_TOKENS_READ_ONLY };
+    let input_tokens = (prompt_chars as u64).div_ceil(CHARS_PER_TOKEN) + overhead;
+    let price = price(model);
+    let cost = |input: u64, output: u64| {
+        (input as f64 * price.input_per_mtok + output as f64 * price.output_per_mtok) / 1e6
+    };
+    CostEstimate {
+        input_tokens,
+        model: model.map(str::to_owned),
+        price,
+        cost_usd_low: cost(input_tokens, LOW_OUTPUT_TOKENS),
+        cost_usd_high: cost(input_tokens * HIGH_TURNS, HIGH_OUTPUT_TOKENS),
+    }
+}
+
+impl CostEstimate {
+    /// One line for progress: `~12k input tokens, est. $0.04–$0.13 (Sonnet prices)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "Estimate: ~{} input tokens, ${:.4}–${:.4} ({} prices)",
+            crate::model::activity::compact_count(self.input_tokens),
+            self.cost_usd_low,
+            self.cost_usd_high,
+            self.price.family
+        )
+    }
+}
+
+/// One finished run, as the forecast and the model suggestion read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSample {
+    pub action: String,
+    pub model: Option<String>,
+    pub success: bool,
+    pub cost_usd: f64,
+    /// When it started, RFC 3339 (UTC).
+    pub started_at: String,
+}
+
+/// Today's spending rate and where it leads by the end of the (UTC) day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Forecast {
+    /// Today's cost over the hours since today's first run (at least one hour, so one early
+    /// run does not read as a rush).
+    pub burn_rate_usd_per_hour: f64,
+    /// Today's cost plus the burn rate over the hours left today.
+    pub projected_today_usd: f64,
+}
+
+const DAY_SECS: u64 = 24 * 60 * 60;
+
+/// The forecast for `day` (`YYYY-MM-DD`) at `now_secs` (Unix time), from today's cost and runs.
+pub fn forecast(today_cost_usd: f64, runs: &[RunSample], day: &str, now_secs: u64) -> Forecast {
+    let now = now_secs % DAY_SECS;
+    let first = runs.iter().filter_map(|run| seconds_into(day, &run.started_at)).min();
+    let hours = (now.saturating_sub(first.unwrap_or(now)) as f64 / 3600.0).max(1.0);
+    let burn_rate_usd_per_hour = today_cost_usd / hours;
+    let hours_left = (DAY_SECS - now) as f64 / 3600.0;
+    Forecast {
+        burn_rate_usd_per_hour,
+        projected_today_usd: today_cost_usd + burn_rate_usd_per_hour * hours_left,
+    }
+}
+
+/// Seconds after midnight of `day` at `time` (`YYYY-MM-DDTHH:MM:SS…`), when it is on that day.
+fn seconds_into(day: &str, time: &str) -> Option<u64> {
+    let clock = time.strip_prefix(day)?.strip_prefix('T')?;
+    let part = |range: std::ops::Range<usize>| clock.get(range)?.parse::<u64>().ok();
+    Some(part(0..2)? * 3600 + part(3..5)? * 60 + part(6..8)?)
+}
+
+/// A cheaper model that served runs of the same action about as well.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSuggestion {
+    pub action: String,
+    pub model: String,
+    pub cheaper_model: String,
+    pub runs: u64,
+    pub cheaper_runs: u64,
+    pub avg_cost_usd: f64,
+    pub cheaper_avg_cost_usd: f64,
+}
+
+/// Runs a model needs of an action before its record counts.
+const MIN_RUNS: u64 = 3;
+/// At most this much worse a success rate still counts as comparable.
+const SUCCESS_SLACK: f64 = 0.1;
+/// A suggestion must at least halve the average cost.
+const MAX_COST_RATIO: f64 = 0.5;
+
+/// For the action and model with the most runs: a model that ran the same action at most half
+/// as dear on average, with a success rate within 10 points, each with at least 3 runs.
+pub fn cheaper_model(runs: &[RunSample]) -> Option<ModelSuggestion> {
+    #[derive(Default)]
+    struct Record {
+        runs: u64,
+        successes: u64,
+        cost_usd: f64,
+    }
+    let mut records: BTreeMap<(&str, &str), Record> = BTreeMap::new();
+    for run in runs {
+        let Some(model) = run.model.as_deref() else { continue };
+        let record = records.entry((run.action.as_str(), model)).or_default();
+        record.runs += 1;
+        record.successes += u64::from(run.success);
+        record.cost_usd += run.cost_usd;
+    }
+    let stats = |record: &Record| {
+        (record.successes as f64 / record.runs as f64, record.cost_usd / record.runs as f64)
+    };
+    let ((action, model), current) = records
+        .iter()
+        .filter(|(_, record)| record.runs >= MIN_RUNS)
+        .max_by_key(|(_, record)| record.runs)?;
+    let (success, avg_cost) = stats(current);
+    records
+        .iter()
+        .filter(|((other_action, other), record)| {
+            let (other_success, other_cost) = stats(record);
+            other_action == action
+                && other != model
+                && record.runs >= MIN_RUNS
+                && other_success + SUCCESS_SLACK >= success
+                && other_cost <= avg_cost * MAX_COST_RATIO
+        })
+        .min_by(|a, b| stats(a.1).1.total_cmp(&stats(b.1).1))
+        .map(|((_, cheaper), record)| ModelSuggestion {
+            action: (*action).to_owned(),
+            model: (*model).to_owned(),
+            cheaper_model: (*cheaper).to_owned(),
+            runs: current.runs,
+            cheaper_runs: record.runs,
+            avg_cost_usd: avg_cost,
+            cheaper_avg_cost_usd: stats(record).1,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +600,94 @@ mod tests {
         assert_eq!(merged.total().cost_usd, 6.0);
         let text = serde_json::to_string(&ledger).unwrap();
         assert_eq!(serde_json::from_str::<UsageLedger>(&text).unwrap(), ledger);
+    }
+
+    fn sample(action: &str, model: &str, success: bool, cost: f64, at: &str) -> RunSample {
+        RunSample {
+            action: action.into(),
+            model: Some(model.into()),
+            success,
+            cost_usd: cost,
+            started_at: at.into(),
+        }
+    }
+
+    #[test]
+    fn the_burn_rate_runs_from_the_first_run_of_the_day() {
+        // 2026-12-06T12:00:00Z: $2 spent since 08:00, four hours: $0.50 an hour, twelve left.
+        let now = 1_796_515_200 + 12 * 3600;
+        assert_eq!(crate::base::time::day(now), "2026-12-06");
+        let runs = [
+            sample("review", "m", true, 1.0, "2026-12-06T08:00:00Z"),
+            sample("review", "m", true, 1.0, "2026-12-06T11:00:00Z"),
+            sample("review", "m", true, 9.0, "2026-12-05T01:00:00Z"),
+        ];
+        let forecast = forecast(2.0, &runs, "2026-12-06", now);
+        assert_eq!(forecast.burn_rate_usd_per_hour, 0.5);
+        assert_eq!(forecast.projected_today_usd, 2.0 + 0.5 * 12.0);
+        // One run a minute ago is not a rate of sixty an hour.
+        let early = [sample("review", "m", true, 0.1, "2026-12-06T11:59:00Z")];
+        assert!((forecast_rate(0.1, &early, now) - 0.1).abs() < 1e-12);
+        assert_eq!(super::forecast(0.0, &[], "2026-12-06", now).projected_today_usd, 0.0);
+    }
+
+    fn forecast_rate(cost: f64, runs: &[RunSample], now: u64) -> f64 {
+        forecast(cost, runs, "2026-12-06", now).burn_rate_usd_per_hour
+    }
+
+    #[test]
+    fn a_cheaper_model_with_a_comparable_record_is_suggested() {
+        let at = "2026-12-06T08:00:00Z";
+        let mut runs: Vec<RunSample> =
+            (0..5).map(|_| sample("review", "opus", true, 0.40, at)).collect();
+        runs.extend((0..3).map(|_| sample("review", "haiku", true, 0.05, at)));
+        runs.extend((0..3).map(|_| sample("generate", "tiny", true, 0.001, at)));
+        let suggestion = cheaper_model(&runs).unwrap();
+        assert_eq!(
+            (
+                suggestion.action.as_str(),
+                suggestion.model.as_str(),
+                suggestion.cheaper_model.as_str()
+            ),
+            ("review", "opus", "haiku")
+        );
+        assert_eq!((suggestion.runs, suggestion.cheaper_runs), (5, 3));
+        assert!((suggestion.cheaper_avg_cost_usd - 0.05).abs() < 1e-12);
+
+        // Failing more often is not comparable; too few runs prove nothing.
+        let mut worse = runs.clone();
+        worse
+            .iter_mut()
+            .filter(|run| run.model.as_deref() == Some("haiku"))
+            .take(2)
+            .for_each(|run| run.success = false);
+        assert_eq!(cheaper_model(&worse), None);
+        assert_eq!(cheaper_model(&runs[..7]), None);
+    }
+
+    #[test]
+    fn prices_follow_the_model_family() {
+        assert_eq!(price(Some("claude-sonnet-4-5")).family, "Sonnet");
+        assert_eq!(price(None).family, "Sonnet");
+        assert_eq!(price(Some("opus")).input_per_mtok, 5.0);
+        assert_eq!(price(Some("claude-opus-4-1-20250805")).input_per_mtok, 15.0);
+        assert_eq!(price(Some("haiku")).output_per_mtok, 5.0);
+        assert_eq!(price(Some("claude-3-5-haiku-latest")).input_per_mtok, 0.8);
+    }
+
+    #[test]
+    fn an_estimate_counts_the_prompt_and_the_cli_overhead() {
+        let estimate = estimate(4_000, false, Some("sonnet"));
+        assert_eq!(estimate.input_tokens, 1_000 + CLI_OVERHEAD_TOKENS_READ_ONLY);
+        let low = (estimate.input_tokens as f64 * 3.0 + 200.0 * 15.0) / 1e6;
+        assert!((estimate.cost_usd_low - low).abs() < 1e-12);
+        assert!(estimate.cost_usd_high > 3.0 * estimate.cost_usd_low);
+        assert_eq!(super::estimate(0, true, None).input_tokens, CLI_OVERHEAD_TOKENS_EDIT);
+        assert!(
+            estimate.describe().starts_with("Estimate: ~20.0k input tokens, $0.0630–$0.2100"),
+            "{}",
+            estimate.describe()
+        );
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub const RUNS: &str = "claude/runs";
 pub const METRICS: &str = "claude/metrics";
 /// Request: the newest entries of the permission audit log.
 pub const AUDIT: &str = "claude/audit";
+/// Request: what an action would cost, before running it (an estimate).
+pub const ESTIMATE: &str = "claude/estimate";
 
 /// Notification: the agent's full stream, for rich clients.
 pub const OUTPUT_NOTIFICATION: &str = "claude/output";
@@ -42,8 +44,9 @@ pub const USAGE_NOTIFICATION: &str = "claude/usageChanged";
 pub const DEPRECATED_USAGE_NOTIFICATION: &str = "claude/usage";
 
 /// Every custom request, as advertised in `experimental.claudeLsp.requests`.
-pub const REQUESTS: &[&str] =
-    &[GENERATE, ANALYZE, REFACTOR, REVIEW, RUNS, METRICS, AUDIT, SESSIONS, SESSION, USAGE];
+pub const REQUESTS: &[&str] = &[
+    GENERATE, ANALYZE, REFACTOR, REVIEW, RUNS, METRICS, AUDIT, SESSIONS, SESSION, USAGE, ESTIMATE,
+];
 
 /// The custom requests and notifications as types, as in rust-analyzer's `lsp/ext.rs`: each
 /// names its method, parameters and result, so the server's handlers and the tests' client take
@@ -94,6 +97,10 @@ pub mod requests {
     request!(Sessions, SESSIONS, Option<SessionsParams> => SessionsResult);
     request!(Session, SESSION, SessionParams => SessionDetail);
     request!(Usage, USAGE, Option<UsageParams> => UsageReport);
+    request!(
+        /// What an action would cost, before running it.
+        Estimate, ESTIMATE, EstimateParams => EstimateResult
+    );
 
     notification!(
         /// The agent's full stream, for rich clients.
@@ -168,6 +175,39 @@ pub struct ActionParams {
     /// depth / includeTests (analyze), minSeverity / scope / fix (review), directory (generate).
     #[serde(flatten)]
     pub options: ActionOptions,
+    /// Run even when the result cache holds an answer for these inputs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
+}
+
+/// `claude/estimate` parameters: the action and its parameters, as for the action's request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EstimateParams {
+    /// `generate`, `analyze`, `refactor` or `review`.
+    pub action: String,
+    #[serde(flatten)]
+    pub params: ActionParams,
+}
+
+/// `claude/estimate` result: an estimate, never a promise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EstimateResult {
+    /// The first API call's input: the prompt (characters / 4) plus the CLI's own system
+    /// prompt and tools (a fixed overhead, measured once).
+    pub input_tokens: u64,
+    /// The run's `model` option, else the `model` setting; absent: the CLI's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The price table entry used (unknown models and the default: Sonnet).
+    pub priced_as: String,
+    /// One turn with a short answer.
+    pub cost_usd_low: f64,
+    /// Three turns over the same context with a long answer.
+    pub cost_usd_high: f64,
+    /// The same in words, for a status line or quick pick.
+    pub message: String,
 }
 
 /// The four actions.
@@ -294,6 +334,10 @@ pub struct RunMetadata {
     pub cost_usd: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Answered from the result cache: the inputs are unchanged, no API call was made (the
+    /// counts above are then zero).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
 }
 
 /// The result of the four action requests.
@@ -579,9 +623,30 @@ pub struct UsageReport {
     pub workspaces: Vec<WorkspaceUsage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_budget_usd: Option<f64>,
+    /// Today's cost per hour since today's first run (at least one hour).
+    pub burn_rate_usd_per_hour: f64,
+    /// Today's cost plus the burn rate over the hours left today (UTC).
+    pub projected_today_usd: f64,
+    /// A cheaper model that served runs of the same action about as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cheaper_model: Option<ModelSuggestion>,
     /// In the notification: the run that just ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<LastRun>,
+}
+
+/// For the action and model with the most runs: a model that ran the same action at most half as
+/// dear on average with a success rate within 10 points (each with at least 3 runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSuggestion {
+    pub action: String,
+    pub model: String,
+    pub cheaper_model: String,
+    pub runs: u64,
+    pub cheaper_runs: u64,
+    pub avg_cost_usd: f64,
+    pub cheaper_avg_cost_usd: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

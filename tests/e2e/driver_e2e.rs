@@ -191,6 +191,7 @@ async fn help_lists_every_flag_we_emit() {
         tools: Some(vec!["Read".into()]),
         system_prompt: Some("s".into()),
         append_system_prompt: Some("a".into()),
+        agents: Some(json!({"t": {"description": "d", "prompt": "p"}})),
         json_schema: Some(json!({"type": "object"})),
         mcp_config: Some(json!({"mcpServers": {}})),
         strict_mcp_config: true,
@@ -221,7 +222,7 @@ async fn help_lists_every_flag_we_emit() {
         .map(|arg| arg.to_string_lossy().into_owned())
         .filter(|arg| arg.starts_with('-') && !hidden.contains(&arg.as_str()))
         .collect();
-    assert_eq!(flags.len(), 26, "{flags:?}");
+    assert_eq!(flags.len(), 27, "{flags:?}");
     for flag in flags {
         let listed = [" ", ",", "\n"].iter().any(|end| help.contains(&format!("  {flag}{end}")))
             || help.contains(&format!(", {flag} "));

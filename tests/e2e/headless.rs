@@ -268,7 +268,7 @@ async fn bad_input_gets_a_clear_message_and_its_exit_code() {
     let api = FakeApi::start(Turn::text("unused")).await;
     let home = TestHome::new();
     let cli = real_cli().display().to_string();
-    let cases: [(&[&str], i32, &str); 11] = [
+    let cases: [(&[&str], i32, &str); 12] = [
         (&["run", "refactor", "lib.rs", "--cli", &cli], 2, "refactor needs an instruction"),
         (&["run", "analyze", "missing.rs", "--cli", &cli], 2, "missing.rs"),
         (
@@ -290,6 +290,7 @@ async fn bad_input_gets_a_clear_message_and_its_exit_code() {
         (&["run", "analyze", "lib.rs", "--fix"], 2, "--fix applies to review, not analyze"),
         (&["run", "analyze", "lib.rs", "--min-severity", "error"], 2, "--min-severity applies"),
         (&["run", "refactor", "lib.rs", "-m", "x", "--depth", "deep"], 2, "--depth applies"),
+        (&["run", "generate", "lib.rs", "-m", "x", "--no-cache"], 2, "--no-cache applies"),
         (
             &["run", "generate", ".", "-m", "x", "--scope", "folder"],
             2,
@@ -441,7 +442,10 @@ async fn a_spent_daily_budget_refuses_the_next_headless_run() {
     let calls = api.requests().len();
     assert_eq!(calls, 1);
 
-    let second = analyze(ws.path(), &api, &home, budget).await;
+    // The same run again would be answered from the result cache, which spends nothing: only a
+    // run that would reach the API is refused.
+    let uncached = r#"{"dailyBudgetUsd": 0.00001, "resultCache": false}"#;
+    let second = analyze(ws.path(), &api, &home, uncached).await;
     assert_eq!(second.status.code(), Some(5), "stderr: {}", second.stderr);
     assert!(second.stderr.contains("has reached the daily budget of $0.0000"), "{}", second.stderr);
     assert!(second.stderr.contains("dailyBudgetUsd"), "the hint names the setting");

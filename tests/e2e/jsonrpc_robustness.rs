@@ -302,7 +302,10 @@ async fn a_client_slow_or_silent_on_progress_create_still_gets_its_runs_answer()
     let answer = server.response(&first).await;
     assert!(answer["result"]["text"].as_str().unwrap().contains("Nothing to report"), "{answer}");
 
-    // Silent: the token is never confirmed; the run goes on without progress.
+    // Silent: the token is never confirmed; the run goes on without progress (a real run, not
+    // the result cache's answer to the same request).
+    let mut analyze = analyze;
+    analyze["noCache"] = json!(true);
     let second = server.send_request("claude/analyze", analyze).await;
     server.server_request("window/workDoneProgress/create").await;
     let answer = server.response(&second).await;

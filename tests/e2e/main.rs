@@ -17,8 +17,10 @@
 
 mod support;
 
+mod agents_e2e;
 mod code_actions_e2e;
 mod containment_git;
+mod cost_e2e;
 mod doctor;
 mod driver_e2e;
 mod driver_faults;
@@ -31,6 +33,7 @@ mod lsp_e2e;
 mod permissions_e2e;
 mod pool;
 mod resilience;
+mod result_cache_e2e;
 mod sandbox_e2e;
 mod scopes_e2e;
 mod secrets_e2e;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
 use crate::support::cli::{
-    ProcInfo, lasting_zombies, leftover_processes, live_processes, real_cli,
+    ProcInfo, cli_sessions, lasting_zombies, leftover_processes, live_processes, real_cli,
 };
 use crate::support::fake_api::{RecordedRequest, Script, Turn};
 use crate::support::lsp_client::{TestClient, full_capabilities};
@@ -481,8 +481,8 @@ async fn a_cli_killed_mid_turn_is_resumed_once_and_the_run_answered() {
     let (_, answer) = ws.client.start_request("claude/analyze", params).await;
     // Mid-turn: the API has the request and the CLI waits for its answer.
     ws.api.wait_for_requests(1, Duration::from_secs(60)).await;
-    let ours = our_clis(&ws);
-    let clis: Vec<ProcInfo> = live_processes().into_iter().filter(|p| ours(p)).collect();
+    // The run's CLI session, not a helper it runs for a moment (its bundled ripgrep).
+    let clis = cli_sessions(ws.home.path());
     assert_eq!(clis.len(), 1, "{clis:#?}");
     let pid = rustix::process::Pid::from_raw(clis[0].pid as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();

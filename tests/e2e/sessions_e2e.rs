@@ -495,7 +495,9 @@ async fn a_daily_budget_stops_the_next_run_before_it_starts() {
         &[("src/lib.rs", LIB)],
         Turn::text("fine"),
         full_capabilities(),
-        settings(json!({"dailyBudgetUsd": 0.00001})),
+        // The result cache would answer the repeated run for nothing: only a run that would
+        // reach the API is refused.
+        settings(json!({"dailyBudgetUsd": 0.00001, "resultCache": false})),
     )
     .await;
     let uri = ws.uri("src/lib.rs");
@@ -584,8 +586,9 @@ async fn a_corrupt_index_is_moved_aside_and_rebuilt_with_a_warning() {
         warning["message"].as_str().unwrap().contains("rebuilt from the session index"),
         "{warning}"
     );
-    // And the server keeps recording.
-    ws.client.request_json("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+    // And the server keeps recording (a real run, not the cached answer).
+    let again = json!({"textDocument": {"uri": uri}, "noCache": true});
+    ws.client.request_json("claude/analyze", again).await.unwrap();
     assert_eq!(sessions(&mut ws.client, json!({})).await.len(), 2);
     ws.client.drain().await;
     ws.client.finish().await;

@@ -40,6 +40,9 @@ export const SERVER_SETTINGS = [
     'circuitCooldownSecs',
     'dangerouslyAllowUnsandboxedBash',
     'delivery',
+    'systemPrompt',
+    'agents',
+    'resultCache',
 ] as const;
 
 export type ServerSettingName = (typeof SERVER_SETTINGS)[number];

@@ -50,6 +50,8 @@ export interface ActionParams {
     directory?: string;
     /** The model of this run (default: the `model` setting). */
     model?: string;
+    /** Run even when the result cache holds an answer for these inputs (analyze, review). */
+    noCache?: boolean;
 }
 
 export type FileAction = 'created' | 'modified' | 'deleted' | 'renamed';
@@ -67,6 +69,8 @@ export interface RunMetadata {
     cacheReadTokens: number;
     costUsd: number;
     model?: string;
+    /** Answered from the result cache: no API call (the counts are zero). */
+    cached?: boolean;
 }
 
 export type Category = 'bug' | 'security' | 'performance' | 'correctness' | 'maintainability' | 'style' | 'test';
@@ -144,6 +148,17 @@ export interface LastRun extends RunUsage {
     sessionId: string;
 }
 
+/** A cheaper model that served runs of the same action about as well. */
+export interface ModelSuggestion {
+    action: string;
+    model: string;
+    cheaperModel: string;
+    runs: number;
+    cheaperRuns: number;
+    avgCostUsd: number;
+    cheaperAvgCostUsd: number;
+}
+
 export interface WorkspaceUsage {
     uri: string;
     today: UsageCounts;
@@ -160,6 +175,12 @@ export interface UsageReport {
     byModel: Record<string, UsageCounts>;
     workspaces: WorkspaceUsage[];
     dailyBudgetUsd?: number;
+    /** Today's cost per hour since today's first run (at least one hour). */
+    burnRateUsdPerHour: number;
+    /** Today's cost plus the burn rate over the hours left today (UTC). */
+    projectedTodayUsd: number;
+    /** A cheaper model that served runs of the same action about as well. */
+    cheaperModel?: ModelSuggestion;
     /** In the notification: the run that just ended. */
     lastRun?: LastRun;
 }
@@ -230,6 +251,26 @@ export interface RunsResult {
     runs: RunInfo[];
 }
 
+/** `claude/estimate` parameters: the action's, plus which action. */
+export interface EstimateParams extends ActionParams {
+    action: Action;
+}
+
+/** `claude/estimate` result: an estimate of a run's cost, never a promise. */
+export interface EstimateResult {
+    /** The first API call: the prompt (characters / 4) plus the CLI's own system prompt and tools. */
+    inputTokens: number;
+    model?: string;
+    /** The price table entry used (unknown models and the CLI's default: Sonnet). */
+    pricedAs: string;
+    /** One turn, a short answer. */
+    costUsdLow: number;
+    /** Three turns over the same context, a long answer. */
+    costUsdHigh: number;
+    /** The same in words. */
+    message: string;
+}
+
 /** The custom method names (checked against the server's by test/protocol_mirror.ts). */
 export const Method = {
     generate: 'claude/generate',
@@ -242,6 +283,7 @@ export const Method = {
     runs: 'claude/runs',
     metrics: 'claude/metrics',
     audit: 'claude/audit',
+    estimate: 'claude/estimate',
     output: 'claude/output',
     usageChanged: 'claude/usageChanged',
 } as const;
@@ -252,6 +294,7 @@ export const refactor = new RequestType<ActionParams, ActionResult, void>(Method
 export const review = new RequestType<ActionParams, ActionResult, void>(Method.review);
 export const sessions = new RequestType<SessionsParams, SessionsResult, void>(Method.sessions);
 export const usage = new RequestType<UsageParams, UsageReport, void>(Method.usage);
+export const estimate = new RequestType<EstimateParams, EstimateResult, void>(Method.estimate);
 export const runs = new RequestType<Record<string, never>, RunsResult, void>(Method.runs);
 
 export const actionRequests: Readonly<Record<Action, RequestType<ActionParams, ActionResult, void>>> =

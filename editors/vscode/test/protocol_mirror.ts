@@ -40,6 +40,7 @@ interface Pairs {
     SessionInfo: [ext.SessionInfo, wire.SessionInfo];
     SessionsResult: [ext.SessionsResult, wire.SessionsResult];
     RunInfo: [ext.RunInfo, wire.RunInfo];
+    EstimateResult: [ext.EstimateResult, wire.EstimateResult];
     OutputParams: [ext.OutputParams, wire.OutputParams];
     Methods: [Mutable<typeof ext.Method>, wire.Methods];
 }

@@ -313,6 +313,34 @@ fn profiles() {
 }
 
 #[test]
+fn the_agents_setting_brings_the_task_tool_to_run_them() {
+    let f = Fixture::new();
+    let agents = json!({"agents": {"tester": {"description": "Writes tests", "prompt": "Test."}}});
+    let with_agents = f.settings(agents.clone());
+    assert_eq!(tool_profile(false, &with_agents, false), ["Read", "Grep", "Glob", "Task"]);
+    assert_eq!(
+        tool_profile(true, &with_agents, false),
+        ["Read", "Grep", "Glob", "Edit", "Write", "Task"]
+    );
+    let task = json!({"description": "tests", "prompt": "Write tests", "subagent_type": "tester"});
+    let policy = f.policy(false, agents.clone());
+    assert_eq!(
+        verdict(&policy, "Task", task.clone()),
+        Verdict::Allow { by: DecidedBy::Policy, rule: None }
+    );
+    // Newer CLIs name the tool `Agent`.
+    assert!(is_allowed(&verdict(&policy, "Agent", task.clone())));
+    // Without agents, no Task (read_only_runs_cannot_edit_and_unknown_tools_are_refused).
+    let (_, reason) = denial(verdict(&f.policy(false, json!({})), "Task", task.clone()));
+    assert!(reason.contains("agents setting"), "{reason}");
+    // A rule that bans the tool wins over the setting.
+    let mut banned = agents;
+    banned["disallowedTools"] = json!(["Task"]);
+    assert_eq!(tool_profile(false, &f.settings(banned.clone()), false), ["Read", "Grep", "Glob"]);
+    assert!(!is_allowed(&verdict(&f.policy(false, banned), "Task", task)));
+}
+
+#[test]
 fn the_hook_covers_every_tool_and_outlives_the_run() {
     let settings = Settings { timeout_secs: 300, ..Settings::default() };
     assert_eq!(

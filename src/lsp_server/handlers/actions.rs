@@ -46,6 +46,8 @@ struct RunReport {
     changes: Vec<FileChange>,
     /// The CLI's result: turns, tokens, cost (the run's own), model.
     run: RunResult,
+    /// Answered from the result cache: no API call was made.
+    cached: bool,
 }
 
 impl RunAnswer for RunReport {
@@ -69,7 +71,7 @@ fn action_result(report: &RunReport) -> ActionResult {
             .as_ref()
             .map(|found| found.iter().map(to_proto::finding).collect()),
         files: report.changes.iter().filter_map(to_proto::changed_file).collect(),
-        metadata: to_proto::run_metadata(&report.run),
+        metadata: to_proto::run_metadata(&report.run, report.cached),
     }
 }
 
@@ -216,8 +218,13 @@ async fn run_pipeline(
         Ok(prepared) => prepared,
         Err(err) => return RunEnd::failed(err),
     };
-    let request =
-        RunRequest { action: request, uri: target.uri.clone(), range: params.range, started_at };
+    let request = RunRequest {
+        action: request,
+        uri: target.uri.clone(),
+        range: params.range,
+        started_at,
+        no_cache: params.no_cache,
+    };
 
     // Activities are reported from a sync callback; forward them in order on one task.
     let (tx, mut rx) = mpsc::unbounded_channel::<Activity>();
@@ -263,6 +270,25 @@ async fn run_pipeline(
     };
     let (end, ()) = tokio::join!(run, forward);
     end
+}
+
+/// `claude/estimate`: the action's prompt built as for a run, priced; nothing runs.
+pub async fn estimate(
+    state: &ServerState,
+    params: crate::protocol::lsp_ext::EstimateParams,
+) -> Result<crate::protocol::lsp_ext::EstimateResult, ServerError> {
+    let action: Action = serde_json::from_value(serde_json::Value::String(params.action.clone()))
+        .map_err(|_| {
+        ServerError::invalid_params(format!(
+            "unknown action {:?}: one of generate, analyze, refactor, review",
+            params.action
+        ))
+    })?;
+    let target = target(state, &params.params)?;
+    let runner = state.runner().await?;
+    let request = action_request(state, action, &params.params, &target).await?;
+    let scope_files = runner.scope_files(&request, &mut |_| {}).await?;
+    Ok(crate::lsp_server::to_proto::estimate(&runner.estimate(&request, scope_files.as_ref())?))
 }
 
 /// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
@@ -534,6 +560,7 @@ fn run_report(state: &ServerState, outcome: ActionOutcome) -> Result<RunReport, 
         findings: None,
         changes: rebased,
         run: outcome.result,
+        cached: outcome.cached,
     })
 }
 
@@ -597,6 +624,9 @@ fn summary(result: &RunReport) -> String {
         compact_count(run.usage.input_tokens + run.usage.output_tokens)
     ));
     parts.push(format!("${:.4}", run.cost_usd));
+    if result.cached {
+        parts.push("cached".to_owned());
+    }
     parts.join(" · ")
 }
 

@@ -44,6 +44,7 @@ pub fn code_actions(state: &ServerState, params: CodeActionParams) -> Option<Cod
         work_done_token: None,
         diagnostics: Vec::new(),
         options: ActionOptions::default(),
+        no_cache: false,
     };
     let selection = ActionParams { range: Some(range), ..base.clone() };
     let has_selection = range.start != range.end;

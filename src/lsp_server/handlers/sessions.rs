@@ -18,7 +18,7 @@ use crate::model::sessions::{
     Loaded, SessionRecord, check_session_id, session_not_found, summarize,
 };
 use crate::model::transcripts;
-use crate::model::usage::{RunUsage, UsageCounts, UsageLedger};
+use crate::model::usage::{self, RunUsage, UsageCounts, UsageLedger};
 use crate::protocol::lsp::{
     CodeAction, CodeActionKind, CodeActionOrCommand, Command, MessageType, Position, Range,
     TextDocumentContentChangeEvent, TextDocumentIdentifier, Uri,
@@ -176,6 +176,7 @@ pub async fn continuation(
         work_done_token: params.work_done_token,
         diagnostics: Vec::new(),
         options: ActionOptions::default(),
+        no_cache: false,
     };
     Ok((record.action, action_params))
 }
@@ -241,10 +242,13 @@ fn usage_report(
     ledgers: &[(PathBuf, UsageLedger)],
     last_run: Option<(&str, &RunUsage)>,
 ) -> UsageReport {
-    let day = today();
+    let now = crate::base::time::now_secs();
+    let day = crate::base::time::day(now);
     let all = merged(ledgers);
     let mut workspaces = Vec::new();
+    let mut runs = Vec::new();
     for (workspace, ledger) in ledgers {
+        runs.extend(run_samples(&state.sessions.sessions(workspace).value));
         if let Ok(uri) = edits::path_to_uri(workspace) {
             workspaces.push(WorkspaceUsage {
                 uri,
@@ -253,8 +257,13 @@ fn usage_report(
             });
         }
     }
+    let today = all.day(&day);
+    let forecast = usage::forecast(today.cost_usd, &runs, &day, now);
     UsageReport {
-        today: to_proto::usage_counts(all.day(&day)),
+        burn_rate_usd_per_hour: forecast.burn_rate_usd_per_hour,
+        projected_today_usd: forecast.projected_today_usd,
+        cheaper_model: usage::cheaper_model(&runs).map(to_proto::model_suggestion),
+        today: to_proto::usage_counts(today),
         total: to_proto::usage_counts(all.total()),
         by_day: to_proto::usage_by(all.by_day()),
         by_model: to_proto::usage_by(all.by_model()),
@@ -266,6 +275,21 @@ fn usage_report(
             usage: to_proto::run_usage(usage.clone()),
         }),
     }
+}
+
+/// Every run of the session index, as the forecast and the model suggestion read it.
+fn run_samples(sessions: &[crate::model::sessions::SessionRecord]) -> Vec<usage::RunSample> {
+    sessions
+        .iter()
+        .flat_map(|session| &session.runs)
+        .map(|run| usage::RunSample {
+            action: run.action.to_string(),
+            model: run.usage.model.clone(),
+            success: run.outcome == crate::model::sessions::Outcome::Success,
+            cost_usd: run.usage.counts.cost_usd,
+            started_at: run.started_at.clone(),
+        })
+        .collect()
 }
 
 /// The regions an edit will produce, to offer `Claude: refine…` on them once it is applied.

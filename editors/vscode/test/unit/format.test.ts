@@ -161,6 +161,8 @@ describe('usage', () => {
     });
     const report = (lastRunCost?: number): UsageReport => ({
         day: '2026-11-21',
+        burnRateUsdPerHour: 0.25,
+        projectedTodayUsd: 4.5,
         today: counts(0.5, 2),
         total: counts(12.5, 40),
         byDay: {},
