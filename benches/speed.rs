@@ -358,7 +358,9 @@ async fn per_message_overhead(table: &mut Table, sizes: Sizes, cli: &Path, scrat
             if run % 2 == 0 { (&without, &mut short) } else { (&with_deltas, &mut long) };
         fs::write(&fixture, text).unwrap();
         let started = Instant::now();
-        client.request_json("claude/analyze", json!({"textDocument": {"uri": uri}})).await.unwrap();
+        // A real run each time: the result cache would answer the repeated request with no CLI.
+        let params = json!({"textDocument": {"uri": uri}, "noCache": true});
+        client.request_json("claude/analyze", params).await.unwrap();
         let elapsed = started.elapsed();
         let outputs = client.drain_also(UNEXAMINED).await;
         if run > 0 {

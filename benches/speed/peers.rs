@@ -338,7 +338,10 @@ impl LspServer {
     async fn analyze(&mut self, workspace: &Path, session_id: Option<&str>) -> (Timing, String) {
         let token = format!("speed-{}", self.rpc.next_id);
         let uri = file_uri(&workspace.join("lib.rs"));
-        let mut params = json!({"textDocument": {"uri": uri}, "workDoneToken": token});
+        // The same request each time, so the result cache would answer it with no CLI: every
+        // sample is a real run (`noCache`), as the peers' are.
+        let mut params =
+            json!({"textDocument": {"uri": uri}, "workDoneToken": token, "noCache": true});
         if let Some(id) = session_id {
             params["sessionId"] = json!(id);
         }
