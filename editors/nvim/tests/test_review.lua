@@ -35,7 +35,8 @@ local function review()
   return wait_for_diagnostics(1)
 end
 
-D.setup_plugin()
+-- Each review here must reach the API (the second replaces the first's finding): no result cache.
+D.setup_plugin({ settings = { resultCache = false } })
 
 local dir = H.workspace('review', { ['sum.rs'] = table.concat(TEXT, '\n') .. '\n' })
 local path = dir .. '/sum.rs'
