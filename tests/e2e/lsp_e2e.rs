@@ -254,9 +254,13 @@ async fn every_custom_request_answers_with_the_type_the_protocol_declares() {
     let session_id = analyzed.session_id.clone();
     let sessions = ws.client.request::<requests::Sessions>(None).await.unwrap();
     assert!(sessions.sessions.iter().any(|s| s.record.id == session_id), "{sessions:?}");
-    let session = SessionParams { session_id };
-    let detail = ws.client.request::<requests::Session>(session).await.unwrap();
-    assert!(!detail.messages.is_empty(), "{detail:?}");
+    // The live CLI writes its transcript as it goes: wait until the answer is in it.
+    eventually("the transcript holds the answer", async || {
+        let session = SessionParams { session_id: session_id.clone() };
+        let detail = ws.client.request::<requests::Session>(session).await.unwrap();
+        detail.messages.iter().any(|m| m.text.starts_with("It adds two numbers.")).then_some(())
+    })
+    .await;
     let usage = ws.client.request::<requests::Usage>(None).await.unwrap();
     assert_eq!(usage.today.runs, 1, "{usage:?}");
     ws.client.request::<requests::Audit>(None).await.unwrap();

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::fake_api::{RecordedRequest, Script, Turn};
 use crate::support::lsp_client::full_capabilities;
+use crate::support::wait::eventually;
 use crate::support::workspace::Workspace;
 
 const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
@@ -123,15 +124,18 @@ async fn no_secret_reaches_the_client_the_index_the_audit_log_or_the_log() {
                 && s["summary"].as_str().unwrap().contains("[REDACTED]")),
         "{sessions:#}"
     );
-    let mut details = Vec::new();
-    for session in listed {
-        let id = session["id"].as_str().unwrap();
-        details.push(
-            ws.client.request_json("claude/session", json!({"sessionId": id})).await.unwrap(),
-        );
-    }
-    let transcript = details.iter().map(Value::to_string).collect::<String>();
-    assert!(transcript.contains("The token is [REDACTED]"), "{transcript}");
+    // The live CLI writes its transcript as it goes: wait until the answer is in it.
+    let transcript = eventually("the transcripts hold the answer", async || {
+        let mut transcript = String::new();
+        for session in listed {
+            let id = session["id"].as_str().unwrap();
+            let detail =
+                ws.client.request_json("claude/session", json!({"sessionId": id})).await.unwrap();
+            transcript.push_str(&detail.to_string());
+        }
+        transcript.contains("The token is [REDACTED]").then_some(transcript)
+    })
+    .await;
 
     let questions = ws.client.server_requests("window/showMessageRequest");
     assert_eq!(questions.len(), 1, "{questions:#?}");
