@@ -63,6 +63,8 @@ pub struct ClientInfo {
     pub related_information: bool,
     /// `experimental.claudeLsp.usageNotifications`: send `claude/usage` after each run.
     pub usage_notifications: bool,
+    /// The client watches files for a server that registers `workspace/didChangeWatchedFiles`.
+    pub watched_files_registration: bool,
 }
 
 impl ClientInfo {
@@ -92,6 +94,10 @@ impl ClientInfo {
                 .as_ref()
                 .and_then(|experimental| experimental.pointer("/claudeLsp/usageNotifications"))
                 .and_then(serde_json::Value::as_bool)
+                .unwrap_or(false),
+            watched_files_registration: workspace
+                .and_then(|w| w.did_change_watched_files.as_ref())
+                .and_then(|watched| watched.dynamic_registration)
                 .unwrap_or(false),
         }
     }

@@ -305,6 +305,17 @@ async fn initialize_negotiates_utf8_and_lists_every_command_for_the_picker() {
     ] {
         assert!(commands.contains(&command), "{command} is not offered to :lsp-workspace-command");
     }
+    // Helix watches files for servers that register: changes and deletions on disk, so findings
+    // of files that are not open go when their file changes.
+    let registration = client.wait_for_server_request("client/registerCapability").await;
+    assert_eq!(
+        registration["registrations"],
+        json!([{
+            "id": "claude-lsp/watched-files",
+            "method": "workspace/didChangeWatchedFiles",
+            "registerOptions": {"watchers": [{"globPattern": "**/*", "kind": 6}]},
+        }])
+    );
     client.finish().await;
 }
 

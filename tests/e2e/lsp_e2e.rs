@@ -396,6 +396,8 @@ async fn a_minimal_client_gets_a_changes_map_and_no_progress() {
     );
     assert!(ws.client.take_notifications("$/progress").is_empty());
     assert!(ws.client.server_requests("window/workDoneProgress/create").is_empty());
+    // Nor is it asked to watch files it cannot watch for a server.
+    assert!(ws.client.server_requests("client/registerCapability").is_empty());
     ws.client.drain().await;
     ws.client.finish().await;
 }

@@ -111,8 +111,9 @@ export function createClient(
         // Claude works on any file of the workspace, whatever its language.
         documentSelector: [{ scheme: 'file' }],
         initializationOptions: () => currentSettings(),
-        // File events clear the findings of files changed on disk while not open.
-        synchronize: { configurationSection: SECTION, fileEvents: vscode.workspace.createFileSystemWatcher('**/*') },
+        // File events (which clear the findings of files changed on disk while not open) come
+        // from the watcher the server registers itself, as it does in every editor.
+        synchronize: { configurationSection: SECTION },
         outputChannel,
         middleware,
         errorHandler,

@@ -79,7 +79,35 @@ pub async fn initialize(state: &ServerState, params: InitializeParams) -> Initia
 pub async fn initialized(state: &Arc<ServerState>) {
     let warnings = std::mem::take(&mut *state.pending_warnings.lock());
     show_warnings(state, &warnings).await;
+    watch_files(state);
     prewarm(state, state.workspace_folders());
+}
+
+/// Asks a client that can watch files for the server to report changes and deletions on disk:
+/// findings of files that are not open go stale when their file changes (VS Code, Helix and Zed
+/// register this way; Neovim on Linux does not offer it). Creations change no finding.
+fn watch_files(state: &Arc<ServerState>) {
+    if !state.client_info().watched_files_registration {
+        return;
+    }
+    let registration = Registration {
+        id: "claude-lsp/watched-files".to_owned(),
+        method: "workspace/didChangeWatchedFiles".to_owned(),
+        register_options: serde_json::to_value(DidChangeWatchedFilesRegistrationOptions {
+            watchers: vec![FileSystemWatcher {
+                glob_pattern: GlobPattern::String("**/*".to_owned()),
+                kind: Some(WatchKind::Change | WatchKind::Delete),
+            }],
+        })
+        .ok(),
+    };
+    // A request to the client: never hold `initialized` up waiting for its answer.
+    let client = state.client.clone();
+    tokio::spawn(async move {
+        if let Err(err) = client.register_capability(vec![registration]).await {
+            tracing::warn!(error = %err, "the client refused to watch files for the server");
+        }
+    });
 }
 
 pub async fn shutdown(state: &ServerState) {

@@ -129,6 +129,19 @@ describe('claude-lsp as VS Code sees it', () => {
             assert.ok(commands.includes(command), `${command} missing from ${JSON.stringify(commands)}`);
         }
         assert.ok(capabilities.codeActionProvider, 'code actions');
+        // The extension leaves file watching to the server, which registers it with VS Code.
+        const registration = await waitFor('the watched-files registration', 60_000, () =>
+            server.serverRequests.find((request) => request.method === 'client/registerCapability'),
+        );
+        assert.deepEqual(registration.params, {
+            registrations: [
+                {
+                    id: 'claude-lsp/watched-files',
+                    method: 'workspace/didChangeWatchedFiles',
+                    registerOptions: { watchers: [{ globPattern: '**/*', kind: 6 }] },
+                },
+            ],
+        });
     });
 
     test('claude/refactor answers the exact WorkspaceEdit, reports progress, and writes nothing', async () => {
