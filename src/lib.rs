@@ -19,4 +19,4 @@ pub mod headless;
 pub mod lsp_server;
 pub mod model;
 pub mod protocol;
-pub mod report;
+pub(crate) mod report;

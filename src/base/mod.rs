@@ -1,13 +1,13 @@
 //! The base layer: what every other layer builds on, depending on nothing of ours.
 
-pub mod error;
-pub mod files;
+pub(crate) mod error;
+pub(crate) mod files;
 pub mod git;
 pub mod logging;
-pub mod path_style;
-pub mod paths;
+pub(crate) mod path_style;
+pub(crate) mod paths;
 pub mod platform;
 pub mod process;
-pub mod secrets;
-pub mod text;
-pub mod time;
+pub(crate) mod secrets;
+pub(crate) mod text;
+pub(crate) mod time;

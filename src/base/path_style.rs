@@ -44,16 +44,10 @@ impl PathStyle {
         }
     }
 
-    /// Whether `path` is `root` or lies below it (both absolute), by name: `C:\ws` contains
-    /// `c:/WS/src`, and not `C:\ws2`. `case_insensitive` applies to Posix paths (macOS); Windows
-    /// names always ignore case.
-    pub fn is_within(self, path: &str, root: &str, case_insensitive: bool) -> bool {
-        self.relative(path, root, case_insensitive).is_some()
-    }
-
-    /// The part of `path` below `root` (both absolute; empty when they are the same), by the
-    /// rules of [`Self::is_within`], in `path`'s spelling (on Windows its comparable form):
-    /// `c:/WS/src/a.rs` below `\\?\C:\ws` is `src\a.rs`. `None` when `path` is not within.
+    /// The part of `path` below `root` (both absolute; empty when they are the same), by name,
+    /// in `path`'s spelling (on Windows its comparable form): `c:/WS/src/a.rs` below `\\?\C:\ws`
+    /// is `src\a.rs`, and `C:\ws2` is not below `C:\ws`. `None` when `path` is not within.
+    /// `case_insensitive` applies to Posix paths (macOS); Windows names always ignore case.
     pub fn relative(self, path: &str, root: &str, case_insensitive: bool) -> Option<String> {
         let fold = case_insensitive || self == PathStyle::Windows;
         let same_name =
@@ -98,6 +92,7 @@ impl PathStyle {
     /// The URI path (before percent-encoding, always starting with `/`) and host of an absolute
     /// Windows path: `C:\a b` → (``, `/C:/a b`); `\\server\share\x` → (`server`, `/share/x`).
     /// `None` when the path is not absolute.
+    #[cfg(any(not(unix), test))]
     pub fn windows_uri_parts(path: &str) -> Option<(String, String)> {
         let path = PathStyle::Windows.comparable(path).replace('\\', "/");
         if let Some(unc) = path.strip_prefix("//") {
@@ -110,6 +105,7 @@ impl PathStyle {
 
     /// The Windows path of a decoded `file:` URI's host and path: `/c:/a` → `C:\a`,
     /// (`server`, `/share/x`) → `\\server\share\x`. `None` when it names no absolute path.
+    #[cfg(any(not(unix), test))]
     pub fn windows_path_of_uri(host: &str, path: &str) -> Option<String> {
         if !host.is_empty() {
             let share = path.strip_prefix('/').filter(|share| !share.is_empty())?;
@@ -160,7 +156,7 @@ mod tests {
             (r"D:\any", r"D:\"),
         ];
         for (path, root) in inside {
-            assert!(Windows.is_within(path, root, false), "{path} in {root}");
+            assert!(Windows.relative(path, root, false).is_some(), "{path} in {root}");
         }
         let outside = [
             (r"C:\ws2\a.rs", r"C:\ws"),
@@ -169,18 +165,18 @@ mod tests {
             (r"\\other\share\ws", r"\\server\share\ws"),
         ];
         for (path, root) in outside {
-            assert!(!Windows.is_within(path, root, false), "{path} not in {root}");
+            assert!(Windows.relative(path, root, false).is_none(), "{path} not in {root}");
         }
     }
 
     #[test]
     fn posix_containment_is_exact_unless_the_file_system_ignores_case() {
-        assert!(Posix.is_within("/ws/a", "/ws", false));
-        assert!(Posix.is_within("/ws", "/ws/", false));
-        assert!(!Posix.is_within("/ws2/a", "/ws", false));
-        assert!(!Posix.is_within("/WS/a", "/ws", false));
-        assert!(Posix.is_within("/WS/a", "/ws", true));
-        assert!(Posix.is_within("/a", "/", false));
+        assert!(Posix.relative("/ws/a", "/ws", false).is_some());
+        assert!(Posix.relative("/ws", "/ws/", false).is_some());
+        assert!(Posix.relative("/ws2/a", "/ws", false).is_none());
+        assert!(Posix.relative("/WS/a", "/ws", false).is_none());
+        assert!(Posix.relative("/WS/a", "/ws", true).is_some());
+        assert!(Posix.relative("/a", "/", false).is_some());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 pub mod args;
 pub mod control;
-pub mod discover;
+pub(crate) mod discover;
 pub mod errors;
 pub mod lines;
 pub mod protocol;

@@ -1,16 +1,16 @@
 //! The engine: one run from request to outcome, and what it runs on — the staging mirror, the
 //! permission policy and OS sandbox, warm and live CLI processes, the queue, retries, metrics.
 
-pub mod breaker;
-pub mod conversations;
-pub mod metrics;
+pub(crate) mod breaker;
+pub(crate) mod conversations;
+pub(crate) mod metrics;
 pub mod permissions;
-pub mod pipeline;
+pub(crate) mod pipeline;
 pub mod pool;
-pub mod result_cache;
-pub mod retry;
-pub mod run;
-pub mod sandbox;
-pub mod scheduler;
-pub mod scope;
+pub(crate) mod result_cache;
+pub(crate) mod retry;
+pub(crate) mod run;
+pub(crate) mod sandbox;
+pub(crate) mod scheduler;
+pub(crate) mod scope;
 pub mod staging;

@@ -411,16 +411,6 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// 1 for the first attempt.
-    pub fn number(&self) -> u32 {
-        self.number
-    }
-
-    /// The session this attempt resumes, if it is a retry of one that started.
-    pub fn resumes(&self) -> Option<&str> {
-        self.resume.as_deref()
-    }
-
     /// The run's configuration adjusted for this attempt: resume the failed attempt's session,
     /// and switch to the fallback model after an overload.
     pub fn configure(&self, mut config: SessionConfig) -> SessionConfig {
@@ -563,13 +553,13 @@ mod tests {
         let mut retry = RetryLoop::new(policy(3), Resilience::default(), limits(300));
         let mut reports = Vec::new();
         let first = start(&mut retry, &mut reports).await;
-        assert_eq!((first.number(), first.resumes()), (1, None));
+        assert_eq!((first.number, first.resume.as_deref()), (1, None));
         assert_eq!(first.prompt("do it", "smaller"), "do it");
         init(&first, "s-1");
         assert_eq!(retry.finish(first, Err(overloaded())).unwrap(), None);
 
         let second = start(&mut retry, &mut reports).await;
-        assert_eq!((second.number(), second.resumes()), (2, Some("s-1")));
+        assert_eq!((second.number, second.resume.as_deref()), (2, Some("s-1")));
         assert_eq!(second.prompt("do it", "smaller"), CONTINUE_PROMPT);
         assert_eq!(reports.len(), 1);
         assert!(
@@ -645,7 +635,7 @@ mod tests {
         assert_eq!(retry.finish(first, Err(hung())).unwrap(), None);
         let second = start(&mut retry, &mut reports).await;
         assert_eq!(reports, ["The API call hung: resuming the session"]);
-        assert_eq!((second.resumes(), second.prompt("do it", "x")), (Some("s-1"), CONTINUE_PROMPT));
+        assert_eq!((second.resume.as_deref(), second.prompt("do it", "x")), (Some("s-1"), CONTINUE_PROMPT));
         assert!(!second.compacts_first());
         // The second fault fails the run, retryable, whatever the fault.
         let err = retry.finish(second, Err(crashed())).unwrap_err();
@@ -665,7 +655,7 @@ mod tests {
         assert_eq!(retry.finish(first, Err(crashed())).unwrap(), None);
         let second = start(&mut retry, &mut reports).await;
         assert_eq!(reports, ["Claude Code exited unexpectedly: starting again"]);
-        assert_eq!((second.resumes(), second.prompt("do it", "x")), (None, "do it"));
+        assert_eq!((second.resume.as_deref(), second.prompt("do it", "x")), (None, "do it"));
         let err = retry.finish(second, Err(hung())).unwrap_err();
         assert_eq!((err.kind, err.kind.retryable), (ErrorKind::TIMEOUT, true));
 
@@ -678,7 +668,7 @@ mod tests {
         let gone = ClaudeError::SessionNotFound { session_id: "unsaved".into() };
         assert_eq!(retry.finish(second, Err(gone)).unwrap(), None);
         let third = start(&mut retry, &mut Vec::new()).await;
-        assert_eq!((third.resumes(), third.prompt("do it", "x")), (None, "do it"));
+        assert_eq!((third.resume.as_deref(), third.prompt("do it", "x")), (None, "do it"));
     }
 
     #[tokio::test]
@@ -692,7 +682,7 @@ mod tests {
         assert_eq!(retry.finish(first, Err(too_long())).unwrap(), None);
         let second = start(&mut retry, &mut reports).await;
         assert_eq!(reports, ["Context too long: retrying with a smaller prompt"]);
-        assert_eq!(second.resumes(), None, "the overflowing session is not resumed");
+        assert_eq!(second.resume.as_deref(), None, "the overflowing session is not resumed");
         assert_eq!(second.prompt("do it", "smaller"), "smaller");
         assert!(!second.compacts_first());
         let err = retry.finish(second, Err(too_long())).unwrap_err();
@@ -712,7 +702,7 @@ mod tests {
         assert_eq!(retry.finish(first, Err(too_long())).unwrap(), None);
         let second = start(&mut retry, &mut reports).await;
         assert_eq!(reports, ["Context too long: compacting the conversation, then retrying"]);
-        assert_eq!((second.resumes(), second.compacts_first()), (Some("s-1"), true));
+        assert_eq!((second.resume.as_deref(), second.compacts_first()), (Some("s-1"), true));
         assert_eq!(second.prompt("do it", "smaller"), "do it");
         assert_eq!(
             retry.finish(second, Err(too_long())).unwrap_err().kind,
@@ -853,7 +843,7 @@ mod tests {
         let gone = ClaudeError::SessionNotFound { session_id: "lost".into() };
         assert_eq!(retry.finish(second, Err(gone)).unwrap(), None);
         let third = start(&mut retry, &mut Vec::new()).await;
-        assert_eq!(third.resumes(), None);
+        assert_eq!(third.resume.as_deref(), None);
         assert_eq!(third.prompt("original", "smaller"), "original");
     }
 

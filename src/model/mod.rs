@@ -2,17 +2,17 @@
 //! and merges, findings, folder scopes, settings, and the stores (sessions, usage ledger, audit
 //! log) and the CLI's transcripts.
 
-pub mod activity;
-pub mod answers;
-pub mod audit;
+pub(crate) mod activity;
+pub(crate) mod answers;
+pub(crate) mod audit;
 pub mod documents;
 pub mod edits;
 pub mod findings;
-pub mod hunks;
-pub mod prompt;
-pub mod regions;
-pub mod scope;
-pub mod sessions;
+pub(crate) mod hunks;
+pub(crate) mod prompt;
+pub(crate) mod regions;
+pub(crate) mod scope;
+pub(crate) mod sessions;
 pub mod settings;
-pub mod transcripts;
-pub mod usage;
+pub(crate) mod transcripts;
+pub(crate) mod usage;
