@@ -243,18 +243,21 @@ export class Commands implements vscode.Disposable {
                     if (!open) {
                         return;
                     }
-                    // Replacing the items would move the highlight back to the first: keep it.
+                    // Replacing the items moves the highlight back to the first: keep the user's.
                     const active = pick.activeItems[0]?.label;
                     items = items.map((item, i) => (i === index ? { ...item, detail: estimateDetail(result) } : item));
                     pick.items = items;
-                    pick.activeItems = items.filter((item) => item.label === active);
+                    const highlighted = items.filter((item) => item.label === active);
+                    if (highlighted.length > 0) {
+                        pick.activeItems = highlighted;
+                    }
                 },
                 (error: unknown) => this.output.appendLine(`Claude: no estimate for "${choice.label}": ${errorMessage(error)}`),
             );
         });
         return new Promise((resolve) => {
             pick.onDidAccept(() => {
-                const label = pick.selectedItems[0]?.label;
+                const label = (pick.selectedItems[0] ?? pick.activeItems[0])?.label;
                 resolve(choices.find((choice) => choice.label === label));
                 pick.hide();
             });
