@@ -235,7 +235,7 @@ export class Commands implements vscode.Disposable {
         let open = true;
         const client = this.getClient();
         choices.forEach((choice, index) => {
-            if (client === undefined || !client.isRunning()) {
+            if (!client?.isRunning()) {
                 return;
             }
             client.sendRequest(estimate, estimateOf(choice)).then(
