@@ -95,13 +95,42 @@ fn entries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The escapes the subagent tries first: a file outside the workspace, and a shell command
-/// writing there.
-fn escapes() -> Vec<(&'static str, Value)> {
+/// What the subagent tries: a file outside the workspace, a shell command writing there, then
+/// an edit of src/lib.rs (`a + b` becomes `sum`) and a new file src/new.rs.
+fn calls(sum: &str) -> Vec<(&'static str, Value)> {
     vec![
         ("Write", json!({"file_path": "{outside}/written-by-subagent.txt", "content": "escaped"})),
         ("Bash", bash("touch {outside}/touched-by-subagent.txt")),
+        ("Read", json!({"file_path": "{cwd}/src/lib.rs"})),
+        (
+            "Edit",
+            json!({"file_path": "{cwd}/src/lib.rs", "old_string": "a + b", "new_string": sum}),
+        ),
+        ("Write", json!({"file_path": "{cwd}/src/new.rs", "content": "// new\n"})),
     ]
+}
+
+/// Runs `method` on src/lib.rs, the subagent making `calls` and the user answering a permission
+/// question with `answer`; the workspace, the result and the subagent's last request.
+async fn run(
+    method: &str,
+    outside: &Path,
+    calls: Vec<(&'static str, Value)>,
+    answer: Option<&str>,
+) -> (Workspace, Value, RecordedRequest) {
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        script(outside, calls),
+        full_capabilities(),
+        settings(),
+    )
+    .await;
+    ws.client.set_behaviour(|b| b.message_action = answer.map(str::to_owned));
+    let result = ws.act(method, "src/lib.rs", "Let the helper do it.").await.unwrap();
+    let text = result["text"].as_str().unwrap();
+    assert!(text.starts_with("main agent done") && text.contains(SUBAGENT_DONE), "{text}");
+    let subagent = last_subagent_request(&ws);
+    (ws, result, subagent)
 }
 
 /// The results of the subagent's calls to each tool, for a failure message.
@@ -114,33 +143,14 @@ fn tool_results(request: &RecordedRequest) -> String {
 #[tokio::test]
 async fn a_subagent_in_a_read_only_run_writes_nothing_inside_or_outside_the_workspace() {
     let outside = tempfile::tempdir().unwrap();
-    let mut calls = escapes();
-    calls.extend([
-        ("Read", json!({"file_path": "{cwd}/src/lib.rs"})),
-        (
-            "Edit",
-            json!({"file_path": "{cwd}/src/lib.rs", "old_string": "a + b", "new_string": "a - b"}),
-        ),
-        ("Write", json!({"file_path": "{cwd}/src/new.rs", "content": "// new\n"})),
-        ("Bash", bash("echo overwritten > src/lib.rs")),
-    ]);
-    let mut ws = Workspace::start(
-        &[("src/lib.rs", LIB)],
-        script(outside.path(), calls),
-        full_capabilities(),
-        settings(),
-    )
-    .await;
-    // A command asked for is allowed: then the OS sandbox is what keeps the workspace unchanged.
-    ws.client.set_behaviour(|b| b.message_action = Some("Allow once".into()));
-    let result =
-        ws.act("claude/analyze", "src/lib.rs", "Look at this with the helper.").await.unwrap();
-    let text = result["text"].as_str().unwrap();
-    assert!(text.starts_with("main agent done") && text.contains(SUBAGENT_DONE), "{text}");
+    let mut tries = calls("a - b");
+    tries.push(("Bash", bash("echo overwritten > src/lib.rs")));
+    // The command is allowed when asked: then the OS sandbox is what keeps the workspace unchanged.
+    let (ws, result, subagent) =
+        run("claude/analyze", outside.path(), tries, Some("Allow once")).await;
 
     // A read-only run gives its subagents no tool that writes; claude-lsp denies the command
     // outside the workspace; the OS sandbox keeps the one it allowed from writing the workspace.
-    let subagent = last_subagent_request(&ws);
     let results = tool_results(&subagent);
     let writes = [subagent.tool_results_for("Write"), subagent.tool_results_for("Edit")].concat();
     assert_eq!(writes.len(), 3, "{results}");
@@ -159,29 +169,11 @@ async fn a_subagent_in_a_read_only_run_writes_nothing_inside_or_outside_the_work
 #[tokio::test]
 async fn a_subagents_edits_in_a_refactor_arrive_only_as_the_workspace_edit() {
     let outside = tempfile::tempdir().unwrap();
-    let mut calls = escapes();
-    calls.extend([
-        ("Read", json!({"file_path": "{cwd}/src/lib.rs"})),
-        (
-            "Edit",
-            json!({"file_path": "{cwd}/src/lib.rs", "old_string": "a + b", "new_string": "a.wrapping_add(b)"}),
-        ),
-        ("Write", json!({"file_path": "{cwd}/src/new.rs", "content": "// new\n"})),
-    ]);
-    let mut ws = Workspace::start(
-        &[("src/lib.rs", LIB)],
-        script(outside.path(), calls),
-        full_capabilities(),
-        settings(),
-    )
-    .await;
-    let result = ws.act("claude/refactor", "src/lib.rs", "Let the helper do it.").await.unwrap();
-    let text = result["text"].as_str().unwrap();
-    assert!(text.starts_with("main agent done") && text.contains(SUBAGENT_DONE), "{text}");
+    let (ws, result, subagent) =
+        run("claude/refactor", outside.path(), calls("a.wrapping_add(b)"), None).await;
 
     // claude-lsp decided the subagent's calls as the agent's: the escapes denied with the reason,
     // the edits inside the mirror allowed.
-    let subagent = last_subagent_request(&ws);
     let results = tool_results(&subagent);
     let writes = subagent.tool_results_for("Write");
     assert!(writes[0].contains("outside the workspace"), "{results}");
