@@ -40,3 +40,4 @@ mod secrets_e2e;
 mod server_process;
 mod sessions_e2e;
 mod staging;
+mod subagents_e2e;

@@ -152,6 +152,9 @@ H.run({
     H.eq({}, commands.complete('', 'Claude review look at the loop ', 31), 'the instruction began')
     H.eq({}, commands.complete('', 'Claude cancel ', 14))
     H.eq({ 'directory=', 'model=' }, commands.complete('', 'Claude generate ', 16))
+    H.eq({ 'noCache=' }, commands.complete('no', 'Claude analyze no', 17))
+    H.eq({ 'noCache=true' }, commands.complete('noCache=t', 'Claude changes noCache=t', 24))
+    H.eq({}, commands.complete('no', 'Claude refactor no', 18), 'an edit run is never cached')
   end },
 
   { 'leading key=value words are options, the rest is the instruction', function()
@@ -161,6 +164,8 @@ H.run({
     options, instruction = commands.parse_options('analyze', 'scope=folder directory=src depth=deep')
     H.eq({ scope = 'folder', directory = 'src', depth = 'deep' }, options)
     H.eq('', instruction)
+    options = commands.parse_options('review', 'noCache=true')
+    H.eq({ noCache = true }, options)
     local _, _, err = commands.parse_options('review', 'minSeverity=loud')
     H.eq('minSeverity=loud: expected one of error, warning, info, hint', err)
     _, _, err = commands.parse_options('refactor', 'depth=deep rename it')

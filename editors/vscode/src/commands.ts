@@ -23,15 +23,26 @@ import {
     optionFields,
     orderedChoices,
     remembered,
+    runParams,
     type OptionChoice,
     type OptionFields,
     type OptionsAction,
     type RememberedOptions,
+    type Target,
 } from './run_options';
-import { type WindowUsage, answerMarkdown, errorMessage, isRetryable, runSummary, usageReportLines } from './format';
+import {
+    type WindowUsage,
+    answerMarkdown,
+    errorMessage,
+    estimateDetail,
+    isRetryable,
+    runSummary,
+    usageReportLines,
+} from './format';
 import {
     Command,
     actionRequests,
+    estimate,
     runs,
     sessions,
     usage,
@@ -39,6 +50,7 @@ import {
     type ActionParams,
     type ActionResult,
     type CancelResult,
+    type EstimateParams,
     type RunStarted,
     type SessionInfo,
 } from './lsp_ext';
@@ -94,8 +106,8 @@ export class Commands implements vscode.Disposable {
             'claude-lsp.generate': () => this.generate(),
             'claude-lsp.analyze': () => this.analyze(),
             'claude-lsp.refactor': () => this.refactor(),
-            'claude-lsp.review': () => this.review('selectionOrFile'),
-            'claude-lsp.reviewChanges': () => this.review('changes'),
+            'claude-lsp.review': () => this.review({}),
+            'claude-lsp.reviewChanges': () => this.review({ scope: 'changes' }),
             'claude-lsp.reviewWithOptions': () => this.withOptions('review'),
             'claude-lsp.analyzeWithOptions': () => this.withOptions('analyze'),
             'claude-lsp.continue': () => this.continueSession(),
@@ -167,17 +179,23 @@ export class Commands implements vscode.Disposable {
     }
 
     /**
-     * Analyze or review with the options asked one quick pick at a time (the last choices first),
-     * then the model; remembered per workspace. Escape at any step cancels.
+     * Analyze or review with the options asked one quick pick at a time (the last choices first,
+     * each with what the run would likely cost), then the model; remembered per workspace.
+     * Escape at any step cancels.
      */
     private async withOptions(action: OptionsAction): Promise<void> {
         const key = `claude-lsp.options.${action}`;
         const last = this.memory.get<RememberedOptions>(key);
         const steps = OPTION_STEPS[action];
+        const target = targetOfActiveEditor();
         const picked: OptionChoice[] = [];
         for (const step of steps) {
-            const items = orderedChoices(step, last).map((choice) => ({ label: choice.label }));
-            const item = await vscode.window.showQuickPick(items, { title: `Claude: ${action} — ${step.title}` });
+            // Priced with the model typed last time: the model question comes after the picks.
+            const estimateOf = (choice: OptionChoice): EstimateParams => ({
+                ...runParams(action, target, optionFields([...picked, choice], last?.model)),
+                action,
+            });
+            const item = await this.pickWithEstimates(`Claude: ${action} — ${step.title}`, orderedChoices(step, last), estimateOf);
             const choice = item === undefined ? undefined : choiceOf(step, item.label);
             if (choice === undefined) {
                 return;
@@ -195,10 +213,61 @@ export class Commands implements vscode.Disposable {
         await this.memory.update(key, remembered(steps, picked, model));
         const fields = optionFields(picked, model);
         if (action === 'review') {
-            await this.review(fields.scope === 'changes' ? 'changes' : 'selectionOrFile', fields);
+            await this.review(fields);
         } else {
-            await this.runRequest('analyze', { ...targetOfActiveEditor(), ...fields });
+            await this.runRequest('analyze', runParams(action, target, fields));
         }
+    }
+
+    /**
+     * One step's quick pick. Each choice's detail shows the server's `claude/estimate` of the run
+     * it leads to, as it arrives; an estimate that fails is logged and holds nothing up.
+     */
+    private pickWithEstimates(
+        title: string,
+        choices: OptionChoice[],
+        estimateOf: (choice: OptionChoice) => EstimateParams,
+    ): Promise<OptionChoice | undefined> {
+        const pick = vscode.window.createQuickPick<vscode.QuickPickItem>();
+        pick.title = title;
+        let items: vscode.QuickPickItem[] = choices.map((choice) => ({ label: choice.label }));
+        pick.items = items;
+        let open = true;
+        const client = this.getClient();
+        choices.forEach((choice, index) => {
+            if (!client?.isRunning()) {
+                return;
+            }
+            client.sendRequest(estimate, estimateOf(choice)).then(
+                (result) => {
+                    if (!open) {
+                        return;
+                    }
+                    // Replacing the items moves the highlight back to the first: keep the user's.
+                    const active = pick.activeItems[0]?.label;
+                    items = items.map((item, i) => (i === index ? { ...item, detail: estimateDetail(result) } : item));
+                    pick.items = items;
+                    const highlighted = items.filter((item) => item.label === active);
+                    if (highlighted.length > 0) {
+                        pick.activeItems = highlighted;
+                    }
+                },
+                (error: unknown) => this.output.appendLine(`Claude: no estimate for "${choice.label}": ${errorMessage(error)}`),
+            );
+        });
+        return new Promise((resolve) => {
+            pick.onDidAccept(() => {
+                const label = (pick.selectedItems[0] ?? pick.activeItems[0])?.label;
+                resolve(choices.find((choice) => choice.label === label));
+                pick.hide();
+            });
+            pick.onDidHide(() => {
+                open = false;
+                resolve(undefined);
+                pick.dispose();
+            });
+            pick.show();
+        });
     }
 
     /** Runs one of the request actions under a cancellable progress notification. */
@@ -271,14 +340,10 @@ export class Commands implements vscode.Disposable {
      * Review through the server's command: the run goes on in the background, findings arrive
      * as diagnostics, the answer as a message or document. Done when the progress ends.
      */
-    private async review(scope: 'selectionOrFile' | 'changes', options: OptionFields = {}): Promise<void> {
+    private async review(options: OptionFields): Promise<void> {
         const client = this.requireClient();
-        const target = targetOfActiveEditor();
-        const params: ActionParams =
-            scope === 'changes'
-                ? { textDocument: target.textDocument, ...options, scope: 'changes' }
-                : { ...target, scope: target.range === undefined ? 'file' : 'selection', ...options };
-        const title = scope === 'changes' ? 'Claude: review my changes' : 'Claude: review';
+        const params = runParams('review', targetOfActiveEditor(), options);
+        const title = options.scope === 'changes' ? 'Claude: review my changes' : 'Claude: review';
         const ending = await withServerProgress(client, title, async (token, cancel, end) => {
             const started = (await client.sendRequest(ExecuteCommandRequest.type, {
                 command: Command.review,
@@ -518,7 +583,7 @@ function isActionParams(value: unknown): value is ActionParams {
 }
 
 /** The active editor's document, and its selection when one is made. */
-function targetOfActiveEditor(): Pick<ActionParams, 'textDocument' | 'range'> {
+function targetOfActiveEditor(): Target {
     const editor = vscode.window.activeTextEditor;
     if (editor === undefined) {
         throw new Error('open a file of the workspace first.');

@@ -3,6 +3,7 @@
 import {
     isErrorData,
     type ActionResult,
+    type EstimateResult,
     type Finding,
     type OutputKind,
     type OutputParams,
@@ -113,6 +114,14 @@ export function formatCount(count: number): string {
         return `${(count / 1000).toFixed(1)}k`;
     }
     return `${(count / 1_000_000).toFixed(1)}M`;
+}
+
+/** A run's `claude/estimate` as a quick pick shows it, said to be an estimate. */
+export function estimateDetail(estimate: EstimateResult): string {
+    return (
+        `≈ ${formatCost(estimate.costUsdLow)}–${formatCost(estimate.costUsdHigh)}` +
+        ` · ~${formatCount(estimate.inputTokens)} input tokens (estimate)`
+    );
 }
 
 /** One line about a finished run: turns, tokens, cost, time. */

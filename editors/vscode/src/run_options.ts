@@ -4,6 +4,9 @@
 
 import type { ActionParams } from './lsp_ext';
 
+/** The editor's document and selection a run is about. */
+export type Target = Pick<ActionParams, 'textDocument' | 'range'>;
+
 /** The options a "… with Options" command asks for. */
 export type OptionsAction = 'analyze' | 'review';
 
@@ -132,4 +135,18 @@ export function remembered(steps: readonly OptionStep[], picked: OptionChoice[],
     });
     const trimmed = model?.trim();
     return trimmed ? { choices, model: trimmed } : { choices };
+}
+
+/**
+ * The parameters of a run of `action` on `target` with `fields`: a review names its scope (the
+ * selection or the file unless the fields say otherwise; uncommitted changes have no range).
+ */
+export function runParams(action: OptionsAction, target: Target, fields: OptionFields): ActionParams {
+    if (action === 'analyze') {
+        return { ...target, ...fields };
+    }
+    if (fields.scope === 'changes') {
+        return { textDocument: target.textDocument, ...fields };
+    }
+    return { ...target, scope: target.range === undefined ? 'file' : 'selection', ...fields };
 }

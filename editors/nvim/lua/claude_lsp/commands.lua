@@ -227,7 +227,14 @@ local BOOLEAN = { 'true', 'false' }
 M.option_values = {
   generate = { directory = false, model = false },
   refactor = { model = false },
-  analyze = { depth = DEPTHS, includeTests = BOOLEAN, scope = { 'folder', 'workspace' }, directory = false, model = false },
+  analyze = {
+    depth = DEPTHS,
+    includeTests = BOOLEAN,
+    scope = { 'folder', 'workspace' },
+    directory = false,
+    model = false,
+    noCache = BOOLEAN,
+  },
   review = {
     minSeverity = { 'error', 'warning', 'info', 'hint' },
     fix = BOOLEAN,
@@ -236,6 +243,7 @@ M.option_values = {
     includeTests = BOOLEAN,
     directory = false,
     model = false,
+    noCache = BOOLEAN,
   },
 }
 M.option_values.changes = vim.deepcopy(M.option_values.review)

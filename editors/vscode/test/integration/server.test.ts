@@ -2,6 +2,7 @@
 // over vscode-jsonrpc with VS Code's client capabilities, as the extension does.
 
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { after, afterEach, before, describe, it } from 'node:test';
 
 import { CancellationTokenSource, ResponseError } from 'vscode-jsonrpc/node';
@@ -16,6 +17,7 @@ import {
 import {
     Command,
     analyze,
+    estimate,
     generate,
     refactor,
     runs,
@@ -23,7 +25,9 @@ import {
     type OutputParams,
     type UsageReport,
 } from '../../src/lsp_ext';
+import { estimateDetail } from '../../src/format';
 import { previewWorkspaceEdit } from '../../src/preview';
+import { OPTION_STEPS, optionFields, runParams } from '../../src/run_options';
 import {
     FakeApi,
     NAME_NOT_TRIMMED,
@@ -142,6 +146,45 @@ describe('claude-lsp as VS Code sees it', () => {
                 },
             ],
         });
+    });
+
+    test("the options quick pick's estimates: one per review scope from the server, each stated as an estimate, none a run", async () => {
+        const { workspace, server, api } = await start(
+            { 'src/greet.ts': GREET, 'lib/other.ts': GREET },
+            { turns: [{ text: 'unused' }] },
+        );
+        // An unsaved buffer of 24,000 characters (~6,000 tokens): the file scope shows it whole,
+        // a folder or workspace scope lists file names for the agent to read.
+        const buffer = GREET + '// padding line\n'.repeat(1500);
+        writeFileSync(workspace.path('src/greet.ts'), GREET + UNSAVED);
+        const uri = workspace.uri('src/greet.ts');
+        await server.connection.sendNotification('textDocument/didOpen', {
+            textDocument: { uri, languageId: 'typescript', version: 1, text: buffer },
+        });
+        const scopeStep = OPTION_STEPS.review[0];
+        assert.equal(scopeStep?.key, 'scope');
+        // What commands.ts asks for each choice of the first step, and the detail it shows.
+        const tokens = new Map<string, number>();
+        for (const choice of scopeStep.choices) {
+            const result = await server.connection.sendRequest(estimate, {
+                ...runParams('review', { textDocument: { uri } }, optionFields([choice], undefined)),
+                action: 'review',
+            });
+            assert.match(
+                estimateDetail(result),
+                /^≈ \$\d+\.\d{4}–\$\d+\.\d{4} · ~\d+(\.\d)?k? input tokens \(estimate\)$/,
+                choice.label,
+            );
+            assert.ok(result.costUsdLow <= result.costUsdHigh, JSON.stringify(result));
+            tokens.set(choice.fields.scope ?? 'file', result.inputTokens);
+        }
+        // Each choice is priced for its own run: the file with its unsaved text, the folder's one
+        // file name, the workspace's two.
+        const tokensOf = (scope: string): number => tokens.get(scope) ?? 0;
+        assert.ok(tokensOf('file') > tokensOf('folder') + 5000, JSON.stringify([...tokens]));
+        assert.ok(tokensOf('workspace') > tokensOf('folder'), JSON.stringify([...tokens]));
+        assert.ok(tokens.has('changes'), JSON.stringify([...tokens]));
+        assert.deepEqual(api.requests(), [], 'an estimate calls no API');
     });
 
     test('claude/refactor answers the exact WorkspaceEdit, reports progress, and writes nothing', async () => {

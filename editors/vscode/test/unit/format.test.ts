@@ -8,6 +8,7 @@ import {
     TOOL_RESULT_LINES,
     answerMarkdown,
     errorMessage,
+    estimateDetail,
     formatCost,
     formatCount,
     OutputFormatter,
@@ -78,6 +79,17 @@ describe('numbers', () => {
         assert.equal(formatCount(999), '999');
         assert.equal(formatCount(1234), '1.2k');
         assert.equal(formatCount(2_500_000), '2.5M');
+    });
+
+    it("states a run's estimate as one, a cost range and the input tokens", () => {
+        const detail = estimateDetail({
+            inputTokens: 3140,
+            pricedAs: 'Sonnet',
+            costUsdLow: 0.01242,
+            costUsdHigh: 0.0402,
+            message: 'Estimate: ~3.1k input tokens, $0.0124–$0.0402 (Sonnet prices)',
+        });
+        assert.equal(detail, '≈ $0.0124–$0.0402 · ~3.1k input tokens (estimate)');
     });
 
     it('summarises a run', () => {

@@ -8,6 +8,7 @@ import {
     optionFields,
     orderedChoices,
     remembered,
+    runParams,
     type OptionChoice,
 } from '../../src/run_options';
 
@@ -75,5 +76,32 @@ describe('run options', () => {
         assert.deepEqual(orderedChoices(severity, remembered(steps, [], '')), severity.choices);
         assert.equal(remembered(steps, [], '  ').model, undefined);
         assert.equal(choiceOf(severity, 'Loudest'), undefined);
+    });
+
+    it('make the run parameters the run and its estimate share: a review names its scope', () => {
+        const textDocument = { uri: 'file:///w/a.rs' };
+        const range = { start: { line: 1, character: 0 }, end: { line: 3, character: 0 } };
+        assert.deepEqual(runParams('review', { textDocument }, {}), { textDocument, scope: 'file' });
+        assert.deepEqual(runParams('review', { textDocument, range }, { fix: true }), {
+            textDocument,
+            range,
+            scope: 'selection',
+            fix: true,
+        });
+        assert.deepEqual(runParams('review', { textDocument, range }, { scope: 'folder' }), {
+            textDocument,
+            range,
+            scope: 'folder',
+        });
+        // Uncommitted changes are the whole diff: no range.
+        assert.deepEqual(runParams('review', { textDocument, range }, { scope: 'changes' }), {
+            textDocument,
+            scope: 'changes',
+        });
+        assert.deepEqual(runParams('analyze', { textDocument, range }, { depth: 'deep' }), {
+            textDocument,
+            range,
+            depth: 'deep',
+        });
     });
 });

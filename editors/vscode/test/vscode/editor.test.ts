@@ -267,6 +267,35 @@ describe('the extension in code-server', () => {
         }),
     );
 
+    it('reviews with options: every choice of every step shows its estimate, then the review runs', { timeout: TEST_TIMEOUT_MS }, () =>
+        inEditor('review-options', { 'src/greet.ts': GREET }, REVIEW_SCRIPT, userSettings(), async (editor) => {
+            const { page } = editor;
+            await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
+            await editor.openAndSelectAll('src/greet.ts');
+            await editor.runCommand('Claude: Review with Options…');
+            const estimate = /≈ \$\d+\.\d{4}–\$\d+\.\d{4} · ~\d+(\.\d)?k? input tokens \(estimate\)/;
+            for (const [title, choices] of [
+                ['What should Claude look at?', 4],
+                ['Which findings?', 4],
+                ['Fixes?', 2],
+                ['How thorough?', 3],
+                ['Tests?', 2],
+            ] as const) {
+                const pick = page.locator('.quick-input-widget', { hasText: `Claude: review — ${title}` });
+                await pick.waitFor({ timeout: UI_TIMEOUT_MS });
+                const rows = pick.locator('.quick-input-list .monaco-list-row');
+                // The server's estimate of each choice's run arrives as the choice's detail.
+                await rows.filter({ hasText: estimate }).nth(choices - 1).waitFor({ timeout: UI_TIMEOUT_MS });
+                assert.equal(await rows.count(), choices, title);
+                await pick.locator('input').press('Enter');
+            }
+            await editor.answerInput('', 'A model name or alias');
+            await editor.toasts('Claude: One problem.').waitFor({ timeout: UI_TIMEOUT_MS });
+            const output = await editor.claudeOutput();
+            await output.filter({ hasText: '── Claude: review · 1 finding' }).waitFor({ timeout: UI_TIMEOUT_MS });
+        }),
+    );
+
     it('cancels a review from its progress notification: one toast', { timeout: TEST_TIMEOUT_MS }, () =>
         inEditor('review-cancel', { 'src/greet.ts': GREET }, { turns: [{ hang: true }] }, userSettings(), async (editor) => {
             await editor.statusItem().locator('.codicon-sparkle').waitFor({ timeout: UI_TIMEOUT_MS });
