@@ -635,7 +635,10 @@ mod tests {
         assert_eq!(retry.finish(first, Err(hung())).unwrap(), None);
         let second = start(&mut retry, &mut reports).await;
         assert_eq!(reports, ["The API call hung: resuming the session"]);
-        assert_eq!((second.resume.as_deref(), second.prompt("do it", "x")), (Some("s-1"), CONTINUE_PROMPT));
+        assert_eq!(
+            (second.resume.as_deref(), second.prompt("do it", "x")),
+            (Some("s-1"), CONTINUE_PROMPT)
+        );
         assert!(!second.compacts_first());
         // The second fault fails the run, retryable, whatever the fault.
         let err = retry.finish(second, Err(crashed())).unwrap_err();
