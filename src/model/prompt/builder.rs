@@ -26,6 +26,7 @@ pub fn build_reference_prompt(ctx: &PromptContext) -> Result<Option<String>, Pro
     Ok((references.len() < full.len()).then_some(references))
 }
 
+/// The prompt with text embedded within `limits` (the tests shrink them).
 pub(super) fn build_prompt_with(
     ctx: &PromptContext,
     limits: &TextLimits,

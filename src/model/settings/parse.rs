@@ -36,7 +36,7 @@ impl fmt::Display for SettingsWarning {
 
 /// Parses settings from `initializationOptions` or the `claude` section of
 /// `workspace/configuration`. Accepts `{ "claude": {...} }` or the bare object; `null` or absent
-/// gives the defaults. Never fails: see the module docs.
+/// gives the defaults. Never fails: see the module docs of `settings`.
 pub fn parse_settings(value: Option<&Value>) -> (Settings, Vec<SettingsWarning>) {
     let mut parser = Parser::default();
     let mut settings = Settings::default();

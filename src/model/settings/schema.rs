@@ -59,7 +59,7 @@ pub(super) const SETTING_NAMES: [&str; 36] = [
     "serverPath",
 ];
 
-/// The server's settings. `Debug` and `Serialize` redact secrets (see the module docs).
+/// The server's settings. `Debug` and `Serialize` redact secrets (see `redaction.rs`).
 #[derive(Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
