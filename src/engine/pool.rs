@@ -1182,13 +1182,14 @@ mod tests {
         let before = directory_identity(&path);
         assert!(before.is_some());
         assert_eq!(directory_identity(&path), before);
+        // An open handle keeps the removed directory's inode allocated, as the cwd of a process
+        // started in it does, so the new directory cannot reuse its number.
+        let old = std::fs::File::open(&path).unwrap();
         std::fs::remove_dir(&path).unwrap();
         assert_eq!(directory_identity(&path), None);
-        // Keep the old inode alive so the new directory cannot reuse its number.
-        let keep = dir.path().join("keep");
-        std::fs::create_dir(&keep).unwrap();
         std::fs::create_dir(&path).unwrap();
         assert_ne!(directory_identity(&path), before);
+        drop(old);
     }
 
     #[tokio::test]
