@@ -258,7 +258,7 @@ fn turn_uses_placeholder(turn: &Turn) -> bool {
     match turn {
         Turn::Reply { blocks, .. } => blocks.iter().any(block_uses_placeholder),
         Turn::SlowText { chunks, .. } => chunks.iter().any(|chunk| chunk.contains(CWD_PLACEHOLDER)),
-        Turn::Delay(_, inner) => turn_uses_placeholder(inner),
+        Turn::Delay(_, inner) | Turn::Held(_, inner) => turn_uses_placeholder(inner),
         Turn::Error { .. } | Turn::Hang => false,
     }
 }
@@ -283,6 +283,7 @@ fn substitute_turn(turn: &Turn, cwd: &str) -> Turn {
             interval: *interval,
         },
         Turn::Delay(delay, inner) => Turn::Delay(*delay, Box::new(substitute_turn(inner, cwd))),
+        Turn::Held(gate, inner) => Turn::Held(gate.clone(), Box::new(substitute_turn(inner, cwd))),
         other => other.clone(),
     }
 }

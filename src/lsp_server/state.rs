@@ -103,6 +103,30 @@ impl ClientInfo {
     }
 }
 
+/// What a request works with, taken once when it starts (as rust-analyzer's handlers take a
+/// `GlobalStateSnapshot`): the settings, what the client can do and the workspace folders. A run
+/// sees one version of them from its start to its delivery, even when the editor changes the
+/// settings or the folders meanwhile; cheap to take (two `Arc`s and a copy of `ClientInfo`).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub settings: Arc<Settings>,
+    pub client: ClientInfo,
+    pub folders: Arc<[PathBuf]>,
+}
+
+impl Snapshot {
+    /// The workspace folder holding `file` (the innermost one), else the file's directory.
+    pub fn workspace_for(&self, file: &Path) -> PathBuf {
+        self.folders
+            .iter()
+            .filter(|folder| file.starts_with(folder))
+            .max_by_key(|folder| folder.components().count())
+            .cloned()
+            .or_else(|| file.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+}
+
 /// A run in flight.
 #[derive(Debug, Clone)]
 pub struct RunEntry {
@@ -117,9 +141,9 @@ pub struct ServerState {
     pub client: Client,
     pub options: ServerOptions,
     pub documents: RwLock<DocumentStore>,
-    settings: RwLock<Settings>,
+    settings: RwLock<Arc<Settings>>,
     client_info: OnceLock<ClientInfo>,
-    workspace_folders: RwLock<Vec<PathBuf>>,
+    workspace_folders: RwLock<Arc<[PathBuf]>>,
     runs: Mutex<HashMap<String, RunEntry>>,
     pub staging: Arc<StagingManager>,
     cli: tokio::sync::Mutex<Option<CliBinary>>,
@@ -169,9 +193,9 @@ impl ServerState {
             },
             options,
             documents: RwLock::new(DocumentStore::default()),
-            settings: RwLock::new(settings),
+            settings: RwLock::new(Arc::new(settings)),
             client_info: OnceLock::new(),
-            workspace_folders: RwLock::new(Vec::new()),
+            workspace_folders: RwLock::new(Arc::from([])),
             runs: Mutex::new(HashMap::new()),
             cli: tokio::sync::Mutex::new(None),
             scheduler,
@@ -187,8 +211,17 @@ impl ServerState {
         }
     }
 
-    pub fn settings(&self) -> Settings {
+    pub fn settings(&self) -> Arc<Settings> {
         self.settings.read().clone()
+    }
+
+    /// The settings, client and folders as they are now, for one request from start to end.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            settings: self.settings(),
+            client: self.client_info(),
+            folders: self.workspace_folders.read().clone(),
+        }
     }
 
     /// The published findings. Never hold the guard across an `.await`.
@@ -204,7 +237,7 @@ impl ServerState {
     /// Replace the settings. A changed `cliPath` or `env` forgets the discovered CLI; a changed
     /// `maxConcurrent` applies at once (a higher limit starts waiting runs).
     pub async fn set_settings(&self, settings: Settings) {
-        let old = std::mem::replace(&mut *self.settings.write(), settings.clone());
+        let old = std::mem::replace(&mut *self.settings.write(), Arc::new(settings.clone()));
         if let Some(log) = &self.options.log
             && (old.log_level != settings.log_level || old.log_file != settings.log_file)
             && let Err(err) = log.apply(settings.log_level, settings.log_file.as_deref())
@@ -242,33 +275,27 @@ impl ServerState {
     }
 
     pub fn set_workspace_folders(&self, folders: Vec<PathBuf>) {
-        *self.workspace_folders.write() = folders;
+        *self.workspace_folders.write() = folders.into();
     }
 
     pub fn workspace_folders(&self) -> Vec<PathBuf> {
-        self.workspace_folders.read().clone()
+        self.workspace_folders.read().to_vec()
     }
 
     /// The workspace folder holding `file` (the innermost one), else the file's directory.
     pub fn workspace_for(&self, file: &Path) -> PathBuf {
-        let folders = self.workspace_folders.read();
-        folders
-            .iter()
-            .filter(|folder| file.starts_with(folder))
-            .max_by_key(|folder| folder.components().count())
-            .cloned()
-            .or_else(|| file.parent().map(Path::to_path_buf))
-            .unwrap_or_else(|| PathBuf::from("/"))
+        self.snapshot().workspace_for(file)
     }
 
-    /// The CLI, discovered once and cached until `cliPath` changes.
-    pub async fn runner(&self) -> Result<Runner, ServerError> {
-        let settings = self.settings();
+    /// A runner with the snapshot's settings and the CLI, discovered once and cached until
+    /// `cliPath` changes.
+    pub async fn runner(&self, snapshot: &Snapshot) -> Result<Runner, ServerError> {
+        let settings = Settings::clone(&snapshot.settings);
         let mut cached = self.cli.lock().await;
         let cli = match cached.as_ref() {
             Some(cli) => cli.clone(),
             None => {
-                let workspace = self.workspace_folders().into_iter().next();
+                let workspace = snapshot.folders.first().cloned();
                 let options = DiscoverOptions::from_env(settings.cli_path.clone(), workspace);
                 let cli = discover(&options).await.map_err(|err| err.server_error())?;
                 tracing::info!(path = %cli.path.display(), version = %cli.version, "using the Claude Code CLI");

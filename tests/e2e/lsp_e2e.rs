@@ -5,8 +5,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::cli::{cli_sessions, real_cli};
-use crate::support::fake_api::{RecordedRequest, Turn};
-use crate::support::lsp_client::{TestClient, full_capabilities, minimal_capabilities};
+use crate::support::fake_api::{Gate, RecordedRequest, Turn};
+use crate::support::lsp_client::{
+    TestClient, apply_edits, full_capabilities, minimal_capabilities,
+};
 use crate::support::wait::eventually;
 use crate::support::workspace::{Workspace, cli_cwd};
 use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
@@ -1154,5 +1156,68 @@ async fn removing_a_workspace_folder_removes_its_mirror_and_keeps_the_others() {
     .await;
     assert!(std::path::Path::new(&root_mirror).is_dir(), "the root's mirror went too");
     ws.drain().await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_run_delivers_as_the_settings_it_started_with_say() {
+    let gate = Gate::default();
+    let held = gate.clone();
+    let edit = edit_script("src/lib.rs", "fn add(a: i32", "fn sum(a: i32", "Renamed.");
+    // The last turn waits until the settings have changed.
+    let script = move |request: &RecordedRequest| match request.turn_index() {
+        2 => Turn::held(&held, edit(request)),
+        _ => edit(request),
+    };
+    let mut ws = Workspace::start(
+        &[("src/lib.rs", LIB)],
+        crate::support::fake_api::Script::from_fn(script),
+        full_capabilities(),
+        json!({"warmPool": 0}),
+    )
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    let params = json!({"textDocument": {"uri": uri}, "instruction": "rename add to sum"});
+    let started = ws
+        .client
+        .request_json(
+            "workspace/executeCommand",
+            json!({"command": "claude.refactor", "arguments": [params]}),
+        )
+        .await
+        .unwrap();
+    assert!(started["runId"].is_string(), "{started}");
+    ws.api.wait_for_requests(3, Duration::from_secs(60)).await;
+
+    // Mid-run the user switches to reviewing changes; the server has taken it once the
+    // scheduler reports the new limit that came with it.
+    let env: serde_json::Map<String, Value> =
+        ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let section = json!({
+        "cliPath": real_cli(), "env": env, "warmPool": 0, "maxConcurrent": 3, "delivery": "review",
+    });
+    ws.client.set_behaviour(|b| b.configuration = section);
+    ws.client
+        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
+        .await;
+    eventually("the new settings apply", async || {
+        (max_concurrent(&mut ws.client).await == 3).then_some(())
+    })
+    .await;
+    gate.open();
+
+    // The run started under `delivery: "apply"`: its edit arrives as one applyEdit, no hunks.
+    let applied = ws.client.wait_for_server_request("workspace/applyEdit").await;
+    let edits = &applied["edit"]["documentChanges"][0]["edits"];
+    assert_eq!(
+        apply_edits(LIB, edits.as_array().unwrap()),
+        LIB.replace("fn add(a: i32", "fn sum(a: i32")
+    );
+    let message = ws.client.next_notification("window/showMessage").await;
+    assert_eq!(message["message"], "Claude: Renamed.");
+    let hunks = ws.client.take_notifications("textDocument/publishDiagnostics");
+    assert!(hunks.iter().all(|d| d["diagnostics"] == json!([])), "{hunks:#?}");
+    ws.client.drain().await;
     ws.client.finish().await;
 }

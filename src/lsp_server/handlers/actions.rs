@@ -20,7 +20,7 @@ use crate::lsp_server::handlers::findings;
 use crate::lsp_server::handlers::progress::Progress;
 use crate::lsp_server::handlers::sessions;
 use crate::lsp_server::handlers::show::open_in_editor;
-use crate::lsp_server::state::{RunEntry, ServerState};
+use crate::lsp_server::state::{ClientInfo, RunEntry, ServerState, Snapshot};
 use crate::lsp_server::{from_proto, to_proto};
 use crate::model::activity::compact_count;
 use crate::model::answers::write_answer;
@@ -94,7 +94,8 @@ pub async fn request(
     let run_id = new_run_id();
     let cancel = CancellationToken::new();
     let _guard = CancelOnDrop(cancel.clone());
-    let task = tokio::spawn(execute(state, action, params, run_id, cancel));
+    let snapshot = state.snapshot();
+    let task = tokio::spawn(execute(state, snapshot, action, params, run_id, cancel));
     let report =
         task.await.map_err(|err| ServerError::internal(format!("the run failed: {err}")))??;
     Ok(action_result(&report))
@@ -104,14 +105,23 @@ pub async fn request(
 pub fn command(state: Arc<ServerState>, action: Action, params: ActionParams) -> RunStarted {
     let run_id = new_run_id();
     let started = RunStarted { run_id: run_id.clone() };
+    let snapshot = state.snapshot();
     tokio::spawn(async move {
         let cancel = CancellationToken::new();
-        let outcome = execute(state.clone(), action, params.clone(), run_id.clone(), cancel).await;
+        let outcome = execute(
+            state.clone(),
+            snapshot.clone(),
+            action,
+            params.clone(),
+            run_id.clone(),
+            cancel,
+        )
+        .await;
         // The command path publishes findings as diagnostics; a request only returns them.
         if let Ok(RunReport { findings: Some(found), .. }) = &outcome {
             findings::publish_run(&state, action, &params, found).await;
         }
-        deliver(&state, action, &params, &run_id, outcome).await;
+        deliver(&state, &snapshot, action, &params, &run_id, outcome).await;
     });
     started
 }
@@ -131,13 +141,14 @@ struct Target {
 
 async fn execute(
     state: Arc<ServerState>,
+    snapshot: Snapshot,
     action: Action,
     params: ActionParams,
     run_id: String,
     cancel: CancellationToken,
 ) -> Result<RunReport, ServerError> {
     let started = Instant::now();
-    let target = match target(&state, &params) {
+    let target = match target(&state, &snapshot, &params) {
         Ok(target) => target,
         Err(err) => {
             let result = Err(err);
@@ -156,21 +167,36 @@ async fn execute(
             progress_token: None,
         },
     );
-    let result = run_with_progress(&state, action, &params, &target, &run_id, cancel).await;
+    let run = RunInputs {
+        snapshot: &snapshot,
+        action,
+        params: &params,
+        target: &target,
+        run_id: &run_id,
+    };
+    let result = run_with_progress(&state, run, cancel).await;
     state.finish_run(&run_id);
     record_metrics(&state, action, started.elapsed(), &result);
     result
 }
 
+/// What a run works on, fixed when it starts.
+#[derive(Clone, Copy)]
+struct RunInputs<'a> {
+    snapshot: &'a Snapshot,
+    action: Action,
+    params: &'a ActionParams,
+    target: &'a Target,
+    run_id: &'a str,
+}
+
 async fn run_with_progress(
     state: &Arc<ServerState>,
-    action: Action,
-    params: &ActionParams,
-    target: &Target,
-    run_id: &str,
+    run: RunInputs<'_>,
     cancel: CancellationToken,
 ) -> Result<RunReport, ServerError> {
-    let info = state.client_info();
+    let RunInputs { snapshot, action, params, target, run_id } = run;
+    let info = &snapshot.client;
     let title = format!("Claude: {action}");
     let progress = Progress::begin(
         &state.client,
@@ -181,7 +207,7 @@ async fn run_with_progress(
     )
     .await;
 
-    let end = run_pipeline(state, action, params, target, run_id, &progress, cancel).await;
+    let end = run_pipeline(state, run, &progress, cancel).await;
     if let Ok(report) = &end.result {
         output_answer(state, run_id, &progress, report, &target.workspace).await;
     }
@@ -200,17 +226,15 @@ async fn run_with_progress(
 /// forwarded to the editor, its outcome made a [`RunReport`].
 async fn run_pipeline(
     state: &Arc<ServerState>,
-    action: Action,
-    params: &ActionParams,
-    target: &Target,
-    run_id: &str,
+    run: RunInputs<'_>,
     progress: &Progress,
     cancel: CancellationToken,
 ) -> RunEnd<RunReport, ServerError> {
+    let RunInputs { snapshot, action, params, target, run_id } = run;
     let started_at = now_rfc3339();
     let prepared = async {
-        let runner = state.runner().await?;
-        let request = action_request(state, action, params, target).await?;
+        let runner = state.runner(snapshot).await?;
+        let request = action_request(state, snapshot, action, params, target).await?;
         let slot = wait_for_slot(state, &target.workspace, progress, &cancel).await?;
         Ok::<_, ServerError>((runner, request, slot))
     };
@@ -252,7 +276,7 @@ async fn run_pipeline(
             text: &target.text,
         };
         let collected = findings::collect(state, action, params, &run_target, &outcome)?;
-        let mut report = run_report(state, outcome)?;
+        let mut report = run_report(state, &snapshot.client, outcome)?;
         if let Some(collected) = collected {
             report.text = collected.text;
             report.findings = Some(collected.findings);
@@ -284,9 +308,10 @@ pub async fn estimate(
             params.action
         ))
     })?;
-    let target = target(state, &params.params)?;
-    let runner = state.runner().await?;
-    let request = action_request(state, action, &params.params, &target).await?;
+    let snapshot = state.snapshot();
+    let target = target(state, &snapshot, &params.params)?;
+    let runner = state.runner(&snapshot).await?;
+    let request = action_request(state, &snapshot, action, &params.params, &target).await?;
     let scope_files = runner.scope_files(&request, &mut |_| {}).await?;
     Ok(crate::lsp_server::to_proto::estimate(&runner.estimate(&request, scope_files.as_ref())?))
 }
@@ -419,11 +444,15 @@ async fn output_answer(
     state.client.send_notification::<requests::Output>(params).await;
 }
 
-fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerError> {
+fn target(
+    state: &ServerState,
+    snapshot: &Snapshot,
+    params: &ActionParams,
+) -> Result<Target, ServerError> {
     let uri = params.text_document.uri.clone();
     let path =
         edits::uri_to_path(&uri).map_err(|err| ServerError::invalid_params(err.to_string()))?;
-    let workspace = state.workspace_for(&path);
+    let workspace = snapshot.workspace_for(&path);
     // A folder or workspace scope may name a folder: there is no text to read then.
     let scope = params.options.review.scope.map(from_proto::review_scope);
     if scope.is_some_and(ReviewScope::is_tree) && path.is_dir() {
@@ -453,6 +482,7 @@ fn target(state: &ServerState, params: &ActionParams) -> Result<Target, ServerEr
 
 async fn action_request(
     state: &ServerState,
+    snapshot: &Snapshot,
     action: Action,
     params: &ActionParams,
     target: &Target,
@@ -463,7 +493,7 @@ async fn action_request(
         )));
     }
     sessions::check_before_run(state, &target.workspace, params.session_id.as_deref()).await?;
-    let encoding = state.encoding();
+    let encoding = snapshot.client.encoding;
     let selection = match params.range {
         Some(range) if range.start != range.end => {
             let doc =
@@ -530,8 +560,11 @@ fn open_document<'a>(documents: &'a DocumentStore, path: &Path) -> Option<&'a Do
 /// Turn the run's file changes (checked by the engine to stay inside the workspace) into one
 /// WorkspaceEdit, rebasing onto whatever the user typed during the run (three-way merge), or
 /// refusing on a conflict.
-fn run_report(state: &ServerState, outcome: ActionOutcome) -> Result<RunReport, ServerError> {
-    let info = state.client_info();
+fn run_report(
+    state: &ServerState,
+    info: &ClientInfo,
+    outcome: ActionOutcome,
+) -> Result<RunReport, ServerError> {
     let mut rebased = Vec::with_capacity(outcome.changes.len());
     let mut versions = Vec::new();
     for change in &outcome.changes {
@@ -655,6 +688,7 @@ fn count_edits(edit: &WorkspaceEdit) -> usize {
 /// hunks to review), text as a message or a document.
 async fn deliver(
     state: &ServerState,
+    snapshot: &Snapshot,
     action: Action,
     params: &ActionParams,
     run_id: &str,
@@ -677,7 +711,8 @@ async fn deliver(
             return;
         }
     };
-    let review = state.settings().delivery == Delivery::Review;
+    // The settings the run started with: a change during the run applies to the next one.
+    let review = snapshot.settings.delivery == Delivery::Review;
     if review && !report.changes.is_empty() {
         let changes = &report.changes;
         crate::lsp_server::handlers::review::propose(state, action, run_id, params, changes).await;
@@ -705,7 +740,7 @@ async fn deliver(
             }
         }
     }
-    show_text(state, action, params, run_id, &report.text).await;
+    show_text(state, &snapshot.client, action, params, run_id, &report.text).await;
 }
 
 /// Short answers as a message; long ones as a markdown document when the client can show one,
@@ -713,6 +748,7 @@ async fn deliver(
 /// in a message.
 async fn show_text(
     state: &ServerState,
+    info: &ClientInfo,
     action: Action,
     params: &ActionParams,
     run_id: &str,
@@ -724,7 +760,6 @@ async fn show_text(
     if text.is_empty() {
         return;
     }
-    let info = state.client_info();
     let show_document = info.show_document;
     if !show_document && info.hover && !fits_a_status_line(text) {
         if let Ok(path) = edits::uri_to_path(&params.text_document.uri) {

@@ -207,7 +207,7 @@ pub fn prewarm(state: &Arc<ServerState>, workspaces: Vec<PathBuf>) {
     }
     let state = state.clone();
     tokio::spawn(async move {
-        let mut runner = match state.runner().await {
+        let mut runner = match state.runner(&state.snapshot()).await {
             Ok(runner) => runner,
             Err(err) => {
                 tracing::debug!(error = %err.message, "no warm processes: the CLI is not usable");

@@ -81,6 +81,8 @@ pub enum Turn {
     Delay(Duration, Box<Turn>),
     /// Accept the request and never answer it (until the server is dropped).
     Hang,
+    /// Answer with the inner turn once the test opens the gate.
+    Held(Gate, Box<Turn>),
     /// One text block streamed as one delta per chunk, with `interval` before each delta.
     SlowText { chunks: Vec<String>, interval: Duration },
 }
@@ -106,6 +108,9 @@ impl Turn {
             }
             Self::Delay(delay, inner) => {
                 Self::Delay(delay, Box::new(inner.with_usage(input_tokens, output_tokens)))
+            }
+            Self::Held(gate, inner) => {
+                Self::Held(gate, Box::new(inner.with_usage(input_tokens, output_tokens)))
             }
             other => other,
         }
@@ -156,6 +161,11 @@ impl Turn {
 
     pub fn delayed(delay: Duration, turn: Turn) -> Self {
         Self::Delay(delay, Box::new(turn))
+    }
+
+    /// `turn`, held until `gate` opens: the test decides when, by an event, not a time.
+    pub fn held(gate: &Gate, turn: Turn) -> Self {
+        Self::Held(gate.clone(), Box::new(turn))
     }
 
     pub fn slow_text<S: Into<String>>(
@@ -222,6 +232,29 @@ impl fmt::Debug for Script {
 impl From<Vec<Turn>> for Script {
     fn from(turns: Vec<Turn>) -> Self {
         Self::Turns(turns)
+    }
+}
+
+/// Holds [`Turn::held`] turns until [`Gate::open`].
+#[derive(Clone, Default)]
+pub struct Gate(Arc<CancellationToken>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.cancel();
+    }
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Gate(open: {})", self.0.is_cancelled())
+    }
+}
+
+/// The same gate, not an alike one.
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -629,6 +662,12 @@ fn answer<'a>(
                     return shutdown_response();
                 }
                 answer(shared, request, *inner).await
+            }
+            Turn::Held(gate, inner) => {
+                tokio::select! {
+                    () = gate.0.cancelled() => answer(shared, request, *inner).await,
+                    () = shared.shutdown.cancelled() => shutdown_response(),
+                }
             }
             Turn::Hang => {
                 shared.shutdown.cancelled().await;
