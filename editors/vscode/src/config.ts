@@ -1,12 +1,12 @@
 // VS Code settings (`claude.*`) → the server's settings object. Pure (no `vscode` import).
 //
-// Only the values the user actually set are sent: the server owns the defaults (src/model/settings.rs)
+// Only the values the user actually set are sent: the server owns the defaults (src/model/settings/schema.rs)
 // and validates every value, warning about bad ones, so the two never disagree about either.
 
 /** The configuration section, shared by VS Code and the server. */
 export const SECTION = 'claude';
 
-/** Every server setting, camelCase, as in SETTING_NAMES of src/model/settings.rs (minus `serverPath`). */
+/** Every server setting, camelCase, as in SETTING_NAMES of src/model/settings/schema.rs (minus `serverPath`). */
 export const SERVER_SETTINGS = [
     'cliPath',
     'model',

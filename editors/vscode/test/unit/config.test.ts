@@ -120,19 +120,19 @@ describe('package.json', () => {
         assert.deepEqual(contributed, expected);
     });
 
-    it('lists the same settings as the server (SETTING_NAMES in src/model/settings.rs)', () => {
-        const source = readFileSync(path.join(repoRoot, 'src', 'model', 'settings.rs'), 'utf8');
+    it('lists the same settings as the server (SETTING_NAMES in src/model/settings/schema.rs)', () => {
+        const source = readFileSync(path.join(repoRoot, 'src', 'model', 'settings', 'schema.rs'), 'utf8');
         const list = /\bconst SETTING_NAMES\b[^=]*=\s*\[([^\]]*)\]/.exec(source);
-        assert.ok(list, 'SETTING_NAMES not found in src/model/settings.rs');
+        assert.ok(list, 'SETTING_NAMES not found in src/model/settings/schema.rs');
         const names = [...(list[1] ?? '').matchAll(/"([A-Za-z]+)"/g)].map((match) => match[1]);
         const serverOnly = names.filter((name) => name !== 'serverPath');
         assert.deepEqual([...serverOnly].sort(), [...SERVER_SETTINGS].sort());
     });
 
     it('shows the server\u2019s defaults in the settings UI', () => {
-        const source = readFileSync(path.join(repoRoot, 'src', 'model', 'settings.rs'), 'utf8');
+        const source = readFileSync(path.join(repoRoot, 'src', 'model', 'settings', 'schema.rs'), 'utf8');
         const defaults = /impl Default for Settings \{[\s\S]*?Self \{([\s\S]*?)\n {8}\}/.exec(source);
-        assert.ok(defaults, 'Default for Settings not found in src/model/settings.rs');
+        assert.ok(defaults, 'Default for Settings not found in src/model/settings/schema.rs');
         const properties = manifest().contributes.configuration.properties;
         const checked: string[] = [];
         for (const match of (defaults[1] ?? '').matchAll(/(\w+): (\d+),/g)) {
