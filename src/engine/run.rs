@@ -2,16 +2,19 @@
 //! the daily budget (`dailyBudgetUsd`), the pipeline (staging, prompt, CLI, retries; each
 //! permission decision goes to the audit log as it is made), the containment check of the
 //! changes, the face's own finish (a `WorkspaceEdit`, files written to disk), and then the run's
-//! place in the books: the session index and the usage ledger.
+//! place in the books: the session index and the usage ledger. A findings run may answer before
+//! its CLI finished the turn (pipeline.rs): its books are then written when the CLI's `result`
+//! arrives, in the background.
 
 use std::path::{Path, PathBuf};
 
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::base::error::{ErrorKind, ServerError};
 use crate::engine::permissions::check_changes_inside;
-use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
-use crate::model::sessions::{FinishedRun, Outcome, Recorded, summarize};
+use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Finishing, Runner};
+use crate::model::sessions::{FinishedRun, Outcome, Recorded, SessionStore, summarize};
 use crate::model::usage::{DAILY_BUDGET_HINT, RunUsage, check_daily_budget};
 use crate::protocol::lsp::{Range, Uri};
 
@@ -43,6 +46,16 @@ pub trait RunFailure: From<ServerError> {
 #[derive(Debug)]
 pub struct RunEnd<T, E> {
     pub result: Result<T, E>,
+    /// Empty when the books come `late`.
+    pub books: Books,
+    /// The books of a run that answered before its CLI finished the turn: they are written
+    /// when it has (or failed, or the server shut down).
+    pub late: Option<oneshot::Receiver<Books>>,
+}
+
+/// A run's place in the books.
+#[derive(Debug, Default)]
+pub struct Books {
     /// What the run spent, when the CLI reported a result (whatever became of its answer).
     pub usage: Option<RunUsage>,
     /// The run's conversation and the workspace's ledger once the run was recorded; `None` when
@@ -55,7 +68,7 @@ pub struct RunEnd<T, E> {
 impl<T, E> RunEnd<T, E> {
     /// A run that failed before it reached the engine (a bad request): nothing to record.
     pub fn failed(err: E) -> Self {
-        Self { result: Err(err), usage: None, recorded: None, warnings: Vec::new() }
+        Self { result: Err(err), books: Books::default(), late: None }
     }
 }
 
@@ -74,6 +87,7 @@ impl Runner {
         let mut warnings = Vec::new();
         let mut seen: Option<(String, PathBuf)> = None;
         let mut spent = RunUsage::default();
+        let mut finishing = None;
         let outcome = match self.check_budget(&request.action.workspace, &mut warnings) {
             Err(err) => Err(err),
             Ok(day_left) => {
@@ -86,7 +100,12 @@ impl Runner {
                 };
                 let outcome =
                     self.run(&request.action, cancel, &mut watch, day_left, &mut spent).await;
-                outcome.map_err(|err| self.day_budget_error(err, day_left))
+                outcome
+                    .map(|(outcome, rest)| {
+                        finishing = rest;
+                        outcome
+                    })
+                    .map_err(|err| self.day_budget_error(err, day_left))
             }
         };
         // A failed run is in the books with what it spent too: the next run's budget knows it.
@@ -101,8 +120,46 @@ impl Runner {
             })
             .map_err(E::from)
             .and_then(finish);
-        let recorded = self.record(request, seen, &result, usage.clone(), &mut warnings);
-        RunEnd { result, usage, recorded, warnings }
+        let run = self.finished_run(request, seen, &result);
+        match finishing {
+            None => {
+                let recorded = run.and_then(|mut run| {
+                    run.usage = usage.clone().unwrap_or_default();
+                    record(&self.sessions, &run, &mut warnings)
+                });
+                RunEnd { result, books: Books { usage, recorded, warnings }, late: None }
+            }
+            Some(finishing) => {
+                let late = self.record_later(run, usage.unwrap_or_default(), finishing, warnings);
+                RunEnd { result, books: Books::default(), late: Some(late) }
+            }
+        }
+    }
+
+    /// The books of a run that answered while its CLI still finished the turn: written once
+    /// the turn's `result` says what the run spent (`spent`: its earlier attempts).
+    fn record_later(
+        &self,
+        run: Option<FinishedRun>,
+        spent: RunUsage,
+        finishing: Finishing,
+        mut warnings: Vec<String>,
+    ) -> oneshot::Receiver<Books> {
+        let (report, books) = oneshot::channel();
+        let sessions = self.sessions.clone();
+        self.background.spawn(async move {
+            let mut usage = spent;
+            if let Ok(Some(rest)) = finishing.await {
+                usage.add_attempt(&rest);
+            }
+            let recorded = run.and_then(|mut run| {
+                run.usage = usage.clone();
+                run.ended_at = crate::base::time::rfc3339(crate::base::time::now_secs());
+                record(&sessions, &run, &mut warnings)
+            });
+            let _ = report.send(Books { usage: Some(usage), recorded, warnings });
+        });
+        books
     }
 
     /// Refuse a run when its workspace has spent today's `dailyBudgetUsd`; else what is left of
@@ -139,17 +196,14 @@ impl Runner {
         ServerError::new(ErrorKind::BUDGET_EXCEEDED, message, DAILY_BUDGET_HINT)
     }
 
-    /// Add the run to its conversation in the session index and to the usage ledger. A run
-    /// that never reached the CLI has no conversation to record. Failing to record is a
-    /// warning, never the run's failure.
-    fn record<T: RunAnswer, E: RunFailure>(
+    /// The run as the session index records it (its usage still to fill in). A run that never
+    /// reached the CLI has no conversation to record.
+    fn finished_run<T: RunAnswer, E: RunFailure>(
         &self,
         request: &RunRequest,
         seen: Option<(String, PathBuf)>,
         result: &Result<T, E>,
-        usage: Option<RunUsage>,
-        warnings: &mut Vec<String>,
-    ) -> Option<Recorded> {
+    ) -> Option<FinishedRun> {
         let (session_id, cwd) = match (result, seen) {
             (Ok(answer), seen) => (answer.session_id().to_owned(), seen.map(|(_, cwd)| cwd)),
             (Err(_), Some((id, cwd))) => (id, Some(cwd)),
@@ -162,8 +216,8 @@ impl Runner {
         };
         let action = &request.action;
         let parent = action.resume.clone().filter(|resumed| action.fork && *resumed != session_id);
-        let run = FinishedRun {
-            session_id: session_id.clone(),
+        Some(FinishedRun {
+            session_id,
             parent,
             action: action.action,
             uri: request.uri.clone(),
@@ -175,22 +229,32 @@ impl Runner {
             ended_at: crate::base::time::rfc3339(crate::base::time::now_secs()),
             outcome,
             summary,
-            usage: usage.unwrap_or_default(),
-        };
-        match self.sessions.record(&run) {
-            Ok(recorded) => {
-                warnings.extend(recorded.warnings);
-                Some(recorded.value)
-            }
-            Err(err) => {
-                let warning = format!(
-                    "could not record conversation {session_id} in the session index under {}: {err}",
-                    self.sessions.workspace_dir(&action.workspace).display()
-                );
-                tracing::warn!("{warning}");
-                warnings.push(warning);
-                None
-            }
+            usage: RunUsage::default(),
+        })
+    }
+}
+
+/// Add the run to its conversation in the session index and to the usage ledger. Failing to
+/// record is a warning, never the run's failure.
+fn record(
+    sessions: &SessionStore,
+    run: &FinishedRun,
+    warnings: &mut Vec<String>,
+) -> Option<Recorded> {
+    match sessions.record(run) {
+        Ok(recorded) => {
+            warnings.extend(recorded.warnings);
+            Some(recorded.value)
+        }
+        Err(err) => {
+            let warning = format!(
+                "could not record conversation {} in the session index under {}: {err}",
+                run.session_id,
+                sessions.workspace_dir(&run.workspace).display()
+            );
+            tracing::warn!("{warning}");
+            warnings.push(warning);
+            None
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::base::error::{ErrorKind, ServerError};
 use crate::base::secrets::{self, StreamRedactor};
 use crate::engine::metrics::TokenCounts;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
-use crate::engine::run::{RunEnd, RunRequest};
+use crate::engine::run::{Books, RunEnd, RunRequest};
 use crate::engine::scheduler::{Slot, TicketEvent};
 use crate::lsp_server::handlers::findings;
 use crate::lsp_server::handlers::progress::Progress;
@@ -159,7 +159,10 @@ async fn run_with_progress(
     if let Ok(ran) = &end.result {
         output_answer(state, run_id, &progress, &ran.result, &target.workspace).await;
     }
-    sessions::after_run(state, &target.workspace, &end).await;
+    sessions::after_run(state, &target.workspace, &end.books).await;
+    if let Some(late) = end.late {
+        after_late_books(state, target.workspace.clone(), late);
+    }
     let result = end.result;
     let summary = match &result {
         Ok(ran) => summary(&ran.result),
@@ -236,6 +239,30 @@ async fn run_pipeline(
     };
     let (end, ()) = tokio::join!(run, forward);
     end
+}
+
+/// A run that answered before its CLI finished the turn (a findings run): once the engine wrote
+/// its books, its usage goes into the metrics (its answer carried none) and the client hears of
+/// it, as after any run.
+fn after_late_books(
+    state: &Arc<ServerState>,
+    workspace: PathBuf,
+    late: tokio::sync::oneshot::Receiver<Books>,
+) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let Ok(books) = late.await else { return };
+        if let Some(usage) = &books.usage {
+            let counts = &usage.counts;
+            let tokens = TokenCounts {
+                input: counts.input_tokens,
+                output: counts.output_tokens,
+                cache_read: counts.cache_read_tokens,
+            };
+            state.metrics.record_usage(tokens, counts.cost_usd);
+        }
+        sessions::after_run(&state, &workspace, &books).await;
+    });
 }
 
 /// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::base::error::ServerError;
-use crate::engine::run::RunEnd;
+use crate::engine::run::Books;
 use crate::lsp_server::state::ServerState;
 use crate::model::edits::{self, FileChange};
 use crate::model::prompt::{Action, ActionOptions, instruction_comments};
@@ -196,9 +196,9 @@ async fn check_resumable(
 
 /// After a run (recorded by the engine): show what went wrong with the books, and send the
 /// `claude/usage` notification when the run spent something.
-pub async fn after_run<T>(state: &ServerState, workspace: &Path, end: &RunEnd<T, ServerError>) {
-    show_warnings(state, &end.warnings).await;
-    let (Some(recorded), Some(usage)) = (&end.recorded, &end.usage) else { return };
+pub async fn after_run(state: &ServerState, workspace: &Path, books: &Books) {
+    show_warnings(state, &books.warnings).await;
+    let (Some(recorded), Some(usage)) = (&books.recorded, &books.usage) else { return };
     // Only to clients that asked for it (a status bar): others would just log it.
     if state.client_info().usage_notifications {
         let ledgers = [(workspace.to_path_buf(), recorded.ledger.clone())];
