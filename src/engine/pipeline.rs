@@ -818,3 +818,46 @@ fn display_path(path: &str, cwd: &Path, workspace: Option<&Path>) -> String {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn call(id: &str, name: &str) -> RunEvent {
+        RunEvent::ToolUse { id: id.to_owned(), name: name.to_owned(), input: json!({"id": id}) }
+    }
+
+    fn result(id: &str, is_error: bool) -> RunEvent {
+        RunEvent::ToolResult {
+            tool_use_id: id.to_owned(),
+            content: String::new(),
+            is_error,
+            structured: None,
+        }
+    }
+
+    #[test]
+    fn only_a_structured_output_call_the_cli_accepted_is_the_answer() {
+        let mut answer = StructuredAnswer::default();
+        // Another tool's result, and a StructuredOutput call the schema rejected: no answer.
+        assert!(!answer.accepts(&call("read", "Read")));
+        assert!(!answer.accepts(&result("read", false)));
+        assert!(!answer.accepts(&call("bad", STRUCTURED_OUTPUT_TOOL)));
+        assert!(!answer.accepts(&result("bad", true)));
+        assert!(!answer.accepts(&call("good", STRUCTURED_OUTPUT_TOOL)));
+        assert!(answer.accepted.is_none(), "accepted before its tool result");
+        assert!(answer.accepts(&result("good", false)));
+        assert_eq!(answer.accepted, Some(json!({"id": "good"})));
+    }
+
+    #[test]
+    fn an_answer_from_the_call_has_its_output_as_text_and_no_usage_yet() {
+        let output = json!({"findings": [], "summary": "Fine."});
+        let result = answered_result("s".into(), output.clone(), Duration::from_millis(7), None);
+        assert_eq!(result.structured_output, Some(output.clone()));
+        assert_eq!(serde_json::from_str::<Value>(&result.text).unwrap(), output);
+        assert_eq!((result.cost_usd, result.duration_ms), (0.0, 7));
+    }
+}
