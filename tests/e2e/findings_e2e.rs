@@ -742,3 +742,30 @@ async fn shutdown_stops_a_turn_still_ending_after_its_answer() {
     .await;
     assert!(survivors.is_empty(), "processes survived the shutdown: {survivors:#?}");
 }
+
+#[tokio::test]
+async fn a_follow_up_sent_while_the_turn_still_ends_continues_the_conversation() {
+    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
+    let mut ws = start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), hold).await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    let first = answer_while_held(&mut ws, json!({"textDocument": {"uri": uri}})).await;
+    let gate = ws.root().join(".claude/gate");
+    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+
+    // Neither in the index nor (for every CLI) in a transcript yet: the follow-up is accepted
+    // and waits for the turn, then goes on in the same conversation.
+    let params = json!({
+        "textDocument": {"uri": uri}, "instruction": "follow-up-question",
+        "sessionId": first["sessionId"],
+    });
+    let (_, follow_up) = ws.client.start_request("claude/analyze", params).await;
+    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+    let second = TestClient::answer(follow_up).await.unwrap();
+    assert_eq!(second["sessionId"], first["sessionId"], "{second}");
+    let last = ws.api.requests().pop().unwrap();
+    assert!(last.all_text().contains("follow-up-question"), "the follow-up was not asked");
+    assert!(last.all_text().contains("Panics on a bad port"), "the follow-up saw the first turn");
+    ws.client.drain_also(&[DIAGNOSTICS]).await;
+    ws.client.finish().await;
+}

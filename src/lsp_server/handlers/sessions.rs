@@ -162,7 +162,10 @@ pub async fn check_before_run(
 ) -> Result<(), ServerError> {
     if let Some(id) = session_id {
         check_session_id(id)?;
-        if state.conversations.live(id).is_none() {
+        // A conversation whose last turn still ends in the background may have no transcript
+        // or index entry yet: its process serves the follow-up.
+        let live = state.conversations.live(id).is_some() || state.conversations.has_turn(id);
+        if !live {
             check_resumable(state, workspace, id).await?;
         }
     }
