@@ -533,8 +533,12 @@ impl Turn {
 
     /// Wait for the end of the turn, dropping the remaining events.
     pub async fn finish(mut self) -> Result<RunResult, ClaudeError> {
+        self.drain().await
+    }
+
+    async fn drain(&mut self) -> Result<RunResult, ClaudeError> {
         while self.next().await.is_some() {}
-        self.finished.unwrap_or_else(|| {
+        self.finished.clone().unwrap_or_else(|| {
             Err(ClaudeError::Protocol { message: "the turn ended without a result".into() })
         })
     }
@@ -984,55 +988,128 @@ pub async fn run_turn(
     cancel: &CancellationToken,
     on_event: &mut (impl FnMut(&RunEvent) + Send),
 ) -> Result<RunResult, ClaudeError> {
+    match run_turn_until(session, prompt, limits, cancel, on_event, |_| false).await? {
+        TurnStep::Finished(result) => Ok(result),
+        TurnStep::Answered(open) => open.finish(session, cancel, on_event).await,
+    }
+}
+
+/// Where [`run_turn_until`] stopped.
+#[derive(Debug)]
+pub enum TurnStep {
+    /// The turn ended with its `result`.
+    Finished(RunResult),
+    /// `answered` said the caller has what it needs; the turn goes on.
+    Answered(OpenTurn),
+}
+
+/// [`run_turn`] that returns early, the turn still running, once `answered` accepts an event
+/// (which `on_event` saw first). The caller then finishes it with [`OpenTurn::finish`], within
+/// the same limits.
+pub async fn run_turn_until(
+    session: &ClaudeSession,
+    prompt: &str,
+    limits: RunLimits,
+    cancel: &CancellationToken,
+    on_event: &mut (impl FnMut(&RunEvent) + Send),
+    answered: impl FnMut(&RunEvent) -> bool + Send,
+) -> Result<TurnStep, ClaudeError> {
     if cancel.is_cancelled() {
         return Err(ClaudeError::Cancelled);
     }
-    let mut turn = session.send(prompt).await?;
-    let deadline = Instant::now() + limits.timeout;
-    let mut idle_deadline = limits.idle_timeout.map(|idle| Instant::now() + idle);
-    let stopped = loop {
-        let idle = async {
-            match idle_deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending::<()>().await,
+    let turn = session.send(prompt).await?;
+    let mut open = OpenTurn {
+        turn,
+        limits,
+        deadline: Instant::now() + limits.timeout,
+        idle_deadline: limits.idle_timeout.map(|idle| Instant::now() + idle),
+    };
+    match open.drive(session, cancel, on_event, answered).await {
+        Some(result) => result.map(TurnStep::Finished),
+        None => Ok(TurnStep::Answered(open)),
+    }
+}
+
+/// A turn still running after [`run_turn_until`] returned, with its deadlines.
+#[derive(Debug)]
+pub struct OpenTurn {
+    turn: Turn,
+    limits: RunLimits,
+    deadline: Instant,
+    idle_deadline: Option<Instant>,
+}
+
+impl OpenTurn {
+    /// Follow the turn to its `result`, as [`run_turn`] does.
+    pub async fn finish(
+        mut self,
+        session: &ClaudeSession,
+        cancel: &CancellationToken,
+        on_event: &mut (impl FnMut(&RunEvent) + Send),
+    ) -> Result<RunResult, ClaudeError> {
+        let ended = self.drive(session, cancel, on_event, |_| false).await;
+        ended.unwrap_or_else(|| {
+            Err(ClaudeError::Protocol { message: "the turn stopped without a result".into() })
+        })
+    }
+
+    /// Pass events to `on_event` until the turn ends (`Some`) or `answered` accepts one (`None`).
+    async fn drive(
+        &mut self,
+        session: &ClaudeSession,
+        cancel: &CancellationToken,
+        on_event: &mut (impl FnMut(&RunEvent) + Send),
+        mut answered: impl FnMut(&RunEvent) -> bool + Send,
+    ) -> Option<Result<RunResult, ClaudeError>> {
+        let limits = self.limits;
+        let stopped = loop {
+            let idle_deadline = self.idle_deadline;
+            let idle = async {
+                match idle_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break ClaudeError::Cancelled,
+                () = tokio::time::sleep_until(self.deadline) => {
+                    break ClaudeError::Timeout { after: limits.timeout, idle: false };
+                }
+                () = idle => {
+                    let window = limits.idle_timeout.unwrap_or_default();
+                    // Output that belongs to no event, or a permission question the user is
+                    // still deciding, is not idleness.
+                    if session.active_within(window) {
+                        self.idle_deadline = Some(Instant::now() + window);
+                        continue;
+                    }
+                    break ClaudeError::Timeout { after: window, idle: true };
+                }
+                event = self.turn.next() => match event {
+                    Some(RunEvent::Finished(result)) => {
+                        on_event(&RunEvent::Finished(result.clone()));
+                        return Some(result);
+                    }
+                    Some(event) => {
+                        self.idle_deadline = limits.idle_timeout.map(|idle| Instant::now() + idle);
+                        on_event(&event);
+                        if answered(&event) {
+                            return None;
+                        }
+                    }
+                    None => break ClaudeError::Protocol { message: "the turn ended twice".into() },
+                },
             }
         };
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => break ClaudeError::Cancelled,
-            () = tokio::time::sleep_until(deadline) => {
-                break ClaudeError::Timeout { after: limits.timeout, idle: false };
-            }
-            () = idle => {
-                let window = limits.idle_timeout.unwrap_or_default();
-                // Output that belongs to no event, or a permission question the user is still
-                // deciding, is not idleness.
-                if session.active_within(window) {
-                    idle_deadline = Some(Instant::now() + window);
-                    continue;
-                }
-                break ClaudeError::Timeout { after: window, idle: true };
-            }
-            event = turn.next() => match event {
-                Some(RunEvent::Finished(result)) => {
-                    on_event(&RunEvent::Finished(result.clone()));
-                    return result;
-                }
-                Some(event) => {
-                    idle_deadline = limits.idle_timeout.map(|idle| Instant::now() + idle);
-                    on_event(&event);
-                }
-                None => break ClaudeError::Protocol { message: "the turn ended twice".into() },
-            },
+        tracing::debug!(pid = session.pid(), reason = %stopped, "stopping the turn");
+        if session.is_alive()
+            && let Ok(Ok(())) = tokio::time::timeout(SHUTDOWN_STEP, session.interrupt()).await
+        {
+            let _ = tokio::time::timeout(SHUTDOWN_STEP, self.turn.drain()).await;
         }
-    };
-    tracing::debug!(pid = session.pid(), reason = %stopped, "stopping the turn");
-    if session.is_alive()
-        && let Ok(Ok(())) = tokio::time::timeout(SHUTDOWN_STEP, session.interrupt()).await
-    {
-        let _ = tokio::time::timeout(SHUTDOWN_STEP, turn.finish()).await;
+        Some(Err(stopped))
     }
-    Err(stopped)
 }
 
 /// Spawn a CLI, run one turn, and shut the process down, whatever happens.

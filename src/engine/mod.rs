@@ -1,6 +1,7 @@
 //! The engine: one run from request to outcome, and what it runs on — the staging mirror, the
 //! permission policy and OS sandbox, warm and live CLI processes, the queue, retries, metrics.
 
+pub mod background;
 pub mod breaker;
 pub mod conversations;
 pub mod metrics;

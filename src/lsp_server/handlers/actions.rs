@@ -14,7 +14,7 @@ use crate::base::secrets::{self, StreamRedactor};
 use crate::claude::session::RunResult;
 use crate::engine::metrics::TokenCounts;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
-use crate::engine::run::{RunAnswer, RunEnd, RunRequest};
+use crate::engine::run::{Books, RunAnswer, RunEnd, RunRequest};
 use crate::engine::scheduler::{Slot, TicketEvent};
 use crate::lsp_server::handlers::findings;
 use crate::lsp_server::handlers::progress::Progress;
@@ -185,7 +185,10 @@ async fn run_with_progress(
     if let Ok(report) = &end.result {
         output_answer(state, run_id, &progress, report, &target.workspace).await;
     }
-    sessions::after_run(state, &target.workspace, &end).await;
+    sessions::after_run(state, &target.workspace, &end.books).await;
+    if let Some(late) = end.late {
+        after_late_books(state, target.workspace.clone(), late);
+    }
     let result = end.result;
     let summary = match &result {
         Ok(report) => summary(report),
@@ -289,6 +292,30 @@ pub async fn estimate(
     let request = action_request(state, action, &params.params, &target).await?;
     let scope_files = runner.scope_files(&request, &mut |_| {}).await?;
     Ok(crate::lsp_server::to_proto::estimate(&runner.estimate(&request, scope_files.as_ref())?))
+}
+
+/// A run that answered before its CLI finished the turn (a findings run): once the engine wrote
+/// its books, its usage goes into the metrics (its answer carried none) and the client hears of
+/// it, as after any run.
+fn after_late_books(
+    state: &Arc<ServerState>,
+    workspace: PathBuf,
+    late: tokio::sync::oneshot::Receiver<Books>,
+) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let Ok(books) = late.await else { return };
+        if let Some(usage) = &books.usage {
+            let counts = &usage.counts;
+            let tokens = TokenCounts {
+                input: counts.input_tokens,
+                output: counts.output_tokens,
+                cache_read: counts.cache_read_tokens,
+            };
+            state.metrics.record_usage(tokens, counts.cost_usd);
+        }
+        sessions::after_run(&state, &workspace, &books).await;
+    });
 }
 
 /// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
