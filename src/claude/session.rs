@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout};
@@ -93,6 +94,42 @@ pub struct Usage {
     pub cache_creation_tokens: u64,
 }
 
+impl Usage {
+    /// Each count the larger of the two: the later report of one API response never counts less.
+    pub fn max_each(&self, other: &Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.max(other.input_tokens),
+            output_tokens: self.output_tokens.max(other.output_tokens),
+            cache_read_tokens: self.cache_read_tokens.max(other.cache_read_tokens),
+            cache_creation_tokens: self.cache_creation_tokens.max(other.cache_creation_tokens),
+        }
+    }
+
+    /// Add another API response's counts.
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_creation_tokens += other.cache_creation_tokens;
+    }
+}
+
+impl From<&protocol::ResultUsage> for Usage {
+    fn from(usage: &protocol::ResultUsage) -> Self {
+        Usage {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_tokens: usage.cache_read_input_tokens,
+            cache_creation_tokens: usage.cache_creation_input_tokens,
+        }
+    }
+}
+
+/// An API `usage` object (a missing or odd count is 0).
+fn usage_of(value: &Value) -> Usage {
+    Usage::from(&protocol::ResultUsage::deserialize(value).unwrap_or_default())
+}
+
 /// A finished turn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunResult {
@@ -148,6 +185,14 @@ pub enum RunEvent {
     Task {
         subtype: String,
         description: Option<String>,
+    },
+    /// What one API response of the turn used, as far as the stream told so far: sent at its
+    /// start (input and cache tokens) and again at its end (the output tokens). The last figures
+    /// for a `message_id` count; the turn's `result` has the totals.
+    ApiUsage {
+        message_id: String,
+        model: Option<String>,
+        usage: Usage,
     },
     /// A message of a kind this driver does not model, raw.
     Other(Value),
@@ -555,6 +600,8 @@ struct TurnTracker {
     texts: Vec<String>,
     model: Option<String>,
     session_id: Option<String>,
+    /// The API response being streamed: its id, model and usage from `message_start`.
+    streaming: Option<(String, Option<String>, Usage)>,
 }
 
 impl TurnTracker {
@@ -568,6 +615,7 @@ impl TurnTracker {
             texts: Vec::new(),
             model: None,
             session_id,
+            streaming: None,
         }
     }
 
@@ -663,6 +711,19 @@ impl TurnTracker {
                 StreamEventKind::ContentBlockDelta { delta: Delta::Thinking(thinking), .. } => {
                     self.emit(RunEvent::ThinkingDelta(thinking));
                 }
+                StreamEventKind::MessageStart { message } => {
+                    let Some(id) = message.get("id").and_then(Value::as_str) else { return };
+                    let model = message.get("model").and_then(Value::as_str).map(str::to_owned);
+                    let usage = message.get("usage").map(usage_of).unwrap_or_default();
+                    self.streaming = Some((id.to_owned(), model, usage));
+                    self.emit_streaming_usage();
+                }
+                StreamEventKind::MessageDelta { usage: Some(delta), .. } => {
+                    if let Some((_, _, usage)) = &mut self.streaming {
+                        *usage = usage.max_each(&usage_of(&delta));
+                        self.emit_streaming_usage();
+                    }
+                }
                 StreamEventKind::Other(raw) => self.emit(RunEvent::Other(raw)),
                 _ => {}
             },
@@ -670,6 +731,12 @@ impl TurnTracker {
             | Message::ControlRequest(_)
             | Message::ControlResponse(_)
             | Message::ControlCancelRequest { .. } => {}
+        }
+    }
+
+    fn emit_streaming_usage(&self) {
+        if let Some((message_id, model, usage)) = self.streaming.clone() {
+            self.emit(RunEvent::ApiUsage { message_id, model, usage });
         }
     }
 
@@ -705,12 +772,7 @@ impl TurnTracker {
             session_id,
             text: result.result.clone().unwrap_or_else(|| self.texts.join("\n\n")),
             structured_output: result.structured_output.clone(),
-            usage: Usage {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                cache_read_tokens: usage.cache_read_input_tokens,
-                cache_creation_tokens: usage.cache_creation_input_tokens,
-            },
+            usage: Usage::from(&usage),
             cost_usd: result.total_cost_usd,
             num_turns: result.num_turns,
             duration_ms: result.duration_ms,
@@ -1253,6 +1315,32 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, RunEvent::ApiRetry { status: Some(529), attempt: 1, .. }))
         );
+    }
+
+    #[test]
+    fn each_api_response_reports_its_usage_at_its_start_and_end() {
+        let fixture = [
+            r#"{"type":"system","subtype":"init","session_id":"s"}"#,
+            r#"{"type":"stream_event","event":{"type":"message_start","message":{"id":"m1","model":"claude-haiku-4-5","usage":{"input_tokens":10,"cache_read_input_tokens":7,"output_tokens":1}}}}"#,
+            r#"{"type":"stream_event","event":{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":42}}}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s"}"#,
+        ]
+        .join("\n");
+        let usage: Vec<_> = replay(&fixture, false)
+            .into_iter()
+            .filter_map(|event| match event {
+                RunEvent::ApiUsage { message_id, model, usage } => Some((message_id, model, usage)),
+                _ => None,
+            })
+            .collect();
+        let at = |output_tokens| Usage {
+            input_tokens: 10,
+            output_tokens,
+            cache_read_tokens: 7,
+            ..Usage::default()
+        };
+        let model = Some("claude-haiku-4-5".to_owned());
+        assert_eq!(usage, [("m1".into(), model.clone(), at(1)), ("m1".into(), model, at(42))]);
     }
 
     #[test]

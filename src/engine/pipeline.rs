@@ -2,6 +2,7 @@
 //! mirror for edit actions) → the text, the changed files and the usage. `run.rs` wraps it in the
 //! guarantees every face gets.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +18,16 @@ use crate::claude::control::RebindableHandler;
 use crate::claude::discover::CliBinary;
 use crate::claude::errors::{ClaudeError, rejects_credentials};
 use crate::claude::session::{
-    ClaudeSession, OpenTurn, RunEvent, RunLimits, RunResult, SessionConfig, TurnStep, run_turn,
-    run_turn_until,
+    ClaudeSession, OpenTurn, RunEvent, RunLimits, RunResult, SessionConfig, TurnStep, Usage,
+    run_turn, run_turn_until,
 };
 use crate::engine::background::Background;
+use crate::engine::breaker::CircuitBreaker;
 use crate::engine::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::engine::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
 use crate::engine::pool::{self, Returnable, WarmPool};
 use crate::engine::result_cache::ResultCache;
-use crate::engine::retry::{ContextFallback, Resilience, RetryLoop, RetryPolicy};
+use crate::engine::retry::{self, ContextFallback, Resilience, RetryLoop, RetryPolicy};
 use crate::engine::scope;
 use crate::engine::staging::{StagingManager, StagingSettings};
 use crate::model::activity::{self, TextProgress};
@@ -35,7 +37,7 @@ use crate::model::prompt::{
 };
 use crate::model::scope::{ScopeFiles, ScopeProgress};
 use crate::model::settings::Settings;
-use crate::model::usage::{self, CliTotals, RunUsage};
+use crate::model::usage::{self, CliTotals, RunUsage, UsageCounts};
 use crate::model::{sessions, transcripts};
 
 /// How long a new process may take to answer `initialize`.
@@ -134,9 +136,24 @@ pub struct ActionOutcome {
     pub cached: bool,
 }
 
-/// The CLI still finishing a turn whose answer was taken from its `StructuredOutput` call: what
-/// that turn cost once its `result` arrives (`None`: it ended without one).
-pub type Finishing = oneshot::Receiver<Option<RunUsage>>;
+/// The CLI still finishing a turn whose answer was taken from its `StructuredOutput` call.
+#[derive(Debug)]
+pub struct Finishing {
+    /// What the turn had used when it answered: the API responses streamed so far, at list
+    /// prices (`usage::list_cost`). The run's figures until the CLI's `result` gives its own.
+    pub known: RunUsage,
+    /// How the rest of the turn went.
+    pub end: oneshot::Receiver<TurnEnd>,
+}
+
+/// How a turn that went on after its answer ended.
+#[derive(Debug)]
+pub struct TurnEnd {
+    /// What the whole turn cost, as the CLI's `result` said (`None`: it ended without one).
+    pub usage: Option<RunUsage>,
+    /// Why it failed, when it did (the run had answered: it is reported, not retried).
+    pub error: Option<ClaudeError>,
+}
 
 /// The long-lived parts a run uses.
 pub struct Runner {
@@ -371,12 +388,8 @@ impl Runner {
             Ok(TurnStep::Answered(open)) => {
                 let session_id = process.session.session_id().unwrap_or_default();
                 let output = structured.accepted.take().unwrap_or_default();
-                let result = answered_result(
-                    session_id.clone(),
-                    output,
-                    started.elapsed(),
-                    watch.model.take(),
-                );
+                let known = watch.known_usage(started.elapsed());
+                let result = answered_result(session_id.clone(), output, &known);
                 // The conversation's next turn waits for this one to end in the background.
                 let mut turns: Vec<OwnedMutexGuard<()>> =
                     conversation_turn.take().into_iter().collect();
@@ -385,16 +398,18 @@ impl Runner {
                 {
                     turns.push(conversations.turn(&session_id).await);
                 }
-                let (report, finishing) = oneshot::channel();
+                let (report, end) = oneshot::channel();
                 let keeper = self.keeper();
+                let circuit = self.resilience.circuit.clone();
                 let closing = self.background.closing();
                 self.background.spawn(async move {
-                    let cost =
-                        finish_in_background(process, open, watch, key, keeper, closing).await;
+                    let end =
+                        finish_in_background(process, open, watch, key, keeper, circuit, closing)
+                            .await;
                     drop(turns);
-                    let _ = report.send(cost);
+                    let _ = report.send(end);
                 });
-                Ok(CliAnswer { result, finishing: Some(finishing) })
+                Ok(CliAnswer { result, finishing: Some(Finishing { known, end }) })
             }
             Err(err) => {
                 if let Some(failed) = watch.failed_result {
@@ -655,22 +670,24 @@ impl StructuredAnswer {
 }
 
 /// A run's result as its accepted `StructuredOutput` call gives it, before the CLI's `result`
-/// (whose text is the same output as JSON): no usage yet, that comes with [`Finishing`].
-fn answered_result(
-    session_id: String,
-    output: Value,
-    took: Duration,
-    model: Option<String>,
-) -> RunResult {
+/// (whose text is the same output as JSON): the usage `known` so far; the CLI's own figures
+/// come with [`Finishing`].
+fn answered_result(session_id: String, output: Value, known: &RunUsage) -> RunResult {
+    let counts = &known.counts;
     RunResult {
         session_id,
         text: output.to_string(),
         structured_output: Some(output),
-        usage: Default::default(),
-        cost_usd: 0.0,
-        num_turns: 0,
-        duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
-        model,
+        usage: Usage {
+            input_tokens: counts.input_tokens,
+            output_tokens: counts.output_tokens,
+            cache_read_tokens: counts.cache_read_tokens,
+            cache_creation_tokens: counts.cache_creation_tokens,
+        },
+        cost_usd: counts.cost_usd,
+        num_turns: u32::try_from(counts.turns).unwrap_or(u32::MAX),
+        duration_ms: counts.duration_ms,
+        model: known.model.clone(),
         permission_denials: Vec::new(),
         raw: Value::Null,
     }
@@ -684,6 +701,8 @@ struct TurnWatch {
     /// The `result` of a failed turn: what it cost.
     failed_result: Option<Box<RunResult>>,
     model: Option<String>,
+    /// Each API response of the turn so far: its model and usage.
+    api_calls: BTreeMap<String, (Option<String>, Usage)>,
 }
 
 impl TurnWatch {
@@ -692,29 +711,65 @@ impl TurnWatch {
             RunEvent::FailedResult(result) => self.failed_result = Some(result.clone()),
             RunEvent::ToolUse { name, .. } if !pool::leaves_no_state(name) => self.clean = false,
             RunEvent::Init { model, .. } => self.model.clone_from(model),
+            RunEvent::ApiUsage { message_id, model, usage } => {
+                let call = self.api_calls.entry(message_id.clone()).or_default();
+                call.0.clone_from(model);
+                call.1 = call.1.max_each(usage);
+            }
             _ => {}
         }
+    }
+
+    /// What the turn used so far by its API responses (each an agent turn), priced at list
+    /// prices: the CLI reports its own figures only with its `result`.
+    fn known_usage(&self, took: Duration) -> RunUsage {
+        let mut known = RunUsage { model: self.model.clone(), ..RunUsage::default() };
+        for (model, tokens) in self.api_calls.values() {
+            let model = model.as_ref().or(self.model.as_ref());
+            let call = UsageCounts {
+                runs: 1,
+                turns: 1,
+                input_tokens: tokens.input_tokens,
+                output_tokens: tokens.output_tokens,
+                cache_read_tokens: tokens.cache_read_tokens,
+                cache_creation_tokens: tokens.cache_creation_tokens,
+                cost_usd: usage::list_cost(tokens, model.map(String::as_str)),
+                duration_ms: 0,
+            };
+            known.counts.add(&call);
+            if let Some(model) = model {
+                known.models.entry(model.clone()).or_default().add(&call);
+            }
+        }
+        known.counts.runs = 1;
+        known.counts.duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        known
     }
 }
 
 /// The rest of a turn whose answer the run already gave: followed to its `result` (within the
 /// turn's limits, until shutdown), then the process is kept or given back like after any
-/// turn, or retired when the turn failed. What the turn cost, when the CLI said.
+/// turn, or retired when the turn failed. A failure counts in the circuit breaker as a failed
+/// attempt's does (the attempt was recorded a success when it answered).
 async fn finish_in_background(
     mut process: TurnProcess,
     open: OpenTurn,
     mut watch: TurnWatch,
     key: ProcessKey,
     keeper: Keeper,
+    circuit: Option<Arc<CircuitBreaker>>,
     closing: CancellationToken,
-) -> Option<RunUsage> {
+) -> TurnEnd {
     let outcome = open.finish(&process.session, &closing, &mut |event| watch.see(event)).await;
     process.clean = watch.clean;
+    if let (Some(circuit), Err(_)) = (&circuit, &outcome) {
+        circuit.record_late(retry::api_outcome(&outcome));
+    }
     match outcome {
         Ok(result) => {
             let (usage, totals) = usage::run_usage(&result, &process.totals);
             keeper.keep(&result.session_id, process, key, totals);
-            Some(usage)
+            TurnEnd { usage: Some(usage), error: None }
         }
         Err(err) => {
             let pid = process.session.pid();
@@ -722,7 +777,7 @@ async fn finish_in_background(
             let failed = watch.failed_result.take();
             let usage = failed.map(|failed| usage::run_usage(&failed, &process.totals).0);
             process.close().await;
-            usage
+            TurnEnd { usage, error: Some(err) }
         }
     }
 }
@@ -898,12 +953,37 @@ mod tests {
         assert_eq!(answer.accepted, Some(json!({"id": "good"})));
     }
 
+    fn api_usage(id: &str, input_tokens: u64, output_tokens: u64) -> RunEvent {
+        RunEvent::ApiUsage {
+            message_id: id.to_owned(),
+            model: Some("claude-sonnet-4-5".to_owned()),
+            usage: Usage { input_tokens, output_tokens, ..Usage::default() },
+        }
+    }
+
     #[test]
-    fn an_answer_from_the_call_has_its_output_as_text_and_no_usage_yet() {
+    fn an_answer_from_the_call_reports_the_usage_streamed_so_far() {
+        let mut watch = TurnWatch::default();
+        // Two API responses, each reported at its start and again at its end.
+        for event in [
+            api_usage("m1", 1_000, 1),
+            api_usage("m1", 1_000, 200),
+            api_usage("m2", 3_000, 1),
+            api_usage("m2", 3_000, 50),
+        ] {
+            watch.see(&event);
+        }
+        let known = watch.known_usage(Duration::from_millis(7));
         let output = json!({"findings": [], "summary": "Fine."});
-        let result = answered_result("s".into(), output.clone(), Duration::from_millis(7), None);
+        let result = answered_result("s".into(), output.clone(), &known);
         assert_eq!(result.structured_output, Some(output.clone()));
         assert_eq!(serde_json::from_str::<Value>(&result.text).unwrap(), output);
-        assert_eq!((result.cost_usd, result.duration_ms), (0.0, 7));
+        assert_eq!((result.num_turns, result.duration_ms), (2, 7));
+        assert_eq!((result.usage.input_tokens, result.usage.output_tokens), (4_000, 250));
+        // Sonnet: $3 in, $15 out per million tokens.
+        let cost = (4_000.0 * 3.0 + 250.0 * 15.0) / 1e6;
+        assert!((result.cost_usd - cost).abs() < 1e-12, "{}", result.cost_usd);
+        assert_eq!(known.counts.runs, 1);
+        assert_eq!(known.models["claude-sonnet-4-5"].turns, 2);
     }
 }

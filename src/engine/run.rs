@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::base::error::{ErrorKind, ServerError};
 use crate::claude::session::{RunResult, Usage};
 use crate::engine::permissions::check_changes_inside;
-use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Finishing, Runner};
+use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Finishing, Runner, TurnEnd};
 use crate::engine::result_cache::{self, CacheInputs, CachedAnswer, ResultCache};
 use crate::model::prompt;
 use crate::model::scope::ScopeFiles;
@@ -71,6 +71,9 @@ pub struct Books {
     pub recorded: Option<Recorded>,
     /// Problems with the index or ledger files, for the user to see.
     pub warnings: Vec<String>,
+    /// The CLI failed ending the turn of a run that had already answered (crashed, or its
+    /// `result` was an error): the answer stands, the failure is reported.
+    pub failed_after_answer: Option<ServerError>,
 }
 
 impl<T, E> RunEnd<T, E> {
@@ -108,11 +111,7 @@ impl Runner {
                 hit.created_at
             )));
             let result = finish(cached_outcome(hit));
-            return RunEnd {
-                result,
-                books: Books { usage: None, recorded: None, warnings },
-                late: None,
-            };
+            return RunEnd { result, books: Books { warnings, ..Books::default() }, late: None };
         }
         // What the run will likely cost, as its first word (an estimate: model/usage.rs).
         if let Ok(estimate) = self.estimate(&request.action, scope_files.as_ref()) {
@@ -173,37 +172,49 @@ impl Runner {
                     run.usage = usage.clone().unwrap_or_default();
                     record(&self.sessions, &run, &mut warnings)
                 });
-                RunEnd { result, books: Books { usage, recorded, warnings }, late: None }
+                let books = Books { usage, recorded, warnings, failed_after_answer: None };
+                RunEnd { result, books, late: None }
             }
             Some(finishing) => {
-                let late = self.record_later(run, usage.unwrap_or_default(), finishing, warnings);
+                let (spent, workspace) = (usage.unwrap_or_default(), &request.action.workspace);
+                let late = self.record_later(run, spent, finishing, workspace, warnings);
                 RunEnd { result, books: Books::default(), late: Some(late) }
             }
         }
     }
 
     /// The books of a run that answered while its CLI still finished the turn: written once
-    /// the turn's `result` says what the run spent (`spent`: its earlier attempts).
+    /// the turn's `result` says what the run spent (`spent`: its earlier attempts). Until then
+    /// what is known of its cost counts against the daily budget; a turn that ended without a
+    /// `result` is booked with that.
     fn record_later(
         &self,
         run: Option<FinishedRun>,
         spent: RunUsage,
         finishing: Finishing,
+        workspace: &Path,
         mut warnings: Vec<String>,
     ) -> oneshot::Receiver<Books> {
         let (report, books) = oneshot::channel();
         let sessions = self.sessions.clone();
+        let Finishing { known, end } = finishing;
+        let held = self.background.hold(workspace, spent.counts.cost_usd + known.counts.cost_usd);
         self.background.spawn(async move {
+            let end = end.await.unwrap_or(TurnEnd { usage: None, error: None });
             let mut usage = spent;
-            if let Ok(Some(rest)) = finishing.await {
-                usage.add_attempt(&rest);
-            }
+            usage.add_attempt(end.usage.as_ref().unwrap_or(&known));
+            let failed_after_answer = end.error.map(|err| {
+                tracing::warn!(%err, "the CLI failed ending a turn after the run had answered");
+                err.server_error()
+            });
             let recorded = run.and_then(|mut run| {
                 run.usage = usage.clone();
                 run.ended_at = crate::base::time::rfc3339(crate::base::time::now_secs());
                 record(&sessions, &run, &mut warnings)
             });
-            let _ = report.send(Books { usage: Some(usage), recorded, warnings });
+            drop(held);
+            let books = Books { usage: Some(usage), recorded, warnings, failed_after_answer };
+            let _ = report.send(books);
         });
         books
     }
@@ -250,7 +261,9 @@ impl Runner {
         let loaded = self.sessions.usage(workspace);
         warnings.extend(loaded.warnings);
         let today = crate::base::time::day(crate::base::time::now_secs());
-        check_daily_budget(loaded.value.day(&today).cost_usd, budget)
+        // Runs that answered before their CLI ended the turn are not in the ledger yet.
+        let unbooked = self.background.unbooked_usd(workspace);
+        check_daily_budget(loaded.value.day(&today).cost_usd + unbooked, budget)
     }
 
     /// A run the CLI stopped at the budget: when that was what was left of the day's budget,

@@ -318,8 +318,13 @@ impl LateBooks {
         let Self { background, books } = self;
         tokio::select! {
             books = books => {
-                for warning in books.map(|books| books.warnings).unwrap_or_default() {
+                let books = books.unwrap_or_default();
+                for warning in books.warnings {
                     eprintln!("claude-lsp: warning: {warning}");
+                }
+                if let Some(err) = books.failed_after_answer {
+                    let message = err.message;
+                    eprintln!("claude-lsp: the CLI failed after the answer was written: {message}");
                 }
             }
             () = cancel.cancelled() => {}

@@ -643,6 +643,12 @@ async fn findings_arrive_while_the_cli_still_ends_its_turn_and_the_books_follow(
     let findings = result["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 1, "{result}");
     assert_eq!(findings[0]["title"], "Panics on a bad port");
+    // Its metadata says what the turn had used by then: the API call that gave the findings.
+    let metadata = &result["metadata"];
+    assert_eq!(metadata["numTurns"], 1, "{metadata}");
+    assert!(metadata["inputTokens"].as_u64().unwrap() > 0, "{metadata}");
+    assert!(metadata["outputTokens"].as_u64().unwrap() > 0, "{metadata}");
+    assert!(metadata["costUsd"].as_f64().unwrap() > 0.0, "{metadata}");
 
     // The answer came while the turn was held: nothing in the books yet, the process not back.
     let gate = ws.root().join(".claude/gate");
@@ -661,7 +667,9 @@ async fn findings_arrive_while_the_cli_still_ends_its_turn_and_the_books_follow(
     })
     .await;
     assert!(total["costUsd"].as_f64().unwrap() > 0.0, "{total}");
-    assert!(total["inputTokens"].as_u64().unwrap() > 0, "{total}");
+    // The CLI made no API call after the findings: its figures are those the answer gave.
+    assert_eq!(total["inputTokens"], metadata["inputTokens"], "{total}");
+    assert_eq!(total["outputTokens"], metadata["outputTokens"], "{total}");
     let listed = ws.client.request_json("claude/sessions", json!({})).await.unwrap();
     let session = &listed["sessions"][0];
     assert_eq!(session["id"], result["sessionId"], "{listed}");
@@ -695,7 +703,13 @@ async fn a_cli_that_fails_after_the_answer_is_retired_not_reused() {
     let first = ws.client.request_json("claude/analyze", params.clone()).await.unwrap();
     assert_eq!(first["findings"].as_array().unwrap().len(), 1, "{first}");
 
-    // The run is in the session index once its turn failed; its process was not given back.
+    // The failure is the run's last output item (and in the log).
+    let failed = ws.client.wait_for_notification("claude/output", |p| p["kind"] == "error").await;
+    let text = failed["text"].as_str().unwrap();
+    assert!(text.starts_with("The CLI failed after the answer was sent"), "{failed}");
+
+    // The run is in the session index once its turn failed, with what its API call cost (the
+    // CLI died before it said); its process was not given back.
     let session = eventually("the run is recorded", async || {
         let listed = ws.client.request_json("claude/sessions", json!({})).await.unwrap();
         let sessions = listed["sessions"].as_array().unwrap().clone();
@@ -703,6 +717,9 @@ async fn a_cli_that_fails_after_the_answer_is_retired_not_reused() {
     })
     .await;
     assert_eq!(session["runs"][0]["outcome"], "success", "{session}");
+    let usage = &session["runs"][0]["usage"];
+    assert_eq!(usage["inputTokens"], first["metadata"]["inputTokens"], "{session}");
+    assert!(usage["costUsd"].as_f64().unwrap() > 0.0, "{session}");
     let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
     assert_eq!(metrics["pool"]["recycled"], 0, "{metrics}");
     assert!(leftover_processes(|p| p.pid == warm, Duration::from_secs(10)).await.is_empty());
@@ -716,6 +733,42 @@ async fn a_cli_that_fails_after_the_answer_is_retired_not_reused() {
     })
     .await;
     ws.client.drain_also(&[DIAGNOSTICS]).await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_run_still_ending_its_turn_counts_against_the_daily_budget() {
+    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
+    // 100,000 input tokens: at any model's list price the call costs more than $0.02.
+    let findings = structured(json!([port_bug(false)]), "One bug.").with_usage(100_000, 1_000);
+    let mut ws = start_with_stop_hook(findings, hold).await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    let params = json!({"textDocument": {"uri": uri}, "noCache": true});
+    let first = answer_while_held(&mut ws, params.clone()).await;
+    assert!(first["metadata"]["costUsd"].as_f64().unwrap() > 0.02, "{first}");
+    let gate = ws.root().join(".claude/gate");
+    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+
+    // A day's budget that one call overspends: the first run is not in the ledger yet, but
+    // what it spent counts, so the next run is refused before it reaches the API.
+    crate::resilience::reconfigure(&mut ws, 1, json!({"maxConcurrent": 3, "dailyBudgetUsd": 0.02}))
+        .await;
+    let calls = ws.api.requests().len();
+    let refused = ws.client.request_json("claude/analyze", params.clone()).await.unwrap_err();
+    assert_eq!(refused["data"]["kind"], "budget_exceeded", "{refused}");
+    assert_eq!(ws.api.requests().len(), calls, "a run went to the API past the day's budget");
+
+    // Once the CLI ended the turn, the ledger has the run and the next run is still refused.
+    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+    eventually("the run is recorded", async || {
+        (usage_total(&mut ws).await["runs"] == 1).then_some(())
+    })
+    .await;
+    let refused = ws.client.request_json("claude/analyze", params).await.unwrap_err();
+    assert_eq!(refused["data"]["kind"], "budget_exceeded", "{refused}");
+    assert_eq!(ws.api.requests().len(), calls);
+    ws.client.drain_also(&[DIAGNOSTICS, "window/showMessage"]).await;
     ws.client.finish().await;
 }
 

@@ -36,7 +36,7 @@ async fn start(script: impl Into<Script>, extra: Value) -> Workspace {
 
 /// Replace the settings (through workspace/configuration) with the fake API's environment,
 /// `cli_retries` as `CLAUDE_CODE_MAX_RETRIES`, and `extra`; returns once they apply.
-async fn reconfigure(ws: &mut Workspace, cli_retries: u32, extra: Value) {
+pub(crate) async fn reconfigure(ws: &mut Workspace, cli_retries: u32, extra: Value) {
     let env: Map<String, Value> = ws
         .api
         .cli_env_with_retries(ws.home.path(), cli_retries)

@@ -48,6 +48,8 @@ struct RunReport {
     run: RunResult,
     /// Answered from the result cache: no API call was made.
     cached: bool,
+    /// Answered before the CLI ended the turn: its usage reaches the metrics with its books.
+    books_pending: bool,
 }
 
 impl RunAnswer for RunReport {
@@ -181,13 +183,15 @@ async fn run_with_progress(
     )
     .await;
 
-    let end = run_pipeline(state, action, params, target, run_id, &progress, cancel).await;
-    if let Ok(report) = &end.result {
+    let mut end = run_pipeline(state, action, params, target, run_id, &progress, cancel).await;
+    if let Ok(report) = &mut end.result {
+        report.books_pending = end.late.is_some();
         output_answer(state, run_id, &progress, report, &target.workspace).await;
     }
     sessions::after_run(state, &target.workspace, &end.books).await;
     if let Some(late) = end.late {
-        after_late_books(state, target.workspace.clone(), late);
+        let output = OutputSender::new(state, run_id, &progress);
+        after_late_books(state, target.workspace.clone(), late, output);
     }
     let result = end.result;
     let summary = match &result {
@@ -295,16 +299,22 @@ pub async fn estimate(
 }
 
 /// A run that answered before its CLI finished the turn (a findings run): once the engine wrote
-/// its books, its usage goes into the metrics (its answer carried none) and the client hears of
-/// it, as after any run.
+/// its books, its usage goes into the metrics (its answer carried only what was known then) and
+/// the client hears of it, as after any run. A failure of the rest of the turn is the run's
+/// last `claude/output` item.
 fn after_late_books(
     state: &Arc<ServerState>,
     workspace: PathBuf,
     late: tokio::sync::oneshot::Receiver<Books>,
+    output: OutputSender,
 ) {
     let state = state.clone();
     tokio::spawn(async move {
         let Ok(books) = late.await else { return };
+        if let Some(err) = &books.failed_after_answer {
+            let text = format!("The CLI failed after the answer was sent: {}", err.message);
+            output.emit_error(text).await;
+        }
         if let Some(usage) = &books.usage {
             let counts = &usage.counts;
             let tokens = TokenCounts {
@@ -350,6 +360,7 @@ fn record_metrics(
     result: &Result<RunReport, ServerError>,
 ) {
     let outcome = match result {
+        Ok(report) if report.books_pending => "success",
         Ok(report) => {
             let run = &report.run;
             let tokens = TokenCounts {
@@ -411,10 +422,19 @@ impl OutputSender {
         if text.is_empty() {
             return;
         }
+        self.notify(to_proto::output_kind(kind), text, tool).await;
+    }
+
+    /// The run failed after its answer.
+    async fn emit_error(&self, text: String) {
+        self.notify(WireKind::Error, secrets::redacted(&text), None).await;
+    }
+
+    async fn notify(&self, kind: WireKind, text: String, tool: Option<String>) {
         let params = OutputParams {
             run_id: self.run_id.clone(),
             token: self.token.clone(),
-            kind: to_proto::output_kind(kind),
+            kind,
             text,
             tool,
         };
@@ -588,6 +608,7 @@ fn run_report(state: &ServerState, outcome: ActionOutcome) -> Result<RunReport, 
         changes: rebased,
         run: outcome.result,
         cached: outcome.cached,
+        books_pending: false,
     })
 }
 
