@@ -773,11 +773,13 @@ async fn finish_in_background(
         }
         Err(err) => {
             let pid = process.session.pid();
-            tracing::warn!(pid, %err, "the CLI failed after the run had answered: retiring it");
+            tracing::warn!(pid, %err, "the CLI did not end its turn after the run had answered: retiring it");
             let failed = watch.failed_result.take();
             let usage = failed.map(|failed| usage::run_usage(&failed, &process.totals).0);
             process.close().await;
-            TurnEnd { usage, error: Some(err) }
+            // Stopped by the server's shutdown: not a failure of the run.
+            let error = (err != ClaudeError::Cancelled).then_some(err);
+            TurnEnd { usage, error }
         }
     }
 }
