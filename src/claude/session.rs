@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout};
@@ -93,6 +94,42 @@ pub struct Usage {
     pub cache_creation_tokens: u64,
 }
 
+impl Usage {
+    /// Each count the larger of the two: the later report of one API response never counts less.
+    pub fn max_each(&self, other: &Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.max(other.input_tokens),
+            output_tokens: self.output_tokens.max(other.output_tokens),
+            cache_read_tokens: self.cache_read_tokens.max(other.cache_read_tokens),
+            cache_creation_tokens: self.cache_creation_tokens.max(other.cache_creation_tokens),
+        }
+    }
+
+    /// Add another API response's counts.
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_creation_tokens += other.cache_creation_tokens;
+    }
+}
+
+impl From<&protocol::ResultUsage> for Usage {
+    fn from(usage: &protocol::ResultUsage) -> Self {
+        Usage {
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_tokens: usage.cache_read_input_tokens,
+            cache_creation_tokens: usage.cache_creation_input_tokens,
+        }
+    }
+}
+
+/// An API `usage` object (a missing or odd count is 0).
+fn usage_of(value: &Value) -> Usage {
+    Usage::from(&protocol::ResultUsage::deserialize(value).unwrap_or_default())
+}
+
 /// A finished turn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunResult {
@@ -148,6 +185,14 @@ pub enum RunEvent {
     Task {
         subtype: String,
         description: Option<String>,
+    },
+    /// What one API response of the turn used, as far as the stream told so far: sent at its
+    /// start (input and cache tokens) and again at its end (the output tokens). The last figures
+    /// for a `message_id` count; the turn's `result` has the totals.
+    ApiUsage {
+        message_id: String,
+        model: Option<String>,
+        usage: Usage,
     },
     /// A message of a kind this driver does not model, raw.
     Other(Value),
@@ -533,8 +578,12 @@ impl Turn {
 
     /// Wait for the end of the turn, dropping the remaining events.
     pub async fn finish(mut self) -> Result<RunResult, ClaudeError> {
+        self.drain().await
+    }
+
+    async fn drain(&mut self) -> Result<RunResult, ClaudeError> {
         while self.next().await.is_some() {}
-        self.finished.unwrap_or_else(|| {
+        self.finished.clone().unwrap_or_else(|| {
             Err(ClaudeError::Protocol { message: "the turn ended without a result".into() })
         })
     }
@@ -551,6 +600,8 @@ struct TurnTracker {
     texts: Vec<String>,
     model: Option<String>,
     session_id: Option<String>,
+    /// The API response being streamed: its id, model and usage from `message_start`.
+    streaming: Option<(String, Option<String>, Usage)>,
 }
 
 impl TurnTracker {
@@ -564,6 +615,7 @@ impl TurnTracker {
             texts: Vec::new(),
             model: None,
             session_id,
+            streaming: None,
         }
     }
 
@@ -659,6 +711,19 @@ impl TurnTracker {
                 StreamEventKind::ContentBlockDelta { delta: Delta::Thinking(thinking), .. } => {
                     self.emit(RunEvent::ThinkingDelta(thinking));
                 }
+                StreamEventKind::MessageStart { message } => {
+                    let Some(id) = message.get("id").and_then(Value::as_str) else { return };
+                    let model = message.get("model").and_then(Value::as_str).map(str::to_owned);
+                    let usage = message.get("usage").map(usage_of).unwrap_or_default();
+                    self.streaming = Some((id.to_owned(), model, usage));
+                    self.emit_streaming_usage();
+                }
+                StreamEventKind::MessageDelta { usage: Some(delta), .. } => {
+                    if let Some((_, _, usage)) = &mut self.streaming {
+                        *usage = usage.max_each(&usage_of(&delta));
+                        self.emit_streaming_usage();
+                    }
+                }
                 StreamEventKind::Other(raw) => self.emit(RunEvent::Other(raw)),
                 _ => {}
             },
@@ -666,6 +731,12 @@ impl TurnTracker {
             | Message::ControlRequest(_)
             | Message::ControlResponse(_)
             | Message::ControlCancelRequest { .. } => {}
+        }
+    }
+
+    fn emit_streaming_usage(&self) {
+        if let Some((message_id, model, usage)) = self.streaming.clone() {
+            self.emit(RunEvent::ApiUsage { message_id, model, usage });
         }
     }
 
@@ -701,12 +772,7 @@ impl TurnTracker {
             session_id,
             text: result.result.clone().unwrap_or_else(|| self.texts.join("\n\n")),
             structured_output: result.structured_output.clone(),
-            usage: Usage {
-                input_tokens: usage.input_tokens,
-                output_tokens: usage.output_tokens,
-                cache_read_tokens: usage.cache_read_input_tokens,
-                cache_creation_tokens: usage.cache_creation_input_tokens,
-            },
+            usage: Usage::from(&usage),
             cost_usd: result.total_cost_usd,
             num_turns: result.num_turns,
             duration_ms: result.duration_ms,
@@ -984,55 +1050,128 @@ pub async fn run_turn(
     cancel: &CancellationToken,
     on_event: &mut (impl FnMut(&RunEvent) + Send),
 ) -> Result<RunResult, ClaudeError> {
+    match run_turn_until(session, prompt, limits, cancel, on_event, |_| false).await? {
+        TurnStep::Finished(result) => Ok(result),
+        TurnStep::Answered(open) => open.finish(session, cancel, on_event).await,
+    }
+}
+
+/// Where [`run_turn_until`] stopped.
+#[derive(Debug)]
+pub enum TurnStep {
+    /// The turn ended with its `result`.
+    Finished(RunResult),
+    /// `answered` said the caller has what it needs; the turn goes on.
+    Answered(OpenTurn),
+}
+
+/// [`run_turn`] that returns early, the turn still running, once `answered` accepts an event
+/// (which `on_event` saw first). The caller then finishes it with [`OpenTurn::finish`], within
+/// the same limits.
+pub async fn run_turn_until(
+    session: &ClaudeSession,
+    prompt: &str,
+    limits: RunLimits,
+    cancel: &CancellationToken,
+    on_event: &mut (impl FnMut(&RunEvent) + Send),
+    answered: impl FnMut(&RunEvent) -> bool + Send,
+) -> Result<TurnStep, ClaudeError> {
     if cancel.is_cancelled() {
         return Err(ClaudeError::Cancelled);
     }
-    let mut turn = session.send(prompt).await?;
-    let deadline = Instant::now() + limits.timeout;
-    let mut idle_deadline = limits.idle_timeout.map(|idle| Instant::now() + idle);
-    let stopped = loop {
-        let idle = async {
-            match idle_deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending::<()>().await,
+    let turn = session.send(prompt).await?;
+    let mut open = OpenTurn {
+        turn,
+        limits,
+        deadline: Instant::now() + limits.timeout,
+        idle_deadline: limits.idle_timeout.map(|idle| Instant::now() + idle),
+    };
+    match open.drive(session, cancel, on_event, answered).await {
+        Some(result) => result.map(TurnStep::Finished),
+        None => Ok(TurnStep::Answered(open)),
+    }
+}
+
+/// A turn still running after [`run_turn_until`] returned, with its deadlines.
+#[derive(Debug)]
+pub struct OpenTurn {
+    turn: Turn,
+    limits: RunLimits,
+    deadline: Instant,
+    idle_deadline: Option<Instant>,
+}
+
+impl OpenTurn {
+    /// Follow the turn to its `result`, as [`run_turn`] does.
+    pub async fn finish(
+        mut self,
+        session: &ClaudeSession,
+        cancel: &CancellationToken,
+        on_event: &mut (impl FnMut(&RunEvent) + Send),
+    ) -> Result<RunResult, ClaudeError> {
+        let ended = self.drive(session, cancel, on_event, |_| false).await;
+        ended.unwrap_or_else(|| {
+            Err(ClaudeError::Protocol { message: "the turn stopped without a result".into() })
+        })
+    }
+
+    /// Pass events to `on_event` until the turn ends (`Some`) or `answered` accepts one (`None`).
+    async fn drive(
+        &mut self,
+        session: &ClaudeSession,
+        cancel: &CancellationToken,
+        on_event: &mut (impl FnMut(&RunEvent) + Send),
+        mut answered: impl FnMut(&RunEvent) -> bool + Send,
+    ) -> Option<Result<RunResult, ClaudeError>> {
+        let limits = self.limits;
+        let stopped = loop {
+            let idle_deadline = self.idle_deadline;
+            let idle = async {
+                match idle_deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break ClaudeError::Cancelled,
+                () = tokio::time::sleep_until(self.deadline) => {
+                    break ClaudeError::Timeout { after: limits.timeout, idle: false };
+                }
+                () = idle => {
+                    let window = limits.idle_timeout.unwrap_or_default();
+                    // Output that belongs to no event, or a permission question the user is
+                    // still deciding, is not idleness.
+                    if session.active_within(window) {
+                        self.idle_deadline = Some(Instant::now() + window);
+                        continue;
+                    }
+                    break ClaudeError::Timeout { after: window, idle: true };
+                }
+                event = self.turn.next() => match event {
+                    Some(RunEvent::Finished(result)) => {
+                        on_event(&RunEvent::Finished(result.clone()));
+                        return Some(result);
+                    }
+                    Some(event) => {
+                        self.idle_deadline = limits.idle_timeout.map(|idle| Instant::now() + idle);
+                        on_event(&event);
+                        if answered(&event) {
+                            return None;
+                        }
+                    }
+                    None => break ClaudeError::Protocol { message: "the turn ended twice".into() },
+                },
             }
         };
-        tokio::select! {
-            biased;
-            () = cancel.cancelled() => break ClaudeError::Cancelled,
-            () = tokio::time::sleep_until(deadline) => {
-                break ClaudeError::Timeout { after: limits.timeout, idle: false };
-            }
-            () = idle => {
-                let window = limits.idle_timeout.unwrap_or_default();
-                // Output that belongs to no event, or a permission question the user is still
-                // deciding, is not idleness.
-                if session.active_within(window) {
-                    idle_deadline = Some(Instant::now() + window);
-                    continue;
-                }
-                break ClaudeError::Timeout { after: window, idle: true };
-            }
-            event = turn.next() => match event {
-                Some(RunEvent::Finished(result)) => {
-                    on_event(&RunEvent::Finished(result.clone()));
-                    return result;
-                }
-                Some(event) => {
-                    idle_deadline = limits.idle_timeout.map(|idle| Instant::now() + idle);
-                    on_event(&event);
-                }
-                None => break ClaudeError::Protocol { message: "the turn ended twice".into() },
-            },
+        tracing::debug!(pid = session.pid(), reason = %stopped, "stopping the turn");
+        if session.is_alive()
+            && let Ok(Ok(())) = tokio::time::timeout(SHUTDOWN_STEP, session.interrupt()).await
+        {
+            let _ = tokio::time::timeout(SHUTDOWN_STEP, self.turn.drain()).await;
         }
-    };
-    tracing::debug!(pid = session.pid(), reason = %stopped, "stopping the turn");
-    if session.is_alive()
-        && let Ok(Ok(())) = tokio::time::timeout(SHUTDOWN_STEP, session.interrupt()).await
-    {
-        let _ = tokio::time::timeout(SHUTDOWN_STEP, turn.finish()).await;
+        Some(Err(stopped))
     }
-    Err(stopped)
 }
 
 /// Spawn a CLI, run one turn, and shut the process down, whatever happens.
@@ -1176,6 +1315,32 @@ mod tests {
                 .iter()
                 .any(|e| matches!(e, RunEvent::ApiRetry { status: Some(529), attempt: 1, .. }))
         );
+    }
+
+    #[test]
+    fn each_api_response_reports_its_usage_at_its_start_and_end() {
+        let fixture = [
+            r#"{"type":"system","subtype":"init","session_id":"s"}"#,
+            r#"{"type":"stream_event","event":{"type":"message_start","message":{"id":"m1","model":"claude-haiku-4-5","usage":{"input_tokens":10,"cache_read_input_tokens":7,"output_tokens":1}}}}"#,
+            r#"{"type":"stream_event","event":{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":42}}}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s"}"#,
+        ]
+        .join("\n");
+        let usage: Vec<_> = replay(&fixture, false)
+            .into_iter()
+            .filter_map(|event| match event {
+                RunEvent::ApiUsage { message_id, model, usage } => Some((message_id, model, usage)),
+                _ => None,
+            })
+            .collect();
+        let at = |output_tokens| Usage {
+            input_tokens: 10,
+            output_tokens,
+            cache_read_tokens: 7,
+            ..Usage::default()
+        };
+        let model = Some("claude-haiku-4-5".to_owned());
+        assert_eq!(usage, [("m1".into(), model.clone(), at(1)), ("m1".into(), model, at(42))]);
     }
 
     #[test]

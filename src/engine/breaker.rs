@@ -189,6 +189,14 @@ impl CircuitBreaker {
         self.record_at(admission, outcome, Instant::now());
     }
 
+    /// The outcome of an attempt already recorded a success when it answered, learned after:
+    /// its CLI failed ending the turn (a findings run). It counts as a failed attempt's would.
+    pub fn record_late(&self, outcome: ApiOutcome) {
+        if matches!(outcome, ApiOutcome::Failure(_)) {
+            self.settle(false, outcome, Instant::now());
+        }
+    }
+
     fn record_at(&self, mut admission: Admission, outcome: ApiOutcome, now: Instant) {
         admission.recorded = true;
         self.settle(admission.probe, outcome, now);
@@ -338,6 +346,19 @@ mod tests {
         let snapshot = breaker.snapshot_at(later);
         assert_eq!((snapshot.state, snapshot.times_opened), ("open", 2));
         assert!(breaker.admit_at(later + Duration::from_secs(9)).is_err());
+    }
+
+    #[test]
+    fn a_failure_after_an_answered_attempt_counts_and_a_neutral_one_does_not() {
+        let breaker = breaker(2, 10);
+        let answered = breaker.admit().unwrap();
+        breaker.record(answered, ApiOutcome::Success);
+        breaker.record_late(ApiOutcome::Neutral);
+        assert_eq!(breaker.snapshot().consecutive_failures, 0);
+        breaker.record_late(ApiOutcome::Failure("API error 500".into()));
+        breaker.record_late(ApiOutcome::Failure("API error 500".into()));
+        let snapshot = breaker.snapshot();
+        assert_eq!((snapshot.state, snapshot.cause.as_deref()), ("open", Some("API error 500")));
     }
 
     #[test]

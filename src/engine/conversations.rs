@@ -198,6 +198,12 @@ impl Conversations {
     }
 
     /// The idle process of conversation `id`, if it has one.
+    /// A turn of conversation `id` runs, or ends in the background after its answer (a findings
+    /// run's): a follow-up waits for it and continues in its process.
+    pub fn has_turn(&self, id: &str) -> bool {
+        self.turns.lock().get(id).is_some_and(|mutex| Arc::strong_count(mutex) > 1)
+    }
+
     pub fn live(&self, id: &str) -> Option<LiveProcess> {
         let idle = self.idle.lock();
         let process = idle.get(id).filter(|process| process.turn.session.is_alive())?;

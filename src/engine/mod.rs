@@ -1,6 +1,7 @@
 //! The engine: one run from request to outcome, and what it runs on — the staging mirror, the
 //! permission policy and OS sandbox, warm and live CLI processes, the queue, retries, metrics.
 
+pub(crate) mod background;
 pub(crate) mod breaker;
 pub(crate) mod conversations;
 pub(crate) mod metrics;

@@ -2,10 +2,13 @@
 //! mirror for edit actions) → the text, the changed files and the usage. `run.rs` wraps it in the
 //! guarantees every face gets.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+use tokio::sync::{OwnedMutexGuard, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::base::error::{ErrorKind, ServerError};
@@ -15,13 +18,16 @@ use crate::claude::control::RebindableHandler;
 use crate::claude::discover::CliBinary;
 use crate::claude::errors::{ClaudeError, rejects_credentials};
 use crate::claude::session::{
-    ClaudeSession, RunEvent, RunLimits, RunResult, SessionConfig, run_turn,
+    ClaudeSession, OpenTurn, RunEvent, RunLimits, RunResult, SessionConfig, TurnStep, Usage,
+    run_turn, run_turn_until,
 };
+use crate::engine::background::Background;
+use crate::engine::breaker::CircuitBreaker;
 use crate::engine::conversations::{Conversations, LiveTurn, ProcessKey};
 use crate::engine::permissions::{self, PermissionGate, PermissionServices, Policy, tool_profile};
 use crate::engine::pool::{self, Returnable, WarmPool};
 use crate::engine::result_cache::ResultCache;
-use crate::engine::retry::{ContextFallback, Resilience, RetryLoop, RetryPolicy};
+use crate::engine::retry::{self, ContextFallback, Resilience, RetryLoop, RetryPolicy};
 use crate::engine::scope;
 use crate::engine::staging::{StagingManager, StagingSettings};
 use crate::model::activity::{self, TextProgress};
@@ -31,7 +37,7 @@ use crate::model::prompt::{
 };
 use crate::model::scope::{ScopeFiles, ScopeProgress};
 use crate::model::settings::Settings;
-use crate::model::usage::{self, CliTotals, RunUsage};
+use crate::model::usage::{self, CliTotals, RunUsage, UsageCounts};
 use crate::model::{sessions, transcripts};
 
 /// How long a new process may take to answer `initialize`.
@@ -130,6 +136,25 @@ pub struct ActionOutcome {
     pub cached: bool,
 }
 
+/// The CLI still finishing a turn whose answer was taken from its `StructuredOutput` call.
+#[derive(Debug)]
+pub struct Finishing {
+    /// What the turn had used when it answered: the API responses streamed so far, at list
+    /// prices (`usage::list_cost`). The run's figures until the CLI's `result` gives its own.
+    pub known: RunUsage,
+    /// How the rest of the turn went.
+    pub end: oneshot::Receiver<TurnEnd>,
+}
+
+/// How a turn that went on after its answer ended.
+#[derive(Debug)]
+pub struct TurnEnd {
+    /// What the whole turn cost, as the CLI's `result` said (`None`: it ended without one).
+    pub usage: Option<RunUsage>,
+    /// Why it failed, when it did (the run had answered: it is reported, not retried).
+    pub error: Option<ClaudeError>,
+}
+
 /// The long-lived parts a run uses.
 pub struct Runner {
     pub cli: CliBinary,
@@ -148,12 +173,17 @@ pub struct Runner {
     pub sessions: Arc<sessions::SessionStore>,
     /// Earlier analyze and review answers by their inputs; `None`: no cache.
     pub results: Option<ResultCache>,
+    /// Where a findings run's CLI finishes its turn after the answer (and its books are
+    /// written): shut down with the server.
+    pub background: Background,
 }
 
 impl Runner {
     /// The pipeline alone; the faces run [`Runner::execute`] (run.rs), which adds the budget,
     /// the containment check and the books. `day_budget_left` caps the CLI's own budget
-    /// (`--max-budget-usd`); `spent` adds up what every attempt cost, failed ones too.
+    /// (`--max-budget-usd`); `spent` adds up what every attempt cost, failed ones too. A
+    /// findings run may answer before its CLI finished the turn: then [`Finishing`] tells what
+    /// the rest of the turn cost.
     pub(super) async fn run(
         &self,
         request: &ActionRequest,
@@ -162,10 +192,11 @@ impl Runner {
         on_activity: &mut (dyn FnMut(Activity) + Send),
         day_budget_left: Option<f64>,
         spent: &mut RunUsage,
-    ) -> Result<ActionOutcome, ServerError> {
+    ) -> Result<(ActionOutcome, Option<Finishing>), ServerError> {
         permissions::check_bash_sandbox(&self.settings)?;
-        // One turn at a time per conversation: a second follow-up waits for the first.
-        let _turn = match (&request.resume, &self.conversations) {
+        // One turn at a time per conversation: a second follow-up waits for the first (and for
+        // a turn finishing in the background, which takes this guard along).
+        let mut conversation_turn = match (&request.resume, &self.conversations) {
             (Some(id), Some(conversations)) => Some(tokio::select! {
                 turn = conversations.turn(id) => turn,
                 () = cancel.cancelled() => return Err(ServerError::cancelled()),
@@ -228,6 +259,7 @@ impl Runner {
         let mut retry =
             RetryLoop::new(policy, self.resilience.clone(), limits).with_context_fallback(fallback);
         let mut text_progress = TextProgress::new(TEXT_PROGRESS_INTERVAL);
+        let mut finishing = None;
         let result = loop {
             let attempt =
                 retry.start(&cancel, &mut |status| on_activity(Activity::Status(status))).await?;
@@ -238,6 +270,7 @@ impl Runner {
                 compact_first: attempt.compacts_first(),
                 limits: attempt.limits(),
                 cancel: attempt.cancel(),
+                conversation_turn: &mut conversation_turn,
             };
             let outcome = self
                 .run_cli(request, config, turn, spent, |event| {
@@ -259,7 +292,11 @@ impl Runner {
                         on_activity(activity);
                     }
                 })
-                .await;
+                .await
+                .map(|answer| {
+                    finishing = answer.finishing;
+                    answer.result
+                });
             if let Some(result) = retry.finish(attempt, outcome)? {
                 break result;
             }
@@ -275,18 +312,24 @@ impl Runner {
             })?,
             None => Vec::new(),
         };
-        Ok(ActionOutcome {
+        let outcome = ActionOutcome {
             text: map_text(&result.text),
             changes,
             result,
             usage: spent.clone(),
             cached: false,
-        })
+        };
+        Ok((outcome, finishing))
     }
 
     /// One turn, in the right process, then the process's fate: after a successful turn it
     /// stays alive for the conversation's next turn (conversations.rs) or, when nobody keeps
     /// it, goes back to the warm pool (pool.rs); after a failed one it ends.
+    ///
+    /// A findings run answers as soon as the CLI accepted the model's `StructuredOutput` call
+    /// (validated against the schema): the CLI ends its turn in the background (a user's `Stop`
+    /// hook runs then), and only once its `result` arrived is the process kept or given back;
+    /// when the rest of the turn fails, the process is retired.
     async fn run_cli(
         &self,
         request: &ActionRequest,
@@ -294,8 +337,8 @@ impl Runner {
         turn: Turn<'_>,
         spent: &mut RunUsage,
         mut on_event: impl FnMut(&RunEvent) + Send,
-    ) -> Result<RunResult, ClaudeError> {
-        let Turn { prompt, compact_first, limits, cancel } = turn;
+    ) -> Result<CliAnswer, ClaudeError> {
+        let Turn { prompt, compact_first, limits, cancel, conversation_turn } = turn;
         if cancel.is_cancelled() {
             return Err(ClaudeError::Cancelled);
         }
@@ -305,23 +348,17 @@ impl Runner {
             model: config.options.model.clone(),
             settings: self.settings.hash_for_pool(),
         };
+        let answers_early = config.options.json_schema.is_some();
         // A retry resumes its failed attempt's session: that shows in `config`, not in `request`.
         let process = match config.options.resume.clone() {
             Some(id) => self.continue_conversation(&id, config, &key).await?,
             None => self.new_conversation(config, &cancel).await?,
         };
         let mut process = process;
-        let mut clean = process.clean;
-        let mut failed_result = None;
+        let mut watch = TurnWatch { clean: process.clean, ..TurnWatch::default() };
+        let mut structured = StructuredAnswer::default();
         let mut observe = |event: &RunEvent| {
-            if let RunEvent::FailedResult(result) = event {
-                failed_result = Some(result.clone());
-            }
-            if let RunEvent::ToolUse { name, .. } = event
-                && !pool::leaves_no_state(name)
-            {
-                clean = false;
-            }
+            watch.see(event);
             on_event(event);
         };
         let mut compacted = Ok(());
@@ -330,21 +367,52 @@ impl Runner {
             let session = &process.session;
             compacted = run_turn(session, "/compact", limits, &cancel, &mut |_| {}).await.map(drop);
         }
-        let outcome = match compacted {
-            Ok(()) => run_turn(&process.session, prompt, limits, &cancel, &mut observe).await,
+        let started = Instant::now();
+        let step = match compacted {
+            Ok(()) => {
+                let answered = |event: &RunEvent| answers_early && structured.accepts(event);
+                let session = &process.session;
+                run_turn_until(session, prompt, limits, &cancel, &mut observe, answered).await
+            }
             Err(err) => Err(err),
         };
-        process.clean = clean;
-        match outcome {
-            Ok(mut result) => {
+        process.clean = watch.clean;
+        match step {
+            Ok(TurnStep::Finished(mut result)) => {
                 let (usage, totals) = usage::run_usage(&result, &process.totals);
                 result.cost_usd = usage.counts.cost_usd;
                 spent.add_attempt(&usage);
-                self.keep_for_next_turn(&result.session_id, process, key, totals);
-                Ok(result)
+                self.keeper().keep(&result.session_id, process, key, totals);
+                Ok(CliAnswer { result, finishing: None })
+            }
+            Ok(TurnStep::Answered(open)) => {
+                let session_id = process.session.session_id().unwrap_or_default();
+                let output = structured.accepted.take().unwrap_or_default();
+                let known = watch.known_usage(started.elapsed());
+                let result = answered_result(session_id.clone(), output, &known);
+                // The conversation's next turn waits for this one to end in the background.
+                let mut turns: Vec<OwnedMutexGuard<()>> =
+                    conversation_turn.take().into_iter().collect();
+                if let Some(conversations) = &self.conversations
+                    && request.resume.as_deref() != Some(session_id.as_str())
+                {
+                    turns.push(conversations.turn(&session_id).await);
+                }
+                let (report, end) = oneshot::channel();
+                let keeper = self.keeper();
+                let circuit = self.resilience.circuit.clone();
+                let closing = self.background.closing();
+                self.background.spawn(async move {
+                    let end =
+                        finish_in_background(process, open, watch, key, keeper, circuit, closing)
+                            .await;
+                    drop(turns);
+                    let _ = report.send(end);
+                });
+                Ok(CliAnswer { result, finishing: Some(Finishing { known, end }) })
             }
             Err(err) => {
-                if let Some(failed) = failed_result {
+                if let Some(failed) = watch.failed_result {
                     spent.add_attempt(&usage::run_usage(&failed, &process.totals).0);
                 }
                 process.close().await;
@@ -421,32 +489,13 @@ impl Runner {
         }
     }
 
-    /// After a successful turn: the conversation keeps the process for its next turn, or lets
-    /// it go at once (no conversations here, `liveSessions` 0, or runs waiting for a slot: a
-    /// process cleared and handed on spares them a start; a follow-up resumes in a new one).
-    fn keep_for_next_turn(
-        &self,
-        id: &str,
-        process: TurnProcess,
-        key: ProcessKey,
-        totals: CliTotals,
-    ) {
-        let TurnProcess { session, returnable, handler, clean, .. } = process;
-        let turn = LiveTurn { session, handler, totals, returnable, clean };
-        let runs_waiting = self.pool.as_ref().is_some_and(|pool| pool.runs_waiting() > 0);
-        let Some(conversations) = self.conversations.as_ref().filter(|_| !runs_waiting) else {
-            turn.release();
-            return;
-        };
-        conversations.keep(
-            id.to_owned(),
-            turn,
-            key,
-            Duration::from_secs(self.settings.session_idle_secs),
-            self.settings.live_sessions,
-        );
-        if let Some(pool) = &self.pool {
-            pool.check_idle_memory();
+    /// Where this runner's processes go after a successful turn.
+    fn keeper(&self) -> Keeper {
+        Keeper {
+            pool: self.pool.clone(),
+            conversations: self.conversations.clone(),
+            idle_for: Duration::from_secs(self.settings.session_idle_secs),
+            live_sessions: self.settings.live_sessions,
         }
     }
 
@@ -577,6 +626,189 @@ struct Turn<'a> {
     compact_first: bool,
     limits: RunLimits,
     cancel: CancellationToken,
+    /// The run's hold on its conversation (a follow-up's): a turn that finishes in the
+    /// background takes it along.
+    conversation_turn: &'a mut Option<OwnedMutexGuard<()>>,
+}
+
+/// What one attempt answered.
+struct CliAnswer {
+    result: RunResult,
+    /// The turn goes on in the background after an answer from its `StructuredOutput` call.
+    finishing: Option<Finishing>,
+}
+
+/// The name of the tool the CLI offers for `--json-schema` answers.
+const STRUCTURED_OUTPUT_TOOL: &str = "StructuredOutput";
+
+/// Spots the CLI accepting the model's `StructuredOutput` call: the call, then a `tool_result`
+/// for it that is not an error (the CLI checked the input against the schema; a rejected call
+/// gets an error result, and the model tries again).
+#[derive(Default)]
+struct StructuredAnswer {
+    calls: Vec<(String, Value)>,
+    accepted: Option<Value>,
+}
+
+impl StructuredAnswer {
+    fn accepts(&mut self, event: &RunEvent) -> bool {
+        match event {
+            RunEvent::ToolUse { id, name, input } if name == STRUCTURED_OUTPUT_TOOL => {
+                self.calls.push((id.clone(), input.clone()));
+                false
+            }
+            RunEvent::ToolResult { tool_use_id, is_error: false, .. } => {
+                let Some(at) = self.calls.iter().position(|(id, _)| id == tool_use_id) else {
+                    return false;
+                };
+                self.accepted = Some(self.calls.swap_remove(at).1);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A run's result as its accepted `StructuredOutput` call gives it, before the CLI's `result`
+/// (whose text is the same output as JSON): the usage `known` so far; the CLI's own figures
+/// come with [`Finishing`].
+fn answered_result(session_id: String, output: Value, known: &RunUsage) -> RunResult {
+    let counts = &known.counts;
+    RunResult {
+        session_id,
+        text: output.to_string(),
+        structured_output: Some(output),
+        usage: Usage {
+            input_tokens: counts.input_tokens,
+            output_tokens: counts.output_tokens,
+            cache_read_tokens: counts.cache_read_tokens,
+            cache_creation_tokens: counts.cache_creation_tokens,
+        },
+        cost_usd: counts.cost_usd,
+        num_turns: u32::try_from(counts.turns).unwrap_or(u32::MAX),
+        duration_ms: counts.duration_ms,
+        model: known.model.clone(),
+        permission_denials: Vec::new(),
+        raw: Value::Null,
+    }
+}
+
+/// What a turn's events say about its process and its cost.
+#[derive(Default)]
+struct TurnWatch {
+    /// No tool the conversation ran left state in the process (`pool::leaves_no_state`).
+    clean: bool,
+    /// The `result` of a failed turn: what it cost.
+    failed_result: Option<Box<RunResult>>,
+    model: Option<String>,
+    /// Each API response of the turn so far: its model and usage.
+    api_calls: BTreeMap<String, (Option<String>, Usage)>,
+}
+
+impl TurnWatch {
+    fn see(&mut self, event: &RunEvent) {
+        match event {
+            RunEvent::FailedResult(result) => self.failed_result = Some(result.clone()),
+            RunEvent::ToolUse { name, .. } if !pool::leaves_no_state(name) => self.clean = false,
+            RunEvent::Init { model, .. } => self.model.clone_from(model),
+            RunEvent::ApiUsage { message_id, model, usage } => {
+                let call = self.api_calls.entry(message_id.clone()).or_default();
+                call.0.clone_from(model);
+                call.1 = call.1.max_each(usage);
+            }
+            _ => {}
+        }
+    }
+
+    /// What the turn used so far by its API responses (each an agent turn), priced at list
+    /// prices: the CLI reports its own figures only with its `result`.
+    fn known_usage(&self, took: Duration) -> RunUsage {
+        let mut known = RunUsage { model: self.model.clone(), ..RunUsage::default() };
+        for (model, tokens) in self.api_calls.values() {
+            let model = model.as_ref().or(self.model.as_ref());
+            let call = UsageCounts {
+                runs: 1,
+                turns: 1,
+                input_tokens: tokens.input_tokens,
+                output_tokens: tokens.output_tokens,
+                cache_read_tokens: tokens.cache_read_tokens,
+                cache_creation_tokens: tokens.cache_creation_tokens,
+                cost_usd: usage::list_cost(tokens, model.map(String::as_str)),
+                duration_ms: 0,
+            };
+            known.counts.add(&call);
+            if let Some(model) = model {
+                known.models.entry(model.clone()).or_default().add(&call);
+            }
+        }
+        known.counts.runs = 1;
+        known.counts.duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        known
+    }
+}
+
+/// The rest of a turn whose answer the run already gave: followed to its `result` (within the
+/// turn's limits, until shutdown), then the process is kept or given back like after any
+/// turn, or retired when the turn failed. A failure counts in the circuit breaker as a failed
+/// attempt's does (the attempt was recorded a success when it answered).
+async fn finish_in_background(
+    mut process: TurnProcess,
+    open: OpenTurn,
+    mut watch: TurnWatch,
+    key: ProcessKey,
+    keeper: Keeper,
+    circuit: Option<Arc<CircuitBreaker>>,
+    closing: CancellationToken,
+) -> TurnEnd {
+    let outcome = open.finish(&process.session, &closing, &mut |event| watch.see(event)).await;
+    process.clean = watch.clean;
+    if let (Some(circuit), Err(_)) = (&circuit, &outcome) {
+        circuit.record_late(retry::api_outcome(&outcome));
+    }
+    match outcome {
+        Ok(result) => {
+            let (usage, totals) = usage::run_usage(&result, &process.totals);
+            keeper.keep(&result.session_id, process, key, totals);
+            TurnEnd { usage: Some(usage), error: None }
+        }
+        Err(err) => {
+            let pid = process.session.pid();
+            tracing::warn!(pid, %err, "the CLI did not end its turn after the run had answered: retiring it");
+            let failed = watch.failed_result.take();
+            let usage = failed.map(|failed| usage::run_usage(&failed, &process.totals).0);
+            process.close().await;
+            // Stopped by the server's shutdown: not a failure of the run.
+            let error = (err != ClaudeError::Cancelled).then_some(err);
+            TurnEnd { usage, error }
+        }
+    }
+}
+
+/// Where a process goes after a successful turn.
+struct Keeper {
+    pool: Option<WarmPool>,
+    conversations: Option<Arc<Conversations>>,
+    idle_for: Duration,
+    live_sessions: usize,
+}
+
+impl Keeper {
+    /// The conversation keeps the process for its next turn, or lets it go at once (no
+    /// conversations here, `liveSessions` 0, or runs waiting for a slot: a process cleared and
+    /// handed on spares them a start; a follow-up resumes in a new one).
+    fn keep(&self, id: &str, process: TurnProcess, key: ProcessKey, totals: CliTotals) {
+        let TurnProcess { session, returnable, handler, clean, .. } = process;
+        let turn = LiveTurn { session, handler, totals, returnable, clean };
+        let runs_waiting = self.pool.as_ref().is_some_and(|pool| pool.runs_waiting() > 0);
+        let Some(conversations) = self.conversations.as_ref().filter(|_| !runs_waiting) else {
+            turn.release();
+            return;
+        };
+        conversations.keep(id.to_owned(), turn, key, self.idle_for, self.live_sessions);
+        if let Some(pool) = &self.pool {
+            pool.check_idle_memory();
+        }
+    }
 }
 
 /// The run's own `model` option, when it names one.
@@ -687,5 +919,73 @@ fn display_path(path: &str, cwd: &Path, workspace: Option<&Path>) -> String {
             Some(relative) => relative.display().to_string(),
             None => path.display().to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn call(id: &str, name: &str) -> RunEvent {
+        RunEvent::ToolUse { id: id.to_owned(), name: name.to_owned(), input: json!({"id": id}) }
+    }
+
+    fn result(id: &str, is_error: bool) -> RunEvent {
+        RunEvent::ToolResult {
+            tool_use_id: id.to_owned(),
+            content: String::new(),
+            is_error,
+            structured: None,
+        }
+    }
+
+    #[test]
+    fn only_a_structured_output_call_the_cli_accepted_is_the_answer() {
+        let mut answer = StructuredAnswer::default();
+        // Another tool's result, and a StructuredOutput call the schema rejected: no answer.
+        assert!(!answer.accepts(&call("read", "Read")));
+        assert!(!answer.accepts(&result("read", false)));
+        assert!(!answer.accepts(&call("bad", STRUCTURED_OUTPUT_TOOL)));
+        assert!(!answer.accepts(&result("bad", true)));
+        assert!(!answer.accepts(&call("good", STRUCTURED_OUTPUT_TOOL)));
+        assert!(answer.accepted.is_none(), "accepted before its tool result");
+        assert!(answer.accepts(&result("good", false)));
+        assert_eq!(answer.accepted, Some(json!({"id": "good"})));
+    }
+
+    fn api_usage(id: &str, input_tokens: u64, output_tokens: u64) -> RunEvent {
+        RunEvent::ApiUsage {
+            message_id: id.to_owned(),
+            model: Some("claude-sonnet-4-5".to_owned()),
+            usage: Usage { input_tokens, output_tokens, ..Usage::default() },
+        }
+    }
+
+    #[test]
+    fn an_answer_from_the_call_reports_the_usage_streamed_so_far() {
+        let mut watch = TurnWatch::default();
+        // Two API responses, each reported at its start and again at its end.
+        for event in [
+            api_usage("m1", 1_000, 1),
+            api_usage("m1", 1_000, 200),
+            api_usage("m2", 3_000, 1),
+            api_usage("m2", 3_000, 50),
+        ] {
+            watch.see(&event);
+        }
+        let known = watch.known_usage(Duration::from_millis(7));
+        let output = json!({"findings": [], "summary": "Fine."});
+        let result = answered_result("s".into(), output.clone(), &known);
+        assert_eq!(result.structured_output, Some(output.clone()));
+        assert_eq!(serde_json::from_str::<Value>(&result.text).unwrap(), output);
+        assert_eq!((result.num_turns, result.duration_ms), (2, 7));
+        assert_eq!((result.usage.input_tokens, result.usage.output_tokens), (4_000, 250));
+        // Sonnet: $3 in, $15 out per million tokens.
+        let cost = (4_000.0 * 3.0 + 250.0 * 15.0) / 1e6;
+        assert!((result.cost_usd - cost).abs() < 1e-12, "{}", result.cost_usd);
+        assert_eq!(known.counts.runs, 1);
+        assert_eq!(known.models["claude-sonnet-4-5"].turns, 2);
     }
 }

@@ -4,20 +4,22 @@
 //! changes, the face's own finish (a `WorkspaceEdit`, files written to disk), and then the run's
 //! place in the books: the session index and the usage ledger. An analyze or review whose inputs
 //! are unchanged is answered from the result cache instead (result_cache.rs): no API call, nothing
-//! to record.
+//! to record. A findings run may answer before its CLI finished the turn (pipeline.rs):
+//! its books are then written when the CLI's `result` arrives, in the background.
 
 use std::path::{Path, PathBuf};
 
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::base::error::{ErrorKind, ServerError};
 use crate::claude::session::{RunResult, Usage};
 use crate::engine::permissions::check_changes_inside;
-use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
+use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Finishing, Runner, TurnEnd};
 use crate::engine::result_cache::{self, CacheInputs, CachedAnswer, ResultCache};
 use crate::model::prompt;
 use crate::model::scope::ScopeFiles;
-use crate::model::sessions::{FinishedRun, Outcome, Recorded, summarize};
+use crate::model::sessions::{FinishedRun, Outcome, Recorded, SessionStore, summarize};
 use crate::model::settings::Settings;
 use crate::model::usage::{DAILY_BUDGET_HINT, RunUsage, check_daily_budget};
 use crate::protocol::lsp::{Range, Uri};
@@ -52,6 +54,16 @@ pub trait RunFailure: From<ServerError> {
 #[derive(Debug)]
 pub struct RunEnd<T, E> {
     pub result: Result<T, E>,
+    /// Empty when the books come `late`.
+    pub books: Books,
+    /// The books of a run that answered before its CLI finished the turn: they are written
+    /// when it has (or failed, or the server shut down).
+    pub late: Option<oneshot::Receiver<Books>>,
+}
+
+/// A run's place in the books.
+#[derive(Debug, Default)]
+pub struct Books {
     /// What the run spent, when the CLI reported a result (whatever became of its answer).
     pub usage: Option<RunUsage>,
     /// The run's conversation and the workspace's ledger once the run was recorded; `None` when
@@ -59,12 +71,15 @@ pub struct RunEnd<T, E> {
     pub recorded: Option<Recorded>,
     /// Problems with the index or ledger files, for the user to see.
     pub warnings: Vec<String>,
+    /// The CLI failed ending the turn of a run that had already answered (crashed, or its
+    /// `result` was an error): the answer stands, the failure is reported.
+    pub failed_after_answer: Option<ServerError>,
 }
 
 impl<T, E> RunEnd<T, E> {
     /// A run that failed before it reached the engine (a bad request): nothing to record.
     pub fn failed(err: E) -> Self {
-        Self { result: Err(err), usage: None, recorded: None, warnings: Vec::new() }
+        Self { result: Err(err), books: Books::default(), late: None }
     }
 }
 
@@ -96,7 +111,7 @@ impl Runner {
                 hit.created_at
             )));
             let result = finish(cached_outcome(hit));
-            return RunEnd { result, usage: None, recorded: None, warnings };
+            return RunEnd { result, books: Books { warnings, ..Books::default() }, late: None };
         }
         // What the run will likely cost, as its first word (an estimate: model/usage.rs).
         if let Ok(estimate) = self.estimate(&request.action, scope_files.as_ref()) {
@@ -104,6 +119,7 @@ impl Runner {
         }
         let mut seen: Option<(String, PathBuf)> = None;
         let mut spent = RunUsage::default();
+        let mut finishing = None;
         let outcome = match self.check_budget(&request.action.workspace, &mut warnings) {
             Err(err) => Err(err),
             Ok(day_left) => {
@@ -118,7 +134,12 @@ impl Runner {
                 let action = &request.action;
                 let outcome =
                     self.run(action, scope_files, cancel, &mut watch, day_left, &mut spent).await;
-                outcome.map_err(|err| self.day_budget_error(err, day_left))
+                outcome
+                    .map(|(outcome, rest)| {
+                        finishing = rest;
+                        outcome
+                    })
+                    .map_err(|err| self.day_budget_error(err, day_left))
             }
         };
         // A failed run is in the books with what it spent too: the next run's budget knows it.
@@ -144,8 +165,58 @@ impl Runner {
                 }
                 Ok(answer)
             });
-        let recorded = self.record(request, seen, &result, usage.clone(), &mut warnings);
-        RunEnd { result, usage, recorded, warnings }
+        let run = self.finished_run(request, seen, &result);
+        match finishing {
+            None => {
+                let recorded = run.and_then(|mut run| {
+                    run.usage = usage.clone().unwrap_or_default();
+                    record(&self.sessions, &run, &mut warnings)
+                });
+                let books = Books { usage, recorded, warnings, failed_after_answer: None };
+                RunEnd { result, books, late: None }
+            }
+            Some(finishing) => {
+                let (spent, workspace) = (usage.unwrap_or_default(), &request.action.workspace);
+                let late = self.record_later(run, spent, finishing, workspace, warnings);
+                RunEnd { result, books: Books::default(), late: Some(late) }
+            }
+        }
+    }
+
+    /// The books of a run that answered while its CLI still finished the turn: written once
+    /// the turn's `result` says what the run spent (`spent`: its earlier attempts). Until then
+    /// what is known of its cost counts against the daily budget; a turn that ended without a
+    /// `result` is booked with that.
+    fn record_later(
+        &self,
+        run: Option<FinishedRun>,
+        spent: RunUsage,
+        finishing: Finishing,
+        workspace: &Path,
+        mut warnings: Vec<String>,
+    ) -> oneshot::Receiver<Books> {
+        let (report, books) = oneshot::channel();
+        let sessions = self.sessions.clone();
+        let Finishing { known, end } = finishing;
+        let held = self.background.hold(workspace, spent.counts.cost_usd + known.counts.cost_usd);
+        self.background.spawn(async move {
+            let end = end.await.unwrap_or(TurnEnd { usage: None, error: None });
+            let mut usage = spent;
+            usage.add_attempt(end.usage.as_ref().unwrap_or(&known));
+            let failed_after_answer = end.error.map(|err| {
+                tracing::warn!(%err, "the CLI failed ending a turn after the run had answered");
+                err.server_error()
+            });
+            let recorded = run.and_then(|mut run| {
+                run.usage = usage.clone();
+                run.ended_at = crate::base::time::rfc3339(crate::base::time::now_secs());
+                record(&sessions, &run, &mut warnings)
+            });
+            drop(held);
+            let books = Books { usage: Some(usage), recorded, warnings, failed_after_answer };
+            let _ = report.send(books);
+        });
+        books
     }
 
     /// The result cache and this run's key in it, when the run may be answered from it (and
@@ -190,7 +261,9 @@ impl Runner {
         let loaded = self.sessions.usage(workspace);
         warnings.extend(loaded.warnings);
         let today = crate::base::time::day(crate::base::time::now_secs());
-        check_daily_budget(loaded.value.day(&today).cost_usd, budget)
+        // Runs that answered before their CLI ended the turn are not in the ledger yet.
+        let unbooked = self.background.unbooked_usd(workspace);
+        check_daily_budget(loaded.value.day(&today).cost_usd + unbooked, budget)
     }
 
     /// A run the CLI stopped at the budget: when that was what was left of the day's budget,
@@ -210,17 +283,14 @@ impl Runner {
         ServerError::new(ErrorKind::BUDGET_EXCEEDED, message, DAILY_BUDGET_HINT)
     }
 
-    /// Add the run to its conversation in the session index and to the usage ledger. A run
-    /// that never reached the CLI has no conversation to record. Failing to record is a
-    /// warning, never the run's failure.
-    fn record<T: RunAnswer, E: RunFailure>(
+    /// The run as the session index records it (its usage still to fill in). A run that never
+    /// reached the CLI has no conversation to record.
+    fn finished_run<T: RunAnswer, E: RunFailure>(
         &self,
         request: &RunRequest,
         seen: Option<(String, PathBuf)>,
         result: &Result<T, E>,
-        usage: Option<RunUsage>,
-        warnings: &mut Vec<String>,
-    ) -> Option<Recorded> {
+    ) -> Option<FinishedRun> {
         let (session_id, cwd) = match (result, seen) {
             (Ok(answer), seen) => (answer.session_id().to_owned(), seen.map(|(_, cwd)| cwd)),
             (Err(_), Some((id, cwd))) => (id, Some(cwd)),
@@ -233,8 +303,8 @@ impl Runner {
         };
         let action = &request.action;
         let parent = action.resume.clone().filter(|resumed| action.fork && *resumed != session_id);
-        let run = FinishedRun {
-            session_id: session_id.clone(),
+        Some(FinishedRun {
+            session_id,
             parent,
             action: action.action,
             uri: request.uri.clone(),
@@ -246,22 +316,32 @@ impl Runner {
             ended_at: crate::base::time::rfc3339(crate::base::time::now_secs()),
             outcome,
             summary,
-            usage: usage.unwrap_or_default(),
-        };
-        match self.sessions.record(&run) {
-            Ok(recorded) => {
-                warnings.extend(recorded.warnings);
-                Some(recorded.value)
-            }
-            Err(err) => {
-                let warning = format!(
-                    "could not record conversation {session_id} in the session index under {}: {err}",
-                    self.sessions.workspace_dir(&action.workspace).display()
-                );
-                tracing::warn!("{warning}");
-                warnings.push(warning);
-                None
-            }
+            usage: RunUsage::default(),
+        })
+    }
+}
+
+/// Add the run to its conversation in the session index and to the usage ledger. Failing to
+/// record is a warning, never the run's failure.
+fn record(
+    sessions: &SessionStore,
+    run: &FinishedRun,
+    warnings: &mut Vec<String>,
+) -> Option<Recorded> {
+    match sessions.record(run) {
+        Ok(recorded) => {
+            warnings.extend(recorded.warnings);
+            Some(recorded.value)
+        }
+        Err(err) => {
+            let warning = format!(
+                "could not record conversation {} in the session index under {}: {err}",
+                run.session_id,
+                sessions.workspace_dir(&run.workspace).display()
+            );
+            tracing::warn!("{warning}");
+            warnings.push(warning);
+            None
         }
     }
 }

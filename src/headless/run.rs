@@ -25,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::base::error::{ErrorKind, ServerError};
 use crate::claude::discover::{DiscoverOptions, discover};
+use crate::engine::background::Background;
 use crate::engine::permissions::PermissionServices;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, Runner};
 use crate::engine::result_cache::{CacheLimits, ResultCache};
-use crate::engine::run::{RunAnswer, RunFailure, RunRequest};
+use crate::engine::run::{Books, RunAnswer, RunFailure, RunRequest};
 use crate::engine::staging::StagingManager;
 use crate::model::documents::{Document, PositionEncoding};
 use crate::model::edits::{self, EditCapabilities, FileChange};
@@ -273,10 +274,10 @@ pub async fn main(args: RunArgs) -> u8 {
             on_interrupt.cancel();
         }
     });
-    let outcome = execute(&args, &view, cancel).await;
-    interrupt.abort();
+    let mut late = None;
+    let outcome = execute(&args, &view, cancel.clone(), &mut late).await;
     view.finish();
-    match outcome {
+    let code = match outcome {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
             match stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()) {
@@ -297,6 +298,38 @@ pub async fn main(args: RunArgs) -> u8 {
             }
             failure.code
         }
+    };
+    if let Some(late) = late {
+        late.wait(&cancel).await;
+    }
+    interrupt.abort();
+    code
+}
+
+/// A run that answered before its CLI finished the turn: the answer is out, the books are
+/// written once the CLI is done (Ctrl-C stops it).
+struct LateBooks {
+    background: Background,
+    books: tokio::sync::oneshot::Receiver<Books>,
+}
+
+impl LateBooks {
+    async fn wait(self, cancel: &CancellationToken) {
+        let Self { background, books } = self;
+        tokio::select! {
+            books = books => {
+                let books = books.unwrap_or_default();
+                for warning in books.warnings {
+                    eprintln!("claude-lsp: warning: {warning}");
+                }
+                if let Some(err) = books.failed_after_answer {
+                    let message = err.message;
+                    eprintln!("claude-lsp: the CLI failed after the answer was written: {message}");
+                }
+            }
+            () = cancel.cancelled() => {}
+        }
+        background.shutdown().await;
     }
 }
 
@@ -304,6 +337,7 @@ async fn execute(
     args: &RunArgs,
     view: &ProgressView,
     cancel: CancellationToken,
+    late: &mut Option<LateBooks>,
 ) -> Result<String, Failure> {
     let action = Action::from(args.action);
     let mut settings = load_settings(args.settings.as_deref())?;
@@ -404,6 +438,7 @@ async fn execute(
         conversations: None,
         sessions: Arc::new(SessionStore::new(&cache_dir)),
         results: Some(ResultCache::new(&cache_dir, CacheLimits::default())),
+        background: Background::default(),
     };
     let uri = edits::path_to_uri(&file)
         .map_err(|err| Failure::usage(format!("{}: {err}", file.display())))?;
@@ -416,9 +451,10 @@ async fn execute(
     };
     let finish = |outcome| render(args, &request.action, outcome, view);
     let end = runner.execute(&request, cancel, &mut on_activity, finish).await;
-    for warning in &end.warnings {
+    for warning in &end.books.warnings {
         eprintln!("claude-lsp: warning: {warning}");
     }
+    *late = end.late.map(|books| LateBooks { background: runner.background.clone(), books });
     end.result.map(|rendered| rendered.output)
 }
 

@@ -166,6 +166,8 @@ pub struct ServerState {
     pub sessions: Arc<crate::model::sessions::SessionStore>,
     /// Conversations whose CLI process stays alive for their next turn.
     pub conversations: Arc<crate::engine::conversations::Conversations>,
+    /// Findings runs' CLIs finishing their turns after the answer, and those runs' books.
+    pub background: crate::engine::background::Background,
     /// Regions of documents that conversations wrote (for `Claude: refine…`).
     pub regions: crate::model::regions::Regions,
     /// Long answers kept for a hover, for clients that cannot show a document.
@@ -206,6 +208,7 @@ impl ServerState {
             findings: Mutex::new(crate::model::findings::FindingStore::default()),
             hunks: Mutex::new(crate::model::hunks::HunkStore::default()),
             conversations,
+            background: crate::engine::background::Background::default(),
             regions: crate::model::regions::Regions::new(),
             answers: crate::model::answers::Answers::default(),
         }
@@ -313,6 +316,7 @@ impl ServerState {
             conversations: Some(self.conversations.clone()),
             sessions: self.sessions.clone(),
             results: Some(ResultCache::new(&self.options.cache_dir, CacheLimits::default())),
+            background: self.background.clone(),
         })
     }
 

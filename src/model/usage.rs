@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::base::error::{ErrorKind, ServerError};
-use crate::claude::session::RunResult;
+use crate::claude::session::{RunResult, Usage};
 
 /// Counts that add up: one run's, a session's, a day's or a model's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -311,6 +311,17 @@ pub fn price(model: Option<&str>) -> Price {
     } else {
         SONNET
     }
+}
+
+/// What `usage` costs at `model`'s list price, cache reads at a tenth of the input price and
+/// cache writes at 1.25 times it (the API's five-minute cache). The CLI's `total_cost_usd`
+/// stays the figure of record: this prices API calls it has not reported yet.
+pub fn list_cost(usage: &Usage, model: Option<&str>) -> f64 {
+    let price = price(model);
+    let input = usage.input_tokens as f64
+        + usage.cache_read_tokens as f64 * 0.1
+        + usage.cache_creation_tokens as f64 * 1.25;
+    (input * price.input_per_mtok + usage.output_tokens as f64 * price.output_per_mtok) / 1e6
 }
 
 /// What the CLI sends besides the prompt on a run's first API call, in tokens: its system prompt
@@ -663,6 +674,19 @@ mod tests {
             .for_each(|run| run.success = false);
         assert_eq!(cheaper_model(&worse), None);
         assert_eq!(cheaper_model(&runs[..7]), None);
+    }
+
+    #[test]
+    fn list_cost_prices_cache_reads_and_writes_apart() {
+        let usage = Usage {
+            input_tokens: 1_000_000,
+            output_tokens: 1_000_000,
+            cache_read_tokens: 1_000_000,
+            cache_creation_tokens: 1_000_000,
+        };
+        // Haiku: $1 in, $5 out; a cache read $0.10, a cache write $1.25.
+        assert!((list_cost(&usage, Some("claude-haiku-4-5")) - 7.35).abs() < 1e-9);
+        assert_eq!(list_cost(&Usage::default(), None), 0.0);
     }
 
     #[test]

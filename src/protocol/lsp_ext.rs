@@ -703,6 +703,8 @@ pub enum OutputKind {
     ToolUse,
     ToolResult,
     Result,
+    // The run failed after its `result` item: a findings run whose CLI failed ending the turn.
+    Error,
 }
 
 /// `claude/output` notification.

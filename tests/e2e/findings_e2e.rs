@@ -1,10 +1,14 @@
 //! Review and analyze findings end to end: the real CLI's StructuredOutput tool scripted through
 //! the fake API, placement, diagnostics, anchoring while the user types, fixes and dismissal.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
+use crate::support::cli::{cli_sessions, leftover_processes};
 use crate::support::fake_api::{RecordedRequest, Script, Turn};
 use crate::support::lsp_client::{TestClient, full_capabilities};
+use crate::support::wait::eventually;
 use crate::support::workspace::Workspace;
 
 const LIB: &str = "\
@@ -587,4 +591,235 @@ async fn analyze_depth_sets_the_effort_and_answers_with_findings() {
 /// The path of a `file://` URI written by the server (plain ASCII temp paths).
 fn url_path(uri: &str) -> std::path::PathBuf {
     claude_lsp::model::edits::uri_to_path(&uri.parse().unwrap()).unwrap()
+}
+
+/// Project settings with a `Stop` hook that runs `first` at the end of the CLI's first turn in
+/// this workspace, and lets every later turn end at once. The CLI runs Stop hooks after the
+/// `StructuredOutput` call's tool result and before its `result` message (both pinned CLIs).
+fn stop_hook_settings(first: &str) -> String {
+    let once = "\"$CLAUDE_PROJECT_DIR/.claude/stopped-once\"";
+    let command = format!("[ -e {once} ] && exit 0; touch {once}; {first}");
+    json!({"hooks": {"Stop": [{"matcher": "*", "hooks": [{"type": "command", "command": command}]}]}})
+        .to_string()
+}
+
+async fn start_with_stop_hook(script: impl Into<Script>, first: &str) -> Workspace {
+    let settings = stop_hook_settings(first);
+    Workspace::start(
+        &[("src/lib.rs", LIB), ("src/util.rs", UTIL), (".claude/settings.json", &settings)],
+        script,
+        full_capabilities(),
+        // Without live conversations a finished run's process goes back to the pool.
+        json!({"warmPool": 1, "liveSessions": 0}),
+    )
+    .await
+}
+
+/// The workspace's usage ledger, as `claude/usage` reports it.
+async fn usage_total(ws: &mut Workspace) -> Value {
+    let report = ws.client.request_json("claude/usage", json!({})).await.unwrap();
+    report["total"].clone()
+}
+
+/// `claude/analyze` while a Stop hook holds the end of the CLI's turn: its answer must not
+/// wait for that (the bound only turns a hang into a failure).
+async fn answer_while_held(ws: &mut Workspace, params: Value) -> Value {
+    let answer = ws.client.request_json("claude/analyze", params);
+    let answer = tokio::time::timeout(HELD_BOUND, answer).await;
+    answer.expect("the answer waited for the end of the CLI's turn").unwrap()
+}
+
+const HELD_BOUND: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn findings_arrive_while_the_cli_still_ends_its_turn_and_the_books_follow() {
+    // The Stop hook holds the end of the turn until the test writes to its FIFO.
+    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
+    let mut ws = start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), hold).await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    let result = answer_while_held(&mut ws, json!({"textDocument": {"uri": uri}})).await;
+    assert!(result["text"].as_str().unwrap().starts_with("One bug."), "{result}");
+    let findings = result["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{result}");
+    assert_eq!(findings[0]["title"], "Panics on a bad port");
+    // Its metadata says what the turn had used by then: the API call that gave the findings.
+    let metadata = &result["metadata"];
+    assert_eq!(metadata["numTurns"], 1, "{metadata}");
+    assert!(metadata["inputTokens"].as_u64().unwrap() > 0, "{metadata}");
+    assert!(metadata["outputTokens"].as_u64().unwrap() > 0, "{metadata}");
+    assert!(metadata["costUsd"].as_f64().unwrap() > 0.0, "{metadata}");
+
+    // The answer came while the turn was held: nothing in the books yet, the process not back.
+    let gate = ws.root().join(".claude/gate");
+    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+    assert_eq!(usage_total(&mut ws).await["runs"], 0, "recorded before the turn ended");
+    let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
+    assert_eq!(metrics["pool"]["recycled"], 0, "{metrics}");
+    assert_eq!(metrics["tokens"]["input"], 0, "{metrics}");
+
+    // Once the CLI ends the turn, the run is in the books with what it cost, the metrics count
+    // its tokens, and its process is back in the pool.
+    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+    let total = eventually("the run is recorded", async || {
+        let total = usage_total(&mut ws).await;
+        (total["runs"] == 1).then_some(total)
+    })
+    .await;
+    assert!(total["costUsd"].as_f64().unwrap() > 0.0, "{total}");
+    // The CLI made no API call after the findings: its figures are those the answer gave.
+    assert_eq!(total["inputTokens"], metadata["inputTokens"], "{total}");
+    assert_eq!(total["outputTokens"], metadata["outputTokens"], "{total}");
+    let listed = ws.client.request_json("claude/sessions", json!({})).await.unwrap();
+    let session = &listed["sessions"][0];
+    assert_eq!(session["id"], result["sessionId"], "{listed}");
+    let metrics = eventually("the process is back in the pool", async || {
+        let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
+        (metrics["pool"]["recycled"] == 1).then_some(metrics)
+    })
+    .await;
+    assert_eq!(metrics["tokens"]["input"], total["inputTokens"], "{metrics}");
+    assert!(metrics["costUsd"].as_f64().unwrap() > 0.0, "{metrics}");
+    ws.client.drain_also(&[DIAGNOSTICS]).await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_cli_that_fails_after_the_answer_is_retired_not_reused() {
+    // The Stop hook kills its CLI: the turn fails after the run had answered.
+    let crash = "kill -9 $PPID";
+    let mut ws =
+        start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), crash).await;
+    let home = ws.home.path().to_path_buf();
+    let warm = eventually("one warm process", async || {
+        let processes = cli_sessions(&home);
+        (processes.len() == 1).then(|| processes[0].pid)
+    })
+    .await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    // No result cache: the second analyze is a real run.
+    let params = json!({"textDocument": {"uri": uri}, "noCache": true});
+    let first = ws.client.request_json("claude/analyze", params.clone()).await.unwrap();
+    assert_eq!(first["findings"].as_array().unwrap().len(), 1, "{first}");
+
+    // The failure is the run's last output item (and in the log).
+    let failed = ws.client.wait_for_notification("claude/output", |p| p["kind"] == "error").await;
+    let text = failed["text"].as_str().unwrap();
+    assert!(text.starts_with("The CLI failed after the answer was sent"), "{failed}");
+
+    // The run is in the session index once its turn failed, with what its API call cost (the
+    // CLI died before it said); its process was not given back.
+    let session = eventually("the run is recorded", async || {
+        let listed = ws.client.request_json("claude/sessions", json!({})).await.unwrap();
+        let sessions = listed["sessions"].as_array().unwrap().clone();
+        sessions.into_iter().find(|s| s["id"] == first["sessionId"])
+    })
+    .await;
+    assert_eq!(session["runs"][0]["outcome"], "success", "{session}");
+    let usage = &session["runs"][0]["usage"];
+    assert_eq!(usage["inputTokens"], first["metadata"]["inputTokens"], "{session}");
+    assert!(usage["costUsd"].as_f64().unwrap() > 0.0, "{session}");
+    let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
+    assert_eq!(metrics["pool"]["recycled"], 0, "{metrics}");
+    assert!(leftover_processes(|p| p.pid == warm, Duration::from_secs(10)).await.is_empty());
+
+    // The next run gets another process, and ends its turn normally: that one comes back.
+    let second = ws.client.request_json("claude/analyze", params).await.unwrap();
+    assert_ne!(second["sessionId"], first["sessionId"]);
+    eventually("the second run's process is back in the pool", async || {
+        let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
+        (metrics["pool"]["recycled"] == 1).then_some(())
+    })
+    .await;
+    ws.client.drain_also(&[DIAGNOSTICS]).await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn a_run_still_ending_its_turn_counts_against_the_daily_budget() {
+    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
+    // 100,000 input tokens: at any model's list price the call costs more than $0.02.
+    let findings = structured(json!([port_bug(false)]), "One bug.").with_usage(100_000, 1_000);
+    let mut ws = start_with_stop_hook(findings, hold).await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    let params = json!({"textDocument": {"uri": uri}, "noCache": true});
+    let first = answer_while_held(&mut ws, params.clone()).await;
+    assert!(first["metadata"]["costUsd"].as_f64().unwrap() > 0.02, "{first}");
+    let gate = ws.root().join(".claude/gate");
+    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+
+    // A day's budget that one call overspends: the first run is not in the ledger yet, but
+    // what it spent counts, so the next run is refused before it reaches the API.
+    crate::resilience::reconfigure(&mut ws, 1, json!({"maxConcurrent": 3, "dailyBudgetUsd": 0.02}))
+        .await;
+    let calls = ws.api.requests().len();
+    let refused = ws.client.request_json("claude/analyze", params.clone()).await.unwrap_err();
+    assert_eq!(refused["data"]["kind"], "budget_exceeded", "{refused}");
+    assert_eq!(ws.api.requests().len(), calls, "a run went to the API past the day's budget");
+
+    // Once the CLI ended the turn, the ledger has the run and the next run is still refused.
+    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+    eventually("the run is recorded", async || {
+        (usage_total(&mut ws).await["runs"] == 1).then_some(())
+    })
+    .await;
+    let refused = ws.client.request_json("claude/analyze", params).await.unwrap_err();
+    assert_eq!(refused["data"]["kind"], "budget_exceeded", "{refused}");
+    assert_eq!(ws.api.requests().len(), calls);
+    ws.client.drain_also(&[DIAGNOSTICS, "window/showMessage"]).await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_a_turn_still_ending_after_its_answer() {
+    // The Stop hook never lets the first turn end.
+    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
+    let mut ws = start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), hold).await;
+    let home = ws.home.path().to_path_buf();
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    let params = json!({"textDocument": {"uri": uri}});
+    let result = answer_while_held(&mut ws, params).await;
+    assert_eq!(result["findings"].as_array().unwrap().len(), 1, "{result}");
+    let gate = ws.root().join(".claude/gate");
+    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+
+    // Shutdown stops the turn and every CLI, and still writes the run's books.
+    ws.client.drain_also(&[DIAGNOSTICS]).await;
+    ws.client.finish().await;
+    let survivors = leftover_processes(
+        |p| p.env_var("HOME").as_deref() == Some(home.to_str().unwrap()),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(survivors.is_empty(), "processes survived the shutdown: {survivors:#?}");
+}
+
+#[tokio::test]
+async fn a_follow_up_sent_while_the_turn_still_ends_continues_the_conversation() {
+    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
+    let mut ws = start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), hold).await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    let first = answer_while_held(&mut ws, json!({"textDocument": {"uri": uri}})).await;
+    let gate = ws.root().join(".claude/gate");
+    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+
+    // Neither in the index nor (for every CLI) in a transcript yet: the follow-up is accepted
+    // and waits for the turn, then goes on in the same conversation.
+    let params = json!({
+        "textDocument": {"uri": uri}, "instruction": "follow-up-question",
+        "sessionId": first["sessionId"],
+    });
+    let (_, follow_up) = ws.client.start_request("claude/analyze", params).await;
+    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+    let second = TestClient::answer(follow_up).await.unwrap();
+    assert_eq!(second["sessionId"], first["sessionId"], "{second}");
+    let last = ws.api.requests().pop().unwrap();
+    assert!(last.all_text().contains("follow-up-question"), "the follow-up was not asked");
+    assert!(last.all_text().contains("Panics on a bad port"), "the follow-up saw the first turn");
+    ws.client.drain_also(&[DIAGNOSTICS]).await;
+    ws.client.finish().await;
 }

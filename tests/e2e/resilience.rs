@@ -36,7 +36,7 @@ async fn start(script: impl Into<Script>, extra: Value) -> Workspace {
 
 /// Replace the settings (through workspace/configuration) with the fake API's environment,
 /// `cli_retries` as `CLAUDE_CODE_MAX_RETRIES`, and `extra`; returns once they apply.
-async fn reconfigure(ws: &mut Workspace, cli_retries: u32, extra: Value) {
+pub(crate) async fn reconfigure(ws: &mut Workspace, cli_retries: u32, extra: Value) {
     let env: Map<String, Value> = ws
         .api
         .cli_env_with_retries(ws.home.path(), cli_retries)
@@ -794,7 +794,14 @@ async fn a_daily_budget_caps_a_run_while_it_runs_and_the_day_goes_over_by_at_mos
     // answer ends it).
     let first =
         ws.client.request_json("claude/analyze", analyze_params(&ws, "calibrate", "d0")).await;
-    let call = first.unwrap()["metadata"]["costUsd"].as_f64().unwrap();
+    assert!(first.is_ok(), "{first:?}");
+    // The answer came from the structured call; its cost is in the books once the CLI has
+    // ended its turn.
+    let call = eventually("the calibrating run is in the books", async || {
+        let usage = ws.client.request_json("claude/usage", json!({})).await.unwrap();
+        (usage["total"]["runs"] == 1).then(|| usage["total"]["costUsd"].as_f64().unwrap())
+    })
+    .await;
     assert_eq!(ws.api.requests().len(), 1);
     assert!(call > 0.0);
     let first_cost = call;

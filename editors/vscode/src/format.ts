@@ -54,6 +54,8 @@ function formatItem(params: OutputParams): string {
             return indent(truncateLines(text, TOOL_RESULT_LINES), '  ← ');
         case 'result':
             return `■ ${text}\n`;
+        case 'error':
+            return `✗ ${text}\n`;
         default:
             return `${text}\n`;
     }

@@ -300,7 +300,7 @@ export const runs = new RequestType<Record<string, never>, RunsResult, void>(Met
 export const actionRequests: Readonly<Record<Action, RequestType<ActionParams, ActionResult, void>>> =
     { generate, analyze, refactor, review };
 
-export type OutputKind = 'text' | 'thinking' | 'toolUse' | 'toolResult' | 'result';
+export type OutputKind = 'text' | 'thinking' | 'toolUse' | 'toolResult' | 'result' | 'error';
 
 /** `claude/output`: the agent's full stream, for an output channel. */
 export interface OutputParams {

@@ -14,7 +14,7 @@ use crate::base::secrets::{self, StreamRedactor};
 use crate::claude::session::RunResult;
 use crate::engine::metrics::TokenCounts;
 use crate::engine::pipeline::{ActionOutcome, ActionRequest, Activity, OutputKind};
-use crate::engine::run::{RunAnswer, RunEnd, RunRequest};
+use crate::engine::run::{Books, RunAnswer, RunEnd, RunRequest};
 use crate::engine::scheduler::{Slot, TicketEvent};
 use crate::lsp_server::handlers::findings;
 use crate::lsp_server::handlers::progress::Progress;
@@ -48,6 +48,8 @@ struct RunReport {
     run: RunResult,
     /// Answered from the result cache: no API call was made.
     cached: bool,
+    /// Answered before the CLI ended the turn: its usage reaches the metrics with its books.
+    books_pending: bool,
 }
 
 impl RunAnswer for RunReport {
@@ -207,11 +209,16 @@ async fn run_with_progress(
     )
     .await;
 
-    let end = run_pipeline(state, run, &progress, cancel).await;
-    if let Ok(report) = &end.result {
+    let mut end = run_pipeline(state, run, &progress, cancel).await;
+    if let Ok(report) = &mut end.result {
+        report.books_pending = end.late.is_some();
         output_answer(state, run_id, &progress, report, &target.workspace).await;
     }
-    sessions::after_run(state, &target.workspace, &end).await;
+    sessions::after_run(state, &target.workspace, &end.books).await;
+    if let Some(late) = end.late {
+        let output = OutputSender::new(state, run_id, &progress);
+        after_late_books(state, target.workspace.clone(), late, output);
+    }
     let result = end.result;
     let summary = match &result {
         Ok(report) => summary(report),
@@ -316,6 +323,36 @@ pub async fn estimate(
     Ok(crate::lsp_server::to_proto::estimate(&runner.estimate(&request, scope_files.as_ref())?))
 }
 
+/// A run that answered before its CLI finished the turn (a findings run): once the engine wrote
+/// its books, its usage goes into the metrics (its answer carried only what was known then) and
+/// the client hears of it, as after any run. A failure of the rest of the turn is the run's
+/// last `claude/output` item.
+fn after_late_books(
+    state: &Arc<ServerState>,
+    workspace: PathBuf,
+    late: tokio::sync::oneshot::Receiver<Books>,
+    output: OutputSender,
+) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let Ok(books) = late.await else { return };
+        if let Some(err) = &books.failed_after_answer {
+            let text = format!("The CLI failed after the answer was sent: {}", err.message);
+            output.emit_error(text).await;
+        }
+        if let Some(usage) = &books.usage {
+            let counts = &usage.counts;
+            let tokens = TokenCounts {
+                input: counts.input_tokens,
+                output: counts.output_tokens,
+                cache_read: counts.cache_read_tokens,
+            };
+            state.metrics.record_usage(tokens, counts.cost_usd);
+        }
+        sessions::after_run(&state, &workspace, &books).await;
+    });
+}
+
 /// Wait in the scheduler's queue (reporting the position) for a slot to run the CLI in. Fails
 /// at once while the circuit breaker is open, rather than queueing for nothing.
 async fn wait_for_slot(
@@ -348,6 +385,7 @@ fn record_metrics(
     result: &Result<RunReport, ServerError>,
 ) {
     let outcome = match result {
+        Ok(report) if report.books_pending => "success",
         Ok(report) => {
             let run = &report.run;
             let tokens = TokenCounts {
@@ -409,10 +447,19 @@ impl OutputSender {
         if text.is_empty() {
             return;
         }
+        self.notify(to_proto::output_kind(kind), text, tool).await;
+    }
+
+    /// The run failed after its answer.
+    async fn emit_error(&self, text: String) {
+        self.notify(WireKind::Error, secrets::redacted(&text), None).await;
+    }
+
+    async fn notify(&self, kind: WireKind, text: String, tool: Option<String>) {
         let params = OutputParams {
             run_id: self.run_id.clone(),
             token: self.token.clone(),
-            kind: to_proto::output_kind(kind),
+            kind,
             text,
             tool,
         };
@@ -594,6 +641,7 @@ fn run_report(
         changes: rebased,
         run: outcome.result,
         cached: outcome.cached,
+        books_pending: false,
     })
 }
 

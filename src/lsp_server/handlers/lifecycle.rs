@@ -115,6 +115,9 @@ pub async fn shutdown(state: &ServerState) {
     if cancelled > 0 {
         tracing::info!(cancelled, "shutdown cancelled runs in flight");
     }
+    // Turns still finishing after their answer stop too (their processes retired), and the
+    // books of those runs are written.
+    state.background.shutdown().await;
     tracing::info!("metrics at shutdown: {}", state.metrics.summary_line());
     // Warm processes are idle: they exit as soon as their stdin closes.
     state.pool.shutdown().await;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::base::error::ServerError;
-use crate::engine::run::RunEnd;
+use crate::engine::run::Books;
 use crate::lsp_server::state::ServerState;
 use crate::lsp_server::{from_proto, to_proto};
 use crate::model::edits::{self, FileChange};
@@ -189,7 +189,10 @@ pub async fn check_before_run(
 ) -> Result<(), ServerError> {
     if let Some(id) = session_id {
         check_session_id(id)?;
-        if state.conversations.live(id).is_none() {
+        // A conversation whose last turn still ends in the background may have no transcript
+        // or index entry yet: its process serves the follow-up.
+        let live = state.conversations.live(id).is_some() || state.conversations.has_turn(id);
+        if !live {
             check_resumable(state, workspace, id).await?;
         }
     }
@@ -223,9 +226,9 @@ async fn check_resumable(
 
 /// After a run (recorded by the engine): show what went wrong with the books, and send the
 /// `claude/usage` notification when the run spent something.
-pub async fn after_run<T>(state: &ServerState, workspace: &Path, end: &RunEnd<T, ServerError>) {
-    show_warnings(state, &end.warnings).await;
-    let (Some(recorded), Some(usage)) = (&end.recorded, &end.usage) else { return };
+pub async fn after_run(state: &ServerState, workspace: &Path, books: &Books) {
+    show_warnings(state, &books.warnings).await;
+    let (Some(recorded), Some(usage)) = (&books.recorded, &books.usage) else { return };
     // Only to clients that asked for it (a status bar): others would just log it.
     if state.client_info().usage_notifications {
         let ledgers = [(workspace.to_path_buf(), recorded.ledger.clone())];

@@ -47,6 +47,7 @@ describe('OutputFormatter', () => {
             'Reading\n→ Read: src/lib.rs\n',
         );
         assert.equal(format({ runId: 'r', kind: 'toolUse', text: '' }), '→ tool\n');
+        assert.equal(format({ runId: 'r', kind: 'error', text: 'the CLI crashed\n' }), '✗ the CLI crashed\n');
     });
 
     it('cuts long tool results', () => {
