@@ -37,12 +37,15 @@ const ACP_ADAPTER: &str =
 const ACP_ADAPTER_VERSION: &str = "0.101.0";
 
 /// The model: for a prompt its words first (and, with the findings tool offered, an empty
-/// report); after the report's tool result, a short close.
+/// report); after the report's tool result alone, a short close. A follow-up prompt arrives in
+/// the same user message as the last turn's tool result (the CLI ends a findings turn at the
+/// report and sends its result with the next prompt): that is a prompt, answered in one call.
 fn scripted_answer(request: &RecordedRequest) -> Turn {
     let after_tool = request.messages().last().is_some_and(|message| {
-        message["content"]
-            .as_array()
-            .is_some_and(|blocks| blocks.iter().any(|block| block["type"] == "tool_result"))
+        message["content"].as_array().is_some_and(|blocks| {
+            blocks.iter().any(|block| block["type"] == "tool_result")
+                && !blocks.iter().any(|block| block["type"] == "text")
+        })
     });
     if after_tool {
         Turn::text("Done.")
@@ -508,6 +511,11 @@ impl Samples {
     }
 }
 
+/// How many Messages API calls the fake API has answered.
+fn api_calls(api: &FakeApi) -> usize {
+    api.requests().iter().filter(|request| request.is_messages()).count()
+}
+
 /// The `p`-th percentile (nearest rank) of `values`.
 fn percentile(values: &[Duration], p: f64) -> Duration {
     assert!(!values.is_empty(), "no samples");
@@ -559,12 +567,15 @@ pub async fn compare(runs: usize) -> String {
         measured.push(with_cpu(&roots, Some(cli.pid()), cli_turn(&mut cli, PROMPT)).await);
 
         let server = Some(default_server.pid());
+        let calls = api_calls(&api);
         let ((new, session), cpu) =
             with_cpu(&roots, server, default_server.analyze(workspace, None)).await;
         measured.push((new, cpu));
         let ((follow_up, _), cpu) =
             with_cpu(&roots, server, default_server.analyze(workspace, Some(&session))).await;
         measured.push((follow_up, cpu));
+        // Each is one model call, as the floors' turns are: the comparison is of like with like.
+        assert_eq!(api_calls(&api) - calls, 2, "a new conversation and its follow-up");
         let server = Some(spawning_server.pid());
         let ((spawned, _), cpu) =
             with_cpu(&roots, server, spawning_server.analyze(workspace, None)).await;
