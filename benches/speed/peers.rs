@@ -321,8 +321,7 @@ impl LspServer {
             .env("XDG_CACHE_HOME", home.path().join("cache"))
             .piped_stdin();
         let mut rpc = Rpc::spawn(&spec, Framing::Lsp);
-        let env: serde_json::Map<String, Value> =
-            api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let env: serde_json::Map<String, Value> = api.cli_env_setting(home.path());
         let mut options = json!({"cliPath": real_cli(), "env": env});
         options.as_object_mut().unwrap().extend(settings.as_object().unwrap().clone());
         let root = file_uri(workspace);

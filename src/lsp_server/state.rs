@@ -117,14 +117,19 @@ pub struct Snapshot {
 impl Snapshot {
     /// The workspace folder holding `file` (the innermost one), else the file's directory.
     pub fn workspace_for(&self, file: &Path) -> PathBuf {
-        self.folders
-            .iter()
-            .filter(|folder| file.starts_with(folder))
-            .max_by_key(|folder| folder.components().count())
-            .cloned()
-            .or_else(|| file.parent().map(Path::to_path_buf))
-            .unwrap_or_else(|| PathBuf::from("/"))
+        workspace_among(&self.folders, file)
     }
+}
+
+/// The folder of `folders` holding `file` (the innermost one), else the file's directory.
+fn workspace_among(folders: &[PathBuf], file: &Path) -> PathBuf {
+    folders
+        .iter()
+        .filter(|folder| file.starts_with(folder))
+        .max_by_key(|folder| folder.components().count())
+        .cloned()
+        .or_else(|| file.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// A run in flight.
@@ -287,7 +292,7 @@ impl ServerState {
 
     /// The workspace folder holding `file` (the innermost one), else the file's directory.
     pub fn workspace_for(&self, file: &Path) -> PathBuf {
-        self.snapshot().workspace_for(file)
+        workspace_among(&self.workspace_folders.read(), file)
     }
 
     /// A runner with the snapshot's settings and the CLI, discovered once and cached until

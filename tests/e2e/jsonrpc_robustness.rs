@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use claude_lsp::base::process::{ChildProcess, ProcessSpec};
 use claude_lsp::lsp_server::transport::FrameDecoder;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
@@ -190,8 +190,7 @@ fn workspace() -> tempfile::TempDir {
 
 /// Settings that run the real CLI against `api`, its state under `home`.
 fn cli_settings(api: &FakeApi, home: &TestHome) -> Value {
-    let env: Map<String, Value> =
-        api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let env = api.cli_env_setting(home.path());
     json!({"cliPath": real_cli(), "env": env, "warmPool": 0})
 }
 

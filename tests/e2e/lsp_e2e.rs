@@ -728,16 +728,10 @@ async fn bad_settings_warn_by_name_and_fall_back_while_good_ones_apply() {
 
     // didChangeConfiguration: the server pulls the `claude` section; one bad field warns, the
     // good ones apply.
-    let env: serde_json::Map<String, Value> =
-        ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    let section = json!({
-        "cliPath": real_cli(), "env": env, "warmPool": 0,
-        "maxConcurrent": 2, "appendSystemPrompt": MARKER, "timeoutSecs": "soon",
-    });
-    ws.client.set_behaviour(|b| b.configuration = section);
-    ws.client
-        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
-        .await;
+    ws.change_settings(json!({
+        "warmPool": 0, "maxConcurrent": 2, "appendSystemPrompt": MARKER, "timeoutSecs": "soon",
+    }))
+    .await;
     let warnings = messages(&ws.client, 1).await;
     assert_eq!(warnings.len(), 1, "{warnings:#?}");
     let (kind, text) = &warnings[0];
@@ -1192,15 +1186,7 @@ async fn a_run_delivers_as_the_settings_it_started_with_say() {
 
     // Mid-run the user switches to reviewing changes; the server has taken it once the
     // scheduler reports the new limit that came with it.
-    let env: serde_json::Map<String, Value> =
-        ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    let section = json!({
-        "cliPath": real_cli(), "env": env, "warmPool": 0, "maxConcurrent": 3, "delivery": "review",
-    });
-    ws.client.set_behaviour(|b| b.configuration = section);
-    ws.client
-        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
-        .await;
+    ws.change_settings(json!({"warmPool": 0, "maxConcurrent": 3, "delivery": "review"})).await;
     eventually("the new settings apply", async || {
         (max_concurrent(&mut ws.client).await == 3).then_some(())
     })

@@ -645,19 +645,6 @@ async fn the_cli_puts_no_git_snapshot_in_the_prompt_unless_env_asks_for_it() {
     }
 }
 
-/// Point the server at `maxIdleMemoryMb` (everything else as `Workspace::start` set it).
-async fn set_idle_memory_budget(ws: &mut Workspace, megabytes: u64) {
-    use claude_lsp::protocol::lsp::DidChangeConfigurationParams;
-    use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
-    let env: serde_json::Map<String, Value> =
-        ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    let section = json!({"cliPath": real_cli(), "env": env, "maxIdleMemoryMb": megabytes});
-    ws.client.set_behaviour(|b| b.configuration = section);
-    ws.client
-        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
-        .await;
-}
-
 #[tokio::test]
 async fn idle_processes_beyond_max_idle_memory_mb_stop_least_recently_used_first() {
     use claude_lsp::base::platform::tree_rss_bytes;
@@ -693,7 +680,7 @@ async fn idle_processes_beyond_max_idle_memory_mb_stop_least_recently_used_first
     let rss = |pid: u32| tree_rss_bytes(pid).expect("a live CLI process is measurable");
     // Room for two of the three, with half a process to spare either way.
     let budget = (rss(newer) + rss(warm) + rss(older) / 2) >> 20;
-    set_idle_memory_budget(&mut ws, budget).await;
+    ws.change_settings(json!({"maxIdleMemoryMb": budget})).await;
     let mut left = vec![newer, warm];
     left.sort_unstable();
     eventually("the least recently used idle process stops", async || {
@@ -702,7 +689,7 @@ async fn idle_processes_beyond_max_idle_memory_mb_stop_least_recently_used_first
     .await;
 
     // A tiny budget: no process stays idle, and requests are still answered.
-    set_idle_memory_budget(&mut ws, 1).await;
+    ws.change_settings(json!({"maxIdleMemoryMb": 1})).await;
     eventually("no idle process is left", async || cli_sessions(&home).is_empty().then_some(()))
         .await;
     let params = json!({"textDocument": {"uri": uri}, "instruction": "q3"});

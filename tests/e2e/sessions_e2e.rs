@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use claude_lsp::lsp_server::server::ServerOptions;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::support::cli::{cli_sessions, processes_running, real_cli};
 use crate::support::fake_api::{RecordedRequest, Script, Turn};
@@ -72,10 +72,7 @@ async fn restart(ws: &mut Workspace, extra: Value) {
     let old = std::mem::replace(&mut ws.client, fresh);
     old.drain().await;
     old.finish().await;
-    let env: Map<String, Value> =
-        ws.api.cli_env(ws.home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    let mut options = json!({"cliPath": real_cli(), "env": env});
-    options.as_object_mut().unwrap().extend(settings(extra).as_object().unwrap().clone());
+    let options = ws.settings_section(settings(extra));
     let root = ws.root().to_path_buf();
     ws.client.initialize(&root, full_capabilities(), options).await;
 }

@@ -548,6 +548,11 @@ impl FakeApi {
         self.cli_env_with_retries(home, 1)
     }
 
+    /// [`FakeApi::cli_env`] as the `env` object of claude-lsp's settings.
+    pub fn cli_env_setting(&self, home: &Path) -> serde_json::Map<String, Value> {
+        self.cli_env(home).into_iter().map(|(k, v)| (k, Value::String(v))).collect()
+    }
+
     /// Like [`FakeApi::cli_env`] with another `CLAUDE_CODE_MAX_RETRIES`.
     pub fn cli_env_with_retries(&self, home: &Path, max_retries: u32) -> Vec<(String, String)> {
         let home_text = home.display().to_string();

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use claude_lsp::base::process::ProcessSpec;
 use claude_lsp::lsp_server::server::ServerOptions;
-use serde_json::{Map, Value, json};
+use claude_lsp::protocol::lsp::DidChangeConfigurationParams;
+use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
+use serde_json::{Value, json};
 
 use super::cli::{TestHome, real_cli};
 use super::fake_api::{FakeApi, RecordedRequest, Script};
@@ -38,8 +40,7 @@ impl Workspace {
             cache_dir: cache.path().to_path_buf(),
             ..ServerOptions::default()
         });
-        let mut env: Map<String, Value> =
-            api.cli_env(home.path()).into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+        let mut env = api.cli_env_setting(home.path());
         let mut settings = settings;
         if let Some(Value::Object(extra_env)) =
             settings.as_object_mut().and_then(|s| s.remove("env"))
@@ -54,6 +55,27 @@ impl Workspace {
         }
         client.initialize(dir.path(), capabilities, options).await;
         Self { api, client, home, dir, cache }
+    }
+
+    /// The `claude` settings section a client would send: the real CLI on the fake API, and
+    /// `extra` over it.
+    pub fn settings_section(&self, extra: Value) -> Value {
+        let env = self.api.cli_env_setting(self.home.path());
+        let mut section = json!({"cliPath": real_cli(), "env": env});
+        section.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        section
+    }
+
+    /// The user changes the settings to [`Workspace::settings_section`] of `extra`: the client
+    /// answers the server's pull with it and says so by `didChangeConfiguration`.
+    pub async fn change_settings(&mut self, extra: Value) {
+        let section = self.settings_section(extra);
+        self.client.set_behaviour(|b| b.configuration = section);
+        self.client
+            .notify::<DidChangeConfiguration>(DidChangeConfigurationParams {
+                settings: Value::Null,
+            })
+            .await;
     }
 
     pub fn root(&self) -> &Path {
