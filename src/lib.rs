@@ -4,7 +4,7 @@
 //! picture, `tests/architecture.rs` enforces it):
 //!
 //! - [`lsp_server`], [`headless`]: the faces — LSP over stdio, and `claude-lsp run` / `doctor`.
-//! - [`report`]: what both faces put out about a run (action, findings, metadata), in wire form.
+//! - `report`: what both faces put out about a run (action, findings, metadata), in wire form.
 //! - [`engine`]: one run from request to outcome, and the processes, queue and stores behind it.
 //! - [`model`]: pure data and logic — actions, documents, prompts, findings, edits, settings,
 //!   the session, usage and audit stores.

@@ -1,5 +1,5 @@
 //! Typed errors of the CLI driver and their classification from CLI output. Their texts pass
-//! through the server's one redaction ([`crate::base::secrets`]).
+//! through the server's one redaction (`crate::base::secrets`).
 
 use std::path::PathBuf;
 use std::sync::LazyLock;

@@ -1,7 +1,7 @@
 //! The driver for the real `claude` CLI: discovery, arguments, the stream-json process, the
 //! control protocol, typed messages and errors.
 //!
-//! - [`discover`]: find the binary and check its version.
+//! - `discover`: find the binary and check its version.
 //! - [`args`]: typed command-line flags.
 //! - [`lines`] and [`protocol`]: stdout framing (no line cap) and the typed messages.
 //! - [`control`]: what the host answers to the CLI (permissions, hooks, SDK MCP servers).

@@ -15,7 +15,7 @@
 //!    ([`UserPrompter`]): allow once, allow for this session (remembered per conversation), or
 //!    deny; no answer within `permissionTimeoutSecs`, or nobody to ask, denies.
 //!
-//! Every decision is appended to the audit log ([`crate::model::audit`]). `can_use_tool` requests (which
+//! Every decision is appended to the audit log (`crate::model::audit`). `can_use_tool` requests (which
 //! the CLI sends only for calls its rules leave open) get the same answer as the hook gave.
 
 mod paths;

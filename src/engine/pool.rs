@@ -9,7 +9,7 @@
 //! **What a warm process is bound to.** Everything on its command line and in its environment is
 //! fixed at spawn: working directory, `--tools`, `--append-system-prompt` (the per-action rules),
 //! model, MCP config, and so on. The pool therefore keys processes by the *whole spawn*
-//! ([`PoolKey`]: binary, argv, cwd, environment, `initialize` request), derived from the very
+//! (`PoolKey`: binary, argv, cwd, environment, `initialize` request), derived from the very
 //! [`SessionConfig`] a run would spawn with. A warm process serves a run only if it was spawned
 //! exactly as that run would spawn its own, whatever the config holds now or gains later. In
 //! practice the keys are (workspace, read-only profile) for analyze/review and (mirror slot 0,

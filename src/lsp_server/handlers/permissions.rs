@@ -1,7 +1,7 @@
 //! The editor side of permissions: questions as `window/showMessageRequest`, their progress
 //! lines, and the `claude/audit` request.
 //!
-//! Editors cut long messages, so a question longer than [`SHOWN_CHARS`] is never asked as is:
+//! Editors cut long messages, so a question longer than `SHOWN_CHARS` is never asked as is:
 //! it shows its beginning, says how much more there is, and offers only "Show the whole
 //! command" or "Deny". The whole text then opens as a document (`window/showDocument`) or, in
 //! editors without one (Helix), arrives as a `window/showMessage` naming the file that holds it;

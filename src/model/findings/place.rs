@@ -161,7 +161,7 @@ fn load_file(text: FileText, encoding: PositionEncoding) -> LoadedFile {
     LoadedFile { uri: text.uri, seen, to_current }
 }
 
-/// The splices turning `before` into `after`, ready for [`rebase`]: the edits of a diff are all
+/// The splices turning `before` into `after`, ready for `rebase`: the edits of a diff are all
 /// relative to `before`, so they are applied last first (each then only moves what follows it).
 pub fn splices_between(before: &str, after: &str, encoding: PositionEncoding) -> Vec<Splice> {
     let mut splices: Vec<Splice> = edits::text_edits(before, after, encoding)

@@ -33,7 +33,7 @@ impl Settings {
     }
 
     /// Environment additions for the CLI: `CLAUDE_CODE_MAX_RETRIES` from `maxRetriesCli`, no
-    /// git snapshot in the system prompt ([`CLI_GIT_CONTEXT_VAR`]), then the user's `env`. A
+    /// git snapshot in the system prompt (`CLI_GIT_CONTEXT_VAR`), then the user's `env`. A
     /// variable the user sets in `env` wins over the derived one.
     pub fn cli_env(&self) -> Vec<(String, String)> {
         let mut vars = Vec::with_capacity(self.env.len() + 2);

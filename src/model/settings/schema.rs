@@ -90,7 +90,7 @@ pub struct Settings {
     pub daily_budget_usd: Option<f64>,
     pub log_level: LogLevel,
     pub log_file: Option<PathBuf>,
-    /// The CLI's `--permission-mode`; one of [`PERMISSION_MODES`].
+    /// The CLI's `--permission-mode`; one of `PERMISSION_MODES`.
     pub permission_mode: Option<String>,
     /// How long a permission question waits for the user before it is denied.
     pub permission_timeout_secs: u64,
