@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::support::cli::{ProcInfo, TestHome, cli_sessions, leftover_processes, real_cli};
 use crate::support::fake_api::{FakeApi, RecordedRequest, Script, Turn};
 use crate::support::lsp_client::full_capabilities;
-use crate::support::wait::eventually;
+use crate::support::wait::{eventually, poll};
 use crate::support::workspace::{Workspace, cli_cwd};
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
@@ -671,22 +671,21 @@ async fn idle_processes_beyond_max_idle_memory_mb_stop_least_recently_used_first
         .map(|session| session["live"]["pid"].as_u64().unwrap() as u32)
         .collect();
     let [newer, older] = live[..] else { panic!("two live conversations: {sessions}") };
-    let warm = eventually("the warm process", async || {
-        let rest: Vec<u32> =
-            pids(&cli_sessions(&home)).into_iter().filter(|pid| !live.contains(pid)).collect();
-        (rest.len() == 1).then(|| rest[0])
-    })
-    .await;
+    let others = async || -> Vec<u32> {
+        pids(&cli_sessions(&home)).into_iter().filter(|pid| !live.contains(pid)).collect()
+    };
+    let others = poll(WAIT, others, |others| others.len() == 1).await;
+    let [warm] = others[..] else {
+        panic!("one warm process besides the conversations' {live:?}, found {others:?}")
+    };
     let rss = |pid: u32| tree_rss_bytes(pid).expect("a live CLI process is measurable");
     // Room for two of the three, with half a process to spare either way.
     let budget = (rss(newer) + rss(warm) + rss(older) / 2) >> 20;
     ws.change_settings(json!({"maxIdleMemoryMb": budget})).await;
     let mut left = vec![newer, warm];
     left.sort_unstable();
-    eventually("the least recently used idle process stops", async || {
-        (pids(&cli_sessions(&home)) == left).then_some(())
-    })
-    .await;
+    let found = poll(WAIT, async || pids(&cli_sessions(&home)), |found| *found == left).await;
+    assert_eq!(found, left, "only the least recently used idle process ({older}) stops");
 
     // A tiny budget: no process stays idle, and requests are still answered.
     ws.change_settings(json!({"maxIdleMemoryMb": 1})).await;
