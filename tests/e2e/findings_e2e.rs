@@ -1,6 +1,7 @@
 //! Review and analyze findings end to end: the real CLI's StructuredOutput tool scripted through
 //! the fake API, placement, diagnostics, anchoring while the user types, fixes and dismissal.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -615,6 +616,21 @@ async fn start_with_stop_hook(script: impl Into<Script>, first: &str) -> Workspa
     .await
 }
 
+/// A Stop hook that holds the end of a turn until the test writes to its FIFO.
+const HOLD_AT_STOP: &str = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
+
+/// Wait until the [`HOLD_AT_STOP`] hook holds the turn; its FIFO.
+async fn held_at_stop(ws: &Workspace) -> PathBuf {
+    let gate = ws.root().join(".claude/gate");
+    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+    gate
+}
+
+/// Let the turn [`HOLD_AT_STOP`] holds end.
+async fn release(gate: PathBuf) {
+    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+}
+
 /// The workspace's usage ledger, as `claude/usage` reports it.
 async fn usage_total(ws: &mut Workspace) -> Value {
     let report = ws.client.request_json("claude/usage", json!({})).await.unwrap();
@@ -633,9 +649,8 @@ const HELD_BOUND: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn findings_arrive_while_the_cli_still_ends_its_turn_and_the_books_follow() {
-    // The Stop hook holds the end of the turn until the test writes to its FIFO.
-    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
-    let mut ws = start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), hold).await;
+    let mut ws =
+        start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), HOLD_AT_STOP).await;
     let uri = ws.uri("src/lib.rs");
     ws.client.did_open(&uri, "rust", 1, LIB).await;
     let result = answer_while_held(&mut ws, json!({"textDocument": {"uri": uri}})).await;
@@ -651,8 +666,7 @@ async fn findings_arrive_while_the_cli_still_ends_its_turn_and_the_books_follow(
     assert!(metadata["costUsd"].as_f64().unwrap() > 0.0, "{metadata}");
 
     // The answer came while the turn was held: nothing in the books yet, the process not back.
-    let gate = ws.root().join(".claude/gate");
-    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+    let gate = held_at_stop(&ws).await;
     assert_eq!(usage_total(&mut ws).await["runs"], 0, "recorded before the turn ended");
     let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
     assert_eq!(metrics["pool"]["recycled"], 0, "{metrics}");
@@ -660,7 +674,7 @@ async fn findings_arrive_while_the_cli_still_ends_its_turn_and_the_books_follow(
 
     // Once the CLI ends the turn, the run is in the books with what it cost, the metrics count
     // its tokens, and its process is back in the pool.
-    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+    release(gate).await;
     let total = eventually("the run is recorded", async || {
         let total = usage_total(&mut ws).await;
         (total["runs"] == 1).then_some(total)
@@ -738,17 +752,15 @@ async fn a_cli_that_fails_after_the_answer_is_retired_not_reused() {
 
 #[tokio::test]
 async fn a_run_still_ending_its_turn_counts_against_the_daily_budget() {
-    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
     // 100,000 input tokens: at any model's list price the call costs more than $0.02.
     let findings = structured(json!([port_bug(false)]), "One bug.").with_usage(100_000, 1_000);
-    let mut ws = start_with_stop_hook(findings, hold).await;
+    let mut ws = start_with_stop_hook(findings, HOLD_AT_STOP).await;
     let uri = ws.uri("src/lib.rs");
     ws.client.did_open(&uri, "rust", 1, LIB).await;
     let params = json!({"textDocument": {"uri": uri}, "noCache": true});
     let first = answer_while_held(&mut ws, params.clone()).await;
     assert!(first["metadata"]["costUsd"].as_f64().unwrap() > 0.02, "{first}");
-    let gate = ws.root().join(".claude/gate");
-    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+    let gate = held_at_stop(&ws).await;
 
     // A day's budget that one call overspends: the first run is not in the ledger yet, but
     // what it spent counts, so the next run is refused before it reaches the API.
@@ -760,7 +772,7 @@ async fn a_run_still_ending_its_turn_counts_against_the_daily_budget() {
     assert_eq!(ws.api.requests().len(), calls, "a run went to the API past the day's budget");
 
     // Once the CLI ended the turn, the ledger has the run and the next run is still refused.
-    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+    release(gate).await;
     eventually("the run is recorded", async || {
         (usage_total(&mut ws).await["runs"] == 1).then_some(())
     })
@@ -774,17 +786,15 @@ async fn a_run_still_ending_its_turn_counts_against_the_daily_budget() {
 
 #[tokio::test]
 async fn shutdown_stops_a_turn_still_ending_after_its_answer() {
-    // The Stop hook never lets the first turn end.
-    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
-    let mut ws = start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), hold).await;
+    let mut ws =
+        start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), HOLD_AT_STOP).await;
     let home = ws.home.path().to_path_buf();
     let uri = ws.uri("src/lib.rs");
     ws.client.did_open(&uri, "rust", 1, LIB).await;
     let params = json!({"textDocument": {"uri": uri}});
     let result = answer_while_held(&mut ws, params).await;
     assert_eq!(result["findings"].as_array().unwrap().len(), 1, "{result}");
-    let gate = ws.root().join(".claude/gate");
-    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+    held_at_stop(&ws).await;
 
     // Shutdown stops the turn and every CLI, and still writes the run's books.
     ws.client.drain_also(&[DIAGNOSTICS]).await;
@@ -799,13 +809,12 @@ async fn shutdown_stops_a_turn_still_ending_after_its_answer() {
 
 #[tokio::test]
 async fn a_follow_up_sent_while_the_turn_still_ends_continues_the_conversation() {
-    let hold = "mkfifo \"$CLAUDE_PROJECT_DIR/.claude/gate\" && cat \"$CLAUDE_PROJECT_DIR/.claude/gate\" >/dev/null";
-    let mut ws = start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), hold).await;
+    let mut ws =
+        start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), HOLD_AT_STOP).await;
     let uri = ws.uri("src/lib.rs");
     ws.client.did_open(&uri, "rust", 1, LIB).await;
     let first = answer_while_held(&mut ws, json!({"textDocument": {"uri": uri}})).await;
-    let gate = ws.root().join(".claude/gate");
-    eventually("the Stop hook holds the turn", async || gate.exists().then_some(())).await;
+    let gate = held_at_stop(&ws).await;
 
     // Neither in the index nor (for every CLI) in a transcript yet: the follow-up is accepted
     // and waits for the turn, then goes on in the same conversation.
@@ -814,7 +823,7 @@ async fn a_follow_up_sent_while_the_turn_still_ends_continues_the_conversation()
         "sessionId": first["sessionId"],
     });
     let (_, follow_up) = ws.client.start_request("claude/analyze", params).await;
-    tokio::task::spawn_blocking(move || std::fs::write(gate, "go")).await.unwrap().unwrap();
+    release(gate).await;
     let second = TestClient::answer(follow_up).await.unwrap();
     assert_eq!(second["sessionId"], first["sessionId"], "{second}");
     let last = ws.api.requests().pop().unwrap();
