@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use claude_lsp::base::process::ProcessSpec;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::support::cli::{
@@ -19,8 +19,6 @@ use crate::support::fake_api::{RecordedRequest, Script, Turn};
 use crate::support::lsp_client::{TestClient, full_capabilities};
 use crate::support::wait::eventually;
 use crate::support::workspace::{Workspace, cli_cwd};
-use claude_lsp::protocol::lsp::DidChangeConfigurationParams;
-use claude_lsp::protocol::lsp::notification::DidChangeConfiguration;
 
 const LIB: &str = "fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n";
 
@@ -37,19 +35,11 @@ async fn start(script: impl Into<Script>, extra: Value) -> Workspace {
 /// Replace the settings (through workspace/configuration) with the fake API's environment,
 /// `cli_retries` as `CLAUDE_CODE_MAX_RETRIES`, and `extra`; returns once they apply.
 pub(crate) async fn reconfigure(ws: &mut Workspace, cli_retries: u32, extra: Value) {
-    let env: Map<String, Value> = ws
-        .api
-        .cli_env_with_retries(ws.home.path(), cli_retries)
-        .into_iter()
-        .map(|(key, value)| (key, Value::String(value)))
-        .collect();
-    let mut settings = json!({"cliPath": real_cli(), "env": env, "warmPool": 0});
+    let retries = json!({"CLAUDE_CODE_MAX_RETRIES": cli_retries.to_string()});
+    let mut settings = json!({"warmPool": 0, "env": retries});
     settings.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     let wanted = settings["maxConcurrent"].as_u64().expect("reconfigure needs maxConcurrent");
-    ws.client.set_behaviour(|b| b.configuration = settings.clone());
-    ws.client
-        .notify::<DidChangeConfiguration>(DidChangeConfigurationParams { settings: Value::Null })
-        .await;
+    ws.change_settings(settings).await;
     // maxConcurrent shows in claude/metrics: once it does, the new settings are in place.
     eventually("the new settings apply", async || {
         (metrics(ws).await["scheduler"]["maxConcurrent"].as_u64() == Some(wanted)).then_some(())

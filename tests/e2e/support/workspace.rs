@@ -22,10 +22,22 @@ pub struct Workspace {
     cache: tempfile::TempDir,
 }
 
+/// [`Workspace::settings_section`].
+fn settings_section(api: &FakeApi, home: &TestHome, settings: Value) -> Value {
+    let mut env = api.cli_env_setting(home.path());
+    let mut settings = settings;
+    let settings = settings.as_object_mut().expect("settings are a JSON object");
+    if let Some(Value::Object(extra_env)) = settings.remove("env") {
+        env.extend(extra_env);
+    }
+    let mut section = json!({"cliPath": real_cli(), "env": env});
+    section.as_object_mut().unwrap().extend(std::mem::take(settings));
+    section
+}
+
 impl Workspace {
     /// A git repository holding `files` (committed), and a server initialized with
-    /// `capabilities` and `settings` (merged over the CLI path and the fake API's env; an `env`
-    /// object adds to that env).
+    /// `capabilities` and [`Workspace::settings_section`] of `settings`.
     pub async fn start(
         files: &[(&str, &str)],
         script: impl Into<Script>,
@@ -40,30 +52,15 @@ impl Workspace {
             cache_dir: cache.path().to_path_buf(),
             ..ServerOptions::default()
         });
-        let mut env = api.cli_env_setting(home.path());
-        let mut settings = settings;
-        if let Some(Value::Object(extra_env)) =
-            settings.as_object_mut().and_then(|s| s.remove("env"))
-        {
-            env.extend(extra_env);
-        }
-        let mut options = json!({ "cliPath": real_cli(), "env": env });
-        if let (Some(options), Some(extra)) = (options.as_object_mut(), settings.as_object()) {
-            options.extend(
-                extra.iter().filter(|(key, _)| *key != "env").map(|(k, v)| (k.clone(), v.clone())),
-            );
-        }
+        let options = settings_section(&api, &home, settings);
         client.initialize(dir.path(), capabilities, options).await;
         Self { api, client, home, dir, cache }
     }
 
     /// The `claude` settings section a client would send: the real CLI on the fake API, and
-    /// `extra` over it.
-    pub fn settings_section(&self, extra: Value) -> Value {
-        let env = self.api.cli_env_setting(self.home.path());
-        let mut section = json!({"cliPath": real_cli(), "env": env});
-        section.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        section
+    /// `settings` over it (an `env` object adds to the fake API's env).
+    pub fn settings_section(&self, settings: Value) -> Value {
+        settings_section(&self.api, &self.home, settings)
     }
 
     /// The user changes the settings to [`Workspace::settings_section`] of `extra`: the client
