@@ -785,6 +785,37 @@ async fn a_run_still_ending_its_turn_counts_against_the_daily_budget() {
 }
 
 #[tokio::test]
+async fn a_run_still_ending_its_turn_holds_its_slot() {
+    let findings = structured(json!([port_bug(false)]), "One bug.");
+    let mut ws = start_with_stop_hook(findings, HOLD_AT_STOP).await;
+    let one_slot = json!({"maxConcurrent": 1, "warmPool": 1, "liveSessions": 0});
+    crate::resilience::reconfigure(&mut ws, 1, one_slot).await;
+    let uri = ws.uri("src/lib.rs");
+    ws.client.did_open(&uri, "rust", 1, LIB).await;
+    let params = json!({"textDocument": {"uri": uri}, "noCache": true});
+    answer_while_held(&mut ws, params.clone()).await;
+    let gate = held_at_stop(&ws).await;
+
+    // Its CLI still runs, in the only slot: the next run waits in the queue, its API call with it.
+    let calls = ws.api.requests().len();
+    let (_, second) = ws.client.start_request("claude/analyze", params).await;
+    let scheduler = eventually("the second run waits for the slot", async || {
+        let metrics = ws.client.request_json("claude/metrics", Value::Null).await.unwrap();
+        (metrics["scheduler"]["queued"] == 1).then(|| metrics["scheduler"].clone())
+    })
+    .await;
+    assert_eq!(scheduler["running"], 1, "{scheduler}");
+    assert_eq!(ws.api.requests().len(), calls, "a run went past maxConcurrent");
+
+    // Once the turn has ended, the slot is free and the second run is answered.
+    release(gate).await;
+    let second = TestClient::answer(second).await.unwrap();
+    assert_eq!(second["findings"].as_array().unwrap().len(), 1, "{second}");
+    ws.client.drain_also(&[DIAGNOSTICS]).await;
+    ws.client.finish().await;
+}
+
+#[tokio::test]
 async fn shutdown_stops_a_turn_still_ending_after_its_answer() {
     let mut ws =
         start_with_stop_hook(structured(json!([port_bug(false)]), "One bug."), HOLD_AT_STOP).await;

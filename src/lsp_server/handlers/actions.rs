@@ -209,7 +209,10 @@ async fn run_with_progress(
     )
     .await;
 
-    let mut end = run_pipeline(state, run, &progress, cancel).await;
+    let (mut end, slot) = run_pipeline(state, run, &progress, cancel).await;
+    // A run that answered before its CLI ended the turn keeps its slot until then: that CLI
+    // still runs, and a run waiting for a slot then gets its process instead of starting one.
+    let slot = if end.late.is_some() { slot } else { None };
     if let Ok(report) = &mut end.result {
         report.books_pending = end.late.is_some();
         output_answer(state, run_id, &progress, report, &target.workspace).await;
@@ -217,7 +220,7 @@ async fn run_with_progress(
     sessions::after_run(state, &target.workspace, &end.books).await;
     if let Some(late) = end.late {
         let output = OutputSender::new(state, run_id, &progress);
-        after_late_books(state, target.workspace.clone(), late, output);
+        after_late_books(state, target.workspace.clone(), late, output, slot);
     }
     let result = end.result;
     let summary = match &result {
@@ -230,13 +233,14 @@ async fn run_with_progress(
 }
 
 /// The run through the engine (budget, pipeline, containment, the books), its activity
-/// forwarded to the editor, its outcome made a [`RunReport`].
+/// forwarded to the editor, its outcome made a [`RunReport`]; and the scheduler's slot it ran
+/// in (none when it failed before it got one).
 async fn run_pipeline(
     state: &Arc<ServerState>,
     run: RunInputs<'_>,
     progress: &Progress,
     cancel: CancellationToken,
-) -> RunEnd<RunReport, ServerError> {
+) -> (RunEnd<RunReport, ServerError>, Option<Slot>) {
     let RunInputs { snapshot, action, params, target, run_id } = run;
     let started_at = now_rfc3339();
     let prepared = async {
@@ -245,9 +249,9 @@ async fn run_pipeline(
         let slot = wait_for_slot(state, &target.workspace, progress, &cancel).await?;
         Ok::<_, ServerError>((runner, request, slot))
     };
-    let (mut runner, request, _slot) = match prepared.await {
+    let (mut runner, request, slot) = match prepared.await {
         Ok(prepared) => prepared,
-        Err(err) => return RunEnd::failed(err),
+        Err(err) => return (RunEnd::failed(err), None),
     };
     let request = RunRequest {
         action: request,
@@ -300,7 +304,7 @@ async fn run_pipeline(
         runner.execute(&request, cancel.clone(), &mut on_activity, finish).await
     };
     let (end, ()) = tokio::join!(run, forward);
-    end
+    (end, Some(slot))
 }
 
 /// `claude/estimate`: the action's prompt built as for a run, priced; nothing runs.
@@ -326,16 +330,19 @@ pub async fn estimate(
 /// A run that answered before its CLI finished the turn (a findings run): once the engine wrote
 /// its books, its usage goes into the metrics (its answer carried only what was known then) and
 /// the client hears of it, as after any run. A failure of the rest of the turn is the run's
-/// last `claude/output` item.
+/// last `claude/output` item. The run's `slot` frees when the turn has ended.
 fn after_late_books(
     state: &Arc<ServerState>,
     workspace: PathBuf,
     late: tokio::sync::oneshot::Receiver<Books>,
     output: OutputSender,
+    slot: Option<Slot>,
 ) {
     let state = state.clone();
     tokio::spawn(async move {
-        let Ok(books) = late.await else { return };
+        let books = late.await;
+        drop(slot);
+        let Ok(books) = books else { return };
         if let Some(err) = &books.failed_after_answer {
             let text = format!("The CLI failed after the answer was sent: {}", err.message);
             output.emit_error(text).await;
