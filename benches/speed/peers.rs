@@ -7,12 +7,15 @@
 //! first model text and to the answer, and the CPU per request (user + sys of the case's process
 //! tree, reaped children included, from just before the request until the tree is idle again:
 //! the work a request sets off after its answer, such as a pool refill, counts). After the run,
-//! each tree's RSS and PSS.
+//! each tree's RSS and PSS. Then bursts of 8 requests at once on a server at default settings:
+//! when the 4th and the 8th answers arrive, and the most CLIs that ran at once.
 
 use std::fmt::Write as _;
 use std::fs;
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use claude_lsp::base::process::{ChildProcess, ProcessSpec};
@@ -267,6 +270,16 @@ impl Rpc {
         serde_json::from_slice(&body).unwrap()
     }
 
+    /// Answer a request of the peer as a client that offers nothing more does.
+    async fn decline(&mut self, request_id: Value) {
+        let refused = json!({"code": -32601, "message": "not offered by this client"});
+        let reply = match self.framing {
+            Framing::Lsp => json!({"jsonrpc": "2.0", "id": request_id, "result": null}),
+            Framing::Lines => json!({"jsonrpc": "2.0", "id": request_id, "error": refused}),
+        };
+        self.send(reply).await;
+    }
+
     /// Send a request and read until its response, showing `on_notification` each
     /// notification on the way. The peer's own requests get null from an LSP client (this one
     /// has no configuration to give) and an error from an ACP client (this one offers no file
@@ -283,16 +296,7 @@ impl Rpc {
         loop {
             let message = self.read().await;
             match (message.get("method"), message.get("id")) {
-                (Some(_), Some(request_id)) => {
-                    let refused = json!({"code": -32601, "message": "not offered by this client"});
-                    let reply = match self.framing {
-                        Framing::Lsp => json!({"jsonrpc": "2.0", "id": request_id, "result": null}),
-                        Framing::Lines => {
-                            json!({"jsonrpc": "2.0", "id": request_id, "error": refused})
-                        }
-                    };
-                    self.send(reply).await;
-                }
+                (Some(_), Some(request_id)) => self.decline(request_id.clone()).await,
                 (Some(_), None) => on_notification(&message),
                 (None, _) if message["id"] == id => {
                     let result = message.get("result");
@@ -368,6 +372,39 @@ impl LspServer {
         assert!(result["text"].as_str().is_some_and(|text| text.contains("adds two numbers")));
         let timing = Timing { first_text: first_text.expect("no model text in progress"), answer };
         (timing, result["sessionId"].as_str().unwrap().to_owned())
+    }
+
+    /// `n` different `claude/analyze` requests of lib.rs sent at once: when each answer
+    /// arrived, counted from the first send, in the order they arrived.
+    async fn burst(&mut self, workspace: &Path, n: usize) -> Vec<Duration> {
+        let uri = file_uri(&workspace.join("lib.rs"));
+        let started = Instant::now();
+        let mut waiting = Vec::new();
+        for k in 0..n {
+            let id = self.rpc.next_id;
+            self.rpc.next_id += 1;
+            let instruction = format!("part {k}");
+            let params =
+                json!({"textDocument": {"uri": uri}, "instruction": instruction, "noCache": true});
+            let request =
+                json!({"jsonrpc": "2.0", "id": id, "method": "claude/analyze", "params": params});
+            self.rpc.send(request).await;
+            waiting.push(json!(id));
+        }
+        let mut answered = Vec::new();
+        while !waiting.is_empty() {
+            let message = self.rpc.read().await;
+            match (message.get("method"), message.get("id")) {
+                (Some(_), Some(request_id)) => self.rpc.decline(request_id.clone()).await,
+                (None, Some(id)) if waiting.contains(id) => {
+                    assert!(message["result"]["text"].is_string(), "{message}");
+                    waiting.retain(|waiting| waiting != id);
+                    answered.push(started.elapsed());
+                }
+                _ => {}
+            }
+        }
+        answered
     }
 
     pub async fn stop(mut self) {
@@ -510,6 +547,48 @@ impl Samples {
     }
 }
 
+/// Requests sent at once in a burst: twice the default `maxConcurrent` (4).
+const BURST: usize = 8;
+
+/// One burst: when its 4th and last answers arrived, and the most CLIs that ran at once.
+struct Burst {
+    fourth: Duration,
+    last: Duration,
+    most_clis: usize,
+}
+
+/// `count` bursts of [`BURST`] analyze requests on a server at default settings, each once its
+/// tree is idle, with the server's CLI processes counted throughout.
+async fn bursts(workspace: &Path, home: &TestHome, api: &FakeApi, count: usize) -> Vec<Burst> {
+    let mut server = LspServer::start(workspace, home, api, json!({})).await;
+    let root = server.pid();
+    let mut measured = Vec::new();
+    for _ in 0..count {
+        idle(&[root]).await;
+        let done = Arc::new(AtomicBool::new(false));
+        let watching = done.clone();
+        let watcher = tokio::spawn(async move {
+            let mut most = 0;
+            while !watching.load(Ordering::Relaxed) {
+                most = most.max(running_clis(root));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            most
+        });
+        let answers = server.burst(workspace, BURST).await;
+        done.store(true, Ordering::Relaxed);
+        let most_clis = watcher.await.unwrap();
+        measured.push(Burst { fourth: answers[3], last: answers[BURST - 1], most_clis });
+    }
+    server.stop().await;
+    measured
+}
+
+/// The CLI processes `server` runs now: its live children.
+fn running_clis(server: u32) -> usize {
+    all_processes().iter().filter(|process| process.ppid == server && !process.is_zombie()).count()
+}
+
 /// How many Messages API calls the fake API has answered.
 fn api_calls(api: &FakeApi) -> usize {
     api.requests().iter().filter(|request| request.is_messages()).count()
@@ -541,7 +620,7 @@ pub async fn compare(runs: usize) -> String {
     let workspace = scratch.path();
     fs::write(workspace.join("lib.rs"), LIB).unwrap();
     // Each peer keeps its state (sessions, settings) in a home of its own.
-    let homes: Vec<TestHome> = (0..5).map(|_| TestHome::new()).collect();
+    let homes: Vec<TestHome> = (0..6).map(|_| TestHome::new()).collect();
     let mut cli = StreamJsonCli::spawn(
         &real_cli(),
         workspace,
@@ -610,6 +689,7 @@ pub async fn compare(runs: usize) -> String {
         ("ACP adapter (sessions closed after their prompt)", acp.pid(), 2),
     ]
     .map(|(label, root, per_round)| (label, per_round * (runs + 1), tree_memory(root)));
+    let bursts = bursts(workspace, &homes[5], &api, runs.div_ceil(3)).await;
     let load_at_end = load_average();
 
     acp.rpc.child.terminate(Duration::from_secs(5)).await.unwrap();
@@ -618,12 +698,13 @@ pub async fn compare(runs: usize) -> String {
     cli.close_stdin();
     cli.wait(WAIT).await;
 
-    render(&samples, &memory, runs, [&load_at_start, &load_at_end])
+    render(&samples, &memory, &bursts, runs, [&load_at_start, &load_at_end])
 }
 
 fn render(
     samples: &[Samples],
     memory: &[(&str, usize, (f64, f64))],
+    bursts: &[Burst],
     runs: usize,
     load: [&str; 2],
 ) -> String {
@@ -659,16 +740,38 @@ fn render(
     }
     let _ = writeln!(out, "| `claude -p` | {} | exits after each answer | |", runs + 1);
     let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "| burst of {BURST} `claude/analyze` at once, default settings (`maxConcurrent` 4, `warmPool` 1) | 4th answer | {BURST}th answer | {BURST}th ÷ 4th | most CLIs at once |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for (n, burst) in bursts.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| burst {} | {} | {} | {:.2}× | {} |",
+            n + 1,
+            ms(burst.fourth),
+            ms(burst.last),
+            ratio(burst.last, burst.fourth),
+            burst.most_clis
+        );
+    }
+    let _ = writeln!(out);
+    let mut burst_ratios: Vec<f64> =
+        bursts.iter().map(|burst| ratio(burst.last, burst.fourth)).collect();
+    burst_ratios.sort_by(f64::total_cmp);
+    let most_clis = bursts.iter().map(|burst| burst.most_clis).max().unwrap_or(0);
     let first = |case: Case| p50(&of(case).first_text);
     let new = first(Case::LspNew);
     let _ = writeln!(
         out,
-        "Issue 16's goals as this run measured them (p50): new conversation ÷ cleared floor {:.2}× (goal ≤ 1.15×); ACP first prompt ÷ new conversation {:.1}× (goal ≥ 3×); `claude -p` ÷ new conversation {:.1}× (goal ≥ 8×); follow-up ÷ live floor {:.2}× (goal ≤ 1.1×); CPU per new conversation {:.2} s (goal ≤ 0.35 s).",
+        "Issue 16's goals as this run measured them (p50): new conversation ÷ cleared floor {:.2}× (goal ≤ 1.15×); ACP first prompt ÷ new conversation {:.1}× (goal ≥ 3×); `claude -p` ÷ new conversation {:.1}× (goal ≥ 8×); follow-up ÷ live floor {:.2}× (goal ≤ 1.1×); CPU per new conversation {:.2} s (goal ≤ 0.35 s); burst of {BURST}: last ÷ 4th answer {:.2}× (median of the bursts; goal ≤ 2.2×), most CLIs at once {most_clis} (goal ≤ `maxConcurrent` + `warmPool` = 5).",
         ratio(new, first(Case::CliCleared)),
         ratio(first(Case::AcpPrompt), new),
         ratio(first(Case::ClaudeP), new),
         ratio(first(Case::LspFollowUp), first(Case::CliLive)),
         p50(&of(Case::LspNew).cpu).as_secs_f64(),
+        burst_ratios[burst_ratios.len() / 2],
     );
     let _ = writeln!(out);
     let _ = writeln!(
