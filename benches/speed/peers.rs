@@ -7,8 +7,8 @@
 //! first model text and to the answer, and the CPU per request (user + sys of the case's process
 //! tree, reaped children included, from just before the request until the tree is idle again:
 //! the work a request sets off after its answer, such as a pool refill, counts). After the run,
-//! each tree's RSS and PSS. Then bursts of 8 requests at once on a server at default settings:
-//! when the 4th and the 8th answers arrive, and the most CLIs that ran at once.
+//! each tree's RSS and PSS. Then bursts of 8 requests at once, each on a new server at default
+//! settings: when the 4th and the 8th answers arrive, and the most CLIs that ran at once.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -557,13 +557,14 @@ struct Burst {
     most_clis: usize,
 }
 
-/// `count` bursts of [`BURST`] analyze requests on a server at default settings, each once its
-/// tree is idle, with the server's CLI processes counted throughout.
+/// `count` bursts of [`BURST`] analyze requests, each on a new server at default settings once
+/// its tree is idle (one warm process, no conversation yet), with the server's CLI processes
+/// counted throughout.
 async fn bursts(workspace: &Path, home: &TestHome, api: &FakeApi, count: usize) -> Vec<Burst> {
-    let mut server = LspServer::start(workspace, home, api, json!({})).await;
-    let root = server.pid();
     let mut measured = Vec::new();
     for _ in 0..count {
+        let mut server = LspServer::start(workspace, home, api, json!({})).await;
+        let root = server.pid();
         idle(&[root]).await;
         let done = Arc::new(AtomicBool::new(false));
         let watching = done.clone();
@@ -579,8 +580,8 @@ async fn bursts(workspace: &Path, home: &TestHome, api: &FakeApi, count: usize) 
         done.store(true, Ordering::Relaxed);
         let most_clis = watcher.await.unwrap();
         measured.push(Burst { fourth: answers[3], last: answers[BURST - 1], most_clis });
+        server.stop().await;
     }
-    server.stop().await;
     measured
 }
 
@@ -742,7 +743,7 @@ fn render(
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| burst of {BURST} `claude/analyze` at once, default settings (`maxConcurrent` 4, `warmPool` 1) | 4th answer | {BURST}th answer | {BURST}th ÷ 4th | most CLIs at once |"
+        "| burst of {BURST} `claude/analyze` at once, a new server at default settings (`maxConcurrent` 4, `warmPool` 1) | 4th answer | {BURST}th answer | {BURST}th ÷ 4th | most CLIs at once |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|");
     for (n, burst) in bursts.iter().enumerate() {
