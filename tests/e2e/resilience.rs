@@ -921,9 +921,15 @@ async fn under_load_with_faults_every_request_is_answered_once_and_the_circuit_o
         report["retries"]["total"], faulty as u64,
         "one retry per faulty request: {report:#}"
     );
-    assert_eq!(report["scheduler"], json!({"maxConcurrent": 4, "running": 0, "queued": 0}));
     assert_eq!(report["circuit"]["state"], "closed");
     assert_eq!(report["queueWaitMs"]["count"], 200);
+    // A run answered at its findings keeps its slot until its CLI has ended the turn.
+    let scheduler = eventually("every CLI has ended its turn", async || {
+        let scheduler = metrics(&mut ws).await["scheduler"].clone();
+        (scheduler["running"] == 0).then_some(scheduler)
+    })
+    .await;
+    assert_eq!(scheduler, json!({"maxConcurrent": 4, "running": 0, "queued": 0}));
     // With every request answered and the server still up, no CLI is left and none unreaped.
     assert_nothing_left_while_up(&ws).await;
 
